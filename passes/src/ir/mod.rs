@@ -1,0 +1,13 @@
+//! The intermediate representation: an arena of nodes and values with newtype ids.
+
+mod graph;
+mod order;
+mod printer;
+mod tensor;
+mod types;
+
+pub use graph::{AttrValue, Attribute, Graph, Model, Node, NodeId, Value, ValueId};
+pub use order::{sort_nodes, topo_order, verify};
+pub use printer::{print_graph, print_model};
+pub use tensor::{f16_to_f32, f32_to_f16, ExternalRef, Tensor, TensorData};
+pub use types::{known_shape, shape_string, static_dims, static_numel, DType, Dim, Shape};

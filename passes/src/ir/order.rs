@@ -1,0 +1,162 @@
+//! Topological order and structural checks. petgraph does the graph algorithm; the IR stays
+//! a plain arena.
+
+use super::graph::{Graph, NodeId};
+use crate::error::IrError;
+use petgraph::graph::DiGraph;
+
+/// Checks that every node input is defined, every value has at most one producer, and the
+/// graph is acyclic. Returns a topological order of the nodes that keeps file order wherever
+/// the file is already ordered.
+pub fn topo_order(g: &Graph) -> Result<Vec<NodeId>, IrError> {
+    let mut producer: Vec<Option<NodeId>> = vec![None; g.values.len()];
+    for id in g.node_ids() {
+        for &o in g.node(id).outputs.iter().flatten() {
+            if let Some(prev) = producer[o.index()] {
+                return Err(IrError::DuplicateProducer {
+                    value: g.value(o).name.clone(),
+                    first: g.node(prev).name.clone(),
+                    second: g.node(id).name.clone(),
+                });
+            }
+            producer[o.index()] = Some(id);
+        }
+    }
+    let mut is_source = vec![false; g.values.len()];
+    for &v in g.inputs.iter().chain(&g.initializers) {
+        is_source[v.index()] = true;
+    }
+    for (i, v) in g.values.iter().enumerate() {
+        if v.initializer.is_some() {
+            is_source[i] = true;
+        }
+    }
+    let mut dg: DiGraph<NodeId, ()> = DiGraph::with_capacity(g.nodes.len(), g.nodes.len() * 2);
+    for id in g.node_ids() {
+        dg.add_node(id);
+    }
+    let mut already_sorted = true;
+    for id in g.node_ids() {
+        let n = g.node(id);
+        for &i in n.inputs.iter().flatten() {
+            match producer[i.index()] {
+                Some(p) => {
+                    if p >= id {
+                        already_sorted = false;
+                    }
+                    dg.add_edge((p.0).into(), (id.0).into(), ());
+                }
+                None if is_source[i.index()] => {}
+                None => {
+                    return Err(IrError::UndefinedInput {
+                        node: n.name.clone(),
+                        op: n.op_type.clone(),
+                        value: g.value(i).name.clone(),
+                    })
+                }
+            }
+        }
+    }
+    for &o in &g.outputs {
+        if producer[o.index()].is_none() && !is_source[o.index()] {
+            return Err(IrError::UndefinedOutput {
+                value: g.value(o).name.clone(),
+            });
+        }
+    }
+    if already_sorted {
+        return Ok(g.node_ids().collect());
+    }
+    match petgraph::algo::toposort(&dg, None) {
+        Ok(order) => {
+            // toposort's order is not file order; make it stable by a Kahn pass that always
+            // picks the smallest ready node index.
+            let _ = order;
+            Ok(stable_kahn(g, &producer))
+        }
+        Err(cycle) => {
+            let n = g.node(NodeId(cycle.node_id().index() as u32));
+            Err(IrError::Cycle {
+                node: n.name.clone(),
+                op: n.op_type.clone(),
+            })
+        }
+    }
+}
+
+fn stable_kahn(g: &Graph, producer: &[Option<NodeId>]) -> Vec<NodeId> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let n = g.nodes.len();
+    let mut indeg = vec![0usize; n];
+    let mut succ: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for id in g.node_ids() {
+        for &i in g.node(id).inputs.iter().flatten() {
+            if let Some(p) = producer[i.index()] {
+                succ[p.index()].push(id.index());
+                indeg[id.index()] += 1;
+            }
+        }
+    }
+    let mut heap: BinaryHeap<Reverse<usize>> =
+        (0..n).filter(|&i| indeg[i] == 0).map(Reverse).collect();
+    let mut out = Vec::with_capacity(n);
+    while let Some(Reverse(i)) = heap.pop() {
+        out.push(NodeId(i as u32));
+        for &s in &succ[i] {
+            indeg[s] -= 1;
+            if indeg[s] == 0 {
+                heap.push(Reverse(s));
+            }
+        }
+    }
+    out
+}
+
+/// Reorders the node arena topologically (node ids change; value ids do not).
+pub fn sort_nodes(g: &mut Graph) -> Result<(), IrError> {
+    let order = topo_order(g)?;
+    if order.iter().enumerate().all(|(i, n)| n.index() == i) {
+        return Ok(());
+    }
+    let old = std::mem::take(&mut g.nodes);
+    let mut slots: Vec<Option<super::graph::Node>> = old.into_iter().map(Some).collect();
+    for id in order {
+        let node = slots[id.index()].take().expect("each node once");
+        g.add_node(node);
+    }
+    Ok(())
+}
+
+/// Checks the arena's own invariants (ids in range, producers consistent) and the structure.
+/// Run after every pass in tests and debug builds.
+pub fn verify(g: &Graph) -> Result<(), IrError> {
+    let nv = g.values.len();
+    for id in g.node_ids() {
+        let n = g.node(id);
+        for v in n.inputs.iter().chain(&n.outputs).flatten() {
+            if v.index() >= nv {
+                return Err(IrError::Invariant(format!(
+                    "node '{}' refers to value {v} out of range",
+                    n.name
+                )));
+            }
+        }
+        for &o in n.outputs.iter().flatten() {
+            if g.value(o).producer != Some(id) {
+                return Err(IrError::Invariant(format!(
+                    "value '{}' does not record node '{}' as its producer",
+                    g.value(o).name,
+                    n.name
+                )));
+            }
+        }
+    }
+    let order = topo_order(g)?;
+    if order.iter().enumerate().any(|(i, n)| n.index() != i) {
+        return Err(IrError::Invariant(
+            "nodes are not in topological order".into(),
+        ));
+    }
+    Ok(())
+}

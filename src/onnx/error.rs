@@ -1,0 +1,87 @@
+//! Errors of loading and saving ONNX files. Each names the file and, where it applies, the
+//! tensor, node or value at fault.
+
+use onnx_ac_passes::IrError;
+use std::path::PathBuf;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum OnnxError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid ONNX model ({reason})")]
+    Parse { path: PathBuf, reason: String },
+    #[error("{path}: the model has no graph")]
+    NoGraph { path: PathBuf },
+    #[error("{path}: tensor '{tensor}' has external data at '{location}', which leaves the model's folder (refused: see CVE-2022-25882, CVE-2024-27318)")]
+    ExternalEscapes {
+        path: PathBuf,
+        tensor: String,
+        location: String,
+    },
+    #[error("{path}: tensor '{tensor}': external data file '{location}' cannot be read: {reason}")]
+    ExternalMissing {
+        path: PathBuf,
+        tensor: String,
+        location: String,
+        reason: String,
+    },
+    #[error("{path}: tensor '{tensor}': external data needs {needed} bytes at offset {offset} but '{location}' has {available}")]
+    ExternalShort {
+        path: PathBuf,
+        tensor: String,
+        location: String,
+        offset: u64,
+        needed: u64,
+        available: u64,
+    },
+    #[error("{path}: tensor '{tensor}': {reason}")]
+    BadTensor {
+        path: PathBuf,
+        tensor: String,
+        reason: String,
+    },
+    #[error("{path}: opset {domain} version {version} is not supported (onnx-ac supports ai.onnx {min}..={max}); convert it with onnx.version_converter")]
+    UnsupportedOpset {
+        path: PathBuf,
+        domain: String,
+        version: i64,
+        min: i64,
+        max: i64,
+    },
+    #[error("{path}: node '{node}' ({op}) uses domain '{domain}', which onnx-ac does not support (only ai.onnx)")]
+    UnsupportedDomain {
+        path: PathBuf,
+        node: String,
+        op: String,
+        domain: String,
+    },
+    #[error("{path}: value '{value}' has invalid dimension {dim} at axis {axis}")]
+    BadDim {
+        path: PathBuf,
+        value: String,
+        axis: usize,
+        dim: i64,
+    },
+    #[error("{path}: {source}")]
+    Ir {
+        path: PathBuf,
+        #[source]
+        source: IrError,
+    },
+    #[error("{path}: cannot serialize: {reason}")]
+    Serialize { path: PathBuf, reason: String },
+}
+
+impl OnnxError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        OnnxError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! ONNX files ↔ IR. The only module that touches protobuf.
+
+mod error;
+mod export;
+mod external;
+mod import;
+pub mod proto;
+
+pub use error::OnnxError;
+pub use export::{SaveOptions, EXTERNAL_MIN_BYTES, INLINE_LIMIT_BYTES};
+pub use external::read_external;
+
+use onnx_ac_passes::ir::{self, Model, TensorData};
+use protobuf::Message;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The ai.onnx opset versions onnx-ac's shape and gradient rules are written for.
+pub const MIN_OPSET: i64 = 13;
+pub const MAX_OPSET: i64 = 24;
+
+/// Reads and parses a model file; external data is located and checked but not read.
+/// The graph is checked (every input defined, no cycle) and put in topological order.
+pub fn load(path: &Path) -> Result<Model, OnnxError> {
+    let bytes = std::fs::read(path).map_err(|e| OnnxError::io(path, e))?;
+    let proto = parse_model(path, &bytes)?;
+    drop(bytes);
+    let base_dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let importer = import::Importer {
+        path,
+        base_dir: &base_dir,
+    };
+    let mut model = importer.model(proto)?;
+    check_supported(&model, path)?;
+    ir::sort_nodes(&mut model.graph).map_err(|source| OnnxError::Ir {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(model)
+}
+
+pub(crate) fn parse_model(path: &Path, bytes: &[u8]) -> Result<proto::ModelProto, OnnxError> {
+    let parse_err = |reason: String| OnnxError::Parse {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if bytes.is_empty() {
+        return Err(parse_err("the file is empty".into()));
+    }
+    let mut is = protobuf::CodedInputStream::from_bytes(bytes);
+    let mut m = proto::ModelProto::new();
+    m.merge_from(&mut is)
+        .map_err(|e| parse_err(e.to_string()))?;
+    if m.graph.is_none() && m.ir_version.is_none() {
+        return Err(parse_err(
+            "no ir_version and no graph: is this an ONNX file?".into(),
+        ));
+    }
+    Ok(m)
+}
+
+/// Refuses opsets and domains the rules are not written for, naming them.
+pub fn check_supported(model: &Model, path: &Path) -> Result<(), OnnxError> {
+    let function_domains: std::collections::HashSet<String> = model
+        .opaque_functions
+        .iter()
+        .filter_map(|b| proto::FunctionProto::parse_from_bytes(b).ok())
+        .map(|f| f.domain().to_string())
+        .collect();
+    for (domain, version) in &model.opset_imports {
+        if (domain.is_empty() || domain == "ai.onnx") && !(MIN_OPSET..=MAX_OPSET).contains(version)
+        {
+            return Err(OnnxError::UnsupportedOpset {
+                path: path.to_path_buf(),
+                domain: "ai.onnx".into(),
+                version: *version,
+                min: MIN_OPSET,
+                max: MAX_OPSET,
+            });
+        }
+    }
+    if model.opset().is_none() {
+        return Err(OnnxError::UnsupportedOpset {
+            path: path.to_path_buf(),
+            domain: "ai.onnx".into(),
+            version: 0,
+            min: MIN_OPSET,
+            max: MAX_OPSET,
+        });
+    }
+    for n in &model.graph.nodes {
+        if !n.is_standard_domain() && !function_domains.contains(&n.domain) {
+            return Err(OnnxError::UnsupportedDomain {
+                path: path.to_path_buf(),
+                node: n.name.clone(),
+                op: n.op_type.clone(),
+                domain: n.domain.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Serializes a model to bytes (all tensors inline; for models without external data).
+pub fn to_bytes(model: &Model, opts: &SaveOptions) -> Result<Vec<u8>, OnnxError> {
+    let mut ex = export::Exporter {
+        external_file: None,
+        pending: Vec::new(),
+        next_offset: 0,
+        opts: opts.clone(),
+    };
+    let mp = ex.model(model);
+    if !ex.pending.is_empty() {
+        return Err(OnnxError::Serialize {
+            path: PathBuf::from("<memory>"),
+            reason: "the model has external data; save it to a file".into(),
+        });
+    }
+    mp.write_to_bytes().map_err(|e| OnnxError::Serialize {
+        path: PathBuf::from("<memory>"),
+        reason: e.to_string(),
+    })
+}
+
+/// Whether the saved model keeps (some of) its tensors in a side file: when the input had
+/// external data, or when the inline total would pass protobuf's 2 GiB limit.
+fn needs_external(model: &Model) -> bool {
+    let mut inline = 0u64;
+    for &i in &model.graph.initializers {
+        match &model.graph.value(i).initializer.as_ref().map(|t| &t.data) {
+            Some(TensorData::External(_)) => return true,
+            Some(TensorData::Raw(b)) => inline += b.len() as u64,
+            _ => {}
+        }
+    }
+    inline > INLINE_LIMIT_BYTES
+}
+
+/// Writes `model` to `path`, with tensors of at least [`EXTERNAL_MIN_BYTES`] in
+/// `<file name>.data` beside it when [`needs_external`]. Both files are written under
+/// temporary names and renamed at the end: a failure leaves nothing half-written.
+pub fn save(model: &Model, path: &Path, opts: &SaveOptions) -> Result<(), OnnxError> {
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| OnnxError::Serialize {
+            path: path.to_path_buf(),
+            reason: "the output path has no file name".into(),
+        })?
+        .to_string_lossy()
+        .into_owned();
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let side_name = format!("{file_name}.data");
+    let external = needs_external(model);
+    let mut ex = export::Exporter {
+        external_file: external.then(|| side_name.clone()),
+        pending: Vec::new(),
+        next_offset: 0,
+        opts: opts.clone(),
+    };
+    let mp = ex.model(model);
+    let bytes = mp.write_to_bytes().map_err(|e| OnnxError::Serialize {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mut staged: Vec<(tempfile::TempPath, PathBuf)> = Vec::new();
+    if !ex.pending.is_empty() {
+        let side_path = dir.join(&side_name);
+        let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| OnnxError::io(&dir, e))?;
+        let (file, tmp_path) = tmp.into_parts();
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        export::write_side_file(
+            &mut w,
+            &ex.pending,
+            model_source(model).as_path(),
+            model.base_dir.as_deref(),
+            &side_path,
+        )?;
+        w.flush().map_err(|e| OnnxError::io(&side_path, e))?;
+        staged.push((tmp_path, side_path));
+    }
+    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| OnnxError::io(&dir, e))?;
+    let (mut file, tmp_path) = tmp.into_parts();
+    file.write_all(&bytes).map_err(|e| OnnxError::io(path, e))?;
+    file.sync_all().map_err(|e| OnnxError::io(path, e))?;
+    staged.push((tmp_path, path.to_path_buf()));
+    for (tmp, dest) in staged {
+        tmp.persist(&dest)
+            .map_err(|e| OnnxError::io(&dest, e.error))?;
+    }
+    Ok(())
+}
+
+fn model_source(model: &Model) -> PathBuf {
+    model
+        .base_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("<model>")
+}
