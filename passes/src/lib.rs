@@ -2,6 +2,9 @@
 //! I/O, no runtime.
 
 pub mod error;
+pub mod infer;
 pub mod ir;
+pub mod lower;
+pub mod ops;
 
-pub use error::IrError;
+pub use error::{IrError, RuleError};

@@ -172,9 +172,15 @@ impl<'a> Exporter<'a> {
         }
         let is_io: std::collections::HashSet<ValueId> =
             g.inputs.iter().chain(&g.outputs).copied().collect();
+        let mut referenced = vec![false; g.values.len()];
+        for n in &g.nodes {
+            for v in n.inputs.iter().chain(&n.outputs).flatten() {
+                referenced[v.index()] = true;
+            }
+        }
         for id in g.value_ids() {
             let v = g.value(id);
-            if is_io.contains(&id) || v.initializer.is_some() {
+            if is_io.contains(&id) || v.initializer.is_some() || !referenced[id.index()] {
                 continue;
             }
             let typed = v.dtype.is_some() || v.opaque_type.is_some();

@@ -1,0 +1,647 @@
+//! Ops that move data or compute shapes: Shape, Size, Constant, ConstantOfShape, Range,
+//! Reshape, Flatten, Transpose, Concat, Split, Slice, Gather, GatherElements, Expand,
+//! Squeeze, Unsqueeze, Tile, Pad, Trilu, ScatterND, ScatterElements, CumSum.
+//! All fold on constants where exported transformers use them for shapes.
+//! Spec: https://onnx.ai/onnx/operators/ (opsets 13–24).
+
+use super::ctx::{norm_axis, OpCtx, OutInfo, RuleResult};
+use super::fold;
+use crate::error::RuleError;
+use crate::ir::{known_shape, static_dims, AttrValue, DType, Dim, Shape, Tensor};
+
+fn dims_to_tensor(shape: &[Dim]) -> Option<Tensor> {
+    let d = static_dims(shape)?;
+    Some(Tensor::from_i64(vec![d.len() as i64], &d))
+}
+
+pub fn shape(c: &OpCtx) -> RuleResult {
+    let s = c.shape(0)?;
+    let r = s.len() as i64;
+    let clamp = |x: i64| (if x < 0 { x + r } else { x }).clamp(0, r) as usize;
+    let start = clamp(c.attr_int("start", 0));
+    let end = clamp(c.attr_int("end", r));
+    let part: Shape = s[start..end.max(start)].to_vec();
+    if let Some(t) = dims_to_tensor(&part) {
+        return Ok(vec![OutInfo::constant(t)]);
+    }
+    Ok(vec![OutInfo::new(
+        DType::Int64,
+        vec![Dim::Known(part.len() as i64)],
+    )])
+}
+
+pub fn size(c: &OpCtx) -> RuleResult {
+    let s = c.shape(0)?;
+    if let Some(n) = crate::ir::static_numel(s) {
+        return Ok(vec![OutInfo::constant(Tensor::from_i64(
+            vec![],
+            &[n as i64],
+        ))]);
+    }
+    Ok(vec![OutInfo::new(DType::Int64, vec![])])
+}
+
+pub fn constant(c: &OpCtx) -> RuleResult {
+    let a = c
+        .node
+        .attrs
+        .first()
+        .ok_or_else(|| RuleError("Constant has no value attribute".into()))?;
+    let t = match (&a.name[..], &a.value) {
+        ("value", AttrValue::Tensor(t)) => t.clone(),
+        ("value_float", AttrValue::Float(f)) => Tensor::from_f32(vec![], &[*f]),
+        ("value_floats", AttrValue::Floats(f)) => Tensor::from_f32(vec![f.len() as i64], f),
+        ("value_int", AttrValue::Int(i)) => Tensor::from_i64(vec![], &[*i]),
+        ("value_ints", AttrValue::Ints(i)) => Tensor::from_i64(vec![i.len() as i64], i),
+        _ => {
+            return Err(RuleError(format!(
+                "Constant with attribute '{}' is not supported",
+                a.name
+            )))
+        }
+    };
+    if matches!(t.data, crate::ir::TensorData::Raw(_)) {
+        Ok(vec![OutInfo::constant(t)])
+    } else {
+        Ok(vec![OutInfo::new(t.dtype, known_shape(&t.dims))])
+    }
+}
+
+pub fn constant_of_shape(c: &OpCtx) -> RuleResult {
+    let value = c
+        .node
+        .attr_tensor("value")
+        .cloned()
+        .unwrap_or_else(|| Tensor::from_f32(vec![1], &[0.0]));
+    let Some(dims) = c.const_ints(0) else {
+        let n = c.shape(0)?.first().and_then(Dim::known);
+        let shape = match n {
+            Some(n) => vec![Dim::Unknown; n as usize],
+            None => return Ok(vec![OutInfo::unranked(value.dtype)]),
+        };
+        return Ok(vec![OutInfo::new(value.dtype, shape)]);
+    };
+    if dims.iter().any(|&d| d < 0) {
+        return Err(RuleError(format!("negative dimension in shape {dims:?}")));
+    }
+    let n: i64 = dims.iter().product();
+    if (n as u64) <= fold::MAX_FOLD_ELEMENTS {
+        if let Some(t) = fold::take(&value, dims.clone(), &vec![0; n as usize]) {
+            return Ok(vec![OutInfo::constant(t)]);
+        }
+    }
+    Ok(vec![OutInfo::new(value.dtype, known_shape(&dims))])
+}
+
+pub fn range(c: &OpCtx) -> RuleResult {
+    let dt = c.dtype(0)?;
+    let vals = (c.constant(0), c.constant(1), c.constant(2));
+    if let (Some(s), Some(l), Some(d)) = vals {
+        let (s, l, d) = (
+            s.as_f64().and_then(|v| v.first().copied()),
+            l.as_f64().and_then(|v| v.first().copied()),
+            d.as_f64().and_then(|v| v.first().copied()),
+        );
+        if let (Some(s), Some(l), Some(d)) = (s, l, d) {
+            if d == 0.0 {
+                return Err(RuleError("Range delta is 0".into()));
+            }
+            let n = ((l - s) / d).ceil().max(0.0) as i64;
+            if n as u64 <= fold::MAX_FOLD_ELEMENTS {
+                let v: Vec<f64> = (0..n).map(|i| s + i as f64 * d).collect();
+                if let Some(t) = Tensor::from_f64_as(dt, vec![n], &v) {
+                    return Ok(vec![OutInfo::constant(t)]);
+                }
+            }
+            return Ok(vec![OutInfo::new(dt, vec![Dim::Known(n)])]);
+        }
+    }
+    Ok(vec![OutInfo::new(dt, vec![Dim::Unknown])])
+}
+
+fn with_data(c: &OpCtx, dims: Vec<i64>) -> OutInfo {
+    // Data movement that keeps element order (Reshape, Flatten, Squeeze, Unsqueeze) folds by
+    // re-labelling the dims of a constant input.
+    if let Some(t) = c.constant(0) {
+        if t.numel() <= fold::MAX_FOLD_ELEMENTS {
+            let mut t = t.clone();
+            t.dims = dims;
+            return OutInfo::constant(t);
+        }
+    }
+    OutInfo::new(c.dtype(0).unwrap_or(DType::Float), known_shape(&dims))
+}
+
+pub fn reshape(c: &OpCtx) -> RuleResult {
+    let dt = c.dtype(0)?;
+    let Some(target) = c.const_ints(1) else {
+        let n = c.shape(1).ok().and_then(|s| s.first().and_then(Dim::known));
+        return Ok(vec![match n {
+            Some(n) => OutInfo::new(dt, vec![Dim::Unknown; n as usize]),
+            None => OutInfo::unranked(dt),
+        }]);
+    };
+    let input = c.shape(0)?;
+    let allowzero = c.attr_int("allowzero", 0) != 0;
+    let mut out: Shape = Vec::with_capacity(target.len());
+    let mut infer_at = None;
+    for (i, &t) in target.iter().enumerate() {
+        out.push(match t {
+            0 if !allowzero => input.get(i).cloned().ok_or_else(|| {
+                RuleError(format!(
+                    "Reshape copies dim {i} of a rank-{} input",
+                    input.len()
+                ))
+            })?,
+            -1 => {
+                if infer_at.replace(i).is_some() {
+                    return Err(RuleError("Reshape target has two -1 dims".into()));
+                }
+                Dim::Unknown
+            }
+            t if t < 0 => return Err(RuleError(format!("Reshape target has dim {t}"))),
+            t => Dim::Known(t),
+        });
+    }
+    if let Some(k) = infer_at {
+        let total = crate::ir::static_numel(input);
+        let rest: Option<u64> = out
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != k)
+            .try_fold(1u64, |a, (_, d)| Some(a * d.known()? as u64));
+        if let (Some(total), Some(rest)) = (total, rest) {
+            if rest == 0 || total % rest != 0 {
+                return Err(RuleError(format!(
+                    "cannot reshape {} elements into {target:?}",
+                    total
+                )));
+            }
+            out[k] = Dim::Known((total / rest) as i64);
+        } else if input.len() == out.len() {
+            // Same rank and every other dim equal: the -1 dim is the remaining one.
+            let others_equal = (0..out.len())
+                .filter(|&i| i != k)
+                .all(|i| out[i] == input[i]);
+            if others_equal {
+                out[k] = input[k].clone();
+            }
+        }
+    } else if let (Some(total), Some(n)) = (
+        crate::ir::static_numel(input),
+        crate::ir::static_numel(&out),
+    ) {
+        if total != n {
+            return Err(RuleError(format!(
+                "cannot reshape {} elements into {target:?}",
+                total
+            )));
+        }
+    }
+    match static_dims(&out) {
+        Some(d) => Ok(vec![with_data(c, d)]),
+        None => Ok(vec![OutInfo::new(dt, out)]),
+    }
+}
+
+pub fn flatten(c: &OpCtx) -> RuleResult {
+    let dt = c.dtype(0)?;
+    let s = c.shape(0)?;
+    let r = s.len() as i64;
+    let mut axis = c.attr_int("axis", 1);
+    if axis < 0 {
+        axis += r;
+    }
+    if !(0..=r).contains(&axis) {
+        return Err(RuleError(format!("Flatten axis out of range for rank {r}")));
+    }
+    let prod = |d: &[Dim]| -> Dim {
+        d.iter()
+            .try_fold(1i64, |a, x| Some(a * x.known()?))
+            .map_or(Dim::Unknown, Dim::Known)
+    };
+    let out = vec![prod(&s[..axis as usize]), prod(&s[axis as usize..])];
+    match static_dims(&out) {
+        Some(d) => Ok(vec![with_data(c, d)]),
+        None => Ok(vec![OutInfo::new(dt, out)]),
+    }
+}
+
+pub fn transpose(c: &OpCtx) -> RuleResult {
+    let dt = c.dtype(0)?;
+    let s = c.shape(0)?;
+    let perm = c
+        .attr_ints("perm")
+        .unwrap_or_else(|| (0..s.len() as i64).rev().collect());
+    if perm.len() != s.len() {
+        return Err(RuleError(format!(
+            "perm {perm:?} does not match rank {}",
+            s.len()
+        )));
+    }
+    let mut seen = vec![false; s.len()];
+    let mut out = Vec::with_capacity(s.len());
+    for &p in &perm {
+        let a = norm_axis(p, s.len())?;
+        if std::mem::replace(&mut seen[a], true) {
+            return Err(RuleError(format!("perm {perm:?} repeats axis {a}")));
+        }
+        out.push(s[a].clone());
+    }
+    Ok(vec![OutInfo::new(dt, out)])
+}
+
+pub fn concat(c: &OpCtx) -> RuleResult {
+    let dt = c.dtype(0)?;
+    let shapes: Vec<&Shape> = (0..c.num_inputs())
+        .filter(|&i| c.has_input(i))
+        .map(|i| c.shape(i))
+        .collect::<Result<_, _>>()?;
+    let rank = shapes[0].len();
+    let axis = norm_axis(
+        c.node
+            .attr_int("axis")
+            .ok_or_else(|| RuleError("Concat has no axis".into()))?,
+        rank,
+    )?;
+    let mut out = shapes[0].clone();
+    let mut sum = Some(0i64);
+    for s in &shapes {
+        if s.len() != rank {
+            return Err(RuleError("Concat inputs have different ranks".into()));
+        }
+        sum = sum.and_then(|a| Some(a + s[axis].known()?));
+        for k in 0..rank {
+            if k != axis {
+                if let (Dim::Known(a), Dim::Known(b)) = (&out[k], &s[k]) {
+                    if a != b {
+                        return Err(RuleError(format!(
+                            "Concat inputs differ at axis {k}: {a} vs {b}"
+                        )));
+                    }
+                } else if out[k] == Dim::Unknown {
+                    out[k] = s[k].clone();
+                }
+            }
+        }
+    }
+    out[axis] = sum.map_or(Dim::Unknown, Dim::Known);
+    // Fold 1-D concatenations of constants: the shape vectors of Reshape and Expand.
+    if rank == 1 {
+        let parts: Option<Vec<&Tensor>> = (0..c.num_inputs())
+            .filter(|&i| c.has_input(i))
+            .map(|i| c.constant(i))
+            .collect();
+        if let Some(parts) = parts {
+            let mut bytes = Vec::new();
+            for p in &parts {
+                if let crate::ir::TensorData::Raw(b) = &p.data {
+                    bytes.extend_from_slice(b);
+                }
+            }
+            if let Some(n) = out[0].known() {
+                let t = Tensor::raw(dt, vec![n], bytes);
+                if t.size_bytes() == Some(t.numel() * dt.size_bytes().unwrap_or(0))
+                    && t.numel() <= fold::MAX_FOLD_ELEMENTS
+                {
+                    return Ok(vec![OutInfo::constant(t)]);
+                }
+            }
+        }
+    }
+    Ok(vec![OutInfo::new(dt, out)])
+}
+
+pub fn split(c: &OpCtx) -> RuleResult {
+    let dt = c.dtype(0)?;
+    let s = c.shape(0)?;
+    let axis = norm_axis(c.attr_int("axis", 0), s.len())?;
+    let n = c.num_outputs();
+    let sizes: Option<Vec<i64>> = if c.has_input(1) {
+        c.const_ints(1)
+    } else if let Some(v) = c.attr_ints("split") {
+        Some(v)
+    } else {
+        s[axis].known().map(|d| {
+            let parts = c.attr_int("num_outputs", n as i64).max(1);
+            let chunk = (d + parts - 1) / parts;
+            (0..n as i64)
+                .map(|i| chunk.min(d - chunk * i).max(0))
+                .collect()
+        })
+    };
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut sh = s.clone();
+        sh[axis] = match &sizes {
+            Some(v) => Dim::Known(*v.get(i).ok_or_else(|| {
+                RuleError(format!("Split has {n} outputs but {} sizes", v.len()))
+            })?),
+            None => Dim::Unknown,
+        };
+        out.push(OutInfo::new(dt, sh));
+    }
+    Ok(out)
+}
+
+/// Normalized (start, end, step) per axis for Slice with known dim `d`.
+fn slice_range(start: i64, end: i64, step: i64, d: i64) -> (i64, i64, i64) {
+    let clampi = |x: i64, lo: i64, hi: i64| x.max(lo).min(hi);
+    let fix = |x: i64| if x < 0 { x + d } else { x };
+    let (s, e) = if step > 0 {
+        (clampi(fix(start), 0, d), clampi(fix(end), 0, d))
+    } else {
+        (clampi(fix(start), -1, d - 1), clampi(fix(end), -1, d - 1))
+    };
+    let len = if step > 0 {
+        ((e - s + step - 1) / step).max(0)
+    } else {
+        ((s - e + (-step) - 1) / (-step)).max(0)
+    };
+    (s, len, step)
+}
+
+pub fn slice(c: &OpCtx) -> RuleResult {
+    let dt = c.dtype(0)?;
+    let s = c.shape(0)?;
+    let (starts, ends) = match (c.const_ints(1), c.const_ints(2)) {
+        (Some(a), Some(b)) => (a, b),
+        _ => {
+            // Unknown bounds: rank is kept, sliced dims become unknown.
+            let axes = if c.has_input(3) {
+                c.const_ints(3)
+            } else {
+                Some((0..s.len() as i64).collect())
+            };
+            let mut out = s.clone();
+            match axes {
+                Some(axes) => {
+                    for a in axes {
+                        out[norm_axis(a, s.len())?] = Dim::Unknown;
+                    }
+                }
+                None => out = vec![Dim::Unknown; s.len()],
+            }
+            return Ok(vec![OutInfo::new(dt, out)]);
+        }
+    };
+    let axes = if c.has_input(3) {
+        c.const_ints(3)
+            .ok_or_else(|| RuleError("Slice axes must be constant".into()))?
+    } else {
+        (0..starts.len() as i64).collect()
+    };
+    let steps = if c.has_input(4) {
+        c.const_ints(4)
+            .ok_or_else(|| RuleError("Slice steps must be constant".into()))?
+    } else {
+        vec![1; starts.len()]
+    };
+    if starts.len() != ends.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+        return Err(RuleError(
+            "Slice starts/ends/axes/steps differ in length".into(),
+        ));
+    }
+    let mut out = s.clone();
+    let mut ranges: Vec<(i64, i64, i64)> =
+        s.iter().map(|d| (0, d.known().unwrap_or(-1), 1)).collect();
+    for k in 0..axes.len() {
+        let a = norm_axis(axes[k], s.len())?;
+        if steps[k] == 0 {
+            return Err(RuleError("Slice step is 0".into()));
+        }
+        match s[a].known() {
+            Some(d) => {
+                let r = slice_range(starts[k], ends[k], steps[k], d);
+                out[a] = Dim::Known(r.1);
+                ranges[a] = r;
+            }
+            None => out[a] = Dim::Unknown,
+        }
+    }
+    if let (Some(t), Some(dims)) = (c.constant(0), static_dims(&out)) {
+        if t.numel() <= fold::MAX_FOLD_ELEMENTS {
+            let n: i64 = dims.iter().product();
+            let in_strides = fold::strides(&t.dims);
+            let out_strides = fold::strides(&dims);
+            let flat: Vec<usize> = (0..n as usize)
+                .map(|f| {
+                    (0..dims.len())
+                        .map(|k| {
+                            let coord = (f / out_strides[k]) % dims[k].max(1) as usize;
+                            let (st, _, sp) = ranges[k];
+                            ((st + coord as i64 * sp) as usize) * in_strides[k]
+                        })
+                        .sum()
+                })
+                .collect();
+            if let Some(t) = fold::take(t, dims.clone(), &flat) {
+                return Ok(vec![OutInfo::constant(t)]);
+            }
+        }
+    }
+    Ok(vec![OutInfo::new(dt, out)])
+}
+
+pub fn gather(c: &OpCtx) -> RuleResult {
+    let dt = c.dtype(0)?;
+    let data = c.shape(0)?;
+    let idx = c.shape(1)?;
+    let axis = norm_axis(c.attr_int("axis", 0), data.len())?;
+    let mut out: Shape = data[..axis].to_vec();
+    out.extend(idx.iter().cloned());
+    out.extend(data[axis + 1..].iter().cloned());
+    if let (Some(t), Some(iv), Some(dims)) = (c.constant(0), c.const_ints(1), static_dims(&out)) {
+        let d = data[axis].known().unwrap_or(0);
+        if t.numel() <= fold::MAX_FOLD_ELEMENTS && iv.iter().all(|&i| i >= -d && i < d) {
+            let outer: i64 = t.dims[..axis].iter().product();
+            let inner: i64 = t.dims[axis + 1..].iter().product();
+            let mut flat = Vec::new();
+            for o in 0..outer {
+                for &i in &iv {
+                    let i = if i < 0 { i + d } else { i };
+                    for k in 0..inner {
+                        flat.push(((o * d + i) * inner + k) as usize);
+                    }
+                }
+            }
+            if let Some(t) = fold::take(t, dims, &flat) {
+                return Ok(vec![OutInfo::constant(t)]);
+            }
+        }
+    }
+    Ok(vec![OutInfo::new(dt, out)])
+}
+
+/// Output takes the shape of the indices (GatherElements) or of the data (Scatter*).
+pub fn like_input1(c: &OpCtx) -> RuleResult {
+    Ok(vec![OutInfo {
+        dtype: c.dtype(0)?,
+        shape: c.shape_opt(1).cloned(),
+        constant: None,
+    }])
+}
+
+pub fn like_input0(c: &OpCtx) -> RuleResult {
+    Ok(vec![OutInfo {
+        dtype: c.dtype(0)?,
+        shape: c.shape_opt(0).cloned(),
+        constant: None,
+    }])
+}
+
+pub fn expand(c: &OpCtx) -> RuleResult {
+    let dt = c.dtype(0)?;
+    let s = c.shape(0)?;
+    let Some(target) = c.const_ints(1) else {
+        return Ok(vec![OutInfo::unranked(dt)]);
+    };
+    let out = super::ctx::broadcast(&[s, &known_shape(&target)])?;
+    if let (Some(t), Some(dims)) = (c.constant(0), static_dims(&out)) {
+        let n: i64 = dims.iter().product();
+        if n as u64 <= fold::MAX_FOLD_ELEMENTS {
+            let idx = fold::broadcast_index(&dims, &t.dims);
+            if let Some(t) = fold::take(t, dims, &idx) {
+                return Ok(vec![OutInfo::constant(t)]);
+            }
+        }
+    }
+    Ok(vec![OutInfo::new(dt, out)])
+}
+
+fn axes_of(c: &OpCtx) -> Option<Vec<i64>> {
+    if c.has_input(1) {
+        c.const_ints(1)
+    } else {
+        c.attr_ints("axes")
+    }
+}
+
+pub fn squeeze(c: &OpCtx) -> RuleResult {
+    let dt = c.dtype(0)?;
+    let s = c.shape(0)?;
+    let out: Shape = match axes_of(c) {
+        Some(axes) => {
+            let axes: Vec<usize> = axes
+                .iter()
+                .map(|&a| norm_axis(a, s.len()))
+                .collect::<Result<_, _>>()?;
+            for &a in &axes {
+                if let Dim::Known(d) = s[a] {
+                    if d != 1 {
+                        return Err(RuleError(format!("Squeeze axis {a} has size {d}, not 1")));
+                    }
+                }
+            }
+            s.iter()
+                .enumerate()
+                .filter(|(i, _)| !axes.contains(i))
+                .map(|(_, d)| d.clone())
+                .collect()
+        }
+        None if c.has_input(1) => return Ok(vec![OutInfo::unranked(dt)]),
+        None => {
+            if s.iter().any(|d| d.known().is_none()) {
+                return Ok(vec![OutInfo::unranked(dt)]);
+            }
+            s.iter().filter(|d| **d != Dim::Known(1)).cloned().collect()
+        }
+    };
+    match static_dims(&out) {
+        Some(d) => Ok(vec![with_data(c, d)]),
+        None => Ok(vec![OutInfo::new(dt, out)]),
+    }
+}
+
+pub fn unsqueeze(c: &OpCtx) -> RuleResult {
+    let dt = c.dtype(0)?;
+    let s = c.shape(0)?;
+    let axes = axes_of(c).ok_or_else(|| RuleError("Unsqueeze axes are not constant".into()))?;
+    let rank = s.len() + axes.len();
+    let mut axes: Vec<usize> = axes
+        .iter()
+        .map(|&a| norm_axis(a, rank))
+        .collect::<Result<_, _>>()?;
+    axes.sort_unstable();
+    let mut out = Vec::with_capacity(rank);
+    let mut it = s.iter();
+    for k in 0..rank {
+        if axes.binary_search(&k).is_ok() {
+            out.push(Dim::Known(1));
+        } else {
+            out.push(
+                it.next()
+                    .cloned()
+                    .ok_or_else(|| RuleError("Unsqueeze axes repeat".into()))?,
+            );
+        }
+    }
+    match static_dims(&out) {
+        Some(d) => Ok(vec![with_data(c, d)]),
+        None => Ok(vec![OutInfo::new(dt, out)]),
+    }
+}
+
+pub fn tile(c: &OpCtx) -> RuleResult {
+    let dt = c.dtype(0)?;
+    let s = c.shape(0)?;
+    let Some(rep) = c.const_ints(1) else {
+        return Ok(vec![OutInfo::new(dt, vec![Dim::Unknown; s.len()])]);
+    };
+    if rep.len() != s.len() {
+        return Err(RuleError("Tile repeats do not match the rank".into()));
+    }
+    let out = s
+        .iter()
+        .zip(&rep)
+        .map(|(d, &r)| d.known().map_or(Dim::Unknown, |d| Dim::Known(d * r)))
+        .collect();
+    Ok(vec![OutInfo::new(dt, out)])
+}
+
+pub fn pad(c: &OpCtx) -> RuleResult {
+    let dt = c.dtype(0)?;
+    let s = c.shape(0)?;
+    let Some(pads) = c.const_ints(1) else {
+        return Ok(vec![OutInfo::new(dt, vec![Dim::Unknown; s.len()])]);
+    };
+    let axes: Vec<usize> = if c.has_input(3) {
+        c.const_ints(3)
+            .ok_or_else(|| RuleError("Pad axes are not constant".into()))?
+            .iter()
+            .map(|&a| norm_axis(a, s.len()))
+            .collect::<Result<_, _>>()?
+    } else {
+        (0..s.len()).collect()
+    };
+    if pads.len() != 2 * axes.len() {
+        return Err(RuleError("Pad pads do not match the axes".into()));
+    }
+    let mut out = s.clone();
+    for (k, &a) in axes.iter().enumerate() {
+        out[a] = out[a].known().map_or(Dim::Unknown, |d| {
+            Dim::Known(d + pads[k] + pads[k + axes.len()])
+        });
+    }
+    Ok(vec![OutInfo::new(dt, out)])
+}
+
+/// GatherND: indices[:-1] ++ data[batch_dims + indices[-1]:].
+pub fn gather_nd(c: &OpCtx) -> RuleResult {
+    let dt = c.dtype(0)?;
+    let data = c.shape(0)?;
+    let idx = c.shape(1)?;
+    let b = c.attr_int("batch_dims", 0).max(0) as usize;
+    let Some(last) = idx.last().and_then(Dim::known) else {
+        return Ok(vec![OutInfo::unranked(dt)]);
+    };
+    if b + last as usize > data.len() {
+        return Err(RuleError(format!(
+            "GatherND indexes {last} dims after {b} batch dims of a rank-{} input",
+            data.len()
+        )));
+    }
+    let mut out: Shape = idx[..idx.len() - 1].to_vec();
+    out.extend(data[b + last as usize..].iter().cloned());
+    Ok(vec![OutInfo::new(dt, out)])
+}
