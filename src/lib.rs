@@ -1,1 +1,49 @@
+//! onnx-ac: activation checkpointing for ONNX training graphs. Each pipeline stage is a
+//! library function; the binary is a thin layer over them.
+//!
+//! load → training graph → profile → plan → rewrite → verify → save
+
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod inspect;
 pub mod onnx;
+pub mod runtime;
+pub mod size;
+
+pub use error::{Error, Result};
+
+use onnx_ac_passes::ir::Model;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Loads a model, binds symbolic input dims and infers every value's type and shape.
+pub fn load_model(path: &Path, dims: &BTreeMap<String, i64>) -> Result<Model> {
+    let mut model = onnx::load(path)?;
+    let at = |source| Error::Model {
+        path: path.to_path_buf(),
+        source,
+    };
+    onnx_ac_passes::infer::bind_dims(&mut model.graph, dims).map_err(at)?;
+    let opset = model.opset().unwrap_or(onnx::MIN_OPSET);
+    onnx_ac_passes::infer::infer_shapes(&mut model.graph, opset).map_err(at)?;
+    Ok(model)
+}
+
+/// Parses `name=value` for `--dim`.
+pub fn parse_dim(s: &str) -> std::result::Result<(String, i64), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not NAME=VALUE (e.g. --dim batch=8)"))?;
+    let v: i64 = v
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{v}' in --dim {s} is not an integer"))?;
+    if v <= 0 {
+        return Err(format!("--dim {s}: the value must be positive"));
+    }
+    if k.trim().is_empty() {
+        return Err(format!("--dim {s}: the name is empty"));
+    }
+    Ok((k.trim().to_string(), v))
+}

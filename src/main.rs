@@ -1,1 +1,26 @@
-fn main() {}
+use clap::Parser;
+use onnx_ac::cli::{Cli, Command};
+use onnx_ac::{commands, Error};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let result: Result<(), Error> = match cli.command {
+        Some(Command::Inspect(a)) => commands::inspect(&a),
+        Some(Command::TrainGraph(a)) => commands::train_graph(&a),
+        None => commands::main_command(&cli.main),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

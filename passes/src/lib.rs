@@ -1,6 +1,7 @@
 //! onnx-ac's compiler core: the IR, shape inference and the passes over it. Pure: no file
 //! I/O, no runtime.
 
+pub mod autodiff;
 pub mod error;
 pub mod infer;
 pub mod ir;

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 /// The commands that provide a suitable ONNX Runtime; quoted by the errors that need one.
-pub const INSTALL_HINT: &str = "run `bash scripts/setup.sh` (creates .venv with onnxruntime 1.31.1), \
+pub const INSTALL_HINT: &str =
+    "run `bash scripts/setup.sh` (creates .venv with onnxruntime 1.31.1), \
 or `python3 -m pip install onnxruntime==1.31.1`, or pass --ort-lib PATH / set ORT_DYLIB_PATH \
 to a libonnxruntime.so of version 1.31 or newer";
 
@@ -48,10 +49,12 @@ pub enum RuntimeError {
     SessionOption { option: String, reason: String },
 
     /// The CUDA execution provider cannot be used here.
-    #[error("the CUDA execution provider is unavailable: {reason}; install `onnxruntime-gpu==1.31.1` \
+    #[error(
+        "the CUDA execution provider is unavailable: {reason}; install `onnxruntime-gpu==1.31.1` \
 (python3 -m pip install onnxruntime-gpu==1.31.1) and point --ort-lib at its libonnxruntime.so \
 (…/site-packages/onnxruntime/capi/), on a machine with an NVIDIA GPU, CUDA 13 and cuDNN 9; \
-or use the CPU execution provider")]
+or use the CPU execution provider"
+    )]
     CudaUnavailable { reason: String },
 
     /// An input tensor is malformed (byte count, shape) or not expected by the model.

@@ -107,7 +107,10 @@ fn loaded(explicit: Option<&Path>) -> Result<&'static Loaded, RuntimeError> {
     Ok(LOADED.get_or_init(|| Loaded { library, env }))
 }
 
-fn check_same(l: &'static Loaded, explicit: Option<&Path>) -> Result<&'static Loaded, RuntimeError> {
+fn check_same(
+    l: &'static Loaded,
+    explicit: Option<&Path>,
+) -> Result<&'static Loaded, RuntimeError> {
     if let Some(requested) = explicit {
         let same = match resolve_given(requested, "--ort-lib") {
             Ok(p) => same_file(&p, &l.library.path),
@@ -161,9 +164,12 @@ pub fn locate(explicit: Option<&Path>) -> Result<(Vec<Candidate>, Vec<String>), 
             vec![format!("ORT_DYLIB_PATH={}", Path::new(&v).display())],
         ));
     }
-    let mut searched = vec!["--ort-lib (not given)".to_string(), "ORT_DYLIB_PATH (unset)".to_string()];
+    let mut searched = vec![
+        "--ort-lib (not given)".to_string(),
+        "ORT_DYLIB_PATH (unset)".to_string(),
+    ];
     let mut found: Vec<Candidate> = Vec::new();
-    let mut push = |path: PathBuf, source: LibrarySource, found: &mut Vec<Candidate>| {
+    let push = |path: PathBuf, source: LibrarySource, found: &mut Vec<Candidate>| {
         if !found.iter().any(|c| same_file(&c.path, &path)) {
             found.push(Candidate { path, source });
         }
@@ -221,10 +227,12 @@ fn load_library(explicit: Option<&Path>) -> Result<OrtLibrary, RuntimeError> {
             }
             Err(e) => {
                 let err = match e {
-                    ort::LoadDynamicError::BadVersion { version_str, path } => RuntimeError::TooOld {
-                        path,
-                        version: version_str,
-                    },
+                    ort::LoadDynamicError::BadVersion { version_str, path } => {
+                        RuntimeError::TooOld {
+                            path,
+                            version: version_str,
+                        }
+                    }
                     other => RuntimeError::LoadFailed {
                         path: c.path.clone(),
                         reason: other.to_string(),
@@ -327,7 +335,9 @@ fn find_in_dir(dir: &Path) -> Option<PathBuf> {
 }
 
 /// The version of the loaded library: from ONNX Runtime's build info (`git-branch=rel-X.Y.Z`),
-/// else from a versioned file name (`libonnxruntime.so.X.Y.Z`), else unknown.
+/// else from a versioned file name (`libonnxruntime.so.X.Y.Z`), else from the Python wheel's
+/// `build_and_package_info.py` next to it, else unknown. (The PyPI 1.31.1 build says
+/// `git-branch=HEAD`, so the file name is what tells there.)
 fn loaded_version(path: &Path) -> String {
     let info = ort::info();
     if let Some(rest) = info.split("git-branch=rel-").nth(1) {
@@ -345,6 +355,20 @@ fn loaded_version(path: &Path) -> String {
         .unwrap_or_default();
     if let Some(v) = name.strip_prefix("libonnxruntime.so.") {
         return v.to_string();
+    }
+    // The Python wheels put `__version__ = 'X.Y.Z'` next to the library.
+    let info_py = path.with_file_name("build_and_package_info.py");
+    if let Ok(text) = std::fs::read_to_string(info_py) {
+        for line in text.lines() {
+            if let Some(rest) = line.trim().strip_prefix("__version__") {
+                let v = rest
+                    .trim_start_matches([' ', '='])
+                    .trim_matches(['\'', '"', ' ']);
+                if !v.is_empty() {
+                    return v.to_string();
+                }
+            }
+        }
     }
     "unknown (>= 1.31)".to_string()
 }

@@ -1,0 +1,280 @@
+//! Emitting new nodes into the training graph: fresh names, constants, and the small
+//! helpers every gradient rule needs (reduce a broadcast gradient back to its input's shape,
+//! transpose the last two axes, zeros of a shape).
+
+use crate::ir::{
+    known_shape, static_dims, AttrValue, Attribute, DType, Graph, Node, Tensor, ValueId,
+};
+use std::collections::HashSet;
+
+/// A gradient rule's failure: the message names what is unsupported.
+pub type GradResult<T> = Result<T, String>;
+
+pub struct Builder<'g> {
+    pub graph: &'g mut Graph,
+    pub opset: i64,
+    taken: HashSet<String>,
+    /// Prefix of the names of emitted nodes and values (`grad/` for the backward).
+    pub prefix: String,
+    counter: usize,
+    consts: std::collections::HashMap<(DType, Vec<i64>, Vec<u8>), ValueId>,
+}
+
+impl<'g> Builder<'g> {
+    pub fn new(graph: &'g mut Graph, opset: i64, prefix: &str) -> Builder<'g> {
+        let taken = graph.values.iter().map(|v| v.name.clone()).collect();
+        Builder {
+            graph,
+            opset,
+            taken,
+            prefix: prefix.to_string(),
+            counter: 0,
+            consts: Default::default(),
+        }
+    }
+
+    pub fn fresh(&mut self, hint: &str) -> String {
+        let mut k = self.counter;
+        loop {
+            let name = format!("{}{hint}_{k}", self.prefix);
+            k += 1;
+            if self.taken.insert(name.clone()) {
+                self.counter = k;
+                return name;
+            }
+        }
+    }
+
+    /// Reserves an exact name (e.g. `<param>.grad`); falls back to a fresh one if taken.
+    pub fn named(&mut self, name: &str) -> String {
+        if self.taken.insert(name.to_string()) {
+            name.to_string()
+        } else {
+            self.fresh(name)
+        }
+    }
+
+    /// Emits `op_type(inputs) {attrs}` with `n_out` outputs; returns the outputs. Types and
+    /// shapes are filled in by running the op's shape rule at once.
+    pub fn node_n(
+        &mut self,
+        op_type: &str,
+        inputs: &[Option<ValueId>],
+        attrs: Vec<Attribute>,
+        n_out: usize,
+    ) -> GradResult<Vec<ValueId>> {
+        let outs: Vec<ValueId> = (0..n_out)
+            .map(|_| {
+                let name = self.fresh(&op_type.to_ascii_lowercase());
+                self.graph.new_value(name)
+            })
+            .collect();
+        let mut node = Node::new(
+            op_type,
+            inputs.to_vec(),
+            outs.iter().map(|&o| Some(o)).collect(),
+        );
+        node.name = self.fresh(op_type);
+        node.attrs = attrs;
+        let nid = self.graph.add_node(node);
+        let rule = crate::ops::lookup(op_type)
+            .ok_or_else(|| format!("internal: no shape rule for emitted op {op_type}"))?;
+        let ctx = crate::ops::OpCtx {
+            graph: self.graph,
+            node: self.graph.node(nid),
+            opset: self.opset,
+        };
+        let infos = (rule.infer)(&ctx).map_err(|e| format!("emitted {op_type}: {}", e.0))?;
+        for (o, info) in outs.iter().zip(infos) {
+            let v = self.graph.value_mut(*o);
+            v.dtype = Some(info.dtype);
+            v.shape = info.shape;
+            // Folded values stay computed by their node: the emitted graph must run as is.
+            v.constant = info.constant;
+        }
+        Ok(outs)
+    }
+
+    pub fn node(
+        &mut self,
+        op_type: &str,
+        inputs: &[ValueId],
+        attrs: Vec<Attribute>,
+    ) -> GradResult<ValueId> {
+        let ins: Vec<Option<ValueId>> = inputs.iter().map(|&v| Some(v)).collect();
+        Ok(self.node_n(op_type, &ins, attrs, 1)?[0])
+    }
+
+    pub fn op(&mut self, op_type: &str, inputs: &[ValueId]) -> GradResult<ValueId> {
+        self.node(op_type, inputs, Vec::new())
+    }
+
+    /// An initializer holding `t`, shared between identical constants.
+    pub fn constant(&mut self, t: Tensor) -> ValueId {
+        let key = match &t.data {
+            crate::ir::TensorData::Raw(b) => Some((t.dtype, t.dims.clone(), b.to_vec())),
+            _ => None,
+        };
+        if let Some(k) = &key {
+            if let Some(&id) = self.consts.get(k) {
+                return id;
+            }
+        }
+        let name = self.fresh("const");
+        let id = self.graph.add_initializer(name, t);
+        if let Some(k) = key {
+            self.consts.insert(k, id);
+        }
+        id
+    }
+
+    pub fn const_i64(&mut self, vals: &[i64]) -> ValueId {
+        self.constant(Tensor::from_i64(vec![vals.len() as i64], vals))
+    }
+
+    pub fn scalar(&mut self, dtype: DType, v: f64) -> GradResult<ValueId> {
+        let t = Tensor::scalar_of(dtype, v).ok_or_else(|| format!("no scalar of type {dtype}"))?;
+        Ok(self.constant(t))
+    }
+
+    pub fn dtype(&self, v: ValueId) -> GradResult<DType> {
+        self.graph
+            .value(v)
+            .dtype
+            .ok_or_else(|| format!("value '{}' has no known type", self.graph.value(v).name))
+    }
+
+    /// Static dims of a value; every gradient shape is static once `--dim`s are bound.
+    pub fn dims(&self, v: ValueId) -> GradResult<Vec<i64>> {
+        let val = self.graph.value(v);
+        val.shape
+            .as_ref()
+            .and_then(|s| static_dims(s))
+            .ok_or_else(|| {
+                format!(
+                    "value '{}' has no static shape (bind symbolic dims with --dim)",
+                    val.name
+                )
+            })
+    }
+
+    /// `x * s` for a scalar `s` (skipped when `s == 1`).
+    pub fn scale(&mut self, x: ValueId, s: f64) -> GradResult<ValueId> {
+        if s == 1.0 {
+            return Ok(x);
+        }
+        let c = self.scalar(self.dtype(x)?, s)?;
+        self.op("Mul", &[x, c])
+    }
+
+    pub fn neg(&mut self, x: ValueId) -> GradResult<ValueId> {
+        self.op("Neg", &[x])
+    }
+
+    pub fn reshape(&mut self, x: ValueId, dims: &[i64]) -> GradResult<ValueId> {
+        if self.dims(x)? == dims {
+            return Ok(x);
+        }
+        let s = self.const_i64(dims);
+        self.op("Reshape", &[x, s])
+    }
+
+    pub fn transpose(&mut self, x: ValueId, perm: &[i64]) -> GradResult<ValueId> {
+        if perm.iter().enumerate().all(|(i, &p)| p == i as i64) {
+            return Ok(x);
+        }
+        self.node(
+            "Transpose",
+            &[x],
+            vec![Attribute::ints("perm", perm.to_vec())],
+        )
+    }
+
+    /// Swaps the last two axes (matrix transpose of a batched matrix).
+    pub fn transpose_last2(&mut self, x: ValueId) -> GradResult<ValueId> {
+        let r = self.dims(x)?.len() as i64;
+        let mut perm: Vec<i64> = (0..r).collect();
+        perm.swap(r as usize - 2, r as usize - 1);
+        self.transpose(x, &perm)
+    }
+
+    /// ReduceSum over `axes` with keepdims; axes are an input from opset 13.
+    pub fn reduce_sum(&mut self, x: ValueId, axes: &[i64], keepdims: bool) -> GradResult<ValueId> {
+        if axes.is_empty() {
+            return Ok(x);
+        }
+        let a = self.const_i64(axes);
+        self.node(
+            "ReduceSum",
+            &[x, a],
+            vec![Attribute::int("keepdims", i64::from(keepdims))],
+        )
+    }
+
+    /// ReduceMean honouring the opset: axes are an attribute before 18, an input from 18.
+    pub fn reduce_mean(&mut self, x: ValueId, axes: &[i64], keepdims: bool) -> GradResult<ValueId> {
+        let keep = Attribute::int("keepdims", i64::from(keepdims));
+        if self.opset >= 18 {
+            let a = self.const_i64(axes);
+            self.node("ReduceMean", &[x, a], vec![keep])
+        } else {
+            self.node(
+                "ReduceMean",
+                &[x],
+                vec![keep, Attribute::ints("axes", axes.to_vec())],
+            )
+        }
+    }
+
+    /// Sums a gradient of broadcast shape back to `target` dims (numpy broadcasting rules).
+    pub fn unbroadcast(&mut self, g: ValueId, target: &[i64]) -> GradResult<ValueId> {
+        let gd = self.dims(g)?;
+        if gd == target {
+            return Ok(g);
+        }
+        let off = gd
+            .len()
+            .checked_sub(target.len())
+            .ok_or_else(|| format!("cannot reduce a gradient of shape {gd:?} to {target:?}"))?;
+        let mut axes: Vec<i64> = (0..off as i64).collect();
+        for (k, &t) in target.iter().enumerate() {
+            if t == 1 && gd[off + k] != 1 {
+                axes.push((off + k) as i64);
+            }
+        }
+        let r = self.reduce_sum(g, &axes, true)?;
+        self.reshape(r, target)
+    }
+
+    /// Zeros of the given dtype and dims.
+    pub fn zeros(&mut self, dtype: DType, dims: &[i64]) -> GradResult<ValueId> {
+        let shape = self.const_i64(dims);
+        let zero = Tensor::scalar_of(dtype, 0.0).ok_or_else(|| format!("no zero of {dtype}"))?;
+        let mut zero = zero;
+        zero.dims = vec![1];
+        self.node(
+            "ConstantOfShape",
+            &[shape],
+            vec![Attribute::new("value", AttrValue::Tensor(zero))],
+        )
+    }
+
+    /// Zeros shaped like `v`.
+    pub fn zeros_like(&mut self, v: ValueId) -> GradResult<ValueId> {
+        let (dt, d) = (self.dtype(v)?, self.dims(v)?);
+        self.zeros(dt, &d)
+    }
+
+    /// Sums contributions (one `Sum` node for several).
+    pub fn sum(&mut self, parts: &[ValueId]) -> GradResult<ValueId> {
+        match parts {
+            [] => Err("internal: empty gradient sum".into()),
+            [one] => Ok(*one),
+            many => self.op("Sum", many),
+        }
+    }
+
+    pub fn known_shape_of(dims: &[i64]) -> crate::ir::Shape {
+        known_shape(dims)
+    }
+}

@@ -1,0 +1,339 @@
+//! The training-graph builder: forward + loss + backward, in standard ai.onnx ops only, so
+//! the result runs on any stock ONNX Runtime. Reverse mode over the forward nodes; each op's
+//! gradient rule lives in `rules/`, one file per op family.
+
+mod builder;
+mod loss;
+pub mod rules;
+mod saved;
+
+pub use builder::{Builder, GradResult};
+pub use loss::Loss;
+pub use saved::saved_activations;
+
+use crate::error::IrError;
+use crate::ir::{Graph, Model, Node, NodeId, ValueId};
+use std::collections::HashMap;
+use thiserror::Error;
+
+#[derive(Clone, Debug, Default)]
+pub struct TrainOptions {
+    pub loss: Loss,
+    /// Glob patterns (`*`, `?`) of initializer names that are not trained.
+    pub freeze: Vec<String>,
+    /// Differentiate BatchNormalization with batch statistics (torch's `train()`) instead of
+    /// the running statistics the graph was exported with.
+    pub batch_norm_train: bool,
+}
+
+/// What the builder made: which outputs are the loss and the gradients, and where the
+/// backward starts in the node list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainingInfo {
+    pub loss: ValueId,
+    /// Trainable parameters, in initializer order, and their gradients.
+    pub params: Vec<ValueId>,
+    pub grads: Vec<ValueId>,
+    /// Nodes `0..forward_end` are the forward and the loss; the rest is the backward.
+    pub forward_end: usize,
+    /// New graph inputs the loss added (labels or target).
+    pub loss_inputs: Vec<ValueId>,
+}
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum AutodiffError {
+    #[error("op {op} (node '{node}') has no gradient rule in onnx-ac; it is on the path to the gradient of '{param}'")]
+    NoGradRule {
+        op: String,
+        node: String,
+        param: String,
+    },
+    #[error("gradient of node '{node}' ({op}): {reason}")]
+    Rule {
+        node: String,
+        op: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Loss(String),
+    #[error("no trainable parameter reaches the loss (float initializers not frozen by --freeze)")]
+    NoTrainable,
+    #[error(transparent)]
+    Ir(#[from] IrError),
+}
+
+/// Simple glob: `*` any run of characters, `?` one character.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Which values carry a gradient: float values computed from a trainable parameter through
+/// differentiable inputs. Records, for each, one parameter it depends on (for errors).
+fn requires_grad(g: &Graph, trainable: &[ValueId]) -> Vec<Option<ValueId>> {
+    let mut src: Vec<Option<ValueId>> = vec![None; g.values.len()];
+    for &p in trainable {
+        src[p.index()] = Some(p);
+    }
+    for n in &g.nodes {
+        let from = n
+            .inputs
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| rules::input_is_differentiable(n, i))
+            .find_map(|(_, v)| v.and_then(|v| src[v.index()]));
+        if let Some(p) = from {
+            for &o in n.outputs.iter().flatten() {
+                if g.value(o).dtype.is_some_and(|d| d.is_float()) {
+                    src[o.index()] = Some(p);
+                }
+            }
+        }
+    }
+    src
+}
+
+/// Values from which the loss is reachable through gradient-carrying edges.
+fn reaches_loss(
+    g: &Graph,
+    loss: ValueId,
+    req: &[Option<ValueId>],
+    forward_end: usize,
+) -> Vec<bool> {
+    let mut reach = vec![false; g.values.len()];
+    reach[loss.index()] = true;
+    for nid in (0..forward_end).rev() {
+        let n = &g.nodes[nid];
+        if !n.outputs.iter().flatten().any(|o| reach[o.index()]) {
+            continue;
+        }
+        for (i, v) in n.inputs.iter().enumerate() {
+            if let Some(v) = v {
+                if req[v.index()].is_some() && rules::input_is_differentiable(n, i) {
+                    reach[v.index()] = true;
+                }
+            }
+        }
+    }
+    reach
+}
+
+/// Builds the training graph of `model`: its forward, the loss, and one gradient per
+/// trainable parameter, named `<param>.grad`. Shapes must be inferred and static.
+pub fn build_training_graph(
+    model: &Model,
+    opts: &TrainOptions,
+) -> Result<(Model, TrainingInfo), AutodiffError> {
+    let mut m = model.clone();
+    let opset = m.opset().unwrap_or(13);
+    if let Some(e) = crate::infer::unbound_input_dim(&m.graph) {
+        return Err(e.into());
+    }
+    if opts.batch_norm_train {
+        rules::norm::switch_batch_norm_to_training(&mut m.graph);
+    }
+    let before_loss = m.graph.nodes.len();
+    let parts = {
+        let mut b = Builder::new(&mut m.graph, opset, "loss/");
+        loss::build(&mut b, &opts.loss)?
+    };
+    let loss = parts.loss;
+    let loss_inputs = parts.new_inputs.clone();
+    let g = &mut m.graph;
+    let forward_end = g.nodes.len();
+
+    let is_input: std::collections::HashSet<ValueId> = g.inputs.iter().copied().collect();
+    let candidates: Vec<ValueId> = g
+        .initializers
+        .iter()
+        .copied()
+        .filter(|&p| {
+            let v = g.value(p);
+            v.dtype.is_some_and(|d| d.is_float())
+                && !is_input.contains(&p)
+                && !opts.freeze.iter().any(|pat| glob_match(pat, &v.name))
+        })
+        .collect();
+    let req = requires_grad(g, &candidates);
+    let reach = reaches_loss(g, loss, &req, forward_end);
+    let trainable: Vec<ValueId> = candidates
+        .iter()
+        .copied()
+        .filter(|p| reach[p.index()])
+        .collect();
+    if trainable.is_empty() {
+        return Err(AutodiffError::NoTrainable);
+    }
+    let req = requires_grad(g, &trainable);
+    let reach = reaches_loss(g, loss, &req, forward_end);
+
+    // Reverse pass. The loss's own gradient is written in closed form (softmax minus
+    // one-hot); it seeds the gradient of the loss's input (logits or output).
+    let mut b = Builder::new(g, opset, "grad/");
+    let seed = loss::seed_gradient(&mut b, &parts).map_err(AutodiffError::Loss)?;
+    let mut contrib: HashMap<ValueId, Vec<ValueId>> = HashMap::new();
+    contrib.insert(parts.input, vec![seed]);
+    for nid in (0..before_loss).rev() {
+        let node: Node = b.graph.nodes[nid].clone();
+        let needs: Vec<bool> = node
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.is_some_and(|v| req[v.index()].is_some() && reach[v.index()])
+                    && rules::input_is_differentiable(&node, i)
+            })
+            .collect();
+        if !needs.iter().any(|&x| x) {
+            continue;
+        }
+        let mut dys = Vec::with_capacity(node.outputs.len());
+        for o in &node.outputs {
+            let dy = match o.and_then(|o| contrib.remove(&o)) {
+                Some(parts) => Some(b.sum(&parts).map_err(|reason| AutodiffError::Rule {
+                    node: node.name.clone(),
+                    op: node.op_type.clone(),
+                    reason,
+                })?),
+                None => None,
+            };
+            dys.push(dy);
+        }
+        if dys.iter().all(Option::is_none) {
+            continue;
+        }
+        let param_name = || {
+            node.inputs
+                .iter()
+                .flatten()
+                .find_map(|v| req[v.index()])
+                .map(|p| b.graph.value(p).name.clone())
+                .unwrap_or_default()
+        };
+        let Some(rule) = rules::lookup(&node) else {
+            return Err(AutodiffError::NoGradRule {
+                op: node.op_type.clone(),
+                node: node.name.clone(),
+                param: param_name(),
+            });
+        };
+        let mut ctx = rules::GradCtx {
+            b: &mut b,
+            node: &node,
+            node_id: NodeId(nid as u32),
+            needs: &needs,
+        };
+        let dxs = rule(&mut ctx, &dys).map_err(|reason| AutodiffError::Rule {
+            node: node.name.clone(),
+            op: node.op_type.clone(),
+            reason,
+        })?;
+        for (i, dx) in dxs.into_iter().enumerate() {
+            if let (Some(dx), Some(x), true) =
+                (dx, node.input(i), needs.get(i).copied().unwrap_or(false))
+            {
+                contrib.entry(x).or_default().push(dx);
+            }
+        }
+    }
+
+    let mut grads = Vec::with_capacity(trainable.len());
+    let mut claimed = std::collections::HashSet::new();
+    for &p in &trainable {
+        let parts = contrib.remove(&p).unwrap_or_default();
+        let pname = b.graph.value(p).name.clone();
+        let rule_err = |reason| AutodiffError::Rule {
+            node: pname.clone(),
+            op: "gradient".into(),
+            reason,
+        };
+        let gsum = if parts.is_empty() {
+            b.zeros_like(p).map_err(rule_err)?
+        } else {
+            b.sum(&parts).map_err(rule_err)?
+        };
+        let name = b.named(&format!("{pname}.grad"));
+        let own = b
+            .graph
+            .value(gsum)
+            .producer
+            .is_some_and(|n| n.index() >= forward_end)
+            && !b.graph.outputs.contains(&gsum);
+        let gid = if own && claimed.insert(gsum) {
+            b.graph.value_mut(gsum).name = name;
+            gsum
+        } else {
+            let out = b.graph.new_value(name.clone());
+            let mut id = Node::new("Identity", vec![Some(gsum)], vec![Some(out)]);
+            id.name = format!("{name}/Identity");
+            let v = b.graph.value(gsum).clone();
+            b.graph.add_node(id);
+            let o = b.graph.value_mut(out);
+            o.dtype = v.dtype;
+            o.shape = v.shape;
+            out
+        };
+        grads.push(gid);
+    }
+    drop(b);
+    g.outputs = std::iter::once(loss).chain(grads.iter().copied()).collect();
+    // Values folded to constants during the build keep their producing nodes; the
+    // constants are only hints for later analyses.
+    crate::ir::verify(g)?;
+    m.metadata.push((
+        "onnx_ac.training_graph".into(),
+        format!(
+            "loss={}; batch_norm={}",
+            opts.loss.describe(),
+            if opts.batch_norm_train {
+                "train"
+            } else {
+                "as-exported"
+            }
+        ),
+    ));
+    Ok((
+        m,
+        TrainingInfo {
+            loss,
+            params: trainable,
+            grads,
+            forward_end,
+            loss_inputs,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*.bias", "fc1.bias"));
+        assert!(glob_match(
+            "transformer.h.?.attn.*",
+            "transformer.h.0.attn.c_attn.weight"
+        ));
+        assert!(!glob_match("*.bias", "fc1.weight"));
+        assert!(glob_match("*", ""));
+        assert!(!glob_match("a?", "a"));
+    }
+}

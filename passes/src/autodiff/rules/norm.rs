@@ -1,0 +1,231 @@
+//! Gradients of Softmax, LogSoftmax, ReduceSum/ReduceMean, LayerNormalization and
+//! BatchNormalization. Spec: https://onnx.ai/onnx/operators/.
+//!
+//! Saved: Softmax and LogSoftmax their output; reductions nothing; LayerNormalization its
+//! input and scale (mean and inverse std-dev are recomputed in the backward unless the node
+//! outputs them); BatchNormalization as exported (running statistics) its scale and
+//! variance, plus the input for the scale's gradient; in training mode the input, scale and
+//! the batch statistics.
+
+use super::{GradCtx, GradResult};
+use crate::ir::{Attribute, Graph, ValueId};
+
+type Grads = GradResult<Vec<Option<ValueId>>>;
+
+fn dy0(dys: &[Option<ValueId>]) -> GradResult<ValueId> {
+    dys.first()
+        .copied()
+        .flatten()
+        .ok_or_else(|| "no gradient for the output".to_string())
+}
+
+fn axis(c: &GradCtx, rank: usize, default: i64) -> i64 {
+    let a = c.node.attr_int("axis").unwrap_or(default);
+    if a < 0 {
+        a + rank as i64
+    } else {
+        a
+    }
+}
+
+/// dx = y * (dy - sum(dy * y, axis)).
+pub fn softmax(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let y = c.y(0)?;
+    let g = dy0(dys)?;
+    let a = axis(c, c.dims(y)?.len(), -1);
+    let gy = c.b.op("Mul", &[g, y])?;
+    let s = c.b.reduce_sum(gy, &[a], true)?;
+    let d = c.b.op("Sub", &[g, s])?;
+    Ok(vec![Some(c.b.op("Mul", &[y, d])?)])
+}
+
+/// dx = dy - exp(y) * sum(dy, axis).
+pub fn log_softmax(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let y = c.y(0)?;
+    let g = dy0(dys)?;
+    let a = axis(c, c.dims(y)?.len(), -1);
+    let s = c.b.reduce_sum(g, &[a], true)?;
+    let p = c.b.op("Exp", &[y])?;
+    let ps = c.b.op("Mul", &[p, s])?;
+    Ok(vec![Some(c.b.op("Sub", &[g, ps])?)])
+}
+
+/// The reduced axes of a ReduceSum/ReduceMean node (attribute or input, by opset).
+fn reduced_axes(c: &GradCtx, rank: usize) -> GradResult<Vec<usize>> {
+    let from_input = c.node.op_type == "ReduceSum" || c.b.opset >= 18;
+    let axes = if from_input && c.node.input(1).is_some() {
+        c.const_ints(1).ok_or("reduction axes are not constant")?
+    } else if from_input {
+        Vec::new()
+    } else {
+        c.node
+            .attr_ints("axes")
+            .map(|a| a.to_vec())
+            .unwrap_or_default()
+    };
+    if axes.is_empty() {
+        if c.node.attr_int("noop_with_empty_axes").unwrap_or(0) != 0 {
+            return Ok(Vec::new());
+        }
+        return Ok((0..rank).collect());
+    }
+    Ok(axes
+        .iter()
+        .map(|&a| (if a < 0 { a + rank as i64 } else { a }) as usize)
+        .collect())
+}
+
+pub fn reduce_sum_mean(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let x = c.x(0)?;
+    let xd = c.dims(x)?;
+    let axes = reduced_axes(c, xd.len())?;
+    let g = dy0(dys)?;
+    let keep: Vec<i64> = xd
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| if axes.contains(&i) { 1 } else { d })
+        .collect();
+    let g = c.b.reshape(g, &keep)?;
+    let shape = c.b.const_i64(&xd);
+    let mut e = c.b.op("Expand", &[g, shape])?;
+    if c.node.op_type == "ReduceMean" {
+        let n: i64 = axes.iter().map(|&a| xd[a]).product();
+        e = c.b.scale(e, 1.0 / n as f64)?;
+    }
+    let mut out = vec![Some(e)];
+    out.resize(c.node.inputs.len(), None);
+    Ok(out)
+}
+
+/// LayerNormalization over axes [axis, rank): with x̂ = (x − μ)·r and g = dy·scale,
+/// dx = r·(g − mean(g) − x̂·mean(g·x̂)), dscale = Σ dy·x̂, dbias = Σ dy over leading axes.
+pub fn layer_norm(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let x = c.x(0)?;
+    let xd = c.dims(x)?;
+    let r = xd.len();
+    let a = axis(c, r, -1) as usize;
+    let eps = f64::from(c.node.attr_float("epsilon").unwrap_or(1e-5));
+    let g = dy0(dys)?;
+    let dt = c.b.dtype(x)?;
+    let norm_axes: Vec<i64> = (a as i64..r as i64).collect();
+    // Mean and inverse std-dev: the node's own outputs when it has them, else recomputed.
+    let (mu, rstd) = match (c.node.output(1), c.node.output(2)) {
+        (Some(m), Some(s)) if c.b.dtype(m)? == dt => (m, s),
+        _ => {
+            let mu = c.b.reduce_mean(x, &norm_axes, true)?;
+            let xc = c.b.op("Sub", &[x, mu])?;
+            let sq = c.b.op("Mul", &[xc, xc])?;
+            let var = c.b.reduce_mean(sq, &norm_axes, true)?;
+            let e = c.b.scalar(dt, eps)?;
+            let ve = c.b.op("Add", &[var, e])?;
+            let sd = c.b.op("Sqrt", &[ve])?;
+            (mu, c.b.op("Reciprocal", &[sd])?)
+        }
+    };
+    let xc = c.b.op("Sub", &[x, mu])?;
+    let xhat = c.b.op("Mul", &[xc, rstd])?;
+    let lead: Vec<i64> = (0..a as i64).collect();
+    let mut out = vec![None; c.node.inputs.len()];
+    if c.need(0) {
+        let scale = c.x(1)?;
+        let gs = c.b.op("Mul", &[g, scale])?;
+        let m1 = c.b.reduce_mean(gs, &norm_axes, true)?;
+        let gx = c.b.op("Mul", &[gs, xhat])?;
+        let m2 = c.b.reduce_mean(gx, &norm_axes, true)?;
+        let t = c.b.op("Mul", &[xhat, m2])?;
+        let d = c.b.op("Sub", &[gs, m1])?;
+        let d = c.b.op("Sub", &[d, t])?;
+        out[0] = Some(c.b.op("Mul", &[d, rstd])?);
+    }
+    if c.need(1) {
+        let sd = c.dims(c.x(1)?)?;
+        let t = c.b.op("Mul", &[g, xhat])?;
+        let s = c.b.reduce_sum(t, &lead, false)?;
+        out[1] = Some(c.b.unbroadcast(s, &sd)?);
+    }
+    if c.need(2) {
+        let bd = c.dims(c.x(2)?)?;
+        let s = c.b.reduce_sum(g, &lead, false)?;
+        out[2] = Some(c.b.unbroadcast(s, &bd)?);
+    }
+    Ok(out)
+}
+
+/// Marks BatchNormalization nodes to use batch statistics, as torch's `train()` does.
+/// The running-statistic outputs are not added: the training graph returns gradients only.
+pub fn switch_batch_norm_to_training(g: &mut Graph) {
+    for n in &mut g.nodes {
+        if n.op_type == "BatchNormalization" && n.is_standard_domain() {
+            n.attrs.retain(|a| a.name != "training_mode");
+            n.attrs.push(Attribute::int("training_mode", 1));
+            n.outputs.truncate(1);
+        }
+    }
+}
+
+pub fn batch_norm(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let x = c.x(0)?;
+    let xd = c.dims(x)?;
+    let dt = c.b.dtype(x)?;
+    let eps = f64::from(c.node.attr_float("epsilon").unwrap_or(1e-5));
+    let training = c.node.attr_int("training_mode").unwrap_or(0) != 0;
+    let g = dy0(dys)?;
+    let scale = c.x(1)?;
+    // Per-channel vectors broadcast as [C, 1, 1, ...].
+    let mut cshape = vec![xd[1]];
+    cshape.extend(std::iter::repeat_n(1, xd.len() - 2));
+    let red: Vec<i64> = std::iter::once(0).chain(2..xd.len() as i64).collect();
+    let e = c.b.scalar(dt, eps)?;
+    let (mean, rstd) = if training {
+        let mu = c.b.reduce_mean(x, &red, true)?;
+        let xc = c.b.op("Sub", &[x, mu])?;
+        let sq = c.b.op("Mul", &[xc, xc])?;
+        let var = c.b.reduce_mean(sq, &red, true)?;
+        let ve = c.b.op("Add", &[var, e])?;
+        let sd = c.b.op("Sqrt", &[ve])?;
+        (mu, c.b.op("Reciprocal", &[sd])?)
+    } else {
+        let mean = c.b.reshape(c.x(3)?, &cshape)?;
+        let var = c.b.reshape(c.x(4)?, &cshape)?;
+        let ve = c.b.op("Add", &[var, e])?;
+        let sd = c.b.op("Sqrt", &[ve])?;
+        (mean, c.b.op("Reciprocal", &[sd])?)
+    };
+    let s = c.b.reshape(scale, &cshape)?;
+    let mut out = vec![None; c.node.inputs.len()];
+    let need_xhat = c.need(1) || (training && c.need(0));
+    let xhat = if need_xhat {
+        let xc = c.b.op("Sub", &[x, mean])?;
+        Some(c.b.op("Mul", &[xc, rstd])?)
+    } else {
+        None
+    };
+    if c.need(0) {
+        let sr = c.b.op("Mul", &[s, rstd])?;
+        let gs = c.b.op("Mul", &[g, sr])?;
+        out[0] = Some(if training {
+            let xhat = xhat.expect("computed above");
+            let m1 = c.b.reduce_mean(g, &red, true)?;
+            let gx = c.b.op("Mul", &[g, xhat])?;
+            let m2 = c.b.reduce_mean(gx, &red, true)?;
+            let t = c.b.op("Mul", &[xhat, m2])?;
+            let d = c.b.op("Sub", &[g, m1])?;
+            let d = c.b.op("Sub", &[d, t])?;
+            c.b.op("Mul", &[d, sr])?
+        } else {
+            gs
+        });
+    }
+    if c.need(1) {
+        let t = c.b.op("Mul", &[g, xhat.expect("computed above")])?;
+        out[1] = Some(c.b.reduce_sum(t, &red, false)?);
+        let sd = c.dims(scale)?;
+        out[1] = Some(c.b.reshape(out[1].unwrap(), &sd)?);
+    }
+    if c.need(2) {
+        let bd = c.dims(c.x(2)?)?;
+        let s = c.b.reduce_sum(g, &red, false)?;
+        out[2] = Some(c.b.reshape(s, &bd)?);
+    }
+    Ok(out)
+}

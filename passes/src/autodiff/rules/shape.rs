@@ -1,0 +1,215 @@
+//! Gradients of data-movement ops: Reshape/Flatten/Squeeze/Unsqueeze (reshape back),
+//! Transpose (inverse permutation), Expand and Tile (sum back), Concat (Split), Split
+//! (Concat, zeros for unused pieces), Slice (Pad, unit steps; ScatterElements otherwise),
+//! Gather (ScatterND with reduction add, so repeated indices accumulate), GatherElements
+//! (ScatterElements add). None of these saves a float forward value; Gather and
+//! GatherElements keep their indices. Spec: https://onnx.ai/onnx/operators/.
+
+use super::{GradCtx, GradResult};
+use crate::ir::{Attribute, ValueId};
+
+type Grads = GradResult<Vec<Option<ValueId>>>;
+
+fn dy0(dys: &[Option<ValueId>]) -> GradResult<ValueId> {
+    dys.first()
+        .copied()
+        .flatten()
+        .ok_or_else(|| "no gradient for the output".to_string())
+}
+
+fn pad_none(mut v: Vec<Option<ValueId>>, n: usize) -> Vec<Option<ValueId>> {
+    v.resize(n, None);
+    v
+}
+
+pub fn reshape_like(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let xd = c.dims(c.x(0)?)?;
+    let g = c.b.reshape(dy0(dys)?, &xd)?;
+    Ok(pad_none(vec![Some(g)], c.node.inputs.len()))
+}
+
+pub fn transpose(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let r = c.dims(c.x(0)?)?.len();
+    let perm = c
+        .node
+        .attr_ints("perm")
+        .map(|p| p.to_vec())
+        .unwrap_or_else(|| (0..r as i64).rev().collect());
+    let mut inv = vec![0i64; r];
+    for (i, &p) in perm.iter().enumerate() {
+        let p = if p < 0 { p + r as i64 } else { p };
+        inv[p as usize] = i as i64;
+    }
+    Ok(vec![Some(c.b.transpose(dy0(dys)?, &inv)?)])
+}
+
+pub fn expand(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let xd = c.dims(c.x(0)?)?;
+    Ok(vec![Some(c.b.unbroadcast(dy0(dys)?, &xd)?), None])
+}
+
+/// Tile: view the gradient as [r0, d0, r1, d1, ...] and sum the repeat axes.
+pub fn tile(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let xd = c.dims(c.x(0)?)?;
+    let reps = c.const_ints(1).ok_or("Tile repeats are not constant")?;
+    let mut split = Vec::with_capacity(2 * xd.len());
+    for (r, d) in reps.iter().zip(&xd) {
+        split.push(*r);
+        split.push(*d);
+    }
+    let g = c.b.reshape(dy0(dys)?, &split)?;
+    let axes: Vec<i64> = (0..xd.len() as i64).map(|i| 2 * i).collect();
+    let s = c.b.reduce_sum(g, &axes, false)?;
+    Ok(vec![Some(c.b.reshape(s, &xd)?), None])
+}
+
+fn axis_of(c: &GradCtx, rank: usize, default: i64) -> usize {
+    let a = c.node.attr_int("axis").unwrap_or(default);
+    (if a < 0 { a + rank as i64 } else { a }) as usize
+}
+
+pub fn concat(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let g = dy0(dys)?;
+    let rank = c.dims(g)?.len();
+    let axis = axis_of(c, rank, 0);
+    let mut sizes = Vec::new();
+    for i in 0..c.node.inputs.len() {
+        sizes.push(c.dims(c.x(i)?)?[axis]);
+    }
+    let split = c.b.const_i64(&sizes);
+    let n = sizes.len();
+    let parts = c.b.node_n(
+        "Split",
+        &[Some(g), Some(split)],
+        vec![Attribute::int("axis", axis as i64)],
+        n,
+    )?;
+    Ok((0..n).map(|i| c.need(i).then_some(parts[i])).collect())
+}
+
+pub fn split(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let x = c.x(0)?;
+    let rank = c.dims(x)?.len();
+    let axis = axis_of(c, rank, 0);
+    let mut parts = Vec::with_capacity(dys.len());
+    for (i, dy) in dys.iter().enumerate() {
+        parts.push(match dy {
+            Some(d) => *d,
+            None => {
+                let y = c.y(i)?;
+                c.b.zeros_like(y)?
+            }
+        });
+    }
+    let g =
+        c.b.node("Concat", &parts, vec![Attribute::int("axis", axis as i64)])?;
+    Ok(pad_none(vec![Some(g)], c.node.inputs.len()))
+}
+
+pub fn slice(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let x = c.x(0)?;
+    let xd = c.dims(x)?;
+    let g = dy0(dys)?;
+    let starts = c.const_ints(1).ok_or("Slice starts are not constant")?;
+    let ends = c.const_ints(2).ok_or("Slice ends are not constant")?;
+    let axes = match c.node.input(3) {
+        Some(_) => c.const_ints(3).ok_or("Slice axes are not constant")?,
+        None => (0..starts.len() as i64).collect(),
+    };
+    let steps = match c.node.input(4) {
+        Some(_) => c.const_ints(4).ok_or("Slice steps are not constant")?,
+        None => vec![1; starts.len()],
+    };
+    let r = xd.len();
+    let mut begin = vec![0i64; r];
+    let mut after = vec![0i64; r];
+    for k in 0..axes.len() {
+        let a = (if axes[k] < 0 {
+            axes[k] + r as i64
+        } else {
+            axes[k]
+        }) as usize;
+        let d = xd[a];
+        if steps[k] != 1 {
+            return Err(format!(
+                "Slice with step {} is not differentiated yet",
+                steps[k]
+            ));
+        }
+        let fix = |v: i64| (if v < 0 { v + d } else { v }).clamp(0, d);
+        let s = fix(starts[k]);
+        let e = fix(ends[k]).max(s);
+        begin[a] = s;
+        after[a] = d - e;
+    }
+    let mut pads = begin;
+    pads.extend(after);
+    let p = c.b.const_i64(&pads);
+    let out =
+        c.b.node("Pad", &[g, p], vec![Attribute::string("mode", "constant")])?;
+    Ok(pad_none(vec![Some(out)], c.node.inputs.len()))
+}
+
+/// Gather(data, indices, axis): scatter-add the gradient into zeros of data's shape.
+/// The axis is moved to the front so that one ScatterND (reduction add) covers any axis.
+pub fn gather(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let (data, idx) = (c.x(0)?, c.x(1)?);
+    let dd = c.dims(data)?;
+    let id = c.dims(idx)?;
+    let r = dd.len();
+    let axis = axis_of(c, r, 0);
+    let g = dy0(dys)?;
+    let dt = c.b.dtype(g)?;
+    // Negative indices wrap, as Gather allows: idx + d * (idx < 0).
+    let idx64 = if c.b.dtype(idx)? == crate::ir::DType::Int64 {
+        idx
+    } else {
+        c.b.node("Cast", &[idx], vec![Attribute::int("to", 7)])?
+    };
+    let zero = c.b.constant(crate::ir::Tensor::from_i64(vec![], &[0]));
+    let neg = c.b.op("Less", &[idx64, zero])?;
+    let dimc =
+        c.b.constant(crate::ir::Tensor::from_i64(vec![], &[dd[axis]]));
+    let wrapped = c.b.op("Add", &[idx64, dimc])?;
+    let idx_ok = c.b.op("Where", &[neg, wrapped, idx64])?;
+    let mut idx_shape = id.clone();
+    idx_shape.push(1);
+    let idx_nd = c.b.reshape(idx_ok, &idx_shape)?;
+    // dy dims: data[..axis] ++ idx ++ data[axis+1..]; bring the idx dims to the front.
+    let ni = id.len();
+    let mut perm: Vec<i64> = (axis as i64..(axis + ni) as i64).collect();
+    perm.extend(0..axis as i64);
+    perm.extend((axis + ni) as i64..(r - 1 + ni) as i64);
+    let gt = c.b.transpose(g, &perm)?;
+    let mut moved: Vec<i64> = vec![dd[axis]];
+    moved.extend(&dd[..axis]);
+    moved.extend(&dd[axis + 1..]);
+    let z = c.b.zeros(dt, &moved)?;
+    let s = c.b.node(
+        "ScatterND",
+        &[z, idx_nd, gt],
+        vec![Attribute::string("reduction", "add")],
+    )?;
+    // Move the axis back: moved = [axis, 0..axis, axis+1..].
+    let mut back: Vec<i64> = (1..=axis as i64).collect();
+    back.push(0);
+    back.extend((axis + 1) as i64..r as i64);
+    Ok(vec![Some(c.b.transpose(s, &back)?), None])
+}
+
+pub fn gather_elements(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let (data, idx) = (c.x(0)?, c.x(1)?);
+    let dd = c.dims(data)?;
+    let axis = axis_of(c, dd.len(), 0);
+    let g = dy0(dys)?;
+    let z = c.b.zeros(c.b.dtype(g)?, &dd)?;
+    let s = c.b.node(
+        "ScatterElements",
+        &[z, idx, g],
+        vec![
+            Attribute::int("axis", axis as i64),
+            Attribute::string("reduction", "add"),
+        ],
+    )?;
+    Ok(vec![Some(s), None])
+}

@@ -1,0 +1,398 @@
+//! One ONNX Runtime session, run as often as needed.
+
+use super::alloc::MemoryMeter;
+use super::error::RuntimeError;
+use super::tensor::{from_ort_type, to_ort_type};
+use super::{cuda, loader, profile, Ep, GraphOpt, HostTensor, RunOptions, RunResult};
+use ort::memory::Allocator;
+use ort::session::builder::{AutoDevicePolicy, GraphOptimizationLevel, SessionBuilder};
+use ort::session::{OutputSelector, Session, SessionOutputs};
+use ort::value::{DynTensor, DynTensorValueType, DynValue, ValueType};
+use std::path::{Path, PathBuf};
+
+/// A prepared session: [`ModelSession::prepare`] once, then [`ModelSession::run`] many times
+/// (warm-up runs, then measured ones).
+pub struct ModelSession {
+    // Field order matters: the session is dropped before the meter it allocates through.
+    session: Session,
+    meter: Option<MemoryMeter>,
+    path: PathBuf,
+    options: RunOptions,
+    input_names: Vec<String>,
+    output_names: Vec<String>,
+    warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for ModelSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelSession")
+            .field("path", &self.path)
+            .field("options", &self.options)
+            .field("input_names", &self.input_names)
+            .field("output_names", &self.output_names)
+            .field("measuring_peak", &self.meter.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn option_error<R>(option: &str) -> impl FnOnce(ort::Error<R>) -> RuntimeError + '_ {
+    move |e| RuntimeError::SessionOption {
+        option: option.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+impl ModelSession {
+    /// Loads ONNX Runtime if needed and creates a session for the model at `model_path`.
+    pub fn prepare(model_path: &Path, opts: &RunOptions) -> Result<ModelSession, RuntimeError> {
+        let env = loader::environment(opts.ort_lib.as_deref())?;
+        if !model_path.is_file() {
+            return Err(RuntimeError::Io {
+                path: model_path.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "model file not found; check the path",
+                ),
+            });
+        }
+        let mut warnings = Vec::new();
+        let builder = configure(Session::builder(env), opts)?;
+        let mut builder = builder;
+        if opts.ep == Ep::Cuda {
+            cuda::append_cuda(&mut builder)?;
+        }
+
+        let load_error = |e: ort::Error| {
+            let reason = e.to_string();
+            if opts.ep == Ep::Cuda && reason.to_ascii_lowercase().contains("cuda") {
+                RuntimeError::CudaUnavailable { reason }
+            } else {
+                RuntimeError::ModelLoad {
+                    path: model_path.to_path_buf(),
+                    reason,
+                }
+            }
+        };
+
+        let mut meter = None;
+        let session = if opts.measure_peak {
+            let builder = builder
+                .with_memory_pattern(false)
+                .map_err(option_error("enable_mem_pattern=0"))?
+                .with_env_allocators()
+                .map_err(option_error("session.use_env_allocators=1"))?;
+            match MemoryMeter::new() {
+                Ok(mut m) => {
+                    let mut builder = builder;
+                    match m.with_registered(env, || builder.commit_from_file(model_path)) {
+                        Ok(created) => {
+                            meter = Some(m);
+                            created.map_err(load_error)?
+                        }
+                        Err(why) => {
+                            warnings.push(format!("peak memory not measured: {why}"));
+                            builder.commit_from_file(model_path).map_err(load_error)?
+                        }
+                    }
+                }
+                Err(why) => {
+                    warnings.push(format!(
+                        "peak memory not measured: cannot create the counting allocator: {why}"
+                    ));
+                    let mut builder = builder;
+                    builder.commit_from_file(model_path).map_err(load_error)?
+                }
+            }
+        } else {
+            builder.commit_from_file(model_path).map_err(load_error)?
+        };
+
+        let input_names = session
+            .inputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
+        let output_names = session
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
+        Ok(ModelSession {
+            session,
+            meter,
+            path: model_path.to_path_buf(),
+            options: opts.clone(),
+            input_names,
+            output_names,
+            warnings,
+        })
+    }
+
+    /// The model's graph inputs (initializers excluded), in order.
+    pub fn input_names(&self) -> &[String] {
+        &self.input_names
+    }
+
+    /// The model's graph outputs, in order.
+    pub fn output_names(&self) -> &[String] {
+        &self.output_names
+    }
+
+    /// Bytes held by the session between runs (initializers, ...), when measuring.
+    pub fn resident_bytes(&self) -> Option<u64> {
+        self.meter.as_ref().map(MemoryMeter::current_bytes)
+    }
+
+    /// Runs the model once and returns all outputs.
+    pub fn run(&mut self, inputs: &[HostTensor]) -> Result<RunResult, RuntimeError> {
+        self.run_selected(inputs, None)
+    }
+
+    /// Runs the model once and returns the outputs named in `output_names` (all if `None`).
+    /// ONNX Runtime skips nodes needed only by outputs not asked for.
+    pub fn run_selected(
+        &mut self,
+        inputs: &[HostTensor],
+        output_names: Option<&[String]>,
+    ) -> Result<RunResult, RuntimeError> {
+        let values = self.input_values(inputs)?;
+        let wanted: Vec<String> = match output_names {
+            Some(names) => {
+                for n in names {
+                    if !self.output_names.contains(n) {
+                        return Err(RuntimeError::UnsupportedOutput {
+                            name: n.clone(),
+                            reason: format!(
+                                "the model has no output of that name (outputs: {})",
+                                self.output_names.join(", ")
+                            ),
+                        });
+                    }
+                }
+                names.to_vec()
+            }
+            None => self.output_names.clone(),
+        };
+
+        let run_error = |e: ort::Error| RuntimeError::Run {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        };
+        let mut run_options = ort::session::RunOptions::new().map_err(run_error)?;
+        let profile_dir = if self.options.profile {
+            let dir = tempfile::Builder::new()
+                .prefix("onnx-ac-profile-")
+                .tempdir()
+                .map_err(|source| RuntimeError::Io {
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
+            run_options
+                .enable_profiling(dir.path().join("run"))
+                .map_err(|e| RuntimeError::Profile {
+                    reason: e.to_string(),
+                })?;
+            Some(dir)
+        } else {
+            None
+        };
+        let mut selector = OutputSelector::no_default();
+        for n in &wanted {
+            selector = selector.with(n.clone());
+        }
+        let run_options = run_options.with_outputs(selector);
+
+        let baseline = self.meter.as_ref().map(|m| {
+            m.reset_peak();
+            (m.current_bytes(), m.allocations())
+        });
+        let outputs = self
+            .session
+            .run_with_options(values, &run_options)
+            .map_err(|e| RuntimeError::Run {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })?;
+        let outputs = copy_outputs(outputs)?;
+
+        let mut result = RunResult {
+            outputs,
+            warnings: self.warnings.clone(),
+            ..RunResult::default()
+        };
+        if let (Some(m), Some((base, allocs_before))) = (&self.meter, baseline) {
+            if m.allocations() == allocs_before && !result.outputs.is_empty() && base == 0 {
+                result.warnings.push(
+                    "peak memory not measured: ONNX Runtime did not allocate through the counting allocator"
+                        .to_string(),
+                );
+            } else {
+                result.peak_bytes = Some(m.peak_bytes());
+                result.baseline_bytes = Some(base);
+            }
+        }
+        if let Some(dir) = profile_dir {
+            result.node_times = profile::read_profile_dir(dir.path())?;
+            // `dir` is deleted here, with the profile in it.
+        }
+        Ok(result)
+    }
+
+    /// Checks the inputs against the model and converts them to ONNX Runtime values.
+    fn input_values(
+        &self,
+        inputs: &[HostTensor],
+    ) -> Result<Vec<(String, DynTensor)>, RuntimeError> {
+        let mut seen: Vec<&str> = Vec::new();
+        for t in inputs {
+            if !self.input_names.contains(&t.name) {
+                return Err(RuntimeError::BadInput {
+                    name: t.name.clone(),
+                    reason: format!(
+                        "the model has no input of that name (inputs: {})",
+                        self.input_names.join(", ")
+                    ),
+                });
+            }
+            if seen.contains(&t.name.as_str()) {
+                return Err(RuntimeError::BadInput {
+                    name: t.name.clone(),
+                    reason: "given twice".to_string(),
+                });
+            }
+            seen.push(&t.name);
+        }
+        if let Some(missing) = self
+            .input_names
+            .iter()
+            .find(|n| !seen.contains(&n.as_str()))
+        {
+            return Err(RuntimeError::BadInput {
+                name: missing.clone(),
+                reason: "the model needs this input but it was not given".to_string(),
+            });
+        }
+        inputs
+            .iter()
+            .map(|t| Ok((t.name.clone(), to_value(t)?)))
+            .collect()
+    }
+}
+
+fn configure(
+    builder: Result<SessionBuilder, ort::Error>,
+    opts: &RunOptions,
+) -> Result<SessionBuilder, RuntimeError> {
+    let mut b = builder.map_err(|e| RuntimeError::Environment {
+        reason: e.to_string(),
+    })?;
+    let level = match opts.graph_opt {
+        GraphOpt::Disabled => GraphOptimizationLevel::Disable,
+        GraphOpt::Basic => GraphOptimizationLevel::Level1,
+        GraphOpt::Extended => GraphOptimizationLevel::Level2,
+        GraphOpt::All => GraphOptimizationLevel::All,
+    };
+    b = b
+        .with_optimization_level(level)
+        .map_err(option_error("graph_optimization_level"))?;
+    if opts.ep == Ep::Cpu {
+        // `ort` sets the automatic device-selection policy to "max efficiency" (prefer an NPU)
+        // on every builder; with no provider appended that policy picks the device. Pin CPU.
+        b = b
+            .with_auto_device(AutoDevicePolicy::PreferCPU)
+            .map_err(option_error("ep_selection_policy=PREFER_CPU"))?;
+    }
+    if !opts.disabled_optimizers.is_empty() {
+        b = b
+            .with_disabled_optimizers(opts.disabled_optimizers.join(";"))
+            .map_err(option_error("optimization.disable_specified_optimizers"))?;
+    }
+    if let Some(n) = opts.intra_threads {
+        b = b
+            .with_intra_threads(n)
+            .map_err(option_error("intra_op_num_threads"))?;
+    }
+    Ok(b)
+}
+
+/// Copies a host tensor into a new ONNX Runtime tensor (ONNX Runtime's default CPU allocator).
+fn to_value(t: &HostTensor) -> Result<DynTensor, RuntimeError> {
+    t.validate()?;
+    let ty = to_ort_type(t.dtype).ok_or_else(|| RuntimeError::UnsupportedDType {
+        name: t.name.clone(),
+        dtype: t.dtype,
+    })?;
+    let mut value = DynTensor::new(&Allocator::default(), ty, t.dims.clone()).map_err(|e| {
+        RuntimeError::BadInput {
+            name: t.name.clone(),
+            reason: format!("ONNX Runtime cannot create the tensor: {e}"),
+        }
+    })?;
+    if !t.data.is_empty() {
+        let dst = value.data_ptr_mut().cast::<u8>();
+        if dst.is_null() {
+            return Err(RuntimeError::BadInput {
+                name: t.name.clone(),
+                reason: "ONNX Runtime gave the tensor no buffer".to_string(),
+            });
+        }
+        // SAFETY: `dst` is the CPU buffer of a freshly created tensor of this type and shape,
+        // whose byte size equals `t.data.len()` (checked by `validate`); the regions are
+        // distinct allocations.
+        unsafe { std::ptr::copy_nonoverlapping(t.data.as_ptr(), dst, t.data.len()) };
+    }
+    Ok(value)
+}
+
+/// Copies the run's outputs to host tensors (dropping ONNX Runtime's buffers).
+fn copy_outputs(outputs: SessionOutputs<'_>) -> Result<Vec<HostTensor>, RuntimeError> {
+    outputs
+        .into_iter()
+        .map(|(name, value)| to_host(name, value))
+        .collect()
+}
+
+fn to_host(name: &str, value: DynValue) -> Result<HostTensor, RuntimeError> {
+    let unsupported = |reason: String| RuntimeError::UnsupportedOutput {
+        name: name.to_string(),
+        reason,
+    };
+    let (ty, dims) = match value.dtype() {
+        ValueType::Tensor { ty, shape, .. } => (*ty, shape.to_vec()),
+        other => {
+            return Err(unsupported(format!(
+                "it is a {other}, only tensors are supported; make the graph output a tensor"
+            )))
+        }
+    };
+    let dtype = from_ort_type(ty)
+        .ok_or_else(|| unsupported(format!("element type {ty} is not supported")))?;
+    let tensor = value
+        .downcast::<DynTensorValueType>()
+        .map_err(|e| unsupported(e.to_string()))?;
+    if !tensor.memory_info().is_cpu_accessible() {
+        return Err(unsupported(
+            "the tensor is in device memory, not host memory".to_string(),
+        ));
+    }
+    let numel: u64 = dims.iter().map(|&d| d.max(0) as u64).product();
+    let size = dtype.size_bytes().unwrap_or(0);
+    let len = usize::try_from(numel * size)
+        .map_err(|_| unsupported("too large for this machine".to_string()))?;
+    let mut data = vec![0u8; len];
+    if len > 0 {
+        let src = tensor.data_ptr().cast::<u8>();
+        if src.is_null() {
+            return Err(unsupported("ONNX Runtime returned no data".to_string()));
+        }
+        // SAFETY: `src` is the host buffer of a tensor with `numel` elements of `size` bytes,
+        // alive while `tensor` is; `data` is a distinct buffer of the same length.
+        unsafe { std::ptr::copy_nonoverlapping(src, data.as_mut_ptr(), len) };
+    }
+    Ok(HostTensor {
+        name: name.to_string(),
+        dtype,
+        dims,
+        data,
+    })
+}

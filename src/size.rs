@@ -1,0 +1,114 @@
+//! Memory sizes on the command line: `2GB`, `1.5GiB`, `512MiB`, `1000000` (bytes) or a
+//! percentage of the no-recompute peak (`60%`).
+
+use serde::Serialize;
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub enum Budget {
+    Bytes(u64),
+    /// A fraction of the peak without recomputation, in percent (0 < p <= 100).
+    Percent(f64),
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid size '{input}': {reason} (examples: 2GB, 1.5GiB, 512MiB, 1000000B, 60%)")]
+pub struct SizeError {
+    pub input: String,
+    pub reason: String,
+}
+
+impl FromStr for Budget {
+    type Err = SizeError;
+    fn from_str(s: &str) -> Result<Budget, SizeError> {
+        let err = |reason: &str| SizeError {
+            input: s.to_string(),
+            reason: reason.to_string(),
+        };
+        let t = s.trim();
+        if let Some(p) = t.strip_suffix('%') {
+            let v: f64 = p.trim().parse().map_err(|_| err("not a number"))?;
+            if !(v > 0.0 && v <= 100.0) {
+                return Err(err("a percentage must be in (0, 100]"));
+            }
+            return Ok(Budget::Percent(v));
+        }
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let v: f64 = num.parse().map_err(|_| err("not a number"))?;
+        let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1.0,
+            "kb" | "k" => 1e3,
+            "mb" | "m" => 1e6,
+            "gb" | "g" => 1e9,
+            "tb" | "t" => 1e12,
+            "kib" => 1024.0,
+            "mib" => 1024.0 * 1024.0,
+            "gib" => 1024.0 * 1024.0 * 1024.0,
+            "tib" => 1024.0f64.powi(4),
+            _ => return Err(err("unknown unit")),
+        };
+        let bytes = v * mult;
+        if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+            return Err(err("out of range"));
+        }
+        Ok(Budget::Bytes(bytes.round() as u64))
+    }
+}
+
+impl fmt::Display for Budget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Budget::Bytes(b) => f.write_str(&human_bytes(*b)),
+            Budget::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// Bytes in binary units with three significant digits: `1.50 MiB`.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.2} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_decimal_binary_and_percent() {
+        assert_eq!("2GB".parse(), Ok(Budget::Bytes(2_000_000_000)));
+        assert_eq!("1.5GiB".parse(), Ok(Budget::Bytes(1_610_612_736)));
+        assert_eq!("512 MiB".parse(), Ok(Budget::Bytes(536_870_912)));
+        assert_eq!("1000".parse(), Ok(Budget::Bytes(1000)));
+        assert_eq!("10kb".parse(), Ok(Budget::Bytes(10_000)));
+        assert_eq!("60%".parse(), Ok(Budget::Percent(60.0)));
+    }
+
+    #[test]
+    fn rejects_nonsense() {
+        for bad in ["", "GB", "2XB", "0%", "101%", "-1GB", "0", "1e400GB"] {
+            assert!(bad.parse::<Budget>().is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn human_readable() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.50 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.00 GiB");
+    }
+}
