@@ -180,7 +180,14 @@ impl<'a> Exporter<'a> {
         }
         for id in g.value_ids() {
             let v = g.value(id);
-            if is_io.contains(&id) || v.initializer.is_some() || !referenced[id.index()] {
+            if is_io.contains(&id) {
+                continue;
+            }
+            if v.initializer.is_some() || !referenced[id.index()] {
+                // Kept only where the file had them (exporters list initializers too).
+                if v.has_value_info {
+                    gp.value_info.push(self.value_info(g, id));
+                }
                 continue;
             }
             let typed = v.dtype.is_some() || v.opaque_type.is_some();

@@ -1,11 +1,14 @@
 //! A byte-counting `OrtAllocator` for measuring the peak memory of one run.
 //!
-//! ONNX Runtime allocates every CPU tensor of a session (initializers, intermediates, outputs)
-//! through the environment's registered allocator when the session is created with
-//! `session.use_env_allocators = 1`. Each measuring session gets its own [`MemoryMeter`]:
-//! under a process-wide lock the meter is registered with the environment, the session is
-//! created (it keeps a reference to the allocator), and the meter is unregistered again, so
-//! that concurrent sessions never share a counter.
+//! ONNX Runtime allocates the CPU tensors of a session (intermediates, outputs, kernel scratch
+//! buffers, small initializers) through the environment's registered allocator when the session
+//! is created with `session.use_env_allocators = 1`. (Initializers over 127 bytes and external
+//! data stay where the model was loaded or mapped and never pass through it.)
+//!
+//! Each measuring session gets its own [`MemoryMeter`]: under a process-wide lock the meter is
+//! registered with the environment, the session is created (it keeps a reference to the
+//! allocator), and the meter is unregistered again, so concurrent sessions never share a
+//! counter.
 //!
 //! Counted bytes are the sizes ONNX Runtime asked for, not including this allocator's header.
 //!

@@ -11,7 +11,10 @@ use std::ptr;
 const CUDA_EP: &str = "CUDAExecutionProvider";
 
 /// The execution providers compiled into the loaded library, e.g. `["CPUExecutionProvider"]`.
+/// Loads ONNX Runtime first if needed (see [`super::init`]).
 pub fn available_providers() -> Result<Vec<String>, RuntimeError> {
+    // `ort::api()` panics when no library can be loaded: make sure one is.
+    super::loader::init(None)?;
     let api = ort::api();
     let mut list: *mut *mut c_char = ptr::null_mut();
     let mut n: c_int = 0;

@@ -313,8 +313,9 @@ fn venv_capi_dirs(lib_dir: &Path) -> Vec<PathBuf> {
 /// Is `name` the ONNX Runtime library itself (not a provider plugin)?
 fn is_ort_library_name(name: &str) -> bool {
     name == "onnxruntime.dll"
-        || (name.starts_with("libonnxruntime.")
-            && (name["libonnxruntime.".len()..].starts_with("so") || name.ends_with(".dylib")))
+        || name
+            .strip_prefix("libonnxruntime.")
+            .is_some_and(|rest| rest.starts_with("so") || rest.ends_with("dylib"))
 }
 
 /// The libonnxruntime in `dir`: the unversioned name if present, else the longest versioned one.

@@ -23,7 +23,6 @@ mod profile;
 mod session;
 mod tensor;
 
-pub use alloc::MemoryMeter;
 pub use cuda::available_providers;
 pub use error::{RuntimeError, INSTALL_HINT};
 pub use loader::{init, loaded_library, locate, Candidate, LibrarySource, OrtLibrary};

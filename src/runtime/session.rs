@@ -56,6 +56,12 @@ impl ModelSession {
             });
         }
         let mut warnings = Vec::new();
+        if opts.measure_peak && opts.ep == Ep::Cuda {
+            warnings.push(
+                "peak_bytes counts host (CPU) allocations only; CUDA device memory is not counted"
+                    .to_string(),
+            );
+        }
         let builder = configure(Session::builder(env), opts)?;
         let mut builder = builder;
         if opts.ep == Ep::Cuda {
@@ -222,10 +228,10 @@ impl ModelSession {
         };
         if let (Some(m), Some((base, allocs_before))) = (&self.meter, baseline) {
             if m.allocations() == allocs_before && !result.outputs.is_empty() && base == 0 {
-                result.warnings.push(
-                    "peak memory not measured: ONNX Runtime did not allocate through the counting allocator"
-                        .to_string(),
-                );
+                result.warnings.push(format!(
+                    "peak memory not measured: ONNX Runtime did not allocate through {}",
+                    "the counting allocator"
+                ));
             } else {
                 result.peak_bytes = Some(m.peak_bytes());
                 result.baseline_bytes = Some(base);
@@ -375,10 +381,15 @@ fn to_host(name: &str, value: DynValue) -> Result<HostTensor, RuntimeError> {
             "the tensor is in device memory, not host memory".to_string(),
         ));
     }
-    let numel: u64 = dims.iter().map(|&d| d.max(0) as u64).product();
-    let size = dtype.size_bytes().unwrap_or(0);
-    let len = usize::try_from(numel * size)
-        .map_err(|_| unsupported("too large for this machine".to_string()))?;
+    let too_large = || unsupported("too large for this machine".to_string());
+    let numel = dims
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(u64::try_from(d).ok()?))
+        .ok_or_else(too_large)?;
+    let bytes = numel
+        .checked_mul(dtype.size_bytes().unwrap_or(0))
+        .ok_or_else(too_large)?;
+    let len = usize::try_from(bytes).map_err(|_| too_large())?;
     let mut data = vec![0u8; len];
     if len > 0 {
         let src = tensor.data_ptr().cast::<u8>();

@@ -111,9 +111,11 @@ impl HostTensor {
         HostTensor::new(name, dtype, dims.to_vec(), vec![0; bytes])
     }
 
-    /// Number of elements (1 for a scalar).
+    /// Number of elements (1 for a scalar); negative dims count as 0, overflow saturates.
     pub fn numel(&self) -> u64 {
-        self.dims.iter().map(|&d| d.max(0) as u64).product()
+        self.dims
+            .iter()
+            .fold(1u64, |n, &d| n.saturating_mul(d.max(0) as u64))
     }
 
     /// Checks dims (non-negative), element type (fixed size) and byte count.
@@ -125,11 +127,12 @@ impl HostTensor {
             return Err(RuntimeError::BadInput {
                 name: self.name.clone(),
                 reason: format!(
-                    "{:?} of shape {:?} needs {} bytes but {} were given; build it with HostTensor::from_* or fix dims",
+                    "{:?} of shape {:?} needs {} bytes but {} were given; {}",
                     self.dtype,
                     self.dims,
                     want.map_or("too many".to_string(), |w| w.to_string()),
-                    self.data.len()
+                    self.data.len(),
+                    "build it with HostTensor::from_* or fix dims"
                 ),
             });
         }

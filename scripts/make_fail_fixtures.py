@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""Writes the bad-input fixtures of fixtures/fail/ (see fixtures/fail/README.md).
+
+Each file is tiny and wrong in exactly one way; tests/cli_errors.rs checks that every
+command refuses it with exit code 2 and a one-line error naming the culprit. The script is
+deterministic (fixed seed, no timestamps): running it twice gives byte-identical files.
+Run it by hand after changing it, from the repository root:
+
+    .venv/bin/python scripts/make_fail_fixtures.py
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+
+import onnx
+from onnx import TensorProto, helper
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "fail")
+OUT = os.path.normpath(OUT)
+
+F = TensorProto.FLOAT
+
+
+def model(nodes, inputs, outputs, initializers=(), opset=17, extra_opsets=(), value_info=()):
+    graph = helper.make_graph(
+        list(nodes),
+        "fail",
+        list(inputs),
+        list(outputs),
+        initializer=list(initializers),
+        value_info=list(value_info),
+    )
+    opsets = [helper.make_opsetid("", opset)] + list(extra_opsets)
+    m = helper.make_model(graph, opset_imports=opsets, producer_name="make_fail_fixtures")
+    m.ir_version = 8
+    return m
+
+
+def vi(name, shape, elem=F):
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+def write(name: str, m_or_bytes) -> None:
+    data = m_or_bytes if isinstance(m_or_bytes, bytes) else m_or_bytes.SerializeToString()
+    with open(os.path.join(OUT, name), "wb") as f:
+        f.write(data)
+
+
+def external_weight(location: str) -> TensorProto:
+    """A [2,3] float initializer `w` whose bytes live at `location`."""
+    t = TensorProto()
+    t.name = "w"
+    t.data_type = F
+    t.dims.extend([2, 3])
+    t.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", location), ("offset", "0"), ("length", "24")):
+        e = t.external_data.add()
+        e.key = k
+        e.value = v
+    return t
+
+
+def external_model(location: str):
+    return model(
+        [helper.make_node("Add", ["x", "w"], ["y"], name="add")],
+        [vi("x", [2, 3])],
+        [vi("y", [2, 3])],
+        initializers=[external_weight(location)],
+    )
+
+
+def valid() -> onnx.ModelProto:
+    """A small, valid model: y = Relu(x @ w + b)."""
+    w = helper.make_tensor("w", F, [3, 4], [0.5] * 12)
+    b = helper.make_tensor("b", F, [4], [0.25] * 4)
+    return model(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["xw"], name="matmul"),
+            helper.make_node("Add", ["xw", "b"], ["h"], name="add"),
+            helper.make_node("Relu", ["h"], ["y"], name="relu"),
+        ],
+        [vi("x", [2, 3])],
+        [vi("y", [2, 4])],
+        initializers=[w, b],
+    )
+
+
+def main() -> int:
+    os.makedirs(OUT, exist_ok=True)
+
+    good = valid()
+    onnx.checker.check_model(good, full_check=True)
+    good_bytes = good.SerializeToString()
+    write("truncated.onnx", good_bytes[: len(good_bytes) // 2])
+    write("random.onnx", random.Random(20240611).randbytes(256))
+    write("empty.onnx", b"")
+
+    # a -> b -> a: each node reads the other's output.
+    write(
+        "cycle.onnx",
+        model(
+            [
+                helper.make_node("Add", ["x", "b"], ["a"], name="add_a"),
+                helper.make_node("Relu", ["a"], ["b"], name="relu_b"),
+            ],
+            [vi("x", [2, 3])],
+            [vi("a", [2, 3])],
+        ),
+    )
+    write(
+        "undefined_input.onnx",
+        model(
+            [helper.make_node("Add", ["x", "ghost"], ["y"], name="add")],
+            [vi("x", [2, 3])],
+            [vi("y", [2, 3])],
+        ),
+    )
+
+    write("external_escape.onnx", external_model("../outside.bin"))
+    write("external_absolute.onnx", external_model("/etc/passwd"))
+    write("external_missing.onnx", external_model("missing_weights.bin"))
+    # ext_link/weights.bin is a symlink leaving the folder (to the repository's Cargo.toml).
+    link_dir = os.path.join(OUT, "ext_link")
+    os.makedirs(link_dir, exist_ok=True)
+    link = os.path.join(link_dir, "weights.bin")
+    if os.path.lexists(link):
+        os.remove(link)
+    os.symlink(os.path.join("..", "..", "..", "Cargo.toml"), link)
+    write("external_symlink.onnx", external_model("ext_link/weights.bin"))
+
+    write(
+        "unknown_domain.onnx",
+        model(
+            [helper.make_node("FancyOp", ["x"], ["y"], name="fancy", domain="com.example")],
+            [vi("x", [2, 3])],
+            [vi("y", [2, 3])],
+            extra_opsets=[helper.make_opsetid("com.example", 1)],
+        ),
+    )
+    write(
+        "old_opset.onnx",
+        model(
+            [helper.make_node("Relu", ["x"], ["y"], name="relu")],
+            [vi("x", [2, 3])],
+            [vi("y", [2, 3])],
+            opset=9,
+        ),
+    )
+    write(
+        "negative_dim.onnx",
+        model(
+            [helper.make_node("Relu", ["x"], ["y"], name="relu")],
+            [vi("x", [2, -3])],
+            [vi("y", [2, 3])],
+        ),
+    )
+    # 2^32 * 2^32 elements: the element count overflows int64.
+    big = 1 << 32
+    write(
+        "overflow_dim.onnx",
+        model(
+            [helper.make_node("Relu", ["x"], ["y"], name="relu")],
+            [vi("x", [big, big])],
+            [vi("y", [big, big])],
+        ),
+    )
+    write(
+        "duplicate_output.onnx",
+        model(
+            [
+                helper.make_node("Relu", ["x"], ["y"], name="relu"),
+                helper.make_node("Neg", ["x"], ["y"], name="neg"),
+            ],
+            [vi("x", [2, 3])],
+            [vi("y", [2, 3])],
+        ),
+    )
+    # Det is ai.onnx but has no shape rule; its output is not typed by the file.
+    write(
+        "no_shape_rule.onnx",
+        model(
+            [
+                helper.make_node("Det", ["x"], ["d"], name="det"),
+                helper.make_node("Neg", ["d"], ["y"], name="neg"),
+            ],
+            [vi("x", [2, 3, 3])],
+            [vi("y", [2])],
+        ),
+    )
+    # A perm of length 3 for a rank-2 input.
+    write(
+        "bad_attribute.onnx",
+        model(
+            [helper.make_node("Transpose", ["x"], ["y"], name="transpose", perm=[1, 0, 2])],
+            [vi("x", [2, 3])],
+            [vi("y", [3, 2])],
+        ),
+    )
+    # [2,3] float needs 24 bytes; raw_data has 5.
+    w = TensorProto()
+    w.name = "w"
+    w.data_type = F
+    w.dims.extend([2, 3])
+    w.raw_data = b"\x00\x01\x02\x03\x04"
+    write(
+        "bad_raw_data.onnx",
+        model(
+            [helper.make_node("Add", ["x", "w"], ["y"], name="add")],
+            [vi("x", [2, 3])],
+            [vi("y", [2, 3])],
+            initializers=[w],
+        ),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

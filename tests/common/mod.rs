@@ -1,0 +1,58 @@
+//! Shared helpers of the whole-pipeline tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every fixture model (sorted), without the failure cases.
+pub fn fixture_models() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("fixtures/models"))
+        .expect("fixtures/models")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// `mlp.ts17` for `fixtures/models/mlp.ts17.onnx`.
+pub fn stem(p: &Path) -> String {
+    p.file_name()
+        .unwrap()
+        .to_string_lossy()
+        .trim_end_matches(".onnx")
+        .to_string()
+}
+
+/// The project venv's Python (made by scripts/setup.sh); tests that need onnx or
+/// onnxruntime in Python fail loudly without it rather than skip.
+pub fn python() -> PathBuf {
+    let p = root().join(".venv/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: run `bash scripts/setup.sh` first",
+        p.display()
+    );
+    p
+}
+
+/// Runs a script from scripts/ with the venv's Python; returns stdout, panics with the
+/// script's output if it fails.
+pub fn run_py(script: &str, args: &[&str]) -> String {
+    let out = Command::new(python())
+        .arg(root().join("scripts").join(script))
+        .args(args)
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed:\n{stdout}\n{stderr}"
+    );
+    stdout
+}
