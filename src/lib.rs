@@ -8,6 +8,7 @@ pub mod commands;
 pub mod error;
 pub mod inspect;
 pub mod onnx;
+pub mod plan;
 pub mod runtime;
 pub mod size;
 

@@ -7,5 +7,6 @@ pub mod infer;
 pub mod ir;
 pub mod lower;
 pub mod ops;
+pub mod recompute;
 
 pub use error::{IrError, RuleError};
