@@ -122,4 +122,64 @@ pub struct MainArgs {
     pub dims: Vec<(String, i64)>,
     #[command(flatten)]
     pub loss: LossArgs,
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Write the per-activation decisions (CSV) here.
+    #[arg(long, value_name = "CSV")]
+    pub decisions: Option<PathBuf>,
+    /// Print the summary as JSON (documented in docs/cli.md) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Run the original and the rewritten graph in ONNX Runtime: same loss and gradients,
+    /// measured peak and step time.
+    #[arg(long)]
+    pub verify: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PlanArgs {
+    /// The planner: mutwo (μ-TWO's greedy recompute selection) or a preset policy.
+    #[arg(long, default_value = "mutwo", value_parser = ["mutwo", "none", "selective", "full"])]
+    pub planner: String,
+    /// A preset policy instead of a planner (same as --planner none|selective|full).
+    #[arg(long, value_parser = ["none", "selective", "full"], conflicts_with = "plan_file")]
+    pub policy: Option<String>,
+    /// Apply a saved plan (JSON from --save-plan) instead of planning.
+    #[arg(long = "plan", value_name = "PLAN.json")]
+    pub plan_file: Option<PathBuf>,
+    /// Save the plan as JSON.
+    #[arg(long, value_name = "PLAN.json")]
+    pub save_plan: Option<PathBuf>,
+    /// Write the closest plan even when the budget is unreachable (exit code 0).
+    #[arg(long)]
+    pub best_effort: bool,
+    /// Cost model: measured (profile with ONNX Runtime, the default when it is available),
+    /// analytic (FLOPs and bytes on --device), or fixed (a constant table, for tests).
+    #[arg(long, value_parser = ["measured", "analytic", "fixed"])]
+    pub cost: Option<String>,
+    /// A profile written by `onnx-ac profile` (implies --cost measured without running).
+    #[arg(long, value_name = "PROFILE.json")]
+    pub profile: Option<PathBuf>,
+    /// Device of the analytic cost model.
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "a100", "h100"])]
+    pub device: String,
+    /// Emit recomputed copies without the late data dependency (for measuring its effect;
+    /// ONNX Runtime then undoes most of the saving).
+    #[arg(long, hide = true)]
+    pub no_pin: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RuntimeArgs {
+    /// libonnxruntime to load (default: ORT_DYLIB_PATH, python3's onnxruntime, .venv).
+    #[arg(long, value_name = "PATH")]
+    pub ort_lib: Option<PathBuf>,
+    /// Execution provider for profiling and --verify.
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
+    pub ep: String,
+    /// Measured runs for profiling and --verify timing.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
 }

@@ -3,9 +3,11 @@
 use crate::cli::{
     BatchNormMode, InspectArgs, LossArgs, LossKind, MainArgs, ModelArgs, TrainGraphArgs,
 };
+use crate::pipeline::{plan_and_rewrite, PlanOptions, PlanSource};
 use crate::{Error, Result};
 use onnx_ac_passes::autodiff::{self, Loss, TrainOptions};
 use onnx_ac_passes::ir::Model;
+use onnx_ac_passes::recompute::RewriteOptions;
 use std::collections::BTreeMap;
 
 fn dims_map(dims: &[(String, i64)]) -> BTreeMap<String, i64> {
@@ -98,14 +100,99 @@ pub fn train_graph(a: &TrainGraphArgs) -> Result<()> {
     Ok(())
 }
 
+/// Progress lines on a terminal (stderr), silent otherwise.
+pub fn progress(msg: &str) {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        eprintln!("onnx-ac: {msg}");
+    }
+}
+
 pub fn main_command(a: &MainArgs) -> Result<()> {
-    let model = a
+    let model_path = a
         .model
         .as_ref()
         .ok_or_else(|| Error::Usage("missing MODEL".into()))?;
-    let m = crate::load_model(model, &dims_map(&a.dims))?;
-    let _ = training_graph(&m, &a.loss, model)?;
-    Err(Error::StageMissing {
-        stage: "planning and rewriting (profile → plan → rewrite)",
-    })
+    let out = a
+        .out
+        .as_ref()
+        .ok_or_else(|| Error::Usage("missing -o OUT".into()))?;
+    let budget = a
+        .budget
+        .ok_or_else(|| Error::Usage("missing --budget".into()))?;
+    progress(&format!("loading {}", model_path.display()));
+    let m = crate::load_model(model_path, &dims_map(&a.dims))?;
+    progress("building the training graph");
+    let (tm, info) = training_graph(&m, &a.loss, model_path)?;
+    let costs = crate::costs::select(&tm, &info, &a.plan, &a.runtime)?;
+    progress(&format!("costs: {}", costs.description));
+    let source = match (&a.plan.plan_file, &a.plan.policy) {
+        (Some(p), _) => PlanSource::File(p.clone()),
+        (None, Some(policy)) => PlanSource::Planner(policy.clone()),
+        (None, None) => PlanSource::Planner(a.plan.planner.clone()),
+    };
+    let opts = PlanOptions {
+        budget,
+        source,
+        best_effort: a.plan.best_effort,
+        rewrite: RewriteOptions {
+            pin_late: !a.plan.no_pin,
+        },
+    };
+    progress("planning and rewriting");
+    let cost_fn =
+        |g: &onnx_ac_passes::ir::Graph, n: onnx_ac_passes::ir::NodeId| costs.node_time(g, n);
+    let mut planned = plan_and_rewrite(&tm, &info, &opts, &cost_fn, &costs.description)?;
+    if a.verify {
+        progress("verifying in ONNX Runtime");
+        let report = crate::costs::verify_models(&tm, &planned.rewritten, &a.runtime)?;
+        let failed = !report.passed;
+        planned.summary.peak_source = "measured".into();
+        if let (Some(x), Some(y)) = (report.original_peak_bytes, report.rewritten_peak_bytes) {
+            planned.summary.initial_peak_bytes = x;
+            planned.summary.final_peak_bytes = y;
+            let red = x as i64 - y as i64;
+            planned.summary.reduction_bytes = red;
+            planned.summary.reduction_percent = 100.0 * red as f64 / x.max(1) as f64;
+        }
+        planned.summary.initial_step_time_s = report.original_step_time_s;
+        planned.summary.final_step_time_s = report.rewritten_step_time_s;
+        planned.summary.step_time_source = "measured".into();
+        planned.summary.overhead_s = report.rewritten_step_time_s - report.original_step_time_s;
+        planned.summary.overhead_percent =
+            100.0 * planned.summary.overhead_s / report.original_step_time_s.max(1e-12);
+        planned.summary.verify = Some(report);
+        if failed {
+            return Err(Error::VerifyFailed(
+                planned
+                    .summary
+                    .verify
+                    .as_ref()
+                    .map(|v| v.one_line())
+                    .unwrap_or_default(),
+            ));
+        }
+    }
+    progress(&format!("writing {}", out.display()));
+    crate::onnx::save(
+        &planned.rewritten,
+        out,
+        &crate::onnx::SaveOptions::default(),
+    )?;
+    if let Some(path) = &a.decisions {
+        crate::pipeline::write_atomic(path, &crate::report::decisions_csv(&planned.decisions))?;
+    }
+    if let Some(path) = &a.plan.save_plan {
+        let text = serde_json::to_string_pretty(&planned.plan)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        crate::pipeline::write_atomic(path, &(text + "\n"))?;
+    }
+    if a.json {
+        let text = serde_json::to_string_pretty(&planned.summary)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        println!("{text}");
+    } else {
+        print!("{}", planned.summary.to_text());
+    }
+    Ok(())
 }

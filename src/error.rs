@@ -3,35 +3,66 @@
 
 use crate::onnx::OnnxError;
 use onnx_ac_passes::IrError;
+use std::fmt;
 use std::path::PathBuf;
 use thiserror::Error;
 
+/// Every message is one line: control characters (a newline or terminal escape in a
+/// name read from a malicious file, or in a path) are printed escaped, as `\n`, `\u{1b}`.
 #[derive(Debug, Error)]
 pub enum Error {
-    #[error(transparent)]
+    #[error("{}", OneLine(.0))]
     Onnx(#[from] OnnxError),
-    #[error("{path}: {source}")]
+    #[error("{}: {}", OneLine(.path.display()), OneLine(.source))]
     Model {
         path: PathBuf,
         #[source]
         source: IrError,
     },
-    #[error("{path}: {source}")]
+    #[error("{}: {}", OneLine(.path.display()), OneLine(.source))]
     Training {
         path: PathBuf,
         #[source]
         source: onnx_ac_passes::autodiff::AutodiffError,
     },
-    #[error("{0}")]
+    #[error("{}", OneLine(.0))]
     Usage(String),
-    #[error(transparent)]
+    #[error("{}", OneLine(.0))]
     Size(#[from] crate::size::SizeError),
     #[error("{stage} is not implemented yet in this build of onnx-ac; no output was written")]
     StageMissing { stage: &'static str },
-    #[error("{path}: {reason}")]
+    #[error("{}: {}", OneLine(.path.display()), OneLine(.reason))]
     Output { path: PathBuf, reason: String },
-    #[error("internal error: {0}")]
+    #[error("internal error: {}", OneLine(.0))]
     Internal(String),
+    #[error("verification failed: {}", OneLine(.0))]
+    VerifyFailed(String),
+    #[error("{}", OneLine(.0))]
+    Runtime(#[from] crate::runtime::RuntimeError),
+    #[error("budget {} is unreachable: the smallest peak any plan reaches is {}; {}; {}", crate::size::human_bytes(*.budget), crate::size::human_bytes(*.smallest_peak), OneLine(.detail), OneLine(.suggestion))]
+    BudgetUnreachable {
+        budget: u64,
+        smallest_peak: u64,
+        detail: String,
+        suggestion: String,
+    },
+}
+
+/// Displays a value with its control characters escaped, so it stays on one line.
+pub struct OneLine<T>(pub T);
+
+impl<T: fmt::Display> fmt::Display for OneLine<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write;
+        for c in self.0.to_string().chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Error {
@@ -42,6 +73,18 @@ impl Error {
             Error::Training { .. } => 2,
             Error::Output { .. } => 2,
             Error::StageMissing { .. } | Error::Internal(_) => 1,
+            Error::BudgetUnreachable { .. } => 3,
+            Error::VerifyFailed(_) => 1,
+            Error::Runtime(e) => {
+                use crate::runtime::RuntimeError as R;
+                match e {
+                    R::NotFound { .. }
+                    | R::BadLibraryPath { .. }
+                    | R::TooOld { .. }
+                    | R::CudaUnavailable { .. } => 2,
+                    _ => 1,
+                }
+            }
         }
     }
 }

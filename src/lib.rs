@@ -5,12 +5,16 @@
 
 pub mod cli;
 pub mod commands;
+pub mod costs;
 pub mod error;
 pub mod inspect;
 pub mod onnx;
+pub mod pipeline;
 pub mod plan;
+pub mod report;
 pub mod runtime;
 pub mod size;
+pub mod verify;
 
 pub use error::{Error, Result};
 

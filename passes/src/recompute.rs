@@ -172,92 +172,93 @@ impl Rewriter<'_> {
         self.fresh(base)
     }
 
-    /// Emits `Reshape(x, shape(x) + 0 * int64(late.flat[0]))` nodes into `out`.
-    fn pin(&mut self, x: ValueId, late: ValueId, out: &mut Vec<Node>) -> Option<ValueId> {
-        let xv = self.g.value(x).clone();
-        let dims = crate::ir::static_dims(xv.shape.as_ref()?)?;
+    /// Emits `0 * int64(late.flat[0])` (an int64 `[1]` that is always zero but cannot be
+    /// known before `late` exists) into `out`; one per recompute group.
+    fn late_zero(&mut self, late: ValueId, out: &mut Vec<Node>) -> Option<ValueId> {
         let lv = self.g.value(late).clone();
         let late_numel = crate::ir::static_numel(lv.shape.as_ref()?)?;
-        if late_numel == 0 || lv.dtype.is_none_or(|d| d == DType::String) {
+        let ldt = lv.dtype?;
+        if late_numel == 0 || ldt == DType::String {
             return None;
         }
-        let val = |this: &mut Self, name: &str, dtype: DType, d: &[i64]| {
-            let name = this.fresh(name);
-            this.g.add_value(crate::ir::Value {
-                name,
-                dtype: Some(dtype),
-                shape: Some(known_shape(d)),
-                ..Default::default()
-            })
-        };
-        let init = |this: &mut Self, name: &str, t: Tensor| {
-            let name = this.fresh(name);
-            this.g.add_initializer(name, t)
-        };
-        let base = format!("{}/pin", xv.name);
-        let flat_shape = init(
-            self,
+        let base = format!("{}/late", lv.name);
+        let flat_shape = self.init(
             &format!("{base}/flat_shape"),
             Tensor::from_i64(vec![1], &[-1]),
         );
-        let zero1 = init(
-            self,
-            &format!("{base}/start"),
-            Tensor::from_i64(vec![1], &[0]),
-        );
-        let one1 = init(
-            self,
-            &format!("{base}/end"),
-            Tensor::from_i64(vec![1], &[1]),
-        );
-        let zero = init(
-            self,
-            &format!("{base}/zero"),
-            Tensor::from_i64(vec![1], &[0]),
-        );
-        let shape = init(
-            self,
-            &format!("{base}/shape"),
-            Tensor::from_i64(vec![dims.len() as i64], &dims),
-        );
-        let ldt = lv.dtype.expect("checked");
-        let flat = val(
-            self,
-            &format!("{base}/late_flat"),
-            ldt,
-            &[late_numel as i64],
-        );
-        let first = val(self, &format!("{base}/late_first"), ldt, &[1]);
-        let as_int = val(self, &format!("{base}/late_int"), DType::Int64, &[1]);
-        let nothing = val(self, &format!("{base}/zero_dep"), DType::Int64, &[1]);
-        let rank = dims.len() as i64;
-        let new_shape = val(self, &format!("{base}/shape_dep"), DType::Int64, &[rank]);
-        let pinned = val(
-            self,
-            &format!("{}/pinned", xv.name),
-            xv.dtype.unwrap_or(DType::Float),
-            &dims,
-        );
-        let mut node =
-            |this: &mut Self, op: &str, ins: &[ValueId], outv: ValueId, attrs: Vec<Attribute>| {
-                let mut n = Node::new(op, ins.iter().map(|&i| Some(i)).collect(), vec![Some(outv)]);
-                n.name = this.fresh_node_name(&format!("{base}/{op}"));
-                n.attrs = attrs;
-                out.push(n);
-            };
-        node(self, "Reshape", &[late, flat_shape], flat, vec![]);
-        node(self, "Slice", &[flat, zero1, one1], first, vec![]);
-        node(
-            self,
+        let start = self.init(&format!("{base}/start"), Tensor::from_i64(vec![1], &[0]));
+        let end = self.init(&format!("{base}/end"), Tensor::from_i64(vec![1], &[1]));
+        let zero = self.init(&format!("{base}/zero"), Tensor::from_i64(vec![1], &[0]));
+        let flat = self.val(&format!("{base}/flat"), ldt, &[late_numel as i64]);
+        let first = self.val(&format!("{base}/first"), ldt, &[1]);
+        let as_int = self.val(&format!("{base}/int"), DType::Int64, &[1]);
+        let dep = self.val(&format!("{base}/zero_dep"), DType::Int64, &[1]);
+        self.emit(out, &base, "Reshape", &[late, flat_shape], flat, vec![]);
+        self.emit(out, &base, "Slice", &[flat, start, end], first, vec![]);
+        self.emit(
+            out,
+            &base,
             "Cast",
             &[first],
             as_int,
             vec![Attribute::int("to", 7)],
         );
-        node(self, "Mul", &[as_int, zero], nothing, vec![]);
-        node(self, "Add", &[shape, nothing], new_shape, vec![]);
-        node(self, "Reshape", &[x, new_shape], pinned, vec![]);
+        self.emit(out, &base, "Mul", &[as_int, zero], dep, vec![]);
+        Some(dep)
+    }
+
+    /// Emits `Reshape(x, shape(x) + dep)` into `out`: `x` itself, read only after `dep`.
+    fn pin(&mut self, x: ValueId, dep: ValueId, out: &mut Vec<Node>) -> Option<ValueId> {
+        let xv = self.g.value(x).clone();
+        let dims = crate::ir::static_dims(xv.shape.as_ref()?)?;
+        let base = format!("{}/pin", xv.name);
+        let shape = self.init(
+            &format!("{base}/shape"),
+            Tensor::from_i64(vec![dims.len() as i64], &dims),
+        );
+        let new_shape = self.val(
+            &format!("{base}/shape_dep"),
+            DType::Int64,
+            &[dims.len() as i64],
+        );
+        let pinned = self.val(
+            &format!("{}/pinned", xv.name),
+            xv.dtype.unwrap_or(DType::Float),
+            &dims,
+        );
+        self.emit(out, &base, "Add", &[shape, dep], new_shape, vec![]);
+        self.emit(out, &base, "Reshape", &[x, new_shape], pinned, vec![]);
         Some(pinned)
+    }
+
+    fn init(&mut self, name: &str, t: Tensor) -> ValueId {
+        let name = self.fresh(name);
+        self.g.add_initializer(name, t)
+    }
+
+    fn val(&mut self, name: &str, dtype: DType, dims: &[i64]) -> ValueId {
+        let name = self.fresh(name);
+        self.g.add_value(crate::ir::Value {
+            name,
+            dtype: Some(dtype),
+            shape: Some(known_shape(dims)),
+            ..Default::default()
+        })
+    }
+
+    fn emit(
+        &mut self,
+        out: &mut Vec<Node>,
+        base: &str,
+        op: &str,
+        ins: &[ValueId],
+        outv: ValueId,
+        attrs: Vec<Attribute>,
+    ) {
+        let mut n = Node::new(op, ins.iter().map(|&i| Some(i)).collect(), vec![Some(outv)]);
+        n.name = self.fresh_node_name(&format!("{base}/{op}"));
+        n.attrs = attrs;
+        out.push(n);
     }
 }
 
@@ -332,6 +333,7 @@ pub fn apply_recompute(
                     let roots = std::mem::take(&mut rw.roots);
                     let mut pinned_any = false;
                     let mut pinned_cache: BTreeMap<ValueId, ValueId> = BTreeMap::new();
+                    let mut dep: Option<Option<ValueId>> = None;
                     for r in roots {
                         let copy = &group[r];
                         let kept = copy.inputs.iter().enumerate().find_map(|(k, i)| {
@@ -340,9 +342,11 @@ pub fn apply_recompute(
                             (!from_copy && g.value(i).constant.is_none()).then_some((k, i))
                         });
                         let Some((k, x)) = kept else { continue };
+                        let dep = *dep.get_or_insert_with(|| rw.late_zero(late, &mut pins));
+                        let Some(dep) = dep else { break };
                         let pinned = match pinned_cache.get(&x) {
                             Some(&p) => Some(p),
-                            None => rw.pin(x, late, &mut pins),
+                            None => rw.pin(x, dep, &mut pins),
                         };
                         if let Some(p) = pinned {
                             pinned_cache.insert(x, p);

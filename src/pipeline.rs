@@ -1,0 +1,200 @@
+//! The main command as one library call: training graph → plan → rewrite → (verify) →
+//! save, with the reports. The CLI only parses flags, picks the cost model and prints.
+
+use crate::error::{Error, Result};
+use crate::plan::{self, candidates::candidates, evaluate, NodeCost, PlanInput, RecomputePlan};
+use crate::report::{self, Summary};
+use crate::size::{human_bytes, Budget};
+use onnx_ac_passes::autodiff::{saved_activations, TrainingInfo};
+use onnx_ac_passes::ir::{Graph, Model};
+use onnx_ac_passes::recompute::{apply_recompute, RewriteOptions};
+use std::path::{Path, PathBuf};
+
+/// How the plan is chosen.
+#[derive(Clone, Debug)]
+pub enum PlanSource {
+    Planner(String),
+    File(PathBuf),
+}
+
+#[derive(Clone, Debug)]
+pub struct PlanOptions {
+    pub budget: Budget,
+    pub source: PlanSource,
+    /// Write the output even when the budget is not reachable (with the closest plan).
+    pub best_effort: bool,
+    pub rewrite: RewriteOptions,
+}
+
+/// Everything the main command decided, before anything is written.
+pub struct Planned {
+    pub plan: RecomputePlan,
+    pub rewritten: Model,
+    pub summary: Summary,
+    pub decisions: Vec<report::Decision>,
+}
+
+/// The smallest peak any plan reaches, and what no plan can remove.
+fn unreachable_error(
+    g: &Graph,
+    info: &TrainingInfo,
+    budget: u64,
+    best: u64,
+    cost: NodeCost,
+) -> Error {
+    let all = candidates(g, info);
+    let min_peak = evaluate(g, info, &all, cost)
+        .map(|(_, e)| e.peak_bytes)
+        .unwrap_or(best)
+        .min(best);
+    let order = plan::simulate::ort_default_order(g);
+    let sim = plan::simulate::simulate(g, &order, Some(info));
+    let grads: u64 = info.grads.iter().filter_map(|&v| g.value_bytes(v)).sum();
+    Error::BudgetUnreachable {
+        budget,
+        smallest_peak: min_peak,
+        detail: format!(
+            "incompressible: parameters {}, gradients {}, graph inputs {}, largest single tensor {}",
+            human_bytes(sim.breakdown.parameters),
+            human_bytes(grads),
+            human_bytes(sim.breakdown.graph_inputs),
+            human_bytes(sim.largest_value_bytes)
+        ),
+        suggestion: format!(
+            "use --budget {} or more, a smaller batch (--dim), or --best-effort to write the closest plan",
+            human_bytes(min_peak)
+        ),
+    }
+}
+
+pub fn plan_and_rewrite(
+    model: &Model,
+    info: &TrainingInfo,
+    opts: &PlanOptions,
+    cost: NodeCost,
+    cost_name: &str,
+) -> Result<Planned> {
+    let g = &model.graph;
+    let (_, base) = evaluate(g, info, &[], cost).map_err(plan_err)?;
+    let budget = match opts.budget {
+        Budget::Bytes(b) => b,
+        Budget::Percent(p) => (base.peak_bytes as f64 * p / 100.0) as u64,
+    };
+    let plan = match &opts.source {
+        PlanSource::Planner(name) => {
+            let planner = plan::planner_by_name(name).map_err(|e| Error::Usage(e.to_string()))?;
+            planner
+                .plan(&PlanInput {
+                    graph: g,
+                    info,
+                    cost,
+                    budget_bytes: budget,
+                })
+                .map_err(plan_err)?
+        }
+        PlanSource::File(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::Output {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            let p: RecomputePlan = serde_json::from_str(&text).map_err(|e| Error::Output {
+                path: path.clone(),
+                reason: format!("not a plan file: {e}"),
+            })?;
+            if p.format != plan::PLAN_FORMAT || p.version != 1 {
+                return Err(Error::Output {
+                    path: path.clone(),
+                    reason: format!(
+                        "format {} version {} is not onnx-ac-plan version 1",
+                        p.format, p.version
+                    ),
+                });
+            }
+            p
+        }
+    };
+    let values = plan.resolve(g).map_err(plan_err)?;
+    let (rg, _report) =
+        apply_recompute(g, info, &values, opts.rewrite).map_err(|e| plan_err(e.into()))?;
+    let order_after = plan::simulate::ort_default_order(&rg);
+    let after = plan::simulate::simulate(&rg, &order_after, Some(info));
+    if after.peak_bytes > budget && !opts.best_effort {
+        return Err(unreachable_error(g, info, budget, after.peak_bytes, cost));
+    }
+    let (_, eval) = evaluate(g, info, &values, cost).map_err(plan_err)?;
+    let order = plan::simulate::ort_default_order(g);
+    let decisions = report::decisions(g, info, &order, &values, cost);
+    let step_before: f64 = g.node_ids().map(|n| cost(g, n)).sum();
+    let saved = saved_activations(g, info);
+    let saved_bytes: u64 = values.iter().filter_map(|&v| g.value_bytes(v)).sum();
+    let all_saved_bytes: u64 = saved.iter().filter_map(|&v| g.value_bytes(v)).sum();
+    let n_saved = saved.len().max(1) as f64;
+    let reduction = base.peak_bytes as i64 - after.peak_bytes as i64;
+    let summary = Summary {
+        format: "onnx-ac-summary",
+        version: 1,
+        planner: plan.planner.clone(),
+        cost_model: cost_name.to_string(),
+        budget_bytes: budget,
+        initial_peak_bytes: base.peak_bytes,
+        final_peak_bytes: after.peak_bytes,
+        peak_source: "simulated".into(),
+        reduction_bytes: reduction,
+        reduction_percent: 100.0 * reduction as f64 / base.peak_bytes.max(1) as f64,
+        initial_step_time_s: step_before,
+        final_step_time_s: step_before + eval.added_time_s,
+        step_time_source: format!("estimated ({cost_name})"),
+        overhead_s: eval.added_time_s,
+        overhead_percent: 100.0 * eval.added_time_s / step_before.max(1e-12),
+        recompute_time_s: eval.added_time_s,
+        retained_activations: saved.len() - values.len(),
+        recomputed_activations: values.len(),
+        retained_percent: 100.0 * (saved.len() - values.len()) as f64 / n_saved,
+        recomputed_percent: 100.0 * values.len() as f64 / n_saved,
+        retained_memory_bytes: all_saved_bytes - saved_bytes,
+        saved_memory_bytes: saved_bytes,
+        simulated_initial_peak_bytes: base.peak_bytes,
+        simulated_final_peak_bytes: after.peak_bytes,
+        verify: None,
+    };
+    let mut rewritten = model.clone();
+    rewritten.graph = rg;
+    rewritten.metadata.push((
+        "onnx_ac.recompute".into(),
+        format!(
+            "planner={}; budget_bytes={budget}; recomputed={}",
+            plan.planner,
+            values.len()
+        ),
+    ));
+    Ok(Planned {
+        plan,
+        rewritten,
+        summary,
+        decisions,
+    })
+}
+
+fn plan_err(e: plan::PlanError) -> Error {
+    match e {
+        plan::PlanError::UnknownPlanner(_) => Error::Usage(e.to_string()),
+        other => Error::Internal(other.to_string()),
+    }
+}
+
+/// Writes `text` to `path` through a temporary file and a rename.
+pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let err = |e: std::io::Error| Error::Output {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(err)?;
+    tmp.write_all(text.as_bytes()).map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}
