@@ -96,6 +96,8 @@ struct Rewriter<'a> {
     pending: Vec<Node>,
     /// Copies made for the current group whose inputs include a kept value.
     roots: Vec<usize>,
+    /// The zero dependency already made from each late value.
+    late_zeros: HashMap<ValueId, Option<ValueId>>,
 }
 
 impl Rewriter<'_> {
@@ -287,6 +289,7 @@ pub fn apply_recompute(
         taken: HashSet::new(),
         pending: Vec::new(),
         roots: Vec::new(),
+        late_zeros: HashMap::new(),
     };
     rw.taken.extend(g.nodes.iter().map(|n| n.name.clone()));
     let mut report = RewriteReport::default();
@@ -338,11 +341,20 @@ pub fn apply_recompute(
                         let copy = &group[r];
                         let kept = copy.inputs.iter().enumerate().find_map(|(k, i)| {
                             let i = (*i)?;
-                            let from_copy = group.iter().any(|c| c.outputs.contains(&Some(i)));
-                            (!from_copy && g.value(i).constant.is_none()).then_some((k, i))
+                            // Copies (this group's or an earlier one's) are new values:
+                            // only original values need the dependency.
+                            let original = i.index() < g.values.len();
+                            (original && g.value(i).constant.is_none()).then_some((k, i))
                         });
                         let Some((k, x)) = kept else { continue };
-                        let dep = *dep.get_or_insert_with(|| rw.late_zero(late, &mut pins));
+                        let dep = *dep.get_or_insert_with(|| match rw.late_zeros.get(&late) {
+                            Some(&d) => d,
+                            None => {
+                                let d = rw.late_zero(late, &mut pins);
+                                rw.late_zeros.insert(late, d);
+                                d
+                            }
+                        });
                         let Some(dep) = dep else { break };
                         let pinned = match pinned_cache.get(&x) {
                             Some(&p) => Some(p),

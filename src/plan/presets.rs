@@ -8,7 +8,9 @@
 //!   structure: a forward activation is a boundary when no other activation that carries a
 //!   gradient is alive across it (produced before it, read after it) — the points where a
 //!   sequential network's state is a single tensor, such as the residual stream between
-//!   transformer sub-blocks. Values that depend only on graph inputs (attention masks,
+//!   transformer sub-blocks — and it is read by a node with a trainable parameter (the
+//!   layer's first op: a LayerNorm, MatMul, Gemm or Conv), so the cut points inside a chain
+//!   of activations are not boundaries. Values that depend only on graph inputs (attention masks,
 //!   position ids) are kept: they cost no parameter work and most are not float.
 
 use super::candidates::candidates;
@@ -89,6 +91,18 @@ fn full(g: &Graph, info: &TrainingInfo) -> Vec<ValueId> {
             }
         }
     }
+    let params: HashSet<ValueId> = info.params.iter().copied().collect();
+    let consumers = g.consumers();
+    let feeds_layer = |v: ValueId| {
+        consumers[v.index()].iter().any(|c| {
+            c.index() < fe
+                && g.node(*c)
+                    .inputs
+                    .iter()
+                    .flatten()
+                    .any(|i| params.contains(i))
+        })
+    };
     let mut boundary = HashSet::new();
     let mut crossing = 0i64;
     for (k, n) in g.nodes[..fe].iter().enumerate() {
@@ -96,7 +110,9 @@ fn full(g: &Graph, info: &TrainingInfo) -> Vec<ValueId> {
         // The node's output is a boundary if nothing else crosses the step after it.
         if crossing + delta[k + 1] <= 1 {
             for o in n.outputs.iter().flatten() {
-                boundary.insert(*o);
+                if feeds_layer(*o) {
+                    boundary.insert(*o);
+                }
             }
         }
     }
