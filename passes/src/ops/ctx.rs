@@ -167,3 +167,37 @@ pub fn broadcast(shapes: &[&Shape]) -> Result<Shape, RuleError> {
     }
     Ok(out)
 }
+
+/// `a + b` when both are known.
+pub fn dim_add(a: &Dim, b: &Dim) -> Dim {
+    match (a, b) {
+        (Dim::Known(x), Dim::Known(y)) => Dim::Known(x + y),
+        _ => Dim::Unknown,
+    }
+}
+
+/// `a * b` when both are known.
+pub fn dim_mul(a: &Dim, b: &Dim) -> Dim {
+    match (a, b) {
+        (Dim::Known(x), Dim::Known(y)) => Dim::Known(x * y),
+        _ => Dim::Unknown,
+    }
+}
+
+/// `a / b` when `a` is known (`b` must be positive).
+pub fn dim_div(a: &Dim, b: i64) -> Dim {
+    match a {
+        Dim::Known(x) if b > 0 => Dim::Known(x / b),
+        _ => Dim::Unknown,
+    }
+}
+
+/// The element type named by an integer attribute (`to`, `dtype`, `output_datatype`).
+pub fn dtype_attr(c: &OpCtx, name: &str) -> Result<Option<DType>, RuleError> {
+    match c.node.attr_int(name) {
+        None => Ok(None),
+        Some(code) => DType::from_onnx(code as i32)
+            .map(Some)
+            .ok_or_else(|| RuleError(format!("bad element type {name}={code}"))),
+    }
+}

@@ -1,8 +1,9 @@
-//! Elementwise ops: unary math and activations, numpy-broadcasting binary and variadic ops,
-//! comparisons, Where, Cast, Clip, Dropout and the softmax family (shape-preserving).
+//! Elementwise ops: unary math and activations, numpy-broadcasting binary and variadic ops
+//! (arithmetic and bitwise), comparisons, Where, Cast, Clip, Dropout, the softmax family
+//! (shape-preserving) and the "like" generators (Bernoulli, RandomUniformLike, EyeLike).
 //! Spec: https://onnx.ai/onnx/operators/ (opsets 13–24).
 
-use super::ctx::{broadcast, OpCtx, OutInfo, RuleResult};
+use super::ctx::{broadcast, dtype_attr, OpCtx, OutInfo, RuleResult};
 use super::fold;
 use crate::error::RuleError;
 use crate::ir::{DType, Tensor};
@@ -223,6 +224,19 @@ pub fn softmax(c: &OpCtx) -> RuleResult {
     let dt = c.dtype(0)?;
     if let Some(s) = c.shape_opt(0) {
         super::ctx::norm_axis(c.attr_int("axis", -1), s.len())?;
+    }
+    Ok(vec![same(c, 0, dt)])
+}
+
+/// Bernoulli, RandomUniformLike, EyeLike: the shape of input 0, the element type of the
+/// `dtype` attribute or else of input 0. EyeLike takes only 2-D inputs.
+pub fn like_with_dtype(c: &OpCtx) -> RuleResult {
+    let dt = match dtype_attr(c, "dtype")? {
+        Some(dt) => dt,
+        None => c.dtype(0)?,
+    };
+    if c.node.op_type == "EyeLike" && c.shape_opt(0).is_some_and(|s| s.len() != 2) {
+        return Err(RuleError("EyeLike input must be 2-D".into()));
     }
     Ok(vec![same(c, 0, dt)])
 }

@@ -1,7 +1,9 @@
-//! Reductions (ReduceMean/Sum/Max/Min/Prod/L1/L2/LogSum/LogSumExp/SumSquare), ArgMax/ArgMin
-//! and the normalizations (LayerNormalization, BatchNormalization, InstanceNormalization,
-//! GroupNormalization). Axes come from the attribute (opset < 18; ReduceSum < 13) or the
-//! second input. Spec: https://onnx.ai/onnx/operators/ (opsets 13–24).
+//! Reductions (ReduceMean/Sum/Max/Min/Prod/L1/L2/LogSum/LogSumExp/SumSquare), ArgMax/ArgMin,
+//! TopK, the losses (NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss) and the
+//! normalizations (LayerNormalization, RMSNormalization, BatchNormalization,
+//! InstanceNormalization, GroupNormalization, LpNormalization, MeanVarianceNormalization,
+//! LRN). Axes come from the attribute (opset < 18; ReduceSum < 13) or the second input.
+//! Spec: https://onnx.ai/onnx/operators/ (opsets 13–24).
 
 use super::ctx::{norm_axis, OpCtx, OutInfo, RuleResult};
 use super::fold;
@@ -34,16 +36,38 @@ pub fn reduce_axes(c: &OpCtx, rank: usize) -> Result<Option<Vec<usize>>, RuleErr
         .map(Some)
 }
 
+/// The output when the axes are a run-time input: with keepdims each dim is kept or
+/// becomes 1 (a 1 stays 1); without, the rank drops by the number of axes when that is
+/// static. No axes at all means every axis, or none with `noop_with_empty_axes`.
+fn runtime_axes(c: &OpCtx, s: &Shape, keep: bool, dt: DType) -> OutInfo {
+    let n_axes = match c.shape_opt(1).map(|a| a.as_slice()) {
+        Some([n]) => n.known(),
+        _ => None,
+    };
+    let noop = c.attr_int("noop_with_empty_axes", 0) != 0;
+    let shape = match (n_axes, keep) {
+        (Some(0), _) if noop => s.clone(),
+        (Some(0), true) => vec![Dim::Known(1); s.len()],
+        (Some(0), false) => vec![],
+        (_, true) => s
+            .iter()
+            .map(|d| match d {
+                Dim::Known(1) => Dim::Known(1),
+                _ => Dim::Unknown,
+            })
+            .collect(),
+        (Some(k), false) if k as usize <= s.len() => vec![Dim::Unknown; s.len() - k as usize],
+        _ => return OutInfo::unranked(dt),
+    };
+    OutInfo::new(dt, shape)
+}
+
 pub fn reduce(c: &OpCtx) -> RuleResult {
     let dt = c.dtype(0)?;
     let s = c.shape(0)?;
     let keep = c.attr_int("keepdims", 1) != 0;
     let Some(axes) = reduce_axes(c, s.len())? else {
-        return Ok(vec![if keep {
-            OutInfo::new(dt, vec![Dim::Unknown; s.len()])
-        } else {
-            OutInfo::unranked(dt)
-        }]);
+        return Ok(vec![runtime_axes(c, s, keep, dt)]);
     };
     let out: Shape = s
         .iter()
@@ -126,4 +150,64 @@ pub fn batch_norm(c: &OpCtx) -> RuleResult {
 
 pub fn same_as_input(c: &OpCtx) -> RuleResult {
     Ok(vec![OutInfo::new(c.dtype(0)?, c.shape(0)?.clone())])
+}
+
+/// RMSNormalization: Y has X's shape and the scale's element type.
+pub fn rms_norm(c: &OpCtx) -> RuleResult {
+    let s = c.shape(0)?;
+    norm_axis(c.attr_int("axis", -1), s.len())?;
+    Ok(vec![OutInfo::new(c.dtype(1)?, s.clone())])
+}
+
+/// NegativeLogLikelihoodLoss(input [N, C, d...], target [N, d...]) and
+/// SoftmaxCrossEntropyLoss(scores, labels): the loss has the target's shape with
+/// `reduction="none"`, else it is a scalar; SoftmaxCrossEntropyLoss's optional second
+/// output (log_prob) is like the scores.
+pub fn loss(c: &OpCtx) -> RuleResult {
+    let dt = c.dtype(0)?;
+    let scores = c.shape(0)?;
+    let target = c.shape(1)?;
+    if scores.len() < 2 || target.len() + 1 != scores.len() {
+        return Err(RuleError(format!(
+            "{} input of rank {} needs a target of rank {}",
+            c.node.op_type,
+            scores.len(),
+            scores.len().saturating_sub(1)
+        )));
+    }
+    let reduction = c
+        .node
+        .attr_string("reduction")
+        .unwrap_or_else(|| "mean".into());
+    let loss = match reduction.as_str() {
+        "none" => target.clone(),
+        "sum" | "mean" => vec![],
+        other => return Err(RuleError(format!("unknown reduction '{other}'"))),
+    };
+    let mut out = vec![OutInfo::new(dt, loss)];
+    if c.num_outputs() > 1 {
+        out.push(OutInfo::new(dt, scores.clone()));
+    }
+    Ok(out)
+}
+
+/// TopK(X, K): values and int64 indices with the `axis` dim replaced by K.
+pub fn topk(c: &OpCtx) -> RuleResult {
+    let dt = c.dtype(0)?;
+    let s = c.shape(0)?;
+    let axis = norm_axis(c.attr_int("axis", -1), s.len())?;
+    let mut out = s.clone();
+    out[axis] = match c.const_ints(1).as_deref() {
+        Some([k]) if *k >= 0 => Dim::Known(*k),
+        Some(k) => {
+            return Err(RuleError(format!(
+                "TopK K must be one value >= 0, got {k:?}"
+            )))
+        }
+        None => Dim::Unknown,
+    };
+    Ok(vec![
+        OutInfo::new(dt, out.clone()),
+        OutInfo::new(DType::Int64, out),
+    ])
 }

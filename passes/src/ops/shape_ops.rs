@@ -1,6 +1,8 @@
 //! Ops that move data or compute shapes: Shape, Size, Constant, ConstantOfShape, Range,
 //! Reshape, Flatten, Transpose, Concat, Split, Slice, Gather, GatherElements, Expand,
-//! Squeeze, Unsqueeze, Tile, Pad, Trilu, ScatterND, ScatterElements, CumSum.
+//! Squeeze, Unsqueeze, Tile, Pad, CenterCropPad, Trilu, ScatterND, ScatterElements,
+//! TensorScatter, CumSum, NonZero; and the generators whose shape is an input's value
+//! (BlackmanWindow, HannWindow, HammingWindow, MelWeightMatrix).
 //! All fold on constants where exported transformers use them for shapes.
 //! Spec: https://onnx.ai/onnx/operators/ (opsets 13–24).
 
@@ -494,7 +496,18 @@ pub fn expand(c: &OpCtx) -> RuleResult {
     let dt = c.dtype(0)?;
     let s = c.shape(0)?;
     let Some(target) = c.const_ints(1) else {
-        return Ok(vec![OutInfo::unranked(dt)]);
+        // The target's length gives the rank; an input dim other than 1 survives.
+        let Some(n) = c.shape_opt(1).and_then(|t| t.first()).and_then(Dim::known) else {
+            return Ok(vec![OutInfo::unranked(dt)]);
+        };
+        let r = s.len().max(n as usize);
+        let mut out = vec![Dim::Unknown; r];
+        for (o, d) in out[r - s.len()..].iter_mut().zip(s) {
+            if d.known().is_some_and(|d| d != 1) {
+                *o = d.clone();
+            }
+        }
+        return Ok(vec![OutInfo::new(dt, out)]);
     };
     let out = super::ctx::broadcast(&[s, &known_shape(&target)])?;
     if let (Some(t), Some(dims)) = (c.constant(0), static_dims(&out)) {
@@ -644,4 +657,79 @@ pub fn gather_nd(c: &OpCtx) -> RuleResult {
     let mut out: Shape = idx[..idx.len() - 1].to_vec();
     out.extend(data[b + last as usize..].iter().cloned());
     Ok(vec![OutInfo::new(dt, out)])
+}
+
+/// CenterCropPad(input, shape): the dims on `axes` (default all) become `shape`.
+pub fn center_crop_pad(c: &OpCtx) -> RuleResult {
+    let dt = c.dtype(0)?;
+    let s = c.shape(0)?;
+    let axes: Vec<usize> = match c.attr_ints("axes") {
+        Some(a) => a
+            .iter()
+            .map(|&a| norm_axis(a, s.len()))
+            .collect::<Result<_, _>>()?,
+        None => (0..s.len()).collect(),
+    };
+    let target = c.const_ints(1);
+    if target.as_ref().is_some_and(|t| t.len() != axes.len()) {
+        return Err(RuleError(
+            "CenterCropPad shape does not match the axes".into(),
+        ));
+    }
+    let mut out = s.clone();
+    for (k, &a) in axes.iter().enumerate() {
+        out[a] = target.as_ref().map_or(Dim::Unknown, |t| Dim::Known(t[k]));
+    }
+    Ok(vec![OutInfo::new(dt, out)])
+}
+
+/// The scalar value of integer input `i`, if constant.
+fn const_scalar(c: &OpCtx, i: usize) -> Option<i64> {
+    match c.const_ints(i).as_deref() {
+        Some([v]) => Some(*v),
+        _ => None,
+    }
+}
+
+fn output_datatype(c: &OpCtx) -> Result<DType, RuleError> {
+    Ok(super::ctx::dtype_attr(c, "output_datatype")?.unwrap_or(DType::Float))
+}
+
+/// BlackmanWindow, HannWindow, HammingWindow(size) -> [size] of `output_datatype`.
+pub fn window(c: &OpCtx) -> RuleResult {
+    let n = const_scalar(c, 0).map_or(Dim::Unknown, Dim::Known);
+    Ok(vec![OutInfo::new(output_datatype(c)?, vec![n])])
+}
+
+/// MelWeightMatrix(num_mel_bins, dft_length, ...) -> [dft_length / 2 + 1, num_mel_bins].
+pub fn mel_weight_matrix(c: &OpCtx) -> RuleResult {
+    let bins = const_scalar(c, 1).map_or(Dim::Unknown, |n| Dim::Known(n / 2 + 1));
+    let mel = const_scalar(c, 0).map_or(Dim::Unknown, Dim::Known);
+    Ok(vec![OutInfo::new(output_datatype(c)?, vec![bins, mel])])
+}
+
+/// NonZero(X) -> int64 [rank, count]; the count (and the indices) when X is constant.
+pub fn non_zero(c: &OpCtx) -> RuleResult {
+    let s = c.shape(0)?;
+    let r = s.len() as i64;
+    if let Some(t) = c
+        .constant(0)
+        .filter(|t| t.numel() <= fold::MAX_FOLD_ELEMENTS)
+    {
+        if let Some(v) = t.as_f64() {
+            let strides = fold::strides(&t.dims);
+            let hits: Vec<usize> = (0..v.len()).filter(|&i| v[i] != 0.0).collect();
+            let mut idx = Vec::with_capacity(hits.len() * r as usize);
+            for (k, &st) in strides.iter().enumerate() {
+                let d = t.dims[k].max(1) as usize;
+                idx.extend(hits.iter().map(|&f| ((f / st) % d) as i64));
+            }
+            let dims = vec![r, hits.len() as i64];
+            return Ok(vec![OutInfo::constant(Tensor::from_i64(dims, &idx))]);
+        }
+    }
+    Ok(vec![OutInfo::new(
+        DType::Int64,
+        vec![Dim::Known(r), Dim::Unknown],
+    )])
 }
