@@ -140,8 +140,9 @@ pub struct MainArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct PlanArgs {
-    /// The planner: mutwo (μ-TWO's greedy recompute selection) or a preset policy.
-    #[arg(long, default_value = "mutwo", value_parser = ["mutwo", "none", "selective", "full"])]
+    /// The planner: ac (peak-aware greedy with pruning, the default), mutwo (μ-TWO's
+    /// greedy recompute selection), or a preset policy.
+    #[arg(long, default_value = "ac", value_parser = ["ac", "mutwo", "none", "selective", "full"])]
     pub planner: String,
     /// A preset policy instead of a planner (same as --planner none|selective|full).
     #[arg(long, value_parser = ["none", "selective", "full"], conflicts_with = "plan_file")]

@@ -3,6 +3,7 @@
 
 pub mod candidates;
 pub mod mutwo;
+pub mod peak_greedy;
 pub mod presets;
 pub mod simulate;
 
@@ -65,7 +66,7 @@ pub enum PlanError {
     Format(String),
     #[error(transparent)]
     Rewrite(#[from] onnx_ac_passes::recompute::RecomputeError),
-    #[error("unknown planner '{0}' (choose mutwo, none, selective or full)")]
+    #[error("unknown planner '{0}' (choose ac, mutwo, none, selective or full)")]
     UnknownPlanner(String),
 }
 
@@ -120,6 +121,7 @@ pub trait Planner {
 /// The planners `--planner` and `--policy` accept.
 pub fn planner_by_name(name: &str) -> Result<Box<dyn Planner>, PlanError> {
     Ok(match name {
+        "ac" => Box::new(peak_greedy::PeakGreedy),
         "mutwo" => Box::new(mutwo::MuTwo),
         "none" => Box::new(presets::Preset::None),
         "selective" => Box::new(presets::Preset::Selective),
