@@ -29,6 +29,22 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Write the training graph (forward + loss + backward) of a model.
     TrainGraph(TrainGraphArgs),
+    /// Run two training graphs (original and rewritten) in ONNX Runtime: the same loss and
+    /// gradients? Reports each one's measured peak and step time.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The training graph without recomputation (from `train-graph`).
+    pub original: PathBuf,
+    /// The rewritten training graph (from the main command).
+    pub rewritten: PathBuf,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// The report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug, Clone)]

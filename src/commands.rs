@@ -1,7 +1,7 @@
 //! The subcommands as library calls: parse nothing, print results.
 
 use crate::cli::{
-    BatchNormMode, InspectArgs, LossArgs, LossKind, MainArgs, ModelArgs, TrainGraphArgs,
+    BatchNormMode, InspectArgs, LossArgs, LossKind, MainArgs, ModelArgs, TrainGraphArgs, VerifyArgs,
 };
 use crate::pipeline::{plan_and_rewrite, PlanOptions, PlanSource};
 use crate::{Error, Result};
@@ -195,4 +195,48 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
         print!("{}", planned.summary.to_text());
     }
     Ok(())
+}
+
+pub fn verify(a: &VerifyArgs) -> Result<()> {
+    // Both graphs must take the same inputs; the original's decide them.
+    let original = crate::onnx::load(&a.original)?;
+    let rewritten = crate::onnx::load(&a.rewritten)?;
+    let names = |m: &Model| -> Vec<String> {
+        m.graph
+            .inputs
+            .iter()
+            .filter(|&&i| m.graph.value(i).initializer.is_none())
+            .map(|&i| m.graph.value(i).name.clone())
+            .collect()
+    };
+    if names(&original) != names(&rewritten) {
+        return Err(Error::Usage(format!(
+            "{} and {} have different inputs ({:?} vs {:?})",
+            a.original.display(),
+            a.rewritten.display(),
+            names(&original),
+            names(&rewritten)
+        )));
+    }
+    let inputs = crate::costs::inputs_for(&original.graph)?;
+    let report = crate::verify::verify(
+        &a.original,
+        &a.rewritten,
+        &inputs,
+        &crate::costs::run_options(&a.runtime),
+        a.runtime.runs,
+    )?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?
+        );
+    } else {
+        println!("{}", report.one_line());
+    }
+    if report.passed {
+        Ok(())
+    } else {
+        Err(Error::VerifyFailed(report.one_line()))
+    }
 }

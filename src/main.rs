@@ -14,6 +14,7 @@ fn main() -> ExitCode {
     let result: Result<(), Error> = match cli.command {
         Some(Command::Inspect(a)) => commands::inspect(&a),
         Some(Command::TrainGraph(a)) => commands::train_graph(&a),
+        Some(Command::Verify(a)) => commands::verify(&a),
         None => commands::main_command(&cli.main),
     };
     match result {

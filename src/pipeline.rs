@@ -43,12 +43,13 @@ fn unreachable_error(
     cost: NodeCost,
 ) -> Error {
     let all = candidates(g, info);
+    let order = plan::simulate::ort_default_order(g);
+    let sim = plan::simulate::simulate(g, &order, Some(info));
     let min_peak = evaluate(g, info, &all, cost)
         .map(|(_, e)| e.peak_bytes)
         .unwrap_or(best)
-        .min(best);
-    let order = plan::simulate::ort_default_order(g);
-    let sim = plan::simulate::simulate(g, &order, Some(info));
+        .min(best)
+        .min(sim.peak_bytes);
     let grads: u64 = info.grads.iter().filter_map(|&v| g.value_bytes(v)).sum();
     Error::BudgetUnreachable {
         budget,
