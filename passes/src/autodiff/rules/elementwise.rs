@@ -1,10 +1,12 @@
 //! Gradients of elementwise ops. Binary ops broadcast (numpy rules): each input's gradient
 //! is summed back to its own shape. Spec: https://onnx.ai/onnx/operators/ (opsets 13–24).
 //!
-//! Saved forward values: Add/Sub none; Mul the other input; Div the divisor and the output;
-//! Pow base, exponent (and output for the exponent's gradient); Relu, Sigmoid, Tanh, Exp,
-//! Sqrt, Reciprocal the output; Erf, Gelu, LeakyRelu, Log, Abs, HardSigmoid, HardSwish,
-//! Softplus, Clip the input; Where the condition; Max/Min both inputs.
+//! Saved forward values: Add/Sub, Sum/Mean, Neg, Identity, Cast/CastLike and inference
+//! Dropout none; Mul the other input; Div the divisor (and the output for the divisor's
+//! gradient); Pow base, exponent (and output for the exponent's gradient); Relu, Sigmoid,
+//! Tanh, Exp, Sqrt, Reciprocal the output; Erf, Gelu, LeakyRelu, Log, Abs, HardSigmoid,
+//! HardSwish, Softplus, Clip the input; Where the condition; Max/Min both inputs;
+//! training-mode Dropout its mask output.
 
 use super::{GradCtx, GradResult};
 use crate::ir::{Attribute, ValueId};

@@ -3,9 +3,10 @@
 //!
 //! Saved: Softmax and LogSoftmax their output; reductions nothing; LayerNormalization its
 //! input and scale (mean and inverse std-dev are recomputed in the backward unless the node
-//! outputs them); BatchNormalization as exported (running statistics) its scale and
-//! variance, plus the input for the scale's gradient; in training mode the input, scale and
-//! the batch statistics.
+//! outputs them, then those outputs); BatchNormalization as exported (running statistics)
+//! its scale (and the input for the scale's gradient); in training mode the input and the
+//! scale (the batch statistics are recomputed from the input in the backward). The running
+//! mean and variance are read too, but they are initializers, not activations.
 
 use super::{GradCtx, GradResult};
 use crate::ir::{Attribute, Graph, ValueId};
@@ -152,14 +153,39 @@ pub fn layer_norm(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
 }
 
 /// Marks BatchNormalization nodes to use batch statistics, as torch's `train()` does.
-/// The running-statistic outputs are not added: the training graph returns gradients only.
+/// With `training_mode = 1` the op must have its three outputs (ONNX shape inference and
+/// ONNX Runtime reject fewer), so the running-statistic outputs are added when missing; they
+/// are not graph outputs: the training graph returns gradients only.
 pub fn switch_batch_norm_to_training(g: &mut Graph) {
-    for n in &mut g.nodes {
-        if n.op_type == "BatchNormalization" && n.is_standard_domain() {
-            n.attrs.retain(|a| a.name != "training_mode");
-            n.attrs.push(Attribute::int("training_mode", 1));
-            n.outputs.truncate(1);
+    let mut taken = std::collections::HashSet::new();
+    for nid in g.node_ids().collect::<Vec<_>>() {
+        let n = g.node(nid);
+        if n.op_type != "BatchNormalization" || !n.is_standard_domain() {
+            continue;
         }
+        let mut outputs = n.outputs.clone();
+        outputs.truncate(3);
+        for (k, stat) in [(1, 3), (2, 4)] {
+            if outputs.get(k).copied().flatten().is_some() {
+                continue;
+            }
+            let like = g.node(nid).input(stat).map(|v| g.value(v).clone());
+            let base = format!("{}.running_{}", g.node(nid).name, ["mean", "var"][k - 1]);
+            let name = g.fresh_name(&base, &mut taken);
+            let v = g.new_value(name);
+            let val = g.value_mut(v);
+            val.dtype = like.as_ref().and_then(|l| l.dtype);
+            val.shape = like.and_then(|l| l.shape);
+            val.producer = Some(nid);
+            if outputs.len() <= k {
+                outputs.resize(k + 1, None);
+            }
+            outputs[k] = Some(v);
+        }
+        let n = g.node_mut(nid);
+        n.outputs = outputs;
+        n.attrs.retain(|a| a.name != "training_mode");
+        n.attrs.push(Attribute::int("training_mode", 1));
     }
 }
 

@@ -1,9 +1,9 @@
 //! Gradients of data-movement ops: Reshape/Flatten/Squeeze/Unsqueeze (reshape back),
 //! Transpose (inverse permutation), Expand and Tile (sum back), Concat (Split), Split
-//! (Concat, zeros for unused pieces), Slice (Pad, unit steps; ScatterElements otherwise),
-//! Gather (ScatterND with reduction add, so repeated indices accumulate), GatherElements
-//! (ScatterElements add). None of these saves a float forward value; Gather and
-//! GatherElements keep their indices. Spec: https://onnx.ai/onnx/operators/.
+//! (Concat, zeros for unused pieces), Slice (Pad; other steps first reversed and
+//! interleaved with zeros), Gather (ScatterND with reduction add, so repeated indices
+//! accumulate), GatherElements (ScatterElements add). None of these saves a float forward
+//! value; Gather and GatherElements keep their indices. Spec: https://onnx.ai/onnx/operators/.
 
 use super::{GradCtx, GradResult};
 use crate::ir::{Attribute, ValueId};
@@ -109,7 +109,7 @@ pub fn split(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
 pub fn slice(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
     let x = c.x(0)?;
     let xd = c.dims(x)?;
-    let g = dy0(dys)?;
+    let mut g = dy0(dys)?;
     let starts = c.const_ints(1).ok_or("Slice starts are not constant")?;
     let ends = c.const_ints(2).ok_or("Slice ends are not constant")?;
     let axes = match c.node.input(3) {
@@ -130,23 +130,77 @@ pub fn slice(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
             axes[k]
         }) as usize;
         let d = xd[a];
-        if steps[k] != 1 {
-            return Err(format!(
-                "Slice with step {} is not differentiated yet",
-                steps[k]
+        let step = steps[k];
+        if step == 0 {
+            return Err("Slice with step 0".into());
+        }
+        let fix = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
+        // The selected indices, as the spec clamps them: s, s + step, ... (n of them).
+        let (s, n) = if step > 0 {
+            let s = fix(starts[k]).clamp(0, d);
+            let e = fix(ends[k]).clamp(0, d);
+            (s, ((e - s).max(0) + step - 1) / step)
+        } else {
+            let s = fix(starts[k]).clamp(0, d - 1);
+            let e = fix(ends[k]).clamp(-1, d - 1);
+            (s, ((s - e).max(0) - step - 1) / -step)
+        };
+        if n == 0 {
+            return Ok(pad_none(
+                vec![Some(c.b.zeros_like(x)?)],
+                c.node.inputs.len(),
             ));
         }
-        let fix = |v: i64| (if v < 0 { v + d } else { v }).clamp(0, d);
-        let s = fix(starts[k]);
-        let e = fix(ends[k]).max(s);
-        begin[a] = s;
-        after[a] = d - e;
+        // Non-unit steps: spread the gradient back to the ascending, dense positions
+        // lo, lo + t, ... (reverse it for a negative step; interleave t - 1 zeros).
+        let (lo, t) = if step > 0 {
+            (s, step)
+        } else {
+            (s + (n - 1) * step, -step)
+        };
+        if step < 0 {
+            let (st, en, ax, sp) = (
+                c.b.const_i64(&[-1]),
+                c.b.const_i64(&[i64::MIN]),
+                c.b.const_i64(&[a as i64]),
+                c.b.const_i64(&[-1]),
+            );
+            g = c.b.op("Slice", &[g, st, en, ax, sp])?;
+        }
+        let mut len = n;
+        if t > 1 {
+            let mut gd = c.dims(g)?;
+            let mut unsq = gd.clone();
+            unsq.insert(a + 1, 1);
+            let u = c.b.reshape(g, &unsq)?;
+            let mut pads = vec![0i64; 2 * (r + 1)];
+            pads[r + 1 + a + 1] = t - 1;
+            let p = c.b.const_i64(&pads);
+            let u =
+                c.b.node("Pad", &[u, p], vec![Attribute::string("mode", "constant")])?;
+            gd[a] = n * t;
+            g = c.b.reshape(u, &gd)?;
+            len = (n * t).min(d - lo);
+            if len < n * t {
+                let (st, en, ax) = (
+                    c.b.const_i64(&[0]),
+                    c.b.const_i64(&[len]),
+                    c.b.const_i64(&[a as i64]),
+                );
+                g = c.b.op("Slice", &[g, st, en, ax])?;
+            }
+        }
+        begin[a] = lo;
+        after[a] = d - lo - len;
     }
     let mut pads = begin;
     pads.extend(after);
-    let p = c.b.const_i64(&pads);
-    let out =
-        c.b.node("Pad", &[g, p], vec![Attribute::string("mode", "constant")])?;
+    let out = if pads.iter().all(|&p| p == 0) {
+        g
+    } else {
+        let p = c.b.const_i64(&pads);
+        c.b.node("Pad", &[g, p], vec![Attribute::string("mode", "constant")])?
+    };
     Ok(pad_none(vec![Some(out)], c.node.inputs.len()))
 }
 

@@ -1,0 +1,1168 @@
+//! Finite-difference gradient checks of every autodiff rule, through ONNX Runtime (CPU).
+//!
+//! Each case builds a tiny forward (the op under test with random inputs), a training graph
+//! of it, and compares the gradients with central differences of the same forward; see
+//! `grad_check/harness.rs` and docs/gradients.md (tolerances, float32 ops, measured errors).
+//! All cases of a family run before the test fails, and the failure lists every one.
+//! `GRAD_CHECK_FILTER=<substring>` runs only the matching cases; `--nocapture` prints one
+//! `GRADCHECK` line per case with its worst error and the values it saves;
+//! `GRAD_CHECK_PROBE_F64=1` runs the float32 cases in float64 (to re-check which ops ONNX
+//! Runtime still lacks float64 kernels for: those cases then fail to load).
+
+#[path = "grad_check/harness.rs"]
+mod harness;
+
+use harness::{case, run_family, Case, Gb};
+use onnx_ac_passes::ir::{Attribute, Tensor};
+
+fn int(name: &str, v: i64) -> Attribute {
+    Attribute::int(name, v)
+}
+fn ints(name: &str, v: &[i64]) -> Attribute {
+    Attribute::ints(name, v.to_vec())
+}
+fn float(name: &str, v: f32) -> Attribute {
+    Attribute::float(name, v)
+}
+fn string(name: &str, v: &str) -> Attribute {
+    Attribute::string(name, v)
+}
+
+/// `op(x)` with `x` uniform in [lo, hi], at least 0.2 away from `kinks`.
+fn unary(
+    op: &'static str,
+    name: &str,
+    dims: &'static [i64],
+    attrs: Vec<Attribute>,
+    (lo, hi): (f64, f64),
+    kinks: &'static [f64],
+) -> Case {
+    case(op, name, move |g: &mut Gb| {
+        let x = g.param_with(dims, |r| r.away(lo, hi, kinks, 0.2));
+        vec![g.op(op, &[x], attrs.clone())]
+    })
+}
+
+/// `op(a, b)` with both inputs trained, uniform in [-1, 1] (the divisor in ±[0.5, 1.5]).
+fn binary(op: &'static str, a: &'static [i64], b: &'static [i64]) -> Case {
+    case(op, &format!("{op} {a:?} {b:?}"), move |g: &mut Gb| {
+        let x = g.param(a);
+        let y = if op == "Div" {
+            g.param_with(b, |r| r.signed(0.5, 1.5))
+        } else {
+            g.param(b)
+        };
+        vec![g.op(op, &[x, y], vec![])]
+    })
+}
+
+#[test]
+fn elementwise_binary() {
+    let shapes: [(&'static [i64], &'static [i64]); 6] = [
+        (&[2, 3], &[2, 3]),
+        (&[2, 3], &[3]),
+        (&[2, 1, 4], &[3, 1]),
+        (&[], &[2, 3]),
+        (&[1, 3], &[2, 1]),
+        (&[2, 3], &[1]),
+    ];
+    let mut cases = Vec::new();
+    for op in ["Add", "Sub", "Mul", "Div"] {
+        for (a, b) in shapes {
+            cases.push(binary(op, a, b));
+        }
+        cases.push(case(op, &format!("{op} param with constant"), move |g| {
+            let x = g.param(&[2, 3]);
+            let k = g.fconst(&[3], &[0.7, -1.3, 0.9]);
+            vec![g.op(op, &[x, k], vec![])]
+        }));
+        cases.push(case(op, &format!("{op} constant with param"), move |g| {
+            let k = g.fconst(&[2, 1], &[0.7, -1.3]);
+            let x = g.param_with(&[3], |r| r.signed(0.5, 1.5));
+            vec![g.op(op, &[k, x], vec![])]
+        }));
+        cases.push(case(op, &format!("{op} same input twice"), move |g| {
+            let x = g.param_with(&[2, 3], |r| r.signed(0.5, 1.5));
+            vec![g.op(op, &[x, x], vec![])]
+        }));
+    }
+    cases.extend([
+        case("Pow", "Pow base and exponent, broadcast", |g| {
+            let x = g.param_with(&[2, 3], |r| r.uniform(0.5, 2.0));
+            let e = g.param_with(&[3], |r| r.uniform(-1.5, 2.5));
+            vec![g.op("Pow", &[x, e], vec![])]
+        }),
+        case("Pow", "Pow base broadcast against exponent", |g| {
+            let x = g.param_with(&[3], |r| r.uniform(0.5, 2.0));
+            let e = g.param_with(&[2, 3], |r| r.uniform(-1.5, 2.5));
+            vec![g.op("Pow", &[x, e], vec![])]
+        }),
+        case("Pow", "Pow base, constant exponent 3", |g| {
+            let x = g.param(&[2, 3]);
+            let e = g.fconst(&[], &[3.0]);
+            vec![g.op("Pow", &[x, e], vec![])]
+        }),
+        case("Pow", "Pow base, int64 exponent 2", |g| {
+            let x = g.param(&[2, 3]);
+            let e = g.konst(Tensor::from_i64(vec![], &[2]));
+            vec![g.op("Pow", &[x, e], vec![])]
+        }),
+        case("Pow", "Pow exponent only", |g| {
+            let x = g.fconst(&[3], &[0.6, 1.7, 2.2]);
+            let e = g.param_with(&[2, 3], |r| r.uniform(-2.0, 2.0));
+            vec![g.op("Pow", &[x, e], vec![])]
+        }),
+    ]);
+    run_family("elementwise_binary", cases);
+}
+
+/// One unary op of the table: attributes, input range and points to stay away from.
+struct Unary {
+    op: &'static str,
+    label: &'static str,
+    attrs: Vec<Attribute>,
+    range: (f64, f64),
+    kinks: &'static [f64],
+    opset: i64,
+    f32: bool,
+}
+
+fn u(op: &'static str, range: (f64, f64), kinks: &'static [f64]) -> Unary {
+    Unary {
+        op,
+        label: op,
+        attrs: vec![],
+        range,
+        kinks,
+        opset: 18,
+        f32: false,
+    }
+}
+
+#[test]
+fn elementwise_unary() {
+    let table = vec![
+        u("Relu", (-2.0, 2.0), &[0.0]),
+        Unary {
+            label: "LeakyRelu default alpha",
+            ..u("LeakyRelu", (-2.0, 2.0), &[0.0])
+        },
+        Unary {
+            label: "LeakyRelu alpha 0.3",
+            attrs: vec![float("alpha", 0.3)],
+            ..u("LeakyRelu", (-2.0, 2.0), &[0.0])
+        },
+        u("Sigmoid", (-3.0, 3.0), &[]),
+        u("Tanh", (-2.0, 2.0), &[]),
+        Unary {
+            f32: true,
+            ..u("Erf", (-2.0, 2.0), &[])
+        },
+        Unary {
+            label: "Gelu exact",
+            opset: 20,
+            f32: true,
+            ..u("Gelu", (-3.0, 3.0), &[])
+        },
+        Unary {
+            label: "Gelu tanh",
+            attrs: vec![string("approximate", "tanh")],
+            opset: 20,
+            ..u("Gelu", (-3.0, 3.0), &[])
+        },
+        Unary {
+            label: "HardSigmoid default",
+            ..u("HardSigmoid", (-4.0, 4.0), &[-2.5, 2.5])
+        },
+        Unary {
+            label: "HardSigmoid alpha 0.3 beta 0.4",
+            attrs: vec![float("alpha", 0.3), float("beta", 0.4)],
+            ..u("HardSigmoid", (-3.0, 3.0), &[-4.0 / 3.0, 2.0])
+        },
+        u("HardSwish", (-5.0, 5.0), &[-3.0, 3.0]),
+        u("Exp", (-2.0, 2.0), &[]),
+        u("Log", (0.2, 3.0), &[]),
+        u("Sqrt", (0.2, 3.0), &[]),
+        u("Reciprocal", (-2.0, 2.0), &[0.0]),
+        u("Neg", (-2.0, 2.0), &[]),
+        u("Abs", (-2.0, 2.0), &[0.0]),
+        u("Softplus", (-3.0, 3.0), &[]),
+        u("Identity", (-2.0, 2.0), &[]),
+    ];
+    let mut cases = Vec::new();
+    for t in &table {
+        let shapes: [&'static [i64]; 3] = [&[3, 4], &[2, 3, 2], &[]];
+        for dims in shapes {
+            let c = unary(
+                t.op,
+                &format!("{} {dims:?}", t.label),
+                dims,
+                t.attrs.clone(),
+                t.range,
+                t.kinks,
+            )
+            .opset(t.opset);
+            cases.push(if t.f32 { c.f32() } else { c });
+        }
+    }
+    cases.extend([
+        case("Tanh", "Tanh(x) * x (fan-out)", |g| {
+            let x = g.param(&[3, 4]);
+            let t = g.op("Tanh", &[x], vec![]);
+            vec![g.op("Mul", &[t, x], vec![])]
+        }),
+        case("Exp", "Exp and Log of one input (two outputs)", |g| {
+            let x = g.param_with(&[3, 4], |r| r.uniform(0.2, 2.0));
+            vec![g.op("Exp", &[x], vec![]), g.op("Log", &[x], vec![])]
+        }),
+    ]);
+    run_family("elementwise_unary", cases);
+}
+
+#[test]
+fn elementwise_misc() {
+    let cases = vec![
+        case("Where", "Where x [2,3] y [3]", |g| {
+            let c = g.bools(&[2, 3], &[true, false, true, false, false, true]);
+            let x = g.param(&[2, 3]);
+            let y = g.param(&[3]);
+            vec![g.op("Where", &[c, x, y], vec![])]
+        }),
+        case("Where", "Where cond [3] x [2,3] y scalar", |g| {
+            let c = g.bools(&[3], &[true, false, true]);
+            let x = g.param(&[2, 3]);
+            let y = g.param(&[]);
+            vec![g.op("Where", &[c, x, y], vec![])]
+        }),
+        case("Where", "Where constant y", |g| {
+            let c = g.bools(&[2, 1], &[true, false]);
+            let x = g.param(&[2, 3]);
+            let y = g.fconst(&[], &[0.25]);
+            vec![g.op("Where", &[c, x, y], vec![])]
+        }),
+        case("Cast", "Cast float32 -> float64", |g| {
+            let x = g.param(&[2, 3]);
+            vec![g.op("Cast", &[x], vec![int("to", 11)])]
+        })
+        .f32(),
+        case("Cast", "Cast float64 -> float32", |g| {
+            let x = g.param(&[2, 3]);
+            vec![g.op("Cast", &[x], vec![int("to", 1)])]
+        })
+        .loose(),
+        case("Cast", "Cast float64 -> float64", |g| {
+            let x = g.param(&[2, 3]);
+            let y = g.op("Cast", &[x], vec![int("to", 11)]);
+            vec![g.op("Mul", &[y, y], vec![])]
+        }),
+        case("CastLike", "CastLike float32 like float64", |g| {
+            let x = g.param(&[2, 3]);
+            let like = g.konst(
+                Tensor::from_f64_as(onnx_ac_passes::ir::DType::Double, vec![], &[0.0]).unwrap(),
+            );
+            vec![g.op("CastLike", &[x, like], vec![])]
+        })
+        .f32(),
+        case("Dropout", "Dropout inference, ratio 0.5", |g| {
+            let x = g.param(&[2, 3]);
+            let ratio = g.fconst(&[], &[0.5]);
+            vec![g.op("Dropout", &[x, ratio], vec![])]
+        }),
+        case("Dropout", "Dropout training, ratio 0", |g| {
+            let x = g.param(&[2, 3]);
+            let ratio = g.fconst(&[], &[0.0]);
+            let t = g.bools(&[], &[true]);
+            vec![g.node("Dropout", &[Some(x), Some(ratio), Some(t)], vec![], 2)[0]]
+        }),
+        case("Dropout", "Dropout no ratio (opset 13)", |g| {
+            let x = g.param(&[2, 3]);
+            vec![g.op("Dropout", &[x], vec![])]
+        })
+        .opset(13),
+        case("Clip", "Clip min and max", |g| {
+            let x = g.param_with(&[3, 4], |r| r.away(-2.0, 2.0, &[-0.5, 0.7], 0.05));
+            let lo = g.fconst(&[], &[-0.5]);
+            let hi = g.fconst(&[], &[0.7]);
+            vec![g.op("Clip", &[x, lo, hi], vec![])]
+        }),
+        case("Clip", "Clip max only", |g| {
+            let x = g.param_with(&[3, 4], |r| r.away(-2.0, 2.0, &[0.3], 0.05));
+            let hi = g.fconst(&[], &[0.3]);
+            vec![g.node("Clip", &[Some(x), None, Some(hi)], vec![], 1)[0]]
+        }),
+        case("Clip", "Clip min only", |g| {
+            let x = g.param_with(&[3, 4], |r| r.away(-2.0, 2.0, &[-0.2], 0.05));
+            let lo = g.fconst(&[], &[-0.2]);
+            vec![g.op("Clip", &[x, lo], vec![])]
+        }),
+        case("Clip", "Clip no bounds", |g| {
+            let x = g.param(&[3, 4]);
+            vec![g.op("Clip", &[x], vec![])]
+        }),
+        max_min("Max", &[2, 3], &[3]),
+        max_min("Min", &[2, 3], &[3]),
+        max_min("Max", &[2, 1], &[1, 3]),
+        max_min("Min", &[2, 3], &[2, 3]),
+        case("Sum", "Sum of three, broadcast", |g| {
+            let a = g.param(&[2, 3]);
+            let b = g.param(&[3]);
+            let c = g.param(&[2, 1]);
+            vec![g.op("Sum", &[a, b, c], vec![])]
+        }),
+        case("Sum", "Sum of one", |g| {
+            let a = g.param(&[2, 3]);
+            vec![g.op("Sum", &[a], vec![])]
+        }),
+        case("Sum", "Sum of x, x, y", |g| {
+            let a = g.param(&[2, 3]);
+            let b = g.param(&[1, 3]);
+            vec![g.op("Sum", &[a, a, b], vec![])]
+        }),
+        case("Mean", "Mean of three, broadcast", |g| {
+            let a = g.param(&[2, 3]);
+            let b = g.param(&[3]);
+            let c = g.param(&[2, 1]);
+            vec![g.op("Mean", &[a, b, c], vec![])]
+        })
+        .f32(),
+        case("Mean", "Mean of two", |g| {
+            let a = g.param(&[2, 3]);
+            let b = g.param(&[2, 3]);
+            vec![g.op("Mean", &[a, b], vec![])]
+        })
+        .f32(),
+    ];
+    run_family("elementwise_misc", cases);
+}
+
+/// Max/Min of two inputs whose elements are at least 0.1 apart (no ties within ±h).
+fn max_min(op: &'static str, a: &'static [i64], b: &'static [i64]) -> Case {
+    case(op, &format!("{op} {a:?} {b:?}"), move |g| {
+        // b is drawn from a coarse grid and a from its midpoints: |a - b| >= 0.1.
+        let x = g.param_with(a, |r| (r.uniform(-10.0, 10.0).floor() + 0.5) * 0.2);
+        let y = g.param_with(b, |r| r.uniform(-10.0, 10.0).floor() * 0.2);
+        vec![g.op(op, &[x, y], vec![])]
+    })
+}
+
+fn matmul(a: &'static [i64], b: &'static [i64]) -> Case {
+    case("MatMul", &format!("MatMul {a:?} x {b:?}"), move |g| {
+        let x = g.param(a);
+        let y = g.param(b);
+        vec![g.op("MatMul", &[x, y], vec![])]
+    })
+}
+
+/// Gemm with A [2,3] (or its transpose), B [3,4] (or its transpose) and C of `c` dims.
+fn gemm(ta: bool, tb: bool, c: Option<&'static [i64]>, alpha: f32, beta: f32) -> Case {
+    let name = format!(
+        "Gemm transA={} transB={} C={c:?} alpha={alpha} beta={beta}",
+        ta as i64, tb as i64
+    );
+    case("Gemm", &name, move |g| {
+        let a = g.param(if ta { &[3, 2] } else { &[2, 3] });
+        let b = g.param(if tb { &[4, 3] } else { &[3, 4] });
+        let mut ins = vec![Some(a), Some(b)];
+        if let Some(cd) = c {
+            ins.push(Some(g.param(cd)));
+        }
+        let mut attrs = vec![int("transA", ta as i64), int("transB", tb as i64)];
+        if alpha != 1.0 {
+            attrs.push(float("alpha", alpha));
+        }
+        if beta != 1.0 {
+            attrs.push(float("beta", beta));
+        }
+        vec![g.node("Gemm", &ins, attrs, 1)[0]]
+    })
+}
+
+#[test]
+fn linalg() {
+    let mut cases = vec![
+        matmul(&[2, 3], &[3, 4]),
+        matmul(&[2, 2, 3], &[2, 3, 4]),
+        matmul(&[2, 1, 2, 3], &[3, 3, 2]),
+        matmul(&[2, 2, 3], &[3, 2]),
+        matmul(&[3, 2], &[2, 2, 4]),
+        matmul(&[3], &[3, 4]),
+        matmul(&[2, 3], &[3]),
+        matmul(&[3], &[3]),
+        matmul(&[3], &[2, 3, 4]),
+        matmul(&[2, 2, 3], &[3]),
+        case("MatMul", "MatMul x @ x", |g| {
+            let x = g.param(&[3, 3]);
+            vec![g.op("MatMul", &[x, x], vec![])]
+        }),
+    ];
+    for ta in [false, true] {
+        for tb in [false, true] {
+            cases.push(gemm(ta, tb, Some(&[4]), 1.0, 1.0));
+        }
+    }
+    cases.extend([
+        gemm(false, false, Some(&[2, 4]), 0.5, 2.0),
+        gemm(true, true, Some(&[2, 1]), 1.5, 0.5),
+        gemm(false, true, Some(&[]), 1.0, 1.0),
+        gemm(true, false, Some(&[1, 4]), 1.0, -1.0),
+        gemm(true, true, None, 2.0, 1.0),
+    ]);
+    run_family("linalg", cases);
+}
+
+fn softmax(op: &'static str, axis: i64) -> Case {
+    case(op, &format!("{op} axis {axis}"), move |g| {
+        let x = g.param_with(&[2, 3, 4], |r| r.uniform(-2.0, 2.0));
+        vec![g.op(op, &[x], vec![int("axis", axis)])]
+    })
+}
+
+/// ReduceSum/ReduceMean of x [2,3,4] over `axes` (None: all), at `opset`.
+fn reduce(op: &'static str, opset: i64, axes: Option<&'static [i64]>, keep: i64) -> Case {
+    let name = format!("{op} opset {opset} axes {axes:?} keepdims {keep}");
+    case(op, &name, move |g| {
+        let x = g.param(&[2, 3, 4]);
+        let axes_input = op == "ReduceSum" || opset >= 18;
+        let mut attrs = vec![int("keepdims", keep)];
+        let mut ins = vec![Some(x)];
+        if let Some(a) = axes {
+            if axes_input {
+                ins.push(Some(g.ints(a)));
+            } else {
+                attrs.push(ints("axes", a));
+            }
+        }
+        vec![g.node(op, &ins, attrs, 1)[0]]
+    })
+    .opset(opset)
+}
+
+fn layer_norm(name: &str, x: &'static [i64], axis: i64, bias: bool, stats: bool) -> Case {
+    case("LayerNormalization", name, move |g| {
+        let xv = g.param_with(x, |r| r.uniform(-2.0, 2.0));
+        let r = x.len() as i64;
+        let a = if axis < 0 { axis + r } else { axis } as usize;
+        let sd = &x[a..];
+        let s = g.param_with(sd, |r| r.uniform(0.5, 1.5));
+        let mut ins = vec![Some(xv), Some(s)];
+        if bias {
+            ins.push(Some(g.param(sd)));
+        }
+        let n_out = if stats { 3 } else { 1 };
+        let attrs = vec![int("axis", axis), float("epsilon", 1e-3)];
+        vec![g.node("LayerNormalization", &ins, attrs, n_out)[0]]
+    })
+}
+
+fn batch_norm(name: &str, x: &'static [i64], train: bool) -> Case {
+    let c = case("BatchNormalization", name, move |g| {
+        let xv = g.param_with(x, |r| r.uniform(-2.0, 2.0));
+        let ch = x[1];
+        let s = g.param_with(&[ch], |r| r.uniform(0.5, 1.5));
+        let b = g.param(&[ch]);
+        let mean = g.fconst_with(&[ch], |r| r.uniform(-0.5, 0.5));
+        let var = g.fconst_with(&[ch], |r| r.uniform(0.5, 1.5));
+        let attrs = vec![float("epsilon", 1e-3)];
+        vec![g.op("BatchNormalization", &[xv, s, b, mean, var], attrs)]
+    })
+    .opset(15);
+    if train {
+        c.bn_train()
+    } else {
+        c
+    }
+}
+
+#[test]
+fn normalization_and_reductions() {
+    let mut cases = vec![
+        softmax("Softmax", -1),
+        softmax("Softmax", 1),
+        softmax("Softmax", 0),
+        softmax("LogSoftmax", -1),
+        softmax("LogSoftmax", 1),
+        softmax("LogSoftmax", 0),
+        layer_norm("LayerNormalization axis -1", &[2, 3, 4], -1, true, false),
+        layer_norm("LayerNormalization axis 1", &[2, 3, 4], 1, true, false),
+        layer_norm("LayerNormalization no bias", &[3, 5], -1, false, false),
+        layer_norm(
+            "LayerNormalization with Mean/InvStdDev outputs",
+            &[2, 3, 4],
+            -1,
+            true,
+            true,
+        ),
+        layer_norm(
+            "LayerNormalization f32 with Mean/InvStdDev outputs",
+            &[2, 6],
+            1,
+            true,
+            true,
+        )
+        .f32(),
+        batch_norm(
+            "BatchNormalization as exported [2,3,2,2]",
+            &[2, 3, 2, 2],
+            false,
+        ),
+        batch_norm("BatchNormalization as exported [2,3,4]", &[2, 3, 4], false),
+        batch_norm("BatchNormalization training [2,3,2,2]", &[2, 3, 2, 2], true),
+        batch_norm("BatchNormalization training [4,3]", &[4, 3], true),
+        batch_norm("BatchNormalization training opset 14", &[2, 2, 3], true).opset(14),
+        // Training mode needs BatchNormalization-14's `training_mode`: at opset 13 the
+        // switched graph is invalid (see docs/gradients.md), so it is not checked here.
+        batch_norm("BatchNormalization as exported opset 13", &[2, 2, 3], false).opset(13),
+        case(
+            "BatchNormalization",
+            "BatchNormalization as exported, x only",
+            |g| {
+                let x = g.param_with(&[2, 3, 2], |r| r.uniform(-2.0, 2.0));
+                let s = g.fconst(&[3], &[0.8, 1.2, -0.7]);
+                let b = g.fconst(&[3], &[0.1, -0.2, 0.3]);
+                let mean = g.fconst(&[3], &[0.2, -0.1, 0.0]);
+                let var = g.fconst(&[3], &[0.9, 1.4, 0.6]);
+                vec![g.op("BatchNormalization", &[x, s, b, mean, var], vec![])]
+            },
+        )
+        .opset(15),
+        case(
+            "BatchNormalization",
+            "BatchNormalization training, x only",
+            |g| {
+                let x = g.param_with(&[3, 2, 2], |r| r.uniform(-2.0, 2.0));
+                let s = g.fconst(&[2], &[0.8, -1.2]);
+                let b = g.fconst(&[2], &[0.1, -0.2]);
+                let mean = g.fconst(&[2], &[0.2, -0.1]);
+                let var = g.fconst(&[2], &[0.9, 1.4]);
+                vec![g.op("BatchNormalization", &[x, s, b, mean, var], vec![])]
+            },
+        )
+        .opset(15)
+        .bn_train(),
+        layer_norm("LayerNormalization axis 0", &[3, 4], 0, true, false),
+        case(
+            "LayerNormalization",
+            "LayerNormalization scale broadcast",
+            |g| {
+                let x = g.param_with(&[2, 3, 4], |r| r.uniform(-2.0, 2.0));
+                let s = g.param_with(&[4], |r| r.uniform(0.5, 1.5));
+                let b = g.param(&[1, 4]);
+                vec![g.op("LayerNormalization", &[x, s, b], vec![int("axis", 1)])]
+            },
+        ),
+        case("ReduceSum", "ReduceSum noop_with_empty_axes", |g| {
+            let x = g.param(&[2, 3]);
+            vec![g.op("ReduceSum", &[x], vec![int("noop_with_empty_axes", 1)])]
+        }),
+        case("LayerNormalization", "LayerNormalization x only", |g| {
+            let x = g.param_with(&[2, 5], |r| r.uniform(-2.0, 2.0));
+            let s = g.fconst(&[5], &[0.8, 1.2, -0.7, 1.0, 0.5]);
+            vec![g.op("LayerNormalization", &[x, s], vec![])]
+        }),
+    ];
+    cases.extend([
+        reduce("ReduceSum", 13, Some(&[0, 2]), 1),
+        reduce("ReduceMean", 13, Some(&[1]), 0),
+        case("Softmax", "Softmax rank 1", |g| {
+            let x = g.param(&[5]);
+            vec![g.op("Softmax", &[x], vec![])]
+        }),
+        case("LogSoftmax", "LogSoftmax opset 13", |g| {
+            let x = g.param(&[2, 5]);
+            vec![g.op("LogSoftmax", &[x], vec![])]
+        })
+        .opset(13),
+    ]);
+    for op in ["ReduceSum", "ReduceMean"] {
+        for opset in [17, 18] {
+            cases.extend([
+                reduce(op, opset, Some(&[1]), 1),
+                reduce(op, opset, Some(&[0, 2]), 0),
+                reduce(op, opset, Some(&[-1]), 0),
+                reduce(op, opset, Some(&[0, 1, 2]), 1),
+                reduce(op, opset, None, 0),
+            ]);
+        }
+    }
+    run_family("normalization_and_reductions", cases);
+}
+
+/// `op(x, <int64 constant>)`, x uniform.
+fn with_ints(
+    op: &'static str,
+    name: &str,
+    x: &'static [i64],
+    k: &'static [i64],
+    attrs: Vec<Attribute>,
+) -> Case {
+    case(op, name, move |g| {
+        let xv = g.param(x);
+        let kv = g.ints(k);
+        vec![g.op(op, &[xv, kv], attrs.clone())]
+    })
+}
+
+fn with_attrs(op: &'static str, name: &str, x: &'static [i64], attrs: Vec<Attribute>) -> Case {
+    case(op, name, move |g| {
+        let xv = g.param(x);
+        vec![g.op(op, &[xv], attrs.clone())]
+    })
+}
+
+/// Slice of x [3,5] with constant starts/ends (and axes/steps when given).
+fn slice(
+    name: &str,
+    starts: &'static [i64],
+    ends: &'static [i64],
+    axes: Option<&'static [i64]>,
+    steps: Option<&'static [i64]>,
+) -> Case {
+    case("Slice", name, move |g| {
+        let x = g.param(&[3, 5]);
+        let mut ins = vec![Some(x), Some(g.ints(starts)), Some(g.ints(ends))];
+        if axes.is_some() || steps.is_some() {
+            ins.push(axes.map(|a| g.ints(a)));
+        }
+        if let Some(s) = steps {
+            ins.push(Some(g.ints(s)));
+        }
+        vec![g.node("Slice", &ins, vec![], 1)[0]]
+    })
+}
+
+#[test]
+fn shape_ops() {
+    let cases = vec![
+        with_ints(
+            "Reshape",
+            "Reshape [2,3,4] -> [4,6]",
+            &[2, 3, 4],
+            &[4, 6],
+            vec![],
+        ),
+        with_ints(
+            "Reshape",
+            "Reshape [2,3,4] -> [0,-1]",
+            &[2, 3, 4],
+            &[0, -1],
+            vec![],
+        ),
+        with_attrs(
+            "Flatten",
+            "Flatten axis 2",
+            &[2, 3, 4],
+            vec![int("axis", 2)],
+        ),
+        with_attrs(
+            "Flatten",
+            "Flatten axis 0",
+            &[2, 3, 2],
+            vec![int("axis", 0)],
+        ),
+        with_attrs("Flatten", "Flatten default axis", &[2, 3, 2], vec![]),
+        with_attrs(
+            "Transpose",
+            "Transpose perm [2,0,1]",
+            &[2, 3, 4],
+            vec![ints("perm", &[2, 0, 1])],
+        ),
+        with_attrs(
+            "Transpose",
+            "Transpose perm [1,2,0]",
+            &[2, 3, 4],
+            vec![ints("perm", &[1, 2, 0])],
+        ),
+        with_attrs("Transpose", "Transpose default perm", &[2, 3, 4], vec![]),
+        with_ints(
+            "Squeeze",
+            "Squeeze axes [1,3]",
+            &[2, 1, 3, 1],
+            &[1, 3],
+            vec![],
+        ),
+        with_ints("Squeeze", "Squeeze axes [-1]", &[2, 3, 1], &[-1], vec![]),
+        with_attrs("Squeeze", "Squeeze all unit axes", &[2, 1, 3], vec![]),
+        with_ints(
+            "Unsqueeze",
+            "Unsqueeze axes [0,2]",
+            &[2, 3],
+            &[0, 2],
+            vec![],
+        ),
+        with_ints("Unsqueeze", "Unsqueeze axes [-1]", &[2, 3], &[-1], vec![]),
+        with_ints(
+            "Expand",
+            "Expand [3,1] -> [2,3,4]",
+            &[3, 1],
+            &[2, 3, 4],
+            vec![],
+        ),
+        with_ints("Expand", "Expand [4] -> [2,3,4]", &[4], &[2, 3, 4], vec![]),
+        with_ints(
+            "Expand",
+            "Expand [2,1,4] by [3,1]",
+            &[2, 1, 4],
+            &[3, 1],
+            vec![],
+        ),
+        with_ints(
+            "Expand",
+            "Expand [1,3] -> [1,3] (no-op)",
+            &[1, 3],
+            &[1, 3],
+            vec![],
+        ),
+        case("Concat", "Concat axis 1, three inputs", |g| {
+            let a = g.param(&[2, 1]);
+            let b = g.param(&[2, 3]);
+            let c = g.param(&[2, 2]);
+            vec![g.op("Concat", &[a, b, c], vec![int("axis", 1)])]
+        }),
+        case("Concat", "Concat axis -1 with a constant", |g| {
+            let a = g.param(&[2, 2, 1]);
+            let k = g.fconst(&[2, 2, 2], &[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]);
+            let b = g.param(&[2, 2, 2]);
+            vec![g.op("Concat", &[a, k, b], vec![int("axis", -1)])]
+        }),
+        case("Concat", "Concat x with x, axis 0", |g| {
+            let a = g.param(&[2, 3]);
+            vec![g.op("Concat", &[a, a], vec![int("axis", 0)])]
+        }),
+        case("Split", "Split axis 1 split [2,4]", |g| {
+            let x = g.param(&[2, 6]);
+            let s = g.ints(&[2, 4]);
+            g.node("Split", &[Some(x), Some(s)], vec![int("axis", 1)], 2)
+        }),
+        case("Split", "Split num_outputs 3 (opset 18)", |g| {
+            let x = g.param(&[3, 6]);
+            g.node(
+                "Split",
+                &[Some(x)],
+                vec![int("axis", 1), int("num_outputs", 3)],
+                3,
+            )
+        }),
+        case("Split", "Split, only the middle output used", |g| {
+            let x = g.param(&[3, 4]);
+            let s = g.ints(&[1, 1, 2]);
+            let outs = g.node("Split", &[Some(x), Some(s)], vec![int("axis", 1)], 3);
+            vec![outs[1]]
+        }),
+        case("Split", "Split equal halves (opset 13)", |g| {
+            let x = g.param(&[4, 3]);
+            g.node("Split", &[Some(x)], vec![], 2)
+        })
+        .opset(13),
+        slice(
+            "Slice starts [1,0] ends [3,4] axes [0,1]",
+            &[1, 0],
+            &[3, 4],
+            Some(&[0, 1]),
+            None,
+        ),
+        slice(
+            "Slice negative start/end on axis 1",
+            &[-3],
+            &[-1],
+            Some(&[1]),
+            None,
+        ),
+        slice(
+            "Slice ends past the end, no axes",
+            &[1, 2],
+            &[i64::MAX, 100],
+            None,
+            None,
+        ),
+        slice(
+            "Slice negative axis, steps 1",
+            &[1],
+            &[4],
+            Some(&[-1]),
+            Some(&[1]),
+        ),
+        slice("Slice step 2", &[0], &[5], Some(&[1]), Some(&[2])),
+        slice("Slice step 2 from 1", &[1], &[5], Some(&[1]), Some(&[2])),
+        slice(
+            "Slice step 3, end not aligned",
+            &[0],
+            &[4],
+            Some(&[1]),
+            Some(&[3]),
+        ),
+        slice("Slice step -1", &[-1], &[i64::MIN], Some(&[0]), Some(&[-1])),
+        slice("Slice step -2", &[4], &[0], Some(&[1]), Some(&[-2])),
+        slice(
+            "Slice steps 2 and -1, two axes",
+            &[0, 3],
+            &[3, 0],
+            Some(&[0, 1]),
+            Some(&[2, -1]),
+        ),
+        slice("Slice empty", &[2], &[2], Some(&[1]), None),
+        with_ints("Tile", "Tile [2,3] x [2,2]", &[2, 3], &[2, 2], vec![]),
+        with_ints(
+            "Tile",
+            "Tile [3,1,2] x [1,3,2]",
+            &[3, 1, 2],
+            &[1, 3, 2],
+            vec![],
+        ),
+        case("Identity", "Identity then Mul", |g| {
+            let x = g.param(&[2, 3]);
+            let y = g.op("Identity", &[x], vec![]);
+            vec![g.op("Mul", &[x, y], vec![])]
+        }),
+    ];
+    run_family("shape_ops", cases);
+}
+
+fn gather(
+    name: &str,
+    data: &'static [i64],
+    idx_dims: &'static [i64],
+    idx: &'static [i64],
+    axis: i64,
+) -> Case {
+    case("Gather", name, move |g| {
+        let d = g.param(data);
+        let i = g.ints_shaped(idx_dims, idx);
+        vec![g.op("Gather", &[d, i], vec![int("axis", axis)])]
+    })
+}
+
+fn gather_elements(
+    name: &str,
+    data: &'static [i64],
+    idx_dims: &'static [i64],
+    idx: &'static [i64],
+    axis: i64,
+) -> Case {
+    case("GatherElements", name, move |g| {
+        let d = g.param(data);
+        let i = g.ints_shaped(idx_dims, idx);
+        vec![g.op("GatherElements", &[d, i], vec![int("axis", axis)])]
+    })
+}
+
+#[test]
+fn indexing() {
+    let cases = vec![
+        gather(
+            "Gather embedding, repeated indices",
+            &[5, 3],
+            &[2, 3],
+            &[0, 2, 2, 4, 0, 2],
+            0,
+        ),
+        gather("Gather axis 1, repeated", &[2, 4, 3], &[3], &[1, 3, 1], 1),
+        gather("Gather rank-1 data", &[5], &[2, 2], &[4, 1, 1, -2], 0),
+        gather("Gather negative indices", &[4, 3], &[4], &[-1, 0, -1, 2], 0),
+        gather(
+            "Gather axis -1, negative, 2-D indices",
+            &[2, 5],
+            &[2, 2],
+            &[-1, 0, 3, -5],
+            -1,
+        ),
+        gather("Gather scalar index axis 1", &[2, 4, 3], &[], &[2], 1),
+        gather(
+            "Gather axis 2, 2-D indices",
+            &[2, 2, 4],
+            &[2, 2],
+            &[3, 0, 0, 3],
+            2,
+        ),
+        case("Gather", "Gather int32 indices", |g| {
+            let d = g.param(&[4, 3]);
+            let bytes = [3i32, 1, 3].iter().flat_map(|v| v.to_le_bytes()).collect();
+            let i = g.konst(Tensor::raw(
+                onnx_ac_passes::ir::DType::Int32,
+                vec![3],
+                bytes,
+            ));
+            vec![g.op("Gather", &[d, i], vec![])]
+        }),
+        gather_elements(
+            "GatherElements axis 1, repeated",
+            &[3, 4],
+            &[3, 2],
+            &[0, 0, 3, 1, 2, 2],
+            1,
+        ),
+        gather_elements(
+            "GatherElements axis 0, negative",
+            &[3, 4],
+            &[2, 4],
+            &[-1, 0, 2, -3, 0, 0, 1, 2],
+            0,
+        ),
+        gather_elements(
+            "GatherElements axis -1, 3-D",
+            &[2, 2, 3],
+            &[2, 2, 2],
+            &[0, 2, 1, 1, 2, 2, 0, 0],
+            -1,
+        ),
+    ];
+    run_family("indexing", cases);
+}
+
+fn conv(
+    name: &str,
+    x: &'static [i64],
+    w: &'static [i64],
+    bias: bool,
+    attrs: Vec<Attribute>,
+) -> Case {
+    case("Conv", name, move |g| {
+        let xv = g.param(x);
+        let wv = g.param(w);
+        let mut ins = vec![Some(xv), Some(wv)];
+        if bias {
+            ins.push(Some(g.param(&[w[0]])));
+        }
+        vec![g.node("Conv", &ins, attrs.clone(), 1)[0]]
+    })
+    .f32()
+}
+
+fn max_pool(name: &str, x: &'static [i64], attrs: Vec<Attribute>, with_indices: bool) -> Case {
+    case("MaxPool", name, move |g| {
+        let n = x.iter().product::<i64>() as usize;
+        let vals = g.rng.distinct(n, 0.1);
+        let xv = g.param_vals(x, vals);
+        let n_out = if with_indices { 2 } else { 1 };
+        vec![g.node("MaxPool", &[Some(xv)], attrs.clone(), n_out)[0]]
+    })
+}
+
+fn pool(op: &'static str, name: &str, x: &'static [i64], attrs: Vec<Attribute>) -> Case {
+    case(op, name, move |g| {
+        let xv = g.param(x);
+        vec![g.op(op, &[xv], attrs.clone())]
+    })
+    .f32()
+}
+
+#[test]
+fn conv_and_pools() {
+    let cases = vec![
+        conv(
+            "Conv 2x2 kernel, bias",
+            &[1, 2, 4, 4],
+            &[3, 2, 2, 2],
+            true,
+            vec![],
+        ),
+        conv(
+            "Conv batch 2, stride 2, pads 1",
+            &[2, 1, 5, 5],
+            &[2, 1, 3, 3],
+            true,
+            vec![ints("strides", &[2, 2]), ints("pads", &[1, 1, 1, 1])],
+        ),
+        conv(
+            "Conv dilations 2, pads 1",
+            &[1, 1, 5, 5],
+            &[2, 1, 2, 2],
+            false,
+            vec![ints("dilations", &[2, 2]), ints("pads", &[1, 1, 1, 1])],
+        ),
+        conv(
+            "Conv group 2",
+            &[1, 4, 3, 3],
+            &[4, 2, 2, 2],
+            true,
+            vec![int("group", 2)],
+        ),
+        conv(
+            "Conv group 2, batch 2",
+            &[2, 2, 3, 3],
+            &[2, 1, 2, 2],
+            false,
+            vec![int("group", 2)],
+        ),
+        conv(
+            "Conv depthwise",
+            &[1, 3, 3, 3],
+            &[3, 1, 2, 2],
+            true,
+            vec![int("group", 3)],
+        ),
+        conv(
+            "Conv auto_pad SAME_UPPER stride 2",
+            &[1, 1, 6, 6],
+            &[2, 1, 3, 3],
+            false,
+            vec![string("auto_pad", "SAME_UPPER"), ints("strides", &[2, 2])],
+        ),
+        conv(
+            "Conv stride 2 with a leftover row",
+            &[1, 1, 6, 6],
+            &[1, 1, 3, 3],
+            false,
+            vec![ints("strides", &[2, 2])],
+        ),
+        conv(
+            "Conv asymmetric pads",
+            &[1, 2, 3, 3],
+            &[2, 2, 2, 2],
+            false,
+            vec![ints("pads", &[0, 1, 1, 0])],
+        ),
+        conv(
+            "Conv 1-D stride 2 pads 1",
+            &[2, 2, 6],
+            &[3, 2, 3],
+            true,
+            vec![ints("strides", &[2]), ints("pads", &[1, 1])],
+        ),
+        conv(
+            "Conv stride 2 dilation 2 group 2",
+            &[1, 2, 6, 6],
+            &[2, 1, 2, 2],
+            false,
+            vec![
+                ints("strides", &[2, 2]),
+                ints("dilations", &[2, 2]),
+                int("group", 2),
+            ],
+        ),
+        max_pool(
+            "MaxPool 2x2 stride 2",
+            &[1, 2, 4, 4],
+            vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])],
+            false,
+        ),
+        max_pool(
+            "MaxPool 3x3 stride 1 pads 1 (overlapping)",
+            &[1, 1, 4, 4],
+            vec![ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1])],
+            false,
+        ),
+        max_pool(
+            "MaxPool with Indices output, batch 2",
+            &[2, 2, 3, 3],
+            vec![ints("kernel_shape", &[2, 2])],
+            true,
+        ),
+        max_pool(
+            "MaxPool 1-D dilation 2",
+            &[2, 2, 6],
+            vec![ints("kernel_shape", &[2]), ints("dilations", &[2])],
+            false,
+        ),
+        max_pool(
+            "MaxPool auto_pad SAME_UPPER stride 2",
+            &[1, 2, 5, 5],
+            vec![
+                ints("kernel_shape", &[2, 2]),
+                ints("strides", &[2, 2]),
+                string("auto_pad", "SAME_UPPER"),
+            ],
+            false,
+        ),
+        pool(
+            "AveragePool",
+            "AveragePool 3x3 pads 1 count_include_pad 0",
+            &[1, 2, 4, 4],
+            vec![ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1])],
+        ),
+        pool(
+            "AveragePool",
+            "AveragePool 3x3 pads 1 count_include_pad 1",
+            &[1, 2, 4, 4],
+            vec![
+                ints("kernel_shape", &[3, 3]),
+                ints("pads", &[1, 1, 1, 1]),
+                int("count_include_pad", 1),
+            ],
+        ),
+        pool(
+            "AveragePool",
+            "AveragePool 2x2 stride 2, batch 2",
+            &[2, 1, 4, 4],
+            vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])],
+        ),
+        pool(
+            "AveragePool",
+            "AveragePool auto_pad SAME_UPPER stride 2",
+            &[1, 1, 5, 5],
+            vec![
+                ints("kernel_shape", &[3, 3]),
+                ints("strides", &[2, 2]),
+                string("auto_pad", "SAME_UPPER"),
+            ],
+        ),
+        pool(
+            "AveragePool",
+            "AveragePool asymmetric pads, stride 2",
+            &[1, 1, 5, 5],
+            vec![
+                ints("kernel_shape", &[2, 2]),
+                ints("strides", &[2, 2]),
+                ints("pads", &[1, 0, 0, 1]),
+            ],
+        ),
+        pool(
+            "AveragePool",
+            "AveragePool 1-D pads 1",
+            &[2, 2, 5],
+            vec![ints("kernel_shape", &[3]), ints("pads", &[1, 1])],
+        ),
+        pool(
+            "AveragePool",
+            "AveragePool dilations 2 pads 1 (opset 19)",
+            &[1, 1, 5, 5],
+            vec![
+                ints("kernel_shape", &[2, 2]),
+                ints("dilations", &[2, 2]),
+                ints("pads", &[1, 1, 1, 1]),
+            ],
+        )
+        .opset(19),
+        max_pool(
+            "MaxPool ceil_mode 1",
+            &[1, 1, 5, 5],
+            vec![
+                ints("kernel_shape", &[2, 2]),
+                ints("strides", &[2, 2]),
+                int("ceil_mode", 1),
+            ],
+            false,
+        ),
+        conv(
+            "Conv auto_pad SAME_LOWER",
+            &[1, 1, 4, 4],
+            &[2, 1, 2, 2],
+            true,
+            vec![string("auto_pad", "SAME_LOWER")],
+        ),
+        case("Conv", "Conv weight only (constant input)", |g| {
+            let x = g.fconst_with(&[1, 2, 4, 4], |r| r.uniform(-1.0, 1.0));
+            let w = g.param(&[2, 2, 2, 2]);
+            vec![g.op("Conv", &[x, w], vec![ints("strides", &[2, 2])])]
+        })
+        .f32(),
+        case("Conv", "Conv input only (constant weight)", |g| {
+            let x = g.param(&[1, 2, 4, 4]);
+            let w = g.fconst_with(&[2, 2, 3, 3], |r| r.uniform(-1.0, 1.0));
+            vec![g.op("Conv", &[x, w], vec![ints("pads", &[1, 1, 1, 1])])]
+        })
+        .f32(),
+        pool(
+            "GlobalAveragePool",
+            "GlobalAveragePool 2-D",
+            &[2, 3, 2, 2],
+            vec![],
+        ),
+        pool(
+            "GlobalAveragePool",
+            "GlobalAveragePool 1-D",
+            &[2, 2, 3],
+            vec![],
+        ),
+    ];
+    run_family("conv_and_pools", cases);
+}
