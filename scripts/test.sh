@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test of onnx-ac from a fresh machine: sets up the pinned Python side and the
-# build (scripts/setup.sh), then the whole workspace's tests with cargo-nextest (cargo test
-# where nextest is absent).
+# release build (scripts/setup.sh), then the whole workspace's tests with cargo-nextest
+# (cargo test where nextest is absent). Tests run in the release profile so that the
+# HiGHS solver (C++, built by highs-sys) is compiled once for both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast "$@"
+  cargo nextest run --workspace --release --locked --no-fail-fast "$@"
 else
-  cargo test --workspace --locked --no-fail-fast "$@"
+  cargo test --workspace --release --locked --no-fail-fast "$@"
 fi

@@ -29,6 +29,9 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Write the training graph (forward + loss + backward) of a model.
     TrainGraph(TrainGraphArgs),
+    /// Profile a model's training graph with ONNX Runtime: per-node times, bytes per value,
+    /// measured peak (JSON for --profile).
+    Profile(crate::profile::ProfileArgs),
     /// Run two training graphs (original and rewritten) in ONNX Runtime: the same loss and
     /// gradients? Reports each one's measured peak and step time.
     Verify(VerifyArgs),
@@ -156,9 +159,10 @@ pub struct MainArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct PlanArgs {
-    /// The planner: ac (peak-aware greedy with pruning, the default), mutwo (μ-TWO's
-    /// greedy recompute selection), or a preset policy.
-    #[arg(long, default_value = "ac", value_parser = ["ac", "mutwo", "none", "selective", "full"])]
+    /// The planner: ac (peak-aware greedy with pruning, the default), optimal (integer
+    /// program solved by HiGHS, the quality reference), mutwo (μ-TWO's greedy recompute
+    /// selection), or a preset policy.
+    #[arg(long, default_value = "ac", value_parser = ["ac", "optimal", "mutwo", "none", "selective", "full"])]
     pub planner: String,
     /// A preset policy instead of a planner (same as --planner none|selective|full).
     #[arg(long, value_parser = ["none", "selective", "full"], conflicts_with = "plan_file")]

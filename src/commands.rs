@@ -124,8 +124,8 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
     let m = crate::load_model(model_path, &dims_map(&a.dims))?;
     progress("building the training graph");
     let (tm, info) = training_graph(&m, &a.loss, model_path)?;
-    let costs = crate::costs::select(&tm, &info, &a.plan, &a.runtime)?;
-    progress(&format!("costs: {}", costs.description));
+    let costs = crate::costs::select(&tm, &info, &a.plan, &a.runtime, model_path)?;
+    eprintln!("{}", costs.description);
     let source = match (&a.plan.plan_file, &a.plan.policy) {
         (Some(p), _) => PlanSource::File(p.clone()),
         (None, Some(policy)) => PlanSource::Planner(policy.clone()),

@@ -2,45 +2,84 @@
 //! when ONNX Runtime is there, analytic otherwise) and verifying a rewrite.
 
 use crate::cli::{PlanArgs, RuntimeArgs};
+use crate::cost::{select_cost_model, CostModel, Device, FixedCost};
 use crate::error::{Error, Result};
+use crate::profile::{profile_training_graph, Profile, ProfileError, ProfileOptions};
 use crate::runtime::{Ep, HostTensor, RunOptions};
 use onnx_ac_passes::autodiff::TrainingInfo;
 use onnx_ac_passes::ir::{Graph, Model, NodeId};
+use std::path::Path;
 
 /// The chosen cost model and a one-line description of why.
 pub struct Costs {
     pub description: String,
-    table: Box<dyn Fn(&Graph, NodeId) -> f64>,
+    pub model: Box<dyn CostModel>,
 }
 
 impl Costs {
     pub fn node_time(&self, g: &Graph, n: NodeId) -> f64 {
-        (self.table)(g, n)
+        self.model.node_time(g, n)
     }
 }
 
-/// A fixed table: deterministic, for tests and snapshots.
+/// The fixed table: deterministic, for tests and snapshots.
 pub fn fixed_time(g: &Graph, n: NodeId) -> f64 {
-    match g.node(n).op_type.as_str() {
-        "MatMul" | "Gemm" | "Conv" | "ConvTranspose" => 1e-5,
-        _ => 1e-6,
-    }
+    FixedCost::default().node_time(g, n)
 }
 
+/// `--cost`/`--profile`/`--device`: a given profile is used as is; `fixed` and `analytic`
+/// need no runtime; otherwise (the default) the training graph is profiled now when ONNX
+/// Runtime can be loaded, and the analytic model is used when it cannot.
 pub fn select(
-    _tm: &Model,
+    tm: &Model,
     _info: &TrainingInfo,
     plan: &PlanArgs,
-    _rt: &RuntimeArgs,
+    rt: &RuntimeArgs,
+    model_path: &Path,
 ) -> Result<Costs> {
+    let device: Device = plan
+        .device
+        .parse()
+        .map_err(|e: String| Error::Usage(format!("--device: {e}")))?;
+    if let Some(path) = &plan.profile {
+        let profile = Profile::load(path).map_err(ProfileError::into_cli_error)?;
+        let (model, description) = select_cost_model(Some(profile), true, device);
+        return Ok(Costs { description, model });
+    }
     match plan.cost.as_deref() {
-        Some("fixed") | None => Ok(Costs {
-            description: "fixed table".into(),
-            table: Box::new(fixed_time),
+        Some("fixed") => Ok(Costs {
+            description:
+                "cost model: fixed table (1e-5 s per MatMul/Gemm/Conv, 1e-6 s per other node)"
+                    .into(),
+            model: Box::new(FixedCost::default()),
         }),
-        Some(other) => Err(Error::Usage(format!(
-            "--cost {other} is not available in this build"
-        ))),
+        Some("analytic") => {
+            let (model, description) = select_cost_model(None, false, device);
+            Ok(Costs { description, model })
+        }
+        explicit => {
+            let available = crate::runtime::init(rt.ort_lib.as_deref());
+            match (available, explicit) {
+                (Ok(_), _) => {
+                    let opts = ProfileOptions {
+                        runs: rt.runs.max(1),
+                        ep: run_options(rt).ep,
+                        ort_lib: rt.ort_lib.clone(),
+                        progress: true,
+                        ..ProfileOptions::default()
+                    };
+                    let profile = profile_training_graph(tm, model_path, &opts)
+                        .map_err(ProfileError::into_cli_error)?;
+                    let (model, description) = select_cost_model(Some(profile), true, device);
+                    Ok(Costs { description, model })
+                }
+                (Err(e), Some("measured")) => Err(e.into()),
+                (Err(_), _) => {
+                    let (model, description) = select_cost_model(None, false, device);
+                    Ok(Costs { description, model })
+                }
+            }
+        }
     }
 }
 
@@ -52,8 +91,13 @@ pub fn run_options(rt: &RuntimeArgs) -> RunOptions {
     }
 }
 
-/// Inputs for a training graph: zeros (valid for any index and label range).
+/// Inputs for a training graph: random, with indices and labels in range (seed 0).
 pub fn inputs_for(g: &Graph) -> Result<Vec<HostTensor>> {
+    crate::profile::random_inputs(g, 0).map_err(ProfileError::into_cli_error)
+}
+
+/// Zeros for every input (valid for any index and label range).
+pub fn zero_inputs_for(g: &Graph) -> Result<Vec<HostTensor>> {
     g.inputs
         .iter()
         .filter(|&&i| g.value(i).initializer.is_none())

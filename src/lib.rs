@@ -5,12 +5,14 @@
 
 pub mod cli;
 pub mod commands;
+pub mod cost;
 pub mod costs;
 pub mod error;
 pub mod inspect;
 pub mod onnx;
 pub mod pipeline;
 pub mod plan;
+pub mod profile;
 pub mod report;
 pub mod runtime;
 pub mod size;

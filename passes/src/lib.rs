@@ -7,6 +7,9 @@ pub mod infer;
 pub mod ir;
 pub mod lower;
 pub mod ops;
+pub mod pin;
 pub mod recompute;
+pub mod schedule;
+pub mod synth;
 
 pub use error::{IrError, RuleError};

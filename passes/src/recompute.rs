@@ -12,7 +12,7 @@
 //! cannot run before `late` exists nor be merged with the original.
 
 use crate::autodiff::TrainingInfo;
-use crate::ir::{known_shape, Attribute, DType, Graph, Node, NodeId, Tensor, ValueId};
+use crate::ir::{Graph, Node, NodeId, ValueId};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use thiserror::Error;
 
@@ -92,17 +92,15 @@ struct Rewriter<'a> {
     drop: HashSet<ValueId>,
     /// Copy of each forward node already made (by original node id).
     copies: HashMap<NodeId, Vec<Option<ValueId>>>,
-    taken: HashSet<String>,
+    pinner: crate::pin::Pinner,
     pending: Vec<Node>,
     /// Copies made for the current group whose inputs include a kept value.
     roots: Vec<usize>,
-    /// The zero dependency already made from each late value.
-    late_zeros: HashMap<ValueId, Option<ValueId>>,
 }
 
 impl Rewriter<'_> {
     fn fresh(&mut self, base: &str) -> String {
-        self.g.fresh_name(base, &mut self.taken)
+        self.pinner.fresh(&self.g, base)
     }
 
     /// The copy of `v` (a dropped value), made with its dropped sources on first request.
@@ -173,95 +171,6 @@ impl Rewriter<'_> {
         // Node names share the value namespace here: both must be unique for profiling.
         self.fresh(base)
     }
-
-    /// Emits `0 * int64(late.flat[0])` (an int64 `[1]` that is always zero but cannot be
-    /// known before `late` exists) into `out`; one per recompute group.
-    fn late_zero(&mut self, late: ValueId, out: &mut Vec<Node>) -> Option<ValueId> {
-        let lv = self.g.value(late).clone();
-        let late_numel = crate::ir::static_numel(lv.shape.as_ref()?)?;
-        let ldt = lv.dtype?;
-        if late_numel == 0 || ldt == DType::String {
-            return None;
-        }
-        let base = format!("{}/late", lv.name);
-        let flat_shape = self.init(
-            &format!("{base}/flat_shape"),
-            Tensor::from_i64(vec![1], &[-1]),
-        );
-        let start = self.init(&format!("{base}/start"), Tensor::from_i64(vec![1], &[0]));
-        let end = self.init(&format!("{base}/end"), Tensor::from_i64(vec![1], &[1]));
-        let zero = self.init(&format!("{base}/zero"), Tensor::from_i64(vec![1], &[0]));
-        let flat = self.val(&format!("{base}/flat"), ldt, &[late_numel as i64]);
-        let first = self.val(&format!("{base}/first"), ldt, &[1]);
-        let as_int = self.val(&format!("{base}/int"), DType::Int64, &[1]);
-        let dep = self.val(&format!("{base}/zero_dep"), DType::Int64, &[1]);
-        self.emit(out, &base, "Reshape", &[late, flat_shape], flat, vec![]);
-        self.emit(out, &base, "Slice", &[flat, start, end], first, vec![]);
-        self.emit(
-            out,
-            &base,
-            "Cast",
-            &[first],
-            as_int,
-            vec![Attribute::int("to", 7)],
-        );
-        self.emit(out, &base, "Mul", &[as_int, zero], dep, vec![]);
-        Some(dep)
-    }
-
-    /// Emits `Reshape(x, shape(x) + dep)` into `out`: `x` itself, read only after `dep`.
-    fn pin(&mut self, x: ValueId, dep: ValueId, out: &mut Vec<Node>) -> Option<ValueId> {
-        let xv = self.g.value(x).clone();
-        let dims = crate::ir::static_dims(xv.shape.as_ref()?)?;
-        let base = format!("{}/pin", xv.name);
-        let shape = self.init(
-            &format!("{base}/shape"),
-            Tensor::from_i64(vec![dims.len() as i64], &dims),
-        );
-        let new_shape = self.val(
-            &format!("{base}/shape_dep"),
-            DType::Int64,
-            &[dims.len() as i64],
-        );
-        let pinned = self.val(
-            &format!("{}/pinned", xv.name),
-            xv.dtype.unwrap_or(DType::Float),
-            &dims,
-        );
-        self.emit(out, &base, "Add", &[shape, dep], new_shape, vec![]);
-        self.emit(out, &base, "Reshape", &[x, new_shape], pinned, vec![]);
-        Some(pinned)
-    }
-
-    fn init(&mut self, name: &str, t: Tensor) -> ValueId {
-        let name = self.fresh(name);
-        self.g.add_initializer(name, t)
-    }
-
-    fn val(&mut self, name: &str, dtype: DType, dims: &[i64]) -> ValueId {
-        let name = self.fresh(name);
-        self.g.add_value(crate::ir::Value {
-            name,
-            dtype: Some(dtype),
-            shape: Some(known_shape(dims)),
-            ..Default::default()
-        })
-    }
-
-    fn emit(
-        &mut self,
-        out: &mut Vec<Node>,
-        base: &str,
-        op: &str,
-        ins: &[ValueId],
-        outv: ValueId,
-        attrs: Vec<Attribute>,
-    ) {
-        let mut n = Node::new(op, ins.iter().map(|&i| Some(i)).collect(), vec![Some(outv)]);
-        n.name = self.fresh_node_name(&format!("{base}/{op}"));
-        n.attrs = attrs;
-        out.push(n);
-    }
 }
 
 /// Rewrites `g` so that the values in `recompute` are dropped after their last forward use
@@ -286,12 +195,10 @@ pub fn apply_recompute(
         g: g.clone(),
         drop: recompute.iter().copied().collect(),
         copies: HashMap::new(),
-        taken: HashSet::new(),
+        pinner: crate::pin::Pinner::new(g),
         pending: Vec::new(),
         roots: Vec::new(),
-        late_zeros: HashMap::new(),
     };
-    rw.taken.extend(g.nodes.iter().map(|n| n.name.clone()));
     let mut report = RewriteReport::default();
     let backward: Vec<Node> = rw.g.nodes.drain(info.forward_end..).collect();
     let mut out_nodes: Vec<Node> = Vec::with_capacity(backward.len());
@@ -347,18 +254,12 @@ pub fn apply_recompute(
                             (original && g.value(i).constant.is_none()).then_some((k, i))
                         });
                         let Some((k, x)) = kept else { continue };
-                        let dep = *dep.get_or_insert_with(|| match rw.late_zeros.get(&late) {
-                            Some(&d) => d,
-                            None => {
-                                let d = rw.late_zero(late, &mut pins);
-                                rw.late_zeros.insert(late, d);
-                                d
-                            }
-                        });
+                        let dep = *dep
+                            .get_or_insert_with(|| rw.pinner.late_zero(&mut rw.g, late, &mut pins));
                         let Some(dep) = dep else { break };
                         let pinned = match pinned_cache.get(&x) {
                             Some(&p) => Some(p),
-                            None => rw.pin(x, dep, &mut pins),
+                            None => rw.pinner.pin(&mut rw.g, x, dep, &mut pins),
                         };
                         if let Some(p) = pinned {
                             pinned_cache.insert(x, p);

@@ -5,10 +5,12 @@ mod export;
 mod external;
 mod import;
 pub mod proto;
+mod tensors;
 
 pub use error::OnnxError;
 pub use export::{SaveOptions, EXTERNAL_MIN_BYTES, INLINE_LIMIT_BYTES};
 pub use external::read_external;
+pub use tensors::load_tensors;
 
 use onnx_ac_passes::ir::{self, Model, TensorData};
 use protobuf::Message;
@@ -22,7 +24,10 @@ pub const MAX_OPSET: i64 = 24;
 /// Reads and parses a model file; external data is located and checked but not read.
 /// The graph is checked (every input defined, no cycle) and put in topological order.
 pub fn load(path: &Path) -> Result<Model, OnnxError> {
-    let bytes = std::fs::read(path).map_err(|e| OnnxError::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|source| OnnxError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let proto = parse_model(path, &bytes)?;
     drop(bytes);
     let base_dir = match path.parent() {
@@ -83,10 +88,8 @@ pub fn check_supported(model: &Model, path: &Path) -> Result<(), OnnxError> {
         }
     }
     if model.opset().is_none() {
-        return Err(OnnxError::UnsupportedOpset {
+        return Err(OnnxError::NoOpset {
             path: path.to_path_buf(),
-            domain: "ai.onnx".into(),
-            version: 0,
             min: MIN_OPSET,
             max: MAX_OPSET,
         });
@@ -171,7 +174,8 @@ pub fn save(model: &Model, path: &Path, opts: &SaveOptions) -> Result<(), OnnxEr
     let mut staged: Vec<(tempfile::TempPath, PathBuf)> = Vec::new();
     if !ex.pending.is_empty() {
         let side_path = dir.join(&side_name);
-        let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| OnnxError::io(&dir, e))?;
+        let tmp =
+            tempfile::NamedTempFile::new_in(&dir).map_err(|e| OnnxError::write(&side_path, e))?;
         let (file, tmp_path) = tmp.into_parts();
         let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
         export::write_side_file(
@@ -181,17 +185,18 @@ pub fn save(model: &Model, path: &Path, opts: &SaveOptions) -> Result<(), OnnxEr
             model.base_dir.as_deref(),
             &side_path,
         )?;
-        w.flush().map_err(|e| OnnxError::io(&side_path, e))?;
+        w.flush().map_err(|e| OnnxError::write(&side_path, e))?;
         staged.push((tmp_path, side_path));
     }
-    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| OnnxError::io(&dir, e))?;
+    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| OnnxError::write(path, e))?;
     let (mut file, tmp_path) = tmp.into_parts();
-    file.write_all(&bytes).map_err(|e| OnnxError::io(path, e))?;
-    file.sync_all().map_err(|e| OnnxError::io(path, e))?;
+    file.write_all(&bytes)
+        .map_err(|e| OnnxError::write(path, e))?;
+    file.sync_all().map_err(|e| OnnxError::write(path, e))?;
     staged.push((tmp_path, path.to_path_buf()));
     for (tmp, dest) in staged {
         tmp.persist(&dest)
-            .map_err(|e| OnnxError::io(&dest, e.error))?;
+            .map_err(|e| OnnxError::write(&dest, e.error))?;
     }
     Ok(())
 }

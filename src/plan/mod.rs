@@ -3,6 +3,7 @@
 
 pub mod candidates;
 pub mod mutwo;
+pub mod optimal;
 pub mod peak_greedy;
 pub mod presets;
 pub mod simulate;
@@ -66,7 +67,9 @@ pub enum PlanError {
     Format(String),
     #[error(transparent)]
     Rewrite(#[from] onnx_ac_passes::recompute::RecomputeError),
-    #[error("unknown planner '{0}' (choose ac, mutwo, none, selective or full)")]
+    #[error("planner optimal: {0}")]
+    Solver(String),
+    #[error("unknown planner '{0}' (choose ac, optimal, mutwo, none, selective or full)")]
     UnknownPlanner(String),
 }
 
@@ -123,6 +126,7 @@ pub fn planner_by_name(name: &str) -> Result<Box<dyn Planner>, PlanError> {
     Ok(match name {
         "ac" => Box::new(peak_greedy::PeakGreedy),
         "mutwo" => Box::new(mutwo::MuTwo),
+        "optimal" => Box::new(optimal::Optimal::default()),
         "none" => Box::new(presets::Preset::None),
         "selective" => Box::new(presets::Preset::Selective),
         "full" => Box::new(presets::Preset::Full),

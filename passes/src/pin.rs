@@ -1,0 +1,154 @@
+//! Pinning a computation late: `Reshape(x, shape(x) + 0 * int64(late.flat[0]))` is `x`
+//! itself, but cannot be computed before `late` exists, cannot be constant-folded (it reads
+//! a value), and is a different value from `x` for common-subexpression elimination.
+//! Integer arithmetic keeps it exact whatever `late` holds, Inf and NaN included.
+//!
+//! Used by the recompute rewrite (copies must run in the backward and must not merge with
+//! their originals) and by the training-graph scheduler (backward nodes that read only
+//! forward values must not run during the forward).
+
+use crate::ir::{known_shape, Attribute, DType, Graph, Node, Tensor, Value, ValueId};
+use std::collections::{HashMap, HashSet};
+
+/// Emits pins into node lists; shares the zero dependency made from each late value.
+pub struct Pinner {
+    taken: HashSet<String>,
+    late_zeros: HashMap<ValueId, Option<ValueId>>,
+}
+
+impl Pinner {
+    pub fn new(g: &Graph) -> Pinner {
+        let mut taken: HashSet<String> = g.values.iter().map(|v| v.name.clone()).collect();
+        taken.extend(g.nodes.iter().map(|n| n.name.clone()));
+        Pinner {
+            taken,
+            late_zeros: HashMap::new(),
+        }
+    }
+
+    /// A name unused by values and nodes (both must be unique: profiles key on node names).
+    pub fn fresh(&mut self, g: &Graph, base: &str) -> String {
+        g.fresh_name(base, &mut self.taken)
+    }
+
+    /// `0 * int64(late.flat[0])`, an int64 `[1]` that is always zero but cannot be known
+    /// before `late` exists; emitted into `out` once per late value.
+    pub fn late_zero(
+        &mut self,
+        g: &mut Graph,
+        late: ValueId,
+        out: &mut Vec<Node>,
+    ) -> Option<ValueId> {
+        if let Some(&d) = self.late_zeros.get(&late) {
+            return d;
+        }
+        let d = self.make_late_zero(g, late, out);
+        self.late_zeros.insert(late, d);
+        d
+    }
+
+    fn make_late_zero(
+        &mut self,
+        g: &mut Graph,
+        late: ValueId,
+        out: &mut Vec<Node>,
+    ) -> Option<ValueId> {
+        let lv = g.value(late).clone();
+        let late_numel = crate::ir::static_numel(lv.shape.as_ref()?)?;
+        let ldt = lv.dtype?;
+        if late_numel == 0 || ldt == DType::String {
+            return None;
+        }
+        let base = format!("{}/late", lv.name);
+        let flat_shape = self.init(
+            g,
+            &format!("{base}/flat_shape"),
+            Tensor::from_i64(vec![1], &[-1]),
+        );
+        let start = self.init(g, &format!("{base}/start"), Tensor::from_i64(vec![1], &[0]));
+        let end = self.init(g, &format!("{base}/end"), Tensor::from_i64(vec![1], &[1]));
+        let zero = self.init(g, &format!("{base}/zero"), Tensor::from_i64(vec![1], &[0]));
+        let flat = self.val(g, &format!("{base}/flat"), ldt, &[late_numel as i64]);
+        let first = self.val(g, &format!("{base}/first"), ldt, &[1]);
+        let as_int = self.val(g, &format!("{base}/int"), DType::Int64, &[1]);
+        let dep = self.val(g, &format!("{base}/zero_dep"), DType::Int64, &[1]);
+        self.emit(g, out, &base, "Reshape", &[late, flat_shape], flat, vec![]);
+        self.emit(g, out, &base, "Slice", &[flat, start, end], first, vec![]);
+        self.emit(
+            g,
+            out,
+            &base,
+            "Cast",
+            &[first],
+            as_int,
+            vec![Attribute::int("to", 7)],
+        );
+        self.emit(g, out, &base, "Mul", &[as_int, zero], dep, vec![]);
+        Some(dep)
+    }
+
+    /// `Reshape(x, shape(x) + dep)`: `x` itself, read only after `dep` exists.
+    pub fn pin(
+        &mut self,
+        g: &mut Graph,
+        x: ValueId,
+        dep: ValueId,
+        out: &mut Vec<Node>,
+    ) -> Option<ValueId> {
+        let xv = g.value(x).clone();
+        let dims = crate::ir::static_dims(xv.shape.as_ref()?)?;
+        let base = format!("{}/pin", xv.name);
+        let shape = self.init(
+            g,
+            &format!("{base}/shape"),
+            Tensor::from_i64(vec![dims.len() as i64], &dims),
+        );
+        let new_shape = self.val(
+            g,
+            &format!("{base}/shape_dep"),
+            DType::Int64,
+            &[dims.len() as i64],
+        );
+        let pinned = self.val(
+            g,
+            &format!("{}/pinned", xv.name),
+            xv.dtype.unwrap_or(DType::Float),
+            &dims,
+        );
+        self.emit(g, out, &base, "Add", &[shape, dep], new_shape, vec![]);
+        self.emit(g, out, &base, "Reshape", &[x, new_shape], pinned, vec![]);
+        Some(pinned)
+    }
+
+    fn init(&mut self, g: &mut Graph, name: &str, t: Tensor) -> ValueId {
+        let name = self.fresh(g, name);
+        g.add_initializer(name, t)
+    }
+
+    fn val(&mut self, g: &mut Graph, name: &str, dtype: DType, dims: &[i64]) -> ValueId {
+        let name = self.fresh(g, name);
+        g.add_value(Value {
+            name,
+            dtype: Some(dtype),
+            shape: Some(known_shape(dims)),
+            ..Default::default()
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &mut self,
+        g: &Graph,
+        out: &mut Vec<Node>,
+        base: &str,
+        op: &str,
+        ins: &[ValueId],
+        outv: ValueId,
+        attrs: Vec<Attribute>,
+    ) {
+        let mut n = Node::new(op, ins.iter().map(|&i| Some(i)).collect(), vec![Some(outv)]);
+        n.name = self.fresh(g, &format!("{base}/{op}"));
+        n.attrs = attrs;
+        out.push(n);
+    }
+}

@@ -1,0 +1,242 @@
+//! `optimal`: the quality reference. An integer program over the fixed schedule (the
+//! training graph in ONNX Runtime's order, each recomputation placed just before the first
+//! backward reader of its value), solved exactly by microlp's branch and bound (a pure-Rust
+//! MILP solver: HiGHS was tried first, but building its C++ from source took over 15 minutes
+//! per profile on the 2-core CI machine).
+//!
+//! Variables: x_v = 1 when candidate v is dropped and recomputed. Memory at step t is the
+//! simulated live memory without recomputation, minus b_v for every dropped v idle across t
+//! (after its last forward reader, before its first backward reader), plus two corrections
+//! for recompute sources:
+//! - a kept activation u read by a dropped v's producer must live until v is recomputed:
+//!   z_{u,k} ≥ x_v − x_u, with the extensions of u nested (they all start at u's last use)
+//!   so one chain of variables per u counts u once;
+//! - a dropped u read by a dropped v whose recomputation comes first is recomputed with
+//!   it: w_{u,k} ≥ x_u + x_v − 1 over the nested intervals [b_v, b_u).
+//! Objective: Σ x_v · time(producer of v). A memory row per step keeps every step under
+//! the budget. The model is then checked with the simulator on the real rewrite; when the
+//! rewrite's transients push it over, the budget given to the program is lowered by the
+//! excess and it is solved again (a few rounds).
+
+use super::candidates::candidates;
+use super::simulate::{ort_default_order, simulate};
+use super::{evaluate, PlanError, PlanInput, Planner, RecomputePlan};
+use microlp::{ComparisonOp, OptimizationDirection, Problem, Variable};
+use onnx_ac_passes::ir::ValueId;
+use std::collections::HashMap;
+
+/// Seconds HiGHS may take per solve.
+pub const TIME_LIMIT_S: f64 = 60.0;
+const ROUNDS: usize = 6;
+
+pub struct Optimal {
+    pub time_limit_s: f64,
+}
+
+impl Default for Optimal {
+    fn default() -> Self {
+        Optimal {
+            time_limit_s: TIME_LIMIT_S,
+        }
+    }
+}
+
+impl Planner for Optimal {
+    fn name(&self) -> &'static str {
+        "optimal"
+    }
+
+    fn plan(&self, input: &PlanInput) -> Result<RecomputePlan, PlanError> {
+        let (g, info) = (input.graph, input.info);
+        let order = ort_default_order(g);
+        let base = simulate(g, &order, Some(info));
+        let fixed = base.peak_bytes - base.activation_peak_bytes;
+        if base.peak_bytes <= input.budget_bytes {
+            return Ok(RecomputePlan::new(
+                self.name(),
+                input.budget_bytes,
+                g,
+                Vec::new(),
+            ));
+        }
+        let steps = base.timeline.len();
+        let mut pos = vec![usize::MAX; g.nodes.len()];
+        for (k, n) in order.iter().enumerate() {
+            pos[n.index()] = k;
+        }
+        let consumers = g.consumers();
+        let cands = candidates(g, info);
+        let index: HashMap<ValueId, usize> =
+            cands.iter().enumerate().map(|(i, &v)| (v, i)).collect();
+        let bytes = |v: ValueId| g.value_bytes(v).unwrap_or(0) as f64 / 1024.0;
+        // first backward reader, last forward reader (or producer), last reader.
+        let span = |v: ValueId| {
+            let rs = &consumers[v.index()];
+            let made = g.value(v).producer.map(|p| pos[p.index()]).unwrap_or(0);
+            let fb = rs
+                .iter()
+                .filter(|r| r.index() >= info.forward_end)
+                .map(|r| pos[r.index()])
+                .min();
+            let lf = rs
+                .iter()
+                .filter(|r| r.index() < info.forward_end)
+                .map(|r| pos[r.index()])
+                .max()
+                .unwrap_or(made)
+                .max(made);
+            let last = rs.iter().map(|r| pos[r.index()]).max().unwrap_or(made);
+            (made, lf, fb, last)
+        };
+        let mut budget_act = input.budget_bytes.saturating_sub(fixed) as f64;
+        let mut best: Option<(Vec<ValueId>, u64)> = None;
+        for _round in 0..ROUNDS {
+            let mut pb = Problem::new(OptimizationDirection::Minimize);
+            pb.set_time_limit(std::time::Duration::from_secs_f64(self.time_limit_s));
+            // Objective in microseconds keeps coefficients well scaled for the solver.
+            let xs: Vec<Variable> = cands
+                .iter()
+                .map(|&v| {
+                    let p = g.value(v).producer.expect("candidates have producers");
+                    pb.add_binary_var(((input.cost)(g, p) * 1e6).max(1e-3))
+                })
+                .collect();
+            // Per-step memory terms: (variable, coefficient) lists, in KiB for scaling.
+            let mut terms: Vec<Vec<(Variable, f64)>> = vec![Vec::new(); steps];
+            for (i, &v) in cands.iter().enumerate() {
+                let (_, lf, fb, _) = span(v);
+                let Some(fb) = fb else { continue };
+                for t in (lf + 1)..fb.min(steps) {
+                    terms[t].push((xs[i], -bytes(v)));
+                }
+            }
+            // Sources of each dropped candidate.
+            let mut ext: HashMap<ValueId, Vec<(usize, usize)>> = HashMap::new(); // kept u -> (fb_v, i_v)
+            let mut chain: HashMap<ValueId, Vec<(usize, usize)>> = HashMap::new(); // dropped u -> (fb_v, i_v)
+            for (i, &v) in cands.iter().enumerate() {
+                let (_, _, Some(fb_v), _) = span(v) else {
+                    continue;
+                };
+                let p = g.value(v).producer.expect("producer");
+                for &u in g.node(p).inputs.iter().flatten() {
+                    let uv = g.value(u);
+                    if uv.producer.is_none() || uv.constant.is_some() {
+                        continue;
+                    }
+                    if index.contains_key(&u) {
+                        chain.entry(u).or_default().push((fb_v, i));
+                    }
+                    ext.entry(u).or_default().push((fb_v, i));
+                }
+            }
+            // Kept-source extensions: u alive from its last use to fb_v when x_v and not x_u.
+            for (u, mut deps) in ext {
+                let (_, _, _, last_u) = span(u);
+                deps.retain(|&(fb, _)| fb > last_u + 1);
+                if deps.is_empty() {
+                    continue;
+                }
+                deps.sort_by(|a, b| b.0.cmp(&a.0)); // longest extension first
+                let xu = index.get(&u).map(|&k| xs[k]);
+                let mut prev: Option<Variable> = None;
+                for (k, &(fb, i)) in deps.iter().enumerate() {
+                    let z = pb.add_var(0.0, (0.0, 1.0));
+                    // z_k ≥ x_v − x_u ; z_k ≥ z_{k−1}
+                    let mut row = vec![(z, 1.0), (xs[i], -1.0)];
+                    if let Some(xu) = xu {
+                        row.push((xu, 1.0));
+                    }
+                    pb.add_constraint(row, ComparisonOp::Ge, 0.0);
+                    if let Some(p) = prev {
+                        pb.add_constraint([(z, 1.0), (p, -1.0)], ComparisonOp::Ge, 0.0);
+                    }
+                    prev = Some(z);
+                    let next_fb = deps.get(k + 1).map(|d| d.0).unwrap_or(last_u + 1);
+                    // z_k covers the steps only it reaches: [next_fb, fb).
+                    for t in next_fb.max(last_u + 1)..fb.min(steps) {
+                        terms[t].push((z, bytes(u)));
+                    }
+                }
+            }
+            // Dropped sources recomputed early with an earlier dependent.
+            for (u, mut deps) in chain {
+                let (_, _, Some(fb_u), _) = span(u) else {
+                    continue;
+                };
+                deps.retain(|&(fb, _)| fb < fb_u);
+                if deps.is_empty() {
+                    continue;
+                }
+                deps.sort_by(|a, b| a.0.cmp(&b.0)); // earliest first
+                let xu = xs[index[&u]];
+                let mut prev: Option<Variable> = None;
+                for (k, &(fb, i)) in deps.iter().enumerate() {
+                    let w = pb.add_var(0.0, (0.0, 1.0));
+                    pb.add_constraint(
+                        [(w, 1.0), (xu, -1.0), (xs[i], -1.0)],
+                        ComparisonOp::Ge,
+                        -1.0,
+                    );
+                    if let Some(p) = prev {
+                        pb.add_constraint([(w, 1.0), (p, -1.0)], ComparisonOp::Ge, 0.0);
+                    }
+                    prev = Some(w);
+                    let next_fb = deps.get(k + 1).map(|d| d.0).unwrap_or(fb_u);
+                    for t in fb..next_fb.min(steps) {
+                        terms[t].push((w, bytes(u)));
+                    }
+                }
+            }
+            for (t, row) in terms.iter().enumerate() {
+                let cap = (budget_act - base.timeline[t] as f64) / 1024.0;
+                if row.is_empty() {
+                    continue;
+                }
+                if cap >= 0.0 && row.iter().all(|&(_, c)| c <= 0.0) {
+                    continue; // already under the budget and can only go down
+                }
+                pb.add_constraint(row.iter().copied(), ComparisonOp::Le, cap);
+            }
+            let outcome = match pb.solve() {
+                Ok(o) => o,
+                Err(microlp::Error::Infeasible) => break,
+                Err(e) => return Err(PlanError::Solver(format!("the solver failed: {e}"))),
+            };
+            if !outcome.is_optimal() {
+                return Err(PlanError::Solver(format!(
+                    "the integer program was not solved to optimality within {} s; use a larger budget or another planner",
+                    self.time_limit_s
+                )));
+            }
+            let sol = outcome
+                .solution()
+                .expect("an optimal outcome has a solution");
+            let chosen: Vec<ValueId> = cands
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| sol.var_value(xs[i]) > 0.5)
+                .map(|(_, &v)| v)
+                .collect();
+            let (_, eval) = evaluate(g, info, &chosen, input.cost)?;
+            if best.as_ref().is_none_or(|b| eval.peak_bytes < b.1) {
+                best = Some((chosen.clone(), eval.peak_bytes));
+            }
+            if eval.peak_bytes <= input.budget_bytes {
+                return Ok(RecomputePlan::new(
+                    self.name(),
+                    input.budget_bytes,
+                    g,
+                    chosen,
+                ));
+            }
+            budget_act -= (eval.peak_bytes - input.budget_bytes) as f64;
+        }
+        let chosen = best.map(|b| b.0).unwrap_or_default();
+        Ok(RecomputePlan::new(
+            self.name(),
+            input.budget_bytes,
+            g,
+            chosen,
+        ))
+    }
+}
