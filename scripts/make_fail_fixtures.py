@@ -122,6 +122,10 @@ def main() -> int:
     write("external_escape.onnx", external_model("../outside.bin"))
     write("external_absolute.onnx", external_model("/etc/passwd"))
     write("external_missing.onnx", external_model("missing_weights.bin"))
+    # w needs 24 bytes; external_short.bin has 10.
+    with open(os.path.join(OUT, "external_short.bin"), "wb") as f:
+        f.write(bytes(range(10)))
+    write("external_short.onnx", external_model("external_short.bin"))
     # ext_link/weights.bin is a symlink leaving the folder (to the repository's Cargo.toml).
     link_dir = os.path.join(OUT, "ext_link")
     os.makedirs(link_dir, exist_ok=True)
@@ -190,6 +194,24 @@ def main() -> int:
             [vi("y", [2])],
         ),
     )
+    # Node `relu` writes its own graph input `x` (single assignment broken).
+    write(
+        "writes_input.onnx",
+        model(
+            [helper.make_node("Relu", ["x"], ["x"], name="relu")],
+            [vi("x", [2, 3])],
+            [vi("x", [2, 3])],
+        ),
+    )
+    # A name with a newline and a terminal escape: the error must stay one inert line.
+    write(
+        "control_chars.onnx",
+        model(
+            [helper.make_node("Add", ["x", "evil\n\x1b[31mname"], ["y"], name="add")],
+            [vi("x", [2, 3])],
+            [vi("y", [2, 3])],
+        ),
+    )
     # A perm of length 3 for a rank-2 input.
     write(
         "bad_attribute.onnx",
@@ -212,6 +234,42 @@ def main() -> int:
             [vi("x", [2, 3])],
             [vi("y", [2, 3])],
             initializers=[w],
+        ),
+    )
+
+    # Shape rules whose arithmetic overflows: these panic in onnx-ac-passes today (their
+    # tests in tests/cli_errors.rs are #[ignore]d until the rules check their arithmetic).
+    def i64(name, values):
+        return helper.make_tensor(name, TensorProto.INT64, [len(values)], values)
+
+    write(
+        "tile_overflow.onnx",
+        model(
+            [helper.make_node("Tile", ["x", "reps"], ["y"], name="tile")],
+            [vi("x", [2])],
+            [vi("y", None)],
+            initializers=[i64("reps", [1 << 62])],
+        ),
+    )
+    write(
+        "pad_overflow.onnx",
+        model(
+            [helper.make_node("Pad", ["x", "pads"], ["y"], name="pad")],
+            [vi("x", [2])],
+            [vi("y", None)],
+            initializers=[i64("pads", [1 << 62, 1 << 62])],
+        ),
+    )
+    write(
+        "constant_of_shape_overflow.onnx",
+        model(
+            [
+                helper.make_node("ConstantOfShape", ["shape"], ["c"], name="cos"),
+                helper.make_node("Add", ["c", "x"], ["y"], name="add"),
+            ],
+            [vi("x", [1])],
+            [vi("y", None)],
+            initializers=[i64("shape", [1 << 31, 1 << 31])],
         ),
     )
     return 0

@@ -13,6 +13,18 @@ pub enum OnnxError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path}: cannot read the model: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path}: not a valid ONNX model ({reason})")]
     Parse { path: PathBuf, reason: String },
     #[error("{path}: the model has no graph")]
@@ -67,6 +79,16 @@ pub enum OnnxError {
         axis: usize,
         dim: i64,
     },
+    #[error("{path}: value '{value}' has shape {shape}, whose size overflows int64")]
+    ShapeOverflow {
+        path: PathBuf,
+        value: String,
+        shape: String,
+    },
+    #[error("{path}: the model imports no ai.onnx opset (onnx-ac supports ai.onnx {min}..={max})")]
+    NoOpset { path: PathBuf, min: i64, max: i64 },
+    #[error("{path}: {reason}")]
+    BadGraph { path: PathBuf, reason: String },
     #[error("{path}: {source}")]
     Ir {
         path: PathBuf,
@@ -81,7 +103,27 @@ impl OnnxError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         OnnxError::Io {
             path: path.into(),
-            source,
+            source: plain_io(source),
         }
     }
+
+    /// A failure writing the output file `path` (or its staging files beside it).
+    pub(crate) fn write(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        OnnxError::Write {
+            path: path.into(),
+            source: plain_io(source),
+        }
+    }
+}
+
+/// Drops the random temporary path a `tempfile` error appends to the OS error's message
+/// ("... at path \"/out/.tmpK6Qw7v\""): the caller names the real output instead.
+fn plain_io(e: std::io::Error) -> std::io::Error {
+    if e.get_ref().is_some() {
+        let msg = e.to_string();
+        if let Some(i) = msg.find(" at path \"") {
+            return std::io::Error::new(e.kind(), &msg[..i]);
+        }
+    }
+    e
 }

@@ -310,7 +310,7 @@ pub(crate) fn write_side_file(
     out_path: &Path,
 ) -> Result<(), OnnxError> {
     let mut pos = 0u64;
-    let io = |e| OnnxError::io(out_path, e);
+    let io = |e| OnnxError::write(out_path, e);
     for p in pending {
         let aligned = pos.div_ceil(ALIGN) * ALIGN;
         if aligned > pos {
@@ -324,7 +324,16 @@ pub(crate) fn write_side_file(
                 pos += b.len() as u64;
             }
             Payload::External(ext) => {
-                let dir = src_dir.expect("a model with external data was loaded from a folder");
+                let Some(dir) = src_dir else {
+                    return Err(OnnxError::Serialize {
+                        path: out_path.to_path_buf(),
+                        reason: format!(
+                            "tensor '{}' has external data at '{}' but the model has no folder \
+                             to read it from",
+                            p.tensor, ext.location
+                        ),
+                    });
+                };
                 let (mut r, len) = open_external(src_model, dir, &p.tensor, ext, p.expected)?;
                 let copied = std::io::copy(&mut r, out).map_err(io)?;
                 if copied != len {

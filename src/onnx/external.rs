@@ -19,9 +19,15 @@ pub(crate) fn check_external_location(
         tensor: tensor.to_string(),
         location: location.to_string(),
     };
+    if location.is_empty() {
+        return Err(OnnxError::BadTensor {
+            path: model_path.to_path_buf(),
+            tensor: tensor.to_string(),
+            reason: "data_location is EXTERNAL but external_data has no location".into(),
+        });
+    }
     let rel = Path::new(location);
-    if location.is_empty()
-        || location.contains('\0')
+    if location.contains('\0')
         || rel.is_absolute()
         || rel
             .components()

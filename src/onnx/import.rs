@@ -2,7 +2,7 @@
 //! external data is recorded, checked to stay inside the model's folder, and not read.
 
 use super::error::OnnxError;
-use super::external::check_external_location;
+use super::external::external_len;
 use super::proto::{self, tensor_proto::DataLocation, type_proto};
 use onnx_ac_passes::ir::{
     AttrValue, Attribute, DType, Dim, ExternalRef, Graph, Model, Node, Tensor, TensorData, ValueId,
@@ -25,6 +25,18 @@ fn kv(entries: &[proto::StringStringEntryProto]) -> Vec<(String, String)> {
 }
 
 impl Importer<'_> {
+    /// Messages onnx-ac keeps as bytes and writes back unchanged.
+    fn opaque<M: Message>(&self, msgs: &[M]) -> Result<Vec<Vec<u8>>, OnnxError> {
+        msgs.iter()
+            .map(|m| {
+                m.write_to_bytes().map_err(|e| OnnxError::Parse {
+                    path: self.path.to_path_buf(),
+                    reason: format!("cannot re-serialize a {}: {e}", M::NAME),
+                })
+            })
+            .collect()
+    }
+
     pub fn model(&self, mut m: proto::ModelProto) -> Result<Model, OnnxError> {
         let graph = m.graph.take().ok_or_else(|| OnnxError::NoGraph {
             path: self.path.to_path_buf(),
@@ -33,7 +45,6 @@ impl Importer<'_> {
         for (num, field) in m.special_fields.unknown_fields().iter() {
             write_unknown(&mut unknown, num, field);
         }
-        let ser = |msgs: &[_]| -> Vec<Vec<u8>> { serialize_all(msgs) };
         Ok(Model {
             ir_version: m.ir_version(),
             opset_imports: m
@@ -48,9 +59,9 @@ impl Importer<'_> {
             doc_string: m.doc_string().to_string(),
             metadata: kv(&m.metadata_props),
             graph: self.graph(graph)?,
-            opaque_functions: ser(&m.functions),
-            opaque_training_info: serialize_all(&m.training_info),
-            opaque_configuration: serialize_all(&m.configuration),
+            opaque_functions: self.opaque(&m.functions)?,
+            opaque_training_info: self.opaque(&m.training_info)?,
+            opaque_configuration: self.opaque(&m.configuration)?,
             unknown_fields: unknown,
             base_dir: Some(self.base_dir.to_path_buf()),
         })
@@ -61,8 +72,8 @@ impl Importer<'_> {
             name: gp.name().to_string(),
             doc_string: gp.doc_string().to_string(),
             metadata: kv(&gp.metadata_props),
-            opaque_sparse_initializers: serialize_all(&gp.sparse_initializer),
-            opaque_quantization_annotations: serialize_all(&gp.quantization_annotation),
+            opaque_sparse_initializers: self.opaque(&gp.sparse_initializer)?,
+            opaque_quantization_annotations: self.opaque(&gp.quantization_annotation)?,
             ..Graph::default()
         };
         let mut by_name: HashMap<String, ValueId> = HashMap::new();
@@ -74,16 +85,35 @@ impl Importer<'_> {
             by_name.insert(name.to_string(), id);
             id
         };
+        let bad_graph = |reason: String| OnnxError::BadGraph {
+            path: self.path.to_path_buf(),
+            reason,
+        };
         for vi in &gp.input {
             let id = intern(&mut g, vi.name());
+            if g.inputs.contains(&id) {
+                return Err(bad_graph(format!(
+                    "graph input '{}' is declared twice",
+                    vi.name()
+                )));
+            }
             self.apply_value_info(&mut g, id, vi)?;
             g.value_mut(id).has_value_info = false;
             g.inputs.push(id);
         }
-        for t in &gp.initializer {
+        for (k, t) in gp.initializer.iter().enumerate() {
             let id = intern(&mut g, t.name());
-            let tensor = self.tensor(t)?;
+            let tensor = self.tensor(t).map_err(|e| match t.name() {
+                "" => relabel(e, format!("initializer #{k} (unnamed)")),
+                _ => e,
+            })?;
             let v = g.value_mut(id);
+            if v.initializer.is_some() {
+                return Err(bad_graph(format!(
+                    "initializer '{}' is defined twice",
+                    t.name()
+                )));
+            }
             if v.dtype.is_none() {
                 v.dtype = Some(tensor.dtype);
             }
@@ -93,7 +123,13 @@ impl Importer<'_> {
             v.initializer = Some(tensor);
             g.initializers.push(id);
         }
-        for np in &gp.node {
+        for (k, np) in gp.node.iter().enumerate() {
+            if np.op_type().is_empty() {
+                return Err(bad_graph(format!(
+                    "node {} has no op_type",
+                    node_label(np.name(), k)
+                )));
+            }
             let inputs = np
                 .input
                 .iter()
@@ -119,14 +155,35 @@ impl Importer<'_> {
                 doc_string: np.doc_string().to_string(),
                 overload: np.overload().to_string(),
                 metadata: kv(&np.metadata_props),
-                opaque_device_configurations: serialize_all(&np.device_configurations),
+                opaque_device_configurations: self.opaque(&np.device_configurations)?,
             };
             // Producers are recorded by hand: a malformed file may produce a value twice,
             // which topo_order reports with both node names.
             g.nodes.push(node);
         }
+        let mut is_input = vec![false; g.values.len()];
+        for &i in &g.inputs {
+            is_input[i.index()] = true;
+        }
         for (i, n) in g.nodes.iter().enumerate() {
             for o in n.outputs.iter().flatten() {
+                // Single assignment: graph inputs and initializers are not node outputs.
+                let v = &g.values[o.index()];
+                let what = if v.initializer.is_some() {
+                    Some("an initializer")
+                } else if is_input[o.index()] {
+                    Some("a graph input")
+                } else {
+                    None
+                };
+                if let Some(what) = what {
+                    return Err(bad_graph(format!(
+                        "node {} ({}) writes '{}', which is already {what}",
+                        node_label(&n.name, i),
+                        n.op_type,
+                        v.name
+                    )));
+                }
                 let v = &mut g.values[o.index()];
                 if v.producer.is_none() {
                     v.producer = Some(onnx_ac_passes::ir::NodeId(i as u32));
@@ -189,17 +246,10 @@ impl Importer<'_> {
                         n.checked_mul(v.dtype.and_then(|d| d.size_bytes()).unwrap_or(1))
                     });
                     if bytes.is_none_or(|b| b > i64::MAX as u64) {
-                        let (axis, dim) = dims
-                            .iter()
-                            .enumerate()
-                            .filter_map(|(i, d)| d.known().map(|x| (i, x)))
-                            .max_by_key(|&(_, x)| x)
-                            .unwrap_or((0, 0));
-                        return Err(OnnxError::BadDim {
+                        return Err(OnnxError::ShapeOverflow {
                             path: self.path.to_path_buf(),
                             value: vi.name().to_string(),
-                            axis,
-                            dim,
+                            shape: show_dims(&dims),
                         });
                     }
                     v.shape = Some(dims);
@@ -221,19 +271,14 @@ impl Importer<'_> {
     fn attribute(&self, a: &proto::AttributeProto, node: &str) -> Result<Attribute, OnnxError> {
         use proto::attribute_proto::AttributeType as AT;
         let ty = a.type_.map(|t| t.enum_value());
+        // Attribute tensors are usually unnamed: name the attribute and node instead.
+        let in_attr = |e| relabel(e, format!("attribute '{}' of node '{node}'", a.name()));
         let value = match ty {
             Some(Ok(AT::FLOAT)) => AttrValue::Float(a.f()),
             Some(Ok(AT::INT)) => AttrValue::Int(a.i()),
             Some(Ok(AT::STRING)) => AttrValue::String(a.s().to_vec()),
             Some(Ok(AT::TENSOR)) if a.t.is_some() => {
-                AttrValue::Tensor(self.tensor(&a.t).map_err(|e| match e {
-                    OnnxError::BadTensor { path, reason, .. } => OnnxError::BadTensor {
-                        path,
-                        tensor: format!("attribute '{}' of node '{node}'", a.name()),
-                        reason,
-                    },
-                    other => other,
-                })?)
+                AttrValue::Tensor(self.tensor(&a.t).map_err(in_attr)?)
             }
             Some(Ok(AT::FLOATS)) => AttrValue::Floats(a.floats.clone()),
             Some(Ok(AT::INTS)) => AttrValue::Ints(a.ints.clone()),
@@ -241,7 +286,7 @@ impl Importer<'_> {
             Some(Ok(AT::TENSORS)) => AttrValue::Tensors(
                 a.tensors
                     .iter()
-                    .map(|t| self.tensor(t))
+                    .map(|t| self.tensor(t).map_err(in_attr))
                     .collect::<Result<_, _>>()?,
             ),
             _ => AttrValue::Opaque(a.write_to_bytes().map_err(|e| OnnxError::Parse {
@@ -275,11 +320,21 @@ impl Importer<'_> {
                 });
             }
         }
+        // Element and byte counts must fit in int64, as ONNX sizes are int64.
         let numel = t
             .dims
             .iter()
             .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
-            .ok_or_else(|| bad(format!("dims {:?} overflow", t.dims)))?;
+            .filter(|&n| {
+                n.checked_mul(dtype.size_bytes().unwrap_or(1))
+                    .is_some_and(|b| b <= i64::MAX as u64)
+            })
+            .ok_or_else(|| {
+                bad(format!(
+                    "dims {:?} of {dtype} are too large: the size overflows int64",
+                    t.dims
+                ))
+            })?;
         let data = if t.data_location.map(|l| l.enum_value()) == Some(Ok(DataLocation::EXTERNAL)) {
             let mut ext = ExternalRef {
                 location: String::new(),
@@ -308,7 +363,17 @@ impl Importer<'_> {
                     k => ext.extra.push((k.to_string(), e.value().to_string())),
                 }
             }
-            check_external_location(self.path, self.base_dir, t.name(), &ext.location)?;
+            // Located, kept inside the folder, and long enough (a stat, not a read).
+            let expected = dtype.size_bytes().map(|w| numel * w);
+            if let (Some(len), Some(need)) = (ext.length, expected) {
+                if len != need {
+                    return Err(bad(format!(
+                        "external data length is {len} bytes, dims {:?} of {dtype} need {need}",
+                        t.dims
+                    )));
+                }
+            }
+            external_len(self.path, self.base_dir, t.name(), &ext, expected)?;
             TensorData::External(ext)
         } else if dtype == DType::String {
             TensorData::Strings(t.string_data.clone())
@@ -321,6 +386,66 @@ impl Importer<'_> {
             data,
             doc_string: t.doc_string().to_string(),
         })
+    }
+}
+
+/// `'name'`, or `#k (unnamed)` for a node without a name.
+fn node_label(name: &str, k: usize) -> String {
+    if name.is_empty() {
+        format!("#{k} (unnamed)")
+    } else {
+        format!("'{name}'")
+    }
+}
+
+/// Names the tensor of a tensor error by `label`, for tensors with no name of their own.
+fn relabel(e: OnnxError, label: String) -> OnnxError {
+    match e {
+        OnnxError::BadTensor { path, reason, .. } => OnnxError::BadTensor {
+            path,
+            tensor: label,
+            reason,
+        },
+        OnnxError::BadDim {
+            path, axis, dim, ..
+        } => OnnxError::BadDim {
+            path,
+            value: label,
+            axis,
+            dim,
+        },
+        OnnxError::ExternalEscapes { path, location, .. } => OnnxError::ExternalEscapes {
+            path,
+            tensor: label,
+            location,
+        },
+        OnnxError::ExternalMissing {
+            path,
+            location,
+            reason,
+            ..
+        } => OnnxError::ExternalMissing {
+            path,
+            tensor: label,
+            location,
+            reason,
+        },
+        OnnxError::ExternalShort {
+            path,
+            location,
+            offset,
+            needed,
+            available,
+            ..
+        } => OnnxError::ExternalShort {
+            path,
+            tensor: label,
+            location,
+            offset,
+            needed,
+            available,
+        },
+        other => other,
     }
 }
 
@@ -373,10 +498,17 @@ fn typed_to_raw(t: &proto::TensorProto, dtype: DType, numel: u64) -> Result<Vec<
     Ok(out)
 }
 
-fn serialize_all<M: Message>(msgs: &[M]) -> Vec<Vec<u8>> {
-    msgs.iter()
-        .map(|m| m.write_to_bytes().expect("re-serializing a parsed message"))
-        .collect()
+/// `[d0,d1,...]` with symbolic dims by name and unknown ones as `?`.
+fn show_dims(dims: &[Dim]) -> String {
+    let parts: Vec<String> = dims
+        .iter()
+        .map(|d| match d {
+            Dim::Known(x) => x.to_string(),
+            Dim::Sym(s) => s.clone(),
+            Dim::Unknown => "?".into(),
+        })
+        .collect();
+    format!("[{}]", parts.join(","))
 }
 
 fn write_unknown(out: &mut Vec<u8>, num: u32, field: protobuf::UnknownValueRef<'_>) {
