@@ -1,35 +1,1684 @@
 //! The memory simulator: for a graph and an execution order, the bytes alive at every step,
-//! the peak, and what is alive at the peak.
+//! the peak, and what is alive at the peak — as ONNX Runtime (1.31, CPU execution provider)
+//! allocates them. docs/memory-model.md gives the sources and the measurements behind every
+//! rule; in short:
 //!
-//! Model (matching how ONNX Runtime's CPU allocation planner behaves, see docs/design.md):
-//! - parameters and graph inputs are alive for the whole step (they are counted apart);
-//! - a node's outputs are allocated when it runs, and a value is freed after its last
-//!   reader ran; graph outputs live to the end;
-//! - Reshape, Flatten, Squeeze, Unsqueeze and Identity outputs alias their input's buffer;
-//! - elementwise ops may write in place into an input that dies at that node and has the
-//!   output's size (ONNX Runtime's `MayInplace` kernels);
-//! - values known at compile time (folded shapes, constants) are initializers after
-//!   ONNX Runtime's constant folding: not activations.
+//! - **The graph ONNX Runtime runs.** `Constant` nodes become weights; `CastLike` is inlined
+//!   as a `Cast`. With optimizations on (the default): constant folding (every node whose
+//!   inputs are all constant, and `Shape` of a statically shaped value), the transpose
+//!   optimizer's push through a shrinking `Slice`, MatMul + Add into Gemm, contiguous
+//!   Reshape/Squeeze/Unsqueeze chains into one Reshape (which drops the first one's shape
+//!   input, and with it a recompute pin's late dependency), Gemm + activation, Transpose into
+//!   MatMul (FusedMatMul), scalar Mul/Div into MatMul, and the NCHWc layout of convolutions,
+//!   their batch norms, activations, additions and pools with `ReorderInput`/`ReorderOutput`
+//!   copies. New nodes get new, higher indices, which matters for the order.
+//! - **The order.** A reverse depth-first walk from the nodes nobody reads, producers taken
+//!   largest index first ([`ort_default_order`]).
+//! - **Weights.** Initializers of at most 127 bytes are copied into allocator buffers; larger
+//!   ones stay in the loaded model. Kernels prepack constant weights once per session
+//!   (MatMul, Gemm, ConvTranspose); those buffers are persistent.
+//! - **Buffers** (the sequential allocation planner). A graph output gets its own buffer;
+//!   `Reshape`-like kernels alias their input; activations and softmax write in place into an
+//!   input whose last use this is and whose shape is the output's; otherwise the most recently
+//!   freed buffer of exactly the same element size and shape is reused, else a new one is
+//!   allocated. A buffer is released after the last node reading any value that shares it, so
+//!   a reused buffer stays allocated (idle) between its first value's death and its next
+//!   value's birth; a buffer nobody reads stays until the run ends.
+//! - **Kernel scratch** (`Sum` of more than two inputs, `Where`, `Softmax` on an inner axis,
+//!   im2col buffers of `Conv`, column buffers of `ConvTranspose`) counts at its step only.
 
 use onnx_ac_passes::autodiff::TrainingInfo;
-use onnx_ac_passes::ir::{Graph, NodeId, ValueId};
+use onnx_ac_passes::ir::{DType, Dim, Graph, Node, NodeId, ValueId};
 use serde::Serialize;
+use std::collections::HashMap;
 
-/// ONNX Runtime's default execution order: a reverse depth-first walk from the nodes whose
-/// outputs no node reads, taking the last such node first and, below each node, its
-/// producers by ascending index (GraphViewer's topological order with `NodeCompare`).
-pub fn ort_default_order(g: &Graph) -> Vec<NodeId> {
-    let n = g.nodes.len();
-    let mut producer_nodes: Vec<Vec<usize>> = vec![Vec::new(); n];
-    let mut has_consumer = vec![false; n];
-    for (i, node) in g.nodes.iter().enumerate() {
-        for v in node.inputs.iter().flatten() {
-            if let Some(p) = g.value(*v).producer {
-                if !producer_nodes[i].contains(&p.index()) {
-                    producer_nodes[i].push(p.index());
+/// ONNX Runtime's graph optimization level the simulation models.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum OptLevel {
+    /// `ORT_DISABLE_ALL`: the graph runs as written (only `Constant` nodes become weights).
+    Disabled,
+    /// `ORT_ENABLE_ALL`, ONNX Runtime's default and what users of the emitted graph get.
+    #[default]
+    All,
+}
+
+/// How the simulated session is configured.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SimOptions {
+    pub level: OptLevel,
+    /// Intra-op threads of the session; `None` is ONNX Runtime's default, one per physical
+    /// core of this machine. Convolution scratch buffers grow with it.
+    pub intra_threads: Option<usize>,
+    /// Channel block of the NCHWc layout (MLAS: 16 with AVX-512, 8 with AVX2, none
+    /// otherwise); `None` detects this machine's. `Some(1)` models no NCHWc transformer.
+    pub nchwc_block: Option<usize>,
+}
+
+impl SimOptions {
+    fn threads(&self) -> u64 {
+        self.intra_threads.unwrap_or_else(physical_cores).max(1) as u64
+    }
+    fn block(&self) -> i64 {
+        self.nchwc_block.unwrap_or_else(nchwc_block_size).max(1) as i64
+    }
+}
+
+/// Physical cores (ONNX Runtime's default intra-op thread count): distinct (package, core)
+/// pairs of /proc/cpuinfo where available, else the available parallelism.
+pub fn physical_cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| {
+        let logical = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let Ok(text) = std::fs::read_to_string("/proc/cpuinfo") else {
+            return logical;
+        };
+        let mut cores = std::collections::HashSet::new();
+        let (mut package, mut core) = (None, None);
+        for line in text.lines().chain(std::iter::once("")) {
+            let mut kv = line.splitn(2, ':');
+            let key = kv.next().unwrap_or("").trim();
+            let val = kv.next().map(str::trim);
+            match key {
+                "physical id" => package = val.map(str::to_string),
+                "core id" => core = val.map(str::to_string),
+                "" => {
+                    if let (Some(p), Some(c)) = (package.take(), core.take()) {
+                        cores.insert((p, c));
+                    }
                 }
-                has_consumer[p.index()] = true;
+                _ => {}
             }
+        }
+        if cores.is_empty() {
+            logical
+        } else {
+            cores.len().min(logical)
+        }
+    })
+}
+
+/// MLAS's NCHWc channel block on this machine (1: ONNX Runtime registers no NCHWc
+/// transformer).
+pub fn nchwc_block_size() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return 16;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return 8;
+        }
+    }
+    1
+}
+
+/// Initializers up to this many bytes are copied into buffers from the session allocator;
+/// larger ones are used in place from the loaded model (ONNX Runtime 1.31).
+pub const SMALL_INITIALIZER_MAX_BYTES: u64 = 127;
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Breakdown {
+    /// Every weight: initializers, `Constant` outputs and (with optimizations) folded values.
+    pub parameters: u64,
+    /// Graph inputs (the batch, labels); owned by the caller, not counted by ONNX Runtime.
+    pub graph_inputs: u64,
+    /// Gradient outputs alive at the peak.
+    pub gradients: u64,
+    /// Forward values alive at the peak that the backward reads (and their NCHWc copies).
+    pub saved_activations: u64,
+    /// Everything else alive at the peak: other values, idle reused buffers, kernel scratch.
+    pub transients: u64,
+    /// Prepacked copies of constant weights (whole session).
+    pub prepacked: u64,
+    /// Kernel scratch buffers at the peak step (also inside `transients`).
+    pub scratch: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Simulation {
+    /// True total at the peak: every parameter, the graph inputs, the prepacked weights and
+    /// the run's allocations (`activation_peak_bytes`).
+    pub peak_bytes: u64,
+    /// Peak of what the run allocates on top of the session's persistent buffers: live
+    /// values, graph outputs, idle reused buffers and kernel scratch (what recomputation can
+    /// change).
+    pub activation_peak_bytes: u64,
+    /// Index into the order of the step at the peak.
+    pub peak_step: usize,
+    /// Bytes the run holds during each step of the order (outputs allocated, scratch
+    /// included, before the step's releases); at nodes ONNX Runtime does not run, what the
+    /// previous step left.
+    pub timeline: Vec<u64>,
+    pub breakdown: Breakdown,
+    /// The largest single value allocated (an incompressible transient).
+    pub largest_value_bytes: u64,
+    /// What ONNX Runtime's allocator holds at the peak, which a counting allocator measures:
+    /// `baseline_bytes + activation_peak_bytes`. Large initializers and the graph inputs are
+    /// not in it.
+    pub counted_peak_bytes: u64,
+    /// What the session holds through its allocator before a run: small initializers and
+    /// prepacked weights.
+    pub baseline_bytes: u64,
+    /// Initializers of at most [`SMALL_INITIALIZER_MAX_BYTES`] bytes ONNX Runtime loads.
+    pub small_initializer_bytes: u64,
+    /// The optimization level simulated.
+    pub level: OptLevel,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The graph as ONNX Runtime runs it.
+
+/// A value of the session's graph: a value of `g`, or one the optimizer made (an NCHWc copy).
+#[derive(Clone, Debug)]
+struct VVal {
+    /// The value of `g` this is, or whose NCHWc layout it holds.
+    orig: Option<ValueId>,
+    elem: Option<u64>,
+    string: bool,
+    dims: Option<Vec<Dim>>,
+    /// Weights, constants, folded values: no buffer of the run.
+    is_static: bool,
+    /// A constant initializer (foldable, prepackable).
+    constant: bool,
+    is_input: bool,
+    is_output: bool,
+}
+
+impl VVal {
+    fn bytes(&self) -> Option<u64> {
+        let n = onnx_ac_passes::ir::static_numel(self.dims.as_ref()?)?;
+        Some(n * self.elem?)
+    }
+    fn known_dims(&self) -> Option<Vec<i64>> {
+        onnx_ac_passes::ir::static_dims(self.dims.as_ref()?)
+    }
+}
+
+/// A node of the session's graph.
+#[derive(Clone, Debug)]
+struct VNode {
+    /// The node of `g` whose place in the order this node takes.
+    anchor: NodeId,
+    /// Index in ONNX Runtime's graph (orders the depth-first walk; new nodes come last).
+    index: usize,
+    op: String,
+    domain: String,
+    inputs: Vec<Option<usize>>,
+    outputs: Vec<Option<usize>>,
+    /// Bytes of weights this kernel prepacks.
+    prepack: u64,
+    /// Buffers the kernel allocates while it runs (all held together).
+    scratch: Vec<u64>,
+    /// An NCHWc convolution with a fused activation.
+    activation: bool,
+    /// A layout copy: when the caller's order is not ONNX Runtime's, it runs right before its
+    /// first reader instead of at its anchor.
+    follow_consumers: bool,
+}
+
+impl VNode {
+    fn std(&self) -> bool {
+        self.domain.is_empty() || self.domain == "ai.onnx"
+    }
+}
+
+struct View {
+    vals: Vec<VVal>,
+    nodes: Vec<VNode>,
+    /// Nodes of `g` fused into another (the anchor of the node that took them in).
+    absorbed: Vec<(NodeId, NodeId)>,
+    /// The index the next node the optimizer makes gets.
+    next_index: usize,
+    /// Bytes of small initializers the optimizer made (NCHWc batch-norm scales and biases).
+    new_small_initializers: u64,
+}
+
+fn is_const_node(n: &Node) -> bool {
+    n.op_type == "Constant" && n.is_standard_domain()
+}
+
+fn dims(g: &Graph, v: ValueId) -> Option<Vec<i64>> {
+    onnx_ac_passes::ir::static_dims(g.value(v).shape.as_ref()?)
+}
+
+fn build_view(g: &Graph, opts: &SimOptions) -> View {
+    let nv = g.values.len();
+    let mut vals: Vec<VVal> = g
+        .values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| VVal {
+            orig: Some(ValueId(i as u32)),
+            elem: v.dtype.and_then(DType::size_bytes),
+            string: v.dtype == Some(DType::String),
+            dims: v.shape.clone(),
+            is_static: v.initializer.is_some(),
+            constant: false,
+            is_input: false,
+            is_output: false,
+        })
+        .collect();
+    for &i in &g.initializers {
+        vals[i.index()].is_static = true;
+    }
+    for n in &g.nodes {
+        if is_const_node(n) {
+            for o in n.outputs.iter().flatten() {
+                vals[o.index()].is_static = true;
+            }
+        }
+    }
+    for &i in &g.inputs {
+        if !vals[i.index()].is_static {
+            vals[i.index()].is_input = true;
+        }
+    }
+    for &o in &g.outputs {
+        vals[o.index()].is_output = true;
+    }
+    // Initializers that are also graph inputs can be overridden by the caller: not constant
+    // for ONNX Runtime (no folding, no prepacking).
+    let graph_input: Vec<bool> = {
+        let mut m = vec![false; nv];
+        for &i in &g.inputs {
+            m[i.index()] = true;
+        }
+        m
+    };
+    for (i, v) in vals.iter_mut().enumerate() {
+        v.constant = v.is_static && !graph_input[i];
+    }
+    let mut runs: Vec<bool> = g.nodes.iter().map(|n| !is_const_node(n)).collect();
+    if opts.level == OptLevel::All {
+        // Constant folding, repeated until nothing changes (one pass for sorted graphs).
+        loop {
+            let mut changed = false;
+            for (i, n) in g.nodes.iter().enumerate() {
+                if !runs[i] || !foldable(g, n, &vals) {
+                    continue;
+                }
+                runs[i] = false;
+                changed = true;
+                for o in n.outputs.iter().flatten() {
+                    vals[o.index()].constant = true;
+                    vals[o.index()].is_static = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+    }
+    let mut nodes = Vec::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        if !runs[i] {
+            continue;
+        }
+        let map = |v: &Option<ValueId>| v.map(|v| v.index());
+        nodes.push(VNode {
+            anchor: NodeId(i as u32),
+            index: i,
+            op: n.op_type.clone(),
+            domain: n.domain.clone(),
+            inputs: n.inputs.iter().map(map).collect(),
+            outputs: n.outputs.iter().map(map).collect(),
+            prepack: prepack_bytes(g, n, &vals),
+            scratch: scratch_bytes(g, n, opts.threads()),
+            activation: false,
+            follow_consumers: false,
+        });
+    }
+    let mut view = View {
+        vals,
+        nodes,
+        absorbed: Vec::new(),
+        next_index: g.nodes.len(),
+        new_small_initializers: 0,
+    };
+    // The transformers that change which intermediates exist, in ONNX Runtime's order (new
+    // nodes get indices in that order): level 1, then function inlining, level 2, level 3.
+    let all = opts.level == OptLevel::All;
+    if all {
+        push_transpose_through_slice(g, &mut view);
+        matmul_add_fusion(&mut view);
+        fuse_contiguous_reshapes(&mut view);
+    }
+    // CastLike has no CPU kernel: ONNX Runtime inlines its function body, a Cast node with a
+    // new index, after level 1 (so the Cast is not folded).
+    for n in view.nodes.iter_mut() {
+        if n.std() && n.op == "CastLike" {
+            n.op = "Cast".to_string();
+            n.inputs.truncate(1);
+            n.index = view.next_index;
+            view.next_index += 1;
+        }
+    }
+    if all {
+        gemm_activation_fusion(&mut view);
+        matmul_transpose_fusion(g, &mut view);
+        matmul_scale_fusion(&mut view);
+        if opts.block() > 1 {
+            Nchwc::new(g, &mut view, opts.block()).run();
+        }
+    }
+    view
+}
+
+/// The transpose optimizer (level 1) moves a Transpose read only by a constant Slice below
+/// it when that lowers the estimated cost (the number of dimensions other than 1): the Slice
+/// takes the Transpose's input (keeping its own index) and a new Transpose transposes the
+/// result.
+fn push_transpose_through_slice(g: &Graph, view: &mut View) {
+    let (readers, _) = readers_and_producers(view);
+    let mut removed = vec![false; view.nodes.len()];
+    let mut added = Vec::new();
+    for t in view_order(&view.nodes, view.vals.len()) {
+        let tn = &view.nodes[t];
+        if removed[t] || !tn.std() || tn.op != "Transpose" {
+            continue;
+        }
+        let (Some(Some(x)), Some(Some(tout))) = (tn.inputs.first(), tn.outputs.first()) else {
+            continue;
+        };
+        let (x, tout) = (*x, *tout);
+        if view.vals[tout].is_output || readers[tout].len() != 1 {
+            continue;
+        }
+        let sl = readers[tout][0];
+        let sn = &view.nodes[sl];
+        let constant_params = sn.inputs[1..]
+            .iter()
+            .flatten()
+            .all(|v| view.vals[*v].constant);
+        if removed[sl] || !sn.std() || sn.op != "Slice" || sn.inputs[0] != Some(tout) {
+            continue;
+        }
+        let Some(Some(sout)) = sn.outputs.first().copied() else {
+            continue;
+        };
+        let Some(od) = view.vals[sout].known_dims() else {
+            continue;
+        };
+        let perm: Vec<usize> = match g.node(tn.anchor).attr_ints("perm") {
+            Some(p) => p.iter().map(|&i| i.max(0) as usize).collect(),
+            None => (0..od.len()).rev().collect(),
+        };
+        if !constant_params || perm.len() != od.len() || perm.iter().any(|&i| i >= od.len()) {
+            continue;
+        }
+        // The cost check: pushing must lower the "rank" (dimensions other than 1) transposed.
+        let rank = |d: &[i64]| d.iter().filter(|&&x| x != 1).count();
+        match view.vals[tout].known_dims() {
+            Some(td) if rank(&od) < rank(&td) => {}
+            _ => continue,
+        }
+        // The Slice's new output: its output in the Transpose's input layout.
+        let mut nd = vec![0i64; od.len()];
+        for (i, &p) in perm.iter().enumerate() {
+            nd[p] = od[i];
+        }
+        let mut v = view.vals[sout].clone();
+        v.dims = Some(nd.into_iter().map(Dim::Known).collect());
+        v.is_output = false;
+        view.vals.push(v);
+        let mid = view.vals.len() - 1;
+        let anchor = view.nodes[sl].anchor;
+        view.nodes[sl].inputs[0] = Some(x);
+        view.nodes[sl].outputs[0] = Some(mid);
+        let mut nt = new_node(view, anchor, "Transpose", "");
+        nt.inputs = vec![Some(mid)];
+        nt.outputs = vec![Some(sout)];
+        added.push(nt);
+        removed[t] = true;
+        view.absorbed.push((view.nodes[t].anchor, anchor));
+    }
+    commit(view, &removed, added);
+}
+
+/// Per value, the nodes reading it (a node once per input slot), and its producer.
+fn readers_and_producers(view: &View) -> (Vec<Vec<usize>>, Vec<Option<usize>>) {
+    let nv = view.vals.len();
+    let mut readers: Vec<Vec<usize>> = vec![Vec::new(); nv];
+    let mut producer = vec![None; nv];
+    for (k, n) in view.nodes.iter().enumerate() {
+        for v in n.inputs.iter().flatten() {
+            readers[*v].push(k);
+        }
+        for o in n.outputs.iter().flatten() {
+            producer[*o] = Some(k);
+        }
+    }
+    (readers, producer)
+}
+
+/// A new node of the optimizer, taking the place of `anchor` in the caller's order.
+fn new_node(view: &mut View, anchor: NodeId, op: &str, domain: &str) -> VNode {
+    let index = view.next_index;
+    view.next_index += 1;
+    VNode {
+        anchor,
+        index,
+        op: op.to_string(),
+        domain: domain.to_string(),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        prepack: 0,
+        scratch: Vec::new(),
+        activation: false,
+        follow_consumers: false,
+    }
+}
+
+/// Drops the nodes marked `removed` and appends `added`.
+fn commit(view: &mut View, removed: &[bool], added: Vec<VNode>) {
+    let mut k = 0;
+    view.nodes.retain(|_| {
+        let keep = !removed.get(k).copied().unwrap_or(false);
+        k += 1;
+        keep
+    });
+    view.nodes.extend(added);
+}
+
+/// Prepacked bytes of a MatMul-like kernel with B = `b` (transposed when `trans_b`).
+fn pack_b(view: &View, b: Option<usize>, trans_b: bool) -> u64 {
+    let Some(b) = b else { return 0 };
+    let v = &view.vals[b];
+    if !v.constant || v.elem != Some(4) || v.string {
+        return 0;
+    }
+    match v.known_dims().as_deref() {
+        Some(&[r, c]) if r > 0 && c > 0 => {
+            let (k, n) = if trans_b { (c, r) } else { (r, c) };
+            sgemm_pack_b_size(n as u64, k as u64)
+        }
+        _ => 0,
+    }
+}
+
+fn is_float(view: &View, v: Option<usize>) -> bool {
+    v.is_some_and(|v| view.vals[v].elem == Some(4) && !view.vals[v].string)
+}
+
+/// MatMulAddFusion (level 1): a MatMul read only by an Add of a bias becomes a Gemm (inputs
+/// of rank above 2 are flattened by two new Reshapes); the MatMul's output disappears.
+fn matmul_add_fusion(view: &mut View) {
+    let (readers, producer) = readers_and_producers(view);
+    let mut removed = vec![false; view.nodes.len()];
+    let mut added = Vec::new();
+    for k in view_order(&view.nodes, view.vals.len()) {
+        let mm = &view.nodes[k];
+        if removed[k] || !mm.std() || mm.op != "MatMul" || mm.inputs.len() < 2 {
+            continue;
+        }
+        let Some(Some(out)) = mm.outputs.first().copied() else {
+            continue;
+        };
+        if view.vals[out].is_output || readers[out].len() != 1 {
+            continue;
+        }
+        let add_k = readers[out][0];
+        let add = &view.nodes[add_k];
+        if removed[add_k] || !add.std() || add.op != "Add" || add.inputs.len() != 2 {
+            continue;
+        }
+        if !is_float(view, mm.inputs[0]) || !is_float(view, add.inputs[0]) {
+            continue;
+        }
+        let (Some(a), Some(b)) = (mm.inputs[0], mm.inputs[1]) else {
+            continue;
+        };
+        let (Some(ad), Some(bd)) = (view.vals[a].known_dims(), view.vals[b].known_dims()) else {
+            continue;
+        };
+        if bd.len() != 2 || ad.is_empty() {
+            continue;
+        }
+        let need_reshape = ad.len() != 2;
+        if need_reshape && attention_projection_input(view, &producer, a) {
+            continue;
+        }
+        let bias_slot = if add.inputs[0] == Some(out) { 1 } else { 0 };
+        let Some(bias) = add.inputs[bias_slot] else {
+            continue;
+        };
+        let Some(cd) = view.vals[bias].known_dims() else {
+            continue;
+        };
+        let n = bd[1];
+        let valid = (cd.len() == 1 && cd[0] == n)
+            || (!need_reshape && cd.len() == 2 && cd[0] == 1 && cd[1] == n)
+            || (!need_reshape && cd.len() == 2 && cd[0] == ad[0] && (cd[1] == 1 || cd[1] == n));
+        let Some(y) = add.outputs.first().copied().flatten() else {
+            continue;
+        };
+        if !valid {
+            continue;
+        }
+        let (anchor, add_anchor) = (mm.anchor, add.anchor);
+        let prepack = pack_b(view, Some(b), false);
+        let (mut gemm_in, mut gemm_out) = (a, y);
+        if need_reshape {
+            let m: i64 = ad[..ad.len() - 1].iter().product();
+            let flat = |view: &mut View, like: usize, cols: i64| {
+                let mut v = view.vals[like].clone();
+                v.dims = Some(vec![Dim::Known(m), Dim::Known(cols)]);
+                v.is_output = false;
+                view.vals.push(v);
+                view.vals.len() - 1
+            };
+            gemm_in = flat(view, a, bd[0]);
+            gemm_out = flat(view, y, n);
+            let mut r_in = new_node(view, anchor, "Reshape", "");
+            r_in.inputs = vec![Some(a)];
+            r_in.outputs = vec![Some(gemm_in)];
+            let mut r_out = new_node(view, add_anchor, "Reshape", "");
+            r_out.inputs = vec![Some(gemm_out)];
+            r_out.outputs = vec![Some(y)];
+            added.push(r_in);
+            added.push(r_out);
+        }
+        let mut gemm = new_node(view, add_anchor, "Gemm", "");
+        gemm.inputs = vec![Some(gemm_in), Some(b), Some(bias)];
+        gemm.outputs = vec![Some(gemm_out)];
+        gemm.prepack = prepack;
+        added.push(gemm);
+        removed[k] = true;
+        removed[add_k] = true;
+        view.absorbed.push((anchor, add_anchor));
+    }
+    commit(view, &removed, added);
+}
+
+/// MatMulAddFusion leaves attention's output projection alone: Softmax -> MatMul ->
+/// Transpose -> Reshape -> MatMul.
+fn attention_projection_input(view: &View, producer: &[Option<usize>], a: usize) -> bool {
+    let step = |v: Option<usize>, op: &str| -> Option<usize> {
+        let p = producer.get(v?).copied().flatten()?;
+        let n = &view.nodes[p];
+        (n.std() && n.op == op).then_some(p)
+    };
+    let Some(reshape) = step(Some(a), "Reshape") else {
+        return false;
+    };
+    let Some(transpose) = step(view.nodes[reshape].inputs[0], "Transpose") else {
+        return false;
+    };
+    let Some(av) = step(view.nodes[transpose].inputs[0], "MatMul") else {
+        return false;
+    };
+    step(view.nodes[av].inputs[0], "Softmax").is_some()
+}
+
+/// GemmActivationFusion (level 2): a Gemm read only by an activation becomes a FusedGemm.
+fn gemm_activation_fusion(view: &mut View) {
+    let (readers, _) = readers_and_producers(view);
+    let mut removed = vec![false; view.nodes.len()];
+    let mut added = Vec::new();
+    for k in view_order(&view.nodes, view.vals.len()) {
+        let gemm = &view.nodes[k];
+        if removed[k] || !gemm.std() || gemm.op != "Gemm" || !is_float(view, gemm.inputs[0]) {
+            continue;
+        }
+        let Some(Some(out)) = gemm.outputs.first().copied() else {
+            continue;
+        };
+        if view.vals[out].is_output || readers[out].len() != 1 {
+            continue;
+        }
+        let act_k = readers[out][0];
+        let act = &view.nodes[act_k];
+        if removed[act_k]
+            || !act.std()
+            || !matches!(
+                act.op.as_str(),
+                "Relu" | "Sigmoid" | "Tanh" | "LeakyRelu" | "HardSigmoid" | "Elu"
+            )
+        {
+            continue;
+        }
+        let (act_anchor, gemm_anchor) = (act.anchor, gemm.anchor);
+        let (inputs, prepack, outputs) = (gemm.inputs.clone(), gemm.prepack, act.outputs.clone());
+        let mut fused = new_node(view, gemm_anchor, "FusedGemm", "com.microsoft");
+        fused.inputs = inputs;
+        fused.outputs = outputs;
+        fused.prepack = prepack;
+        added.push(fused);
+        removed[k] = true;
+        removed[act_k] = true;
+        view.absorbed.push((act_anchor, gemm_anchor));
+    }
+    commit(view, &removed, added);
+}
+
+fn is_matmul(n: &VNode) -> bool {
+    (n.std() && n.op == "MatMul") || (n.domain == "com.microsoft" && n.op == "FusedMatMul")
+}
+
+/// MatmulTransposeFusion (level 2): a Transpose of the last two axes feeding a (Fused)MatMul
+/// folds into a FusedMatMul (transA/transB); the Transpose goes once no reader is left.
+fn matmul_transpose_fusion(g: &Graph, view: &mut View) {
+    let (readers, producer) = readers_and_producers(view);
+    let mut reads_left: HashMap<usize, usize> = HashMap::new();
+    let mut absorbed = Vec::new();
+    let mut removed = vec![false; view.nodes.len()];
+    let mut added = Vec::new();
+    let swaps_last_two = |view: &View, k: usize| -> bool {
+        let n = &view.nodes[k];
+        if !n.std() || n.op != "Transpose" {
+            return false;
+        }
+        if n.outputs.iter().flatten().any(|o| view.vals[*o].is_output) {
+            return false;
+        }
+        let rank = n
+            .inputs
+            .first()
+            .copied()
+            .flatten()
+            .and_then(|x| view.vals[x].dims.as_ref().map(Vec::len))
+            .unwrap_or(0);
+        let perm: Vec<i64> = match g.node(n.anchor).attr_ints("perm") {
+            Some(p) => p.to_vec(),
+            None => (0..rank as i64).rev().collect(),
+        };
+        let r = perm.len();
+        r >= 2
+            && perm[..r - 2]
+                .iter()
+                .enumerate()
+                .all(|(i, &p)| p == i as i64)
+            && perm[r - 2] == r as i64 - 1
+            && perm[r - 1] == r as i64 - 2
+    };
+    for k in view_order(&view.nodes, view.vals.len()) {
+        let mm = &view.nodes[k];
+        if removed[k] || !is_matmul(mm) || mm.inputs.len() < 2 {
+            continue;
+        }
+        let mut inputs = mm.inputs.clone();
+        let mut trans_b = false;
+        let mut any = false;
+        for (slot, input) in inputs.iter_mut().enumerate().take(2) {
+            let Some(x) = *input else { continue };
+            let Some(p) = producer[x] else { continue };
+            if removed[p] || !swaps_last_two(view, p) {
+                continue;
+            }
+            let left = reads_left.entry(x).or_insert(readers[x].len());
+            *left -= 1;
+            if *left == 0 {
+                removed[p] = true;
+                absorbed.push((view.nodes[p].anchor, mm.anchor));
+            }
+            *input = view.nodes[p].inputs[0];
+            trans_b |= slot == 1;
+            any = true;
+        }
+        if !any {
+            continue;
+        }
+        let (anchor, outputs) = (mm.anchor, mm.outputs.clone());
+        let mut fused = new_node(view, anchor, "FusedMatMul", "com.microsoft");
+        fused.prepack = pack_b(view, inputs[1], trans_b);
+        fused.inputs = inputs;
+        fused.outputs = outputs;
+        added.push(fused);
+        removed[k] = true;
+    }
+    view.absorbed.extend(absorbed);
+    commit(view, &removed, added);
+}
+
+/// A constant scalar (one element, rank at most `max_rank`).
+fn scalar_constant(view: &View, v: Option<usize>, max_rank: usize) -> bool {
+    v.is_some_and(|v| {
+        let val = &view.vals[v];
+        val.constant
+            && val
+                .known_dims()
+                .is_some_and(|d| d.iter().product::<i64>() == 1 && d.len() <= max_rank)
+    })
+}
+
+/// The input a Mul or Div by a constant scalar scales, if node `k` is one.
+fn scaled_input(view: &View, k: usize) -> Option<usize> {
+    let n = &view.nodes[k];
+    if !n.std() || n.inputs.len() != 2 {
+        return None;
+    }
+    let rank = |v: Option<usize>| {
+        v.and_then(|v| view.vals[v].dims.as_ref().map(Vec::len))
+            .unwrap_or(0)
+    };
+    match n.op.as_str() {
+        "Div" if scalar_constant(view, n.inputs[1], rank(n.inputs[0])) => Some(0),
+        "Mul" => (0..2)
+            .find(|&i| scalar_constant(view, n.inputs[i], rank(n.inputs[1 - i])))
+            .map(|i| 1 - i),
+        _ => None,
+    }
+}
+
+/// MatMulScaleFusion (level 2): a Mul/Div by a constant scalar on a (Fused)MatMul input, or
+/// as its only reader, folds into FusedMatMul's alpha; the scaling node goes when unread.
+fn matmul_scale_fusion(view: &mut View) {
+    let (readers, producer) = readers_and_producers(view);
+    let mut removed = vec![false; view.nodes.len()];
+    let mut reads_left: Vec<usize> = view
+        .nodes
+        .iter()
+        .map(|n| n.outputs.iter().flatten().map(|o| readers[*o].len()).sum())
+        .collect();
+    let mut added = Vec::new();
+    for k in view_order(&view.nodes, view.vals.len()) {
+        let mm = &view.nodes[k];
+        if removed[k] || !is_matmul(mm) || mm.inputs.len() < 2 || !is_float(view, mm.inputs[0]) {
+            continue;
+        }
+        let mut inputs = mm.inputs.clone();
+        let mut outputs = mm.outputs.clone();
+        let mut merged_in = Vec::new();
+        for input in inputs.iter_mut().take(2) {
+            let Some(x) = *input else { continue };
+            let Some(p) = producer[x] else { continue };
+            if removed[p] {
+                continue;
+            }
+            let Some(i) = scaled_input(view, p) else {
+                continue;
+            };
+            let unscaled = view.nodes[p].inputs[i];
+            let non_scalar = unscaled
+                .and_then(|u| view.vals[u].dims.as_ref())
+                .is_some_and(|d| !d.is_empty());
+            if non_scalar {
+                *input = unscaled;
+                merged_in.push(p);
+            }
+        }
+        let mut merged_out = None;
+        if let Some(Some(out)) = mm.outputs.first().copied() {
+            if !view.vals[out].is_output && readers[out].len() == 1 {
+                let r = readers[out][0];
+                if !removed[r] && scaled_input(view, r).is_some() {
+                    outputs = view.nodes[r].outputs.clone();
+                    merged_out = Some(r);
+                }
+            }
+        }
+        if merged_in.is_empty() && merged_out.is_none() {
+            continue;
+        }
+        let (anchor, prepack) = (mm.anchor, mm.prepack);
+        for p in merged_in {
+            reads_left[p] = reads_left[p].saturating_sub(1);
+            if reads_left[p] == 0 {
+                removed[p] = true;
+                view.absorbed.push((view.nodes[p].anchor, anchor));
+            }
+        }
+        if let Some(r) = merged_out {
+            removed[r] = true;
+            view.absorbed.push((view.nodes[r].anchor, anchor));
+        }
+        let mut fused = new_node(view, anchor, "FusedMatMul", "com.microsoft");
+        fused.inputs = inputs;
+        fused.outputs = outputs;
+        fused.prepack = prepack;
+        added.push(fused);
+        removed[k] = true;
+    }
+    commit(view, &removed, added);
+}
+
+fn is_reshape_like(n: &VNode) -> bool {
+    n.std() && matches!(n.op.as_str(), "Reshape" | "Squeeze" | "Unsqueeze")
+}
+
+/// ReshapeFusion's FuseContiguousReshapes: a chain of Reshape/Squeeze/Unsqueeze nodes, each
+/// the only reader of the previous one's output, ending in a statically known shape, becomes
+/// one new Reshape with a constant shape. The first node's shape input is dropped, and nodes
+/// left without readers by that (a pin's late dependency) are removed.
+fn fuse_contiguous_reshapes(view: &mut View) {
+    let nv = view.vals.len();
+    let mut readers: Vec<Vec<usize>> = vec![Vec::new(); nv];
+    for (k, n) in view.nodes.iter().enumerate() {
+        for v in n.inputs.iter().flatten() {
+            readers[*v].push(k);
+        }
+    }
+    let mut removed = vec![false; view.nodes.len()];
+    let mut orphan_seeds: Vec<usize> = Vec::new();
+    let mut new_nodes = Vec::new();
+    for k in view_order(&view.nodes, nv) {
+        if removed[k] || !is_reshape_like(&view.nodes[k]) {
+            continue;
+        }
+        let mut chain = vec![k];
+        loop {
+            let last = &view.nodes[*chain.last().unwrap()];
+            let Some(Some(out)) = last.outputs.first() else {
+                break;
+            };
+            if view.vals[*out].is_output || readers[*out].len() != 1 {
+                break;
+            }
+            let next = readers[*out][0];
+            let nn = &view.nodes[next];
+            let static_out = nn
+                .outputs
+                .first()
+                .copied()
+                .flatten()
+                .is_some_and(|o| view.vals[o].known_dims().is_some());
+            if removed[next]
+                || !is_reshape_like(nn)
+                || nn.inputs.first() != Some(&Some(*out))
+                || !static_out
+            {
+                break;
+            }
+            chain.push(next);
+        }
+        if chain.len() < 2 {
+            continue;
+        }
+        let first = &view.nodes[chain[0]];
+        let last = &view.nodes[*chain.last().unwrap()];
+        let fused = VNode {
+            anchor: last.anchor,
+            index: view.next_index,
+            op: "Reshape".to_string(),
+            domain: String::new(),
+            inputs: vec![first.inputs[0]],
+            outputs: vec![last.outputs[0]],
+            prepack: 0,
+            scratch: Vec::new(),
+            activation: false,
+            follow_consumers: false,
+        };
+        view.next_index += 1;
+        for &c in &chain {
+            removed[c] = true;
+            orphan_seeds.extend(view.nodes[c].inputs.iter().skip(1).flatten());
+            view.absorbed.push((view.nodes[c].anchor, fused.anchor));
+        }
+        new_nodes.push(fused);
+    }
+    // Remove what only fed the dropped shape inputs.
+    let mut producer: Vec<Option<usize>> = vec![None; nv];
+    for (k, n) in view.nodes.iter().enumerate() {
+        for o in n.outputs.iter().flatten() {
+            producer[*o] = Some(k);
+        }
+    }
+    let mut live_readers: Vec<usize> = readers
+        .iter()
+        .map(|r| r.iter().filter(|&&k| !removed[k]).count())
+        .collect();
+    for n in &new_nodes {
+        for v in n.inputs.iter().flatten() {
+            live_readers[*v] += 1;
+        }
+    }
+    while let Some(v) = orphan_seeds.pop() {
+        let Some(p) = producer[v] else { continue };
+        if removed[p] {
+            continue;
+        }
+        let unread = view.nodes[p]
+            .outputs
+            .iter()
+            .flatten()
+            .all(|o| live_readers[*o] == 0 && !view.vals[*o].is_output);
+        if unread {
+            removed[p] = true;
+            for i in view.nodes[p].inputs.iter().flatten() {
+                live_readers[*i] -= 1;
+                orphan_seeds.push(*i);
+            }
+        }
+    }
+    let mut k = 0;
+    view.nodes.retain(|_| {
+        let keep = !removed[k];
+        k += 1;
+        keep
+    });
+    view.nodes.extend(new_nodes);
+}
+
+/// ONNX Runtime's constant folding: every input constant and a deterministic op ONNX Runtime
+/// folds; `Shape` of a value whose shape is fully known.
+fn foldable(g: &Graph, n: &Node, vals: &[VVal]) -> bool {
+    if !n.is_standard_domain() {
+        return false;
+    }
+    if matches!(
+        n.op_type.as_str(),
+        "RandomUniform"
+            | "RandomNormal"
+            | "RandomUniformLike"
+            | "RandomNormalLike"
+            | "Multinomial"
+            | "Dropout"
+            | "QuantizeLinear"
+            | "DequantizeLinear"
+            | "If"
+            | "Loop"
+            | "Scan"
+    ) {
+        return false;
+    }
+    if n.op_type == "Shape" {
+        return n
+            .input(0)
+            .is_some_and(|x| vals[x.index()].constant || dims(g, x).is_some());
+    }
+    n.inputs.iter().flatten().all(|v| vals[v.index()].constant)
+}
+
+fn align(x: u64, a: u64) -> u64 {
+    x.div_ceil(a) * a
+}
+
+/// ConstantSharing's key of a single-element constant: (type, rank, value bytes).
+fn sharing_key(g: &Graph, v: ValueId) -> Option<(i32, usize, Vec<u8>)> {
+    let val = g.value(v);
+    let t = val.initializer.as_ref().or(val.constant.as_ref())?;
+    if t.numel() != 1
+        || !matches!(
+            t.dtype,
+            DType::Float | DType::Double | DType::Int32 | DType::Int64 | DType::Float16
+        )
+    {
+        return None;
+    }
+    match &t.data {
+        onnx_ac_passes::ir::TensorData::Raw(b) => {
+            Some((t.dtype.to_onnx(), t.dims.len(), b.to_vec()))
+        }
+        _ => None,
+    }
+}
+
+/// MLAS's packed-B size for an N x K float matrix (N padded to 16 columns).
+fn sgemm_pack_b_size(n: u64, k: u64) -> u64 {
+    align(align(n, 16) * k * 4, 64)
+}
+
+/// Bytes the kernel of `n` prepacks from its constant weights when the session is created.
+fn prepack_bytes(g: &Graph, n: &Node, vals: &[VVal]) -> u64 {
+    let Some(b) = n.input(1) else { return 0 };
+    if !vals[b.index()].constant || g.value(b).dtype != Some(DType::Float) {
+        return 0;
+    }
+    let Some(d) = dims(g, b) else { return 0 };
+    let std_or_ms = n.is_standard_domain() || n.domain == "com.microsoft";
+    match n.op_type.as_str() {
+        "MatMul" | "Gemm" | "FusedMatMul" | "FusedGemm" if std_or_ms && d.len() == 2 => {
+            let tb = n.attr_int("transB").unwrap_or(0) != 0;
+            let (k, nn) = if tb { (d[1], d[0]) } else { (d[0], d[1]) };
+            if k <= 0 || nn <= 0 {
+                return 0;
+            }
+            sgemm_pack_b_size(nn as u64, k as u64)
+        }
+        "ConvTranspose" if n.is_standard_domain() && d.len() >= 3 => {
+            let group = n.attr_int("group").unwrap_or(1).max(1) as u64;
+            let k = d[0].max(0) as u64 / group;
+            let nn: u64 = d[1..].iter().map(|&x| x.max(0) as u64).product();
+            if k <= 1 || nn <= 1 {
+                return 0;
+            }
+            4 * nn * k * group
+        }
+        _ => 0,
+    }
+}
+
+/// Buffers a kernel allocates while it runs.
+fn scratch_bytes(g: &Graph, n: &Node, threads: u64) -> Vec<u64> {
+    if !n.is_standard_domain() {
+        return Vec::new();
+    }
+    let out = n.output(0).and_then(|o| g.value_bytes(o)).unwrap_or(0);
+    let v = match n.op_type.as_str() {
+        // Sums pairwise through one temporary of the output's size.
+        "Sum" if n.inputs.iter().flatten().count() > 2 => vec![out],
+        // Selects through two temporaries of the output's size.
+        "Where" => vec![out, out],
+        // Softmax over an inner axis transposes the input and the result (opset 13 and
+        // later, which every graph onnx-ac writes uses).
+        "Softmax" | "LogSoftmax" => {
+            let rank = n
+                .input(0)
+                .and_then(|x| dims(g, x))
+                .map_or(0, |d| d.len() as i64);
+            let axis = n.attr_int("axis").unwrap_or(-1);
+            let axis = if axis < 0 { axis + rank } else { axis };
+            if rank > 0 && axis != rank - 1 {
+                vec![out, out]
+            } else {
+                Vec::new()
+            }
+        }
+        "Conv" => vec![conv_scratch(g, n, threads)],
+        "ConvTranspose" => vec![conv_transpose_scratch(g, n)],
+        _ => Vec::new(),
+    };
+    v.into_iter().filter(|&b| b > 0).collect()
+}
+
+/// Elements of MLAS's per-thread convolution working buffer (SGEMM strides N x K).
+const MLAS_CONV_WORKING_BUFFER_PER_THREAD: u64 = 128 * 128;
+const MLAS_SGEMM_THREAD_COMPLEXITY: f64 = 64.0 * 1024.0;
+const MLAS_MAXIMUM_THREAD_COUNT: u64 = 16;
+
+/// MLAS's convolution working buffer (MlasConvPrepare), in bytes.
+fn conv_scratch(g: &Graph, n: &Node, threads: u64) -> u64 {
+    let (Some(x), Some(w), Some(y)) = (
+        n.input(0).and_then(|v| dims(g, v)),
+        n.input(1).and_then(|v| dims(g, v)),
+        n.output(0).and_then(|v| dims(g, v)),
+    ) else {
+        return 0;
+    };
+    if x.len() < 3 || w.len() != x.len() || y.len() != x.len() {
+        return 0;
+    }
+    if g.value(n.input(0).unwrap()).dtype != Some(DType::Float) {
+        return 0;
+    }
+    let u = |v: i64| v.max(0) as u64;
+    let group = n.attr_int("group").unwrap_or(1).max(1) as u64;
+    let ones = |name: &str| n.attr_ints(name).is_none_or(|v| v.iter().all(|&s| s == 1));
+    let zero_pads = n
+        .attr_ints("pads")
+        .is_none_or(|v| v.iter().all(|&p| p == 0))
+        && n.attr_string("auto_pad")
+            .is_none_or(|a| a == "NOTSET" || a == "VALID");
+    let kernel: u64 = w[2..].iter().map(|&d| u(d)).product();
+    let batch = u(x[0]);
+    let in_channels = u(x[1]) / group;
+    let filter_count = u(w[0]) / group;
+    let output_size: u64 = y[2..].iter().map(|&d| u(d)).product();
+    let k = in_channels * kernel;
+    if ones("strides") && zero_pads && kernel == 1 {
+        return 0; // pointwise: a direct GEMM
+    }
+    let elems = if filter_count > output_size {
+        output_size * k
+    } else if batch * group > 1 {
+        threads.min(batch * group) * MLAS_CONV_WORKING_BUFFER_PER_THREAD
+    } else {
+        let complexity = (filter_count * output_size * k) as f64;
+        let mut target =
+            if complexity < MLAS_SGEMM_THREAD_COMPLEXITY * MLAS_MAXIMUM_THREAD_COUNT as f64 {
+                (complexity / MLAS_SGEMM_THREAD_COMPLEXITY) as u64 + 1
+            } else {
+                MLAS_MAXIMUM_THREAD_COUNT
+            };
+        target = target.min(threads).max(1);
+        let mut stride_n = output_size.div_ceil(target);
+        if target > 1 {
+            stride_n = align(stride_n, 16);
+            if stride_n >= output_size {
+                target = 1;
+            } else if stride_n * (target - 1) >= output_size {
+                target -= 1;
+            }
+        }
+        target * MLAS_CONV_WORKING_BUFFER_PER_THREAD
+    };
+    elems * 4
+}
+
+/// ConvTranspose's column buffer: (output channels per group x kernel) x input image.
+fn conv_transpose_scratch(g: &Graph, n: &Node) -> u64 {
+    let (Some(x), Some(w)) = (
+        n.input(0).and_then(|v| dims(g, v)),
+        n.input(1).and_then(|v| dims(g, v)),
+    ) else {
+        return 0;
+    };
+    if x.len() < 3 || w.len() != x.len() {
+        return 0;
+    }
+    let u = |v: i64| v.max(0) as u64;
+    let kernel_dim = u(w[1]) * w[2..].iter().map(|&d| u(d)).product::<u64>();
+    let image: u64 = x[2..].iter().map(|&d| u(d)).product();
+    let elem = g
+        .value(n.input(0).unwrap())
+        .dtype
+        .and_then(DType::size_bytes)
+        .unwrap_or(4);
+    kernel_dim * image * elem
+}
+
+// ---------------------------------------------------------------------------------------------
+// The NCHWc layout transformer (onnxruntime/core/optimizer/nchwc_transformer.cc).
+
+/// An NCHWc output standing in for a value of the original layout.
+struct NchwcArg {
+    /// The value of the original layout it stands for.
+    orig: usize,
+    /// The node computing it.
+    node: usize,
+    /// The blocked value.
+    val: usize,
+    starting_uses: usize,
+    remaining_uses: usize,
+    channels: i64,
+}
+
+struct Nchwc<'a> {
+    g: &'a Graph,
+    view: &'a mut View,
+    block: i64,
+    /// Per value: the NCHWc argument standing in for it (an index into `args`).
+    arg_of: HashMap<usize, usize>,
+    args: Vec<NchwcArg>,
+    reorder_inputs: HashMap<usize, usize>,
+    /// Per original node: its output edges were removed.
+    edges_removed: Vec<bool>,
+    removed: Vec<bool>,
+    /// Per original node: consumer slots reading its outputs (ONNX Runtime's output edges).
+    out_edges: Vec<usize>,
+    /// Per value: the original node producing it.
+    producer: Vec<Option<usize>>,
+    next_index: usize,
+}
+
+impl<'a> Nchwc<'a> {
+    fn new(g: &'a Graph, view: &'a mut View, block: i64) -> Self {
+        let n = view.nodes.len();
+        let mut producer = vec![None; view.vals.len()];
+        for (k, node) in view.nodes.iter().enumerate() {
+            for o in node.outputs.iter().flatten() {
+                producer[*o] = Some(k);
+            }
+        }
+        let mut out_edges = vec![0; n];
+        for node in &view.nodes {
+            for i in node.inputs.iter().flatten() {
+                if let Some(p) = producer[*i] {
+                    out_edges[p] += 1;
+                }
+            }
+        }
+        Nchwc {
+            g,
+            next_index: view.next_index,
+            view,
+            block,
+            arg_of: HashMap::new(),
+            args: Vec::new(),
+            reorder_inputs: HashMap::new(),
+            edges_removed: vec![false; n],
+            removed: vec![false; n],
+            out_edges,
+            producer,
+        }
+    }
+
+    fn run(mut self) {
+        let original = self.view.nodes.len();
+        for k in view_order(&self.view.nodes, self.view.vals.len()) {
+            if k < original {
+                self.transform(k);
+            }
+        }
+        // Finalize: reorder back every NCHWc value that keeps users of the original layout.
+        for a in 0..self.args.len() {
+            if self.args[a].remaining_uses == 0 {
+                continue;
+            }
+            let orig = self.args[a].orig;
+            let anchor = self.view.nodes[self.args[a].node].anchor;
+            let val = self.args[a].val;
+            let r = self.add_node("ReorderOutput", anchor, vec![Some(val)], vec![Some(orig)]);
+            self.view.nodes[r].follow_consumers = true;
+        }
+        self.view.next_index = self.next_index;
+        let mut k = 0;
+        let removed = std::mem::take(&mut self.removed);
+        self.view.nodes.retain(|_| {
+            let keep = k >= removed.len() || !removed[k];
+            k += 1;
+            keep
+        });
+    }
+
+    fn add_node(
+        &mut self,
+        op: &str,
+        anchor: NodeId,
+        inputs: Vec<Option<usize>>,
+        outputs: Vec<Option<usize>>,
+    ) -> usize {
+        let index = self.next_index;
+        self.next_index += 1;
+        self.view.nodes.push(VNode {
+            anchor,
+            index,
+            op: op.to_string(),
+            domain: "com.microsoft.nchwc".to_string(),
+            inputs,
+            outputs,
+            prepack: 0,
+            scratch: Vec::new(),
+            activation: false,
+            follow_consumers: false,
+        });
+        self.view.nodes.len() - 1
+    }
+
+    /// A new blocked value standing for `orig` (channels padded to the block).
+    fn blocked_value(&mut self, orig: usize) -> usize {
+        let mut v = self.view.vals[orig].clone();
+        if let Some(d) = v.dims.as_mut() {
+            if let Some(Dim::Known(c)) = d.get(1).cloned() {
+                d[1] = Dim::Known(align(c.max(0) as u64, self.block as u64) as i64);
+            }
+        }
+        v.is_output = false;
+        v.is_input = false;
+        v.is_static = false;
+        v.constant = false;
+        self.view.vals.push(v);
+        self.view.vals.len() - 1
+    }
+
+    fn input_edge_count(&self, k: usize) -> usize {
+        self.view.nodes[k]
+            .inputs
+            .iter()
+            .flatten()
+            .filter(|v| {
+                self.producer
+                    .get(**v)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|p| !self.edges_removed[p])
+            })
+            .count()
+    }
+
+    /// ONNX Runtime's RemoveOutputEdges: the node's output edge count (+1 for a graph output).
+    fn remove_output_edges(&mut self, k: usize) -> usize {
+        let mut n = if self.edges_removed[k] {
+            0
+        } else {
+            self.out_edges[k]
+        };
+        self.edges_removed[k] = true;
+        if self.view.nodes[k]
+            .outputs
+            .iter()
+            .flatten()
+            .any(|o| self.view.vals[*o].is_output)
+        {
+            n += 1;
+        }
+        n
+    }
+
+    /// Makes output 0 of `nchwc_node` (a new node, or `k` itself) a blocked value standing for
+    /// output 0 of original node `k`.
+    fn create_arg(&mut self, k: usize, nchwc_node: usize, channels: i64) {
+        let uses = self.remove_output_edges(k);
+        let Some(orig) = self.view.nodes[k].outputs[0] else {
+            return;
+        };
+        let val = self.blocked_value(orig);
+        self.view.nodes[nchwc_node].outputs[0] = Some(val);
+        self.args.push(NchwcArg {
+            orig,
+            node: nchwc_node,
+            val,
+            starting_uses: uses,
+            remaining_uses: uses,
+            channels,
+        });
+        self.arg_of.insert(orig, self.args.len() - 1);
+    }
+
+    /// Output 0 of original node `k` is the value of argument `a` (the node is fused away).
+    fn fuse_arg(&mut self, k: usize, a: usize) {
+        let uses = self.remove_output_edges(k);
+        let Some(orig) = self.view.nodes[k].outputs[0] else {
+            return;
+        };
+        let (node, val, channels) = (self.args[a].node, self.args[a].val, self.args[a].channels);
+        self.args.push(NchwcArg {
+            orig,
+            node,
+            val,
+            starting_uses: uses,
+            remaining_uses: uses,
+            channels,
+        });
+        self.arg_of.insert(orig, self.args.len() - 1);
+        self.removed[k] = true;
+        let into = self.view.nodes[node].anchor;
+        self.view.absorbed.push((self.view.nodes[k].anchor, into));
+    }
+
+    /// The blocked input of a converted node: an existing argument, or a shared ReorderInput.
+    fn blocked_input(&mut self, x: usize, anchor: NodeId) -> usize {
+        if let Some(&a) = self.arg_of.get(&x) {
+            self.args[a].remaining_uses = self.args[a].remaining_uses.saturating_sub(1);
+            return self.args[a].val;
+        }
+        if let Some(&r) = self.reorder_inputs.get(&x) {
+            return r;
+        }
+        let r = self.blocked_value(x);
+        let n = self.add_node("ReorderInput", anchor, vec![Some(x)], vec![Some(r)]);
+        self.view.nodes[n].follow_consumers = true;
+        self.reorder_inputs.insert(x, r);
+        r
+    }
+
+    fn is_float_constant(&self, v: Option<usize>, rank: usize) -> Option<Vec<i64>> {
+        let v = v?;
+        let val = &self.view.vals[v];
+        if !val.constant || val.elem != Some(4) || val.string {
+            return None;
+        }
+        let d = val.known_dims()?;
+        (d.len() == rank).then_some(d)
+    }
+
+    fn transform(&mut self, k: usize) {
+        let node = self.view.nodes[k].clone();
+        let gnode = self.g.node(node.anchor);
+        let op = node.op.as_str();
+        if node.std() && op == "Conv" {
+            self.conv(k, &node, gnode);
+        } else if node.std() && matches!(op, "MaxPool" | "AveragePool") {
+            self.pool(k, &node);
+        } else if self.input_edge_count(k) == 0 && !node.inputs.is_empty() && node.std() {
+            match op {
+                "Add" | "Sum" => self.binary(k, &node, true),
+                "Mul" => self.binary(k, &node, false),
+                "Concat" => self.concat(k, &node, gnode),
+                "Relu" | "Sigmoid" | "Tanh" => self.activation(k, &node),
+                "BatchNormalization" => self.batch_norm(k, &node, gnode),
+                "GlobalMaxPool" | "GlobalAveragePool" => self.pool(k, &node),
+                _ => {}
+            }
+        }
+    }
+
+    fn conv(&mut self, k: usize, node: &VNode, gnode: &Node) {
+        let Some(w) = self.is_float_constant(node.inputs.get(1).copied().flatten(), 4) else {
+            return;
+        };
+        let (out_ch, in_ch) = (w[0], w[1]);
+        let group = gnode.attr_int("group").unwrap_or(1);
+        let b = self.block;
+        let mut reorder_input = true;
+        if group > 1 {
+            if out_ch % b != 0 {
+                return;
+            }
+            let depthwise = in_ch == 1 && out_ch == group;
+            if !depthwise && (in_ch % b != 0 || out_ch % group != 0 || (out_ch / group) % b != 0) {
+                return;
+            }
+        } else if in_ch < b {
+            reorder_input = false;
+        } else if in_ch % b != 0 {
+            return;
+        }
+        if let Some(Some(bias)) = node.inputs.get(2) {
+            match self.is_float_constant(Some(*bias), 1) {
+                Some(d) if d[0] == out_ch => {}
+                _ => return,
+            }
+        }
+        let mut inputs = node.inputs.clone();
+        let nc = self.add_node("Conv", node.anchor, Vec::new(), node.outputs.clone());
+        if reorder_input {
+            if let Some(x) = inputs[0] {
+                inputs[0] = Some(self.blocked_input(x, node.anchor));
+            }
+        }
+        self.view.nodes[nc].inputs = inputs;
+        self.create_arg(k, nc, out_ch);
+        self.removed[k] = true;
+    }
+
+    fn pool(&mut self, k: usize, node: &VNode) {
+        if node.outputs.iter().rposition(Option::is_some).unwrap_or(0) > 0 {
+            return; // MaxPool's indices
+        }
+        let Some(x) = node.inputs.first().copied().flatten() else {
+            return;
+        };
+        let xv = &self.view.vals[x];
+        let Some(d) = xv.dims.as_ref() else { return };
+        if xv.elem != Some(4) || d.len() != 4 {
+            return;
+        }
+        let Dim::Known(channels) = d[1] else { return };
+        if channels % self.block != 0 {
+            return;
+        }
+        let nc = self.add_node(&node.op, node.anchor, Vec::new(), node.outputs.clone());
+        let bx = self.blocked_input(x, node.anchor);
+        let mut inputs = node.inputs.clone();
+        inputs[0] = Some(bx);
+        self.view.nodes[nc].inputs = inputs;
+        self.create_arg(k, nc, channels);
+        self.removed[k] = true;
+    }
+
+    fn binary(&mut self, k: usize, node: &VNode, add: bool) {
+        let ins: Vec<usize> = node.inputs.iter().flatten().copied().collect();
+        if ins.len() != node.inputs.len() {
+            return;
+        }
+        let Some(args): Option<Vec<usize>> =
+            ins.iter().map(|v| self.arg_of.get(v).copied()).collect()
+        else {
+            return;
+        };
+        let channels = self.args[args[0]].channels;
+        let d0 = self.view.vals[ins[0]].known_dims();
+        for (n, &a) in args.iter().enumerate().skip(1) {
+            if self.args[a].channels != channels {
+                return;
+            }
+            let dn = self.view.vals[ins[n]].known_dims();
+            let same = matches!((&d0, &dn), (Some(p), Some(q)) if p == q && p.len() == 4 && p.iter().all(|&x| x > 0));
+            if !same {
+                return; // the Reshape-based path for unprovable shapes is not modelled
+            }
+        }
+        let mut new_inputs = Vec::new();
+        for &a in &args {
+            new_inputs.push(Some(self.args[a].val));
+            self.args[a].remaining_uses = self.args[a].remaining_uses.saturating_sub(1);
+        }
+        if add && args.len() == 2 {
+            for n in 0..2 {
+                let a = args[n];
+                let conv = self.args[a].node;
+                let cn = &self.view.nodes[conv];
+                if cn.op == "Conv"
+                    && cn.domain == "com.microsoft.nchwc"
+                    && cn.inputs.len() < 4
+                    && self.args[a].starting_uses == 1
+                    && !cn.activation
+                {
+                    let other = self.args[args[n ^ 1]].node;
+                    let sum = self.view.nodes[other].outputs[0];
+                    let cn = &mut self.view.nodes[conv];
+                    cn.inputs.resize(4, None);
+                    cn.inputs[3] = sum;
+                    self.fuse_arg(k, a);
+                    return;
+                }
+            }
+        }
+        self.view.nodes[k].inputs = new_inputs;
+        self.create_arg(k, k, channels);
+    }
+
+    fn concat(&mut self, k: usize, node: &VNode, gnode: &Node) {
+        if gnode.attr_int("axis") != Some(1) {
+            return;
+        }
+        let mut args = Vec::new();
+        let mut total = 0;
+        for v in &node.inputs {
+            let Some(a) = v.and_then(|v| self.arg_of.get(&v).copied()) else {
+                return;
+            };
+            if self.args[a].channels % self.block != 0 {
+                return;
+            }
+            total += self.args[a].channels;
+            args.push(a);
+        }
+        let mut new_inputs = Vec::new();
+        for a in args {
+            new_inputs.push(Some(self.args[a].val));
+            self.args[a].remaining_uses = self.args[a].remaining_uses.saturating_sub(1);
+        }
+        self.view.nodes[k].inputs = new_inputs;
+        self.create_arg(k, k, total);
+    }
+
+    fn activation(&mut self, k: usize, node: &VNode) {
+        let Some(a) = node.inputs[0].and_then(|v| self.arg_of.get(&v).copied()) else {
+            return;
+        };
+        self.view.nodes[k].inputs[0] = Some(self.args[a].val);
+        self.args[a].remaining_uses = self.args[a].remaining_uses.saturating_sub(1);
+        let conv = self.args[a].node;
+        let cn = &self.view.nodes[conv];
+        if cn.op == "Conv"
+            && cn.domain == "com.microsoft.nchwc"
+            && self.args[a].starting_uses == 1
+            && !cn.activation
+        {
+            self.view.nodes[conv].activation = true;
+            self.fuse_arg(k, a);
+        } else {
+            let channels = self.args[a].channels;
+            self.create_arg(k, k, channels);
+        }
+    }
+
+    fn batch_norm(&mut self, k: usize, node: &VNode, gnode: &Node) {
+        if node.outputs.iter().rposition(Option::is_some).unwrap_or(0) > 0 {
+            return;
+        }
+        let Some(a) = node.inputs[0].and_then(|v| self.arg_of.get(&v).copied()) else {
+            return;
+        };
+        if gnode.attr_int("spatial").is_some_and(|s| s != 1)
+            || gnode.attr_float("epsilon").is_none()
+        {
+            return;
+        }
+        let channels = self.args[a].channels;
+        for i in 1..5 {
+            match self.is_float_constant(node.inputs.get(i).copied().flatten(), 1) {
+                Some(d) if d[0] == channels => {}
+                _ => return,
+            }
+        }
+        let input = self.args[a].val;
+        // The scale and bias become new initializers padded to the block.
+        let param = align(channels.max(0) as u64, self.block as u64) * 4;
+        if param <= SMALL_INITIALIZER_MAX_BYTES {
+            self.view.new_small_initializers += 2 * param;
+        }
+        let nc = self.add_node("Conv", node.anchor, vec![Some(input)], node.outputs.clone());
+        self.args[a].remaining_uses = self.args[a].remaining_uses.saturating_sub(1);
+        self.create_arg(k, nc, channels);
+        self.removed[k] = true;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernel buffer sharing (the CPU kernels' `Alias` and `MayInplace` declarations).
+
+/// The input whose buffer output `oi` must share (`Alias` in the kernel definition).
+fn alias_input(n: &VNode, oi: usize) -> Option<usize> {
+    (n.std()
+        && oi == 0
+        && matches!(
+            n.op.as_str(),
+            "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" | "Identity"
+        ))
+    .then_some(0)
+}
+
+/// The input output `oi` may be written into in place (`MayInplace`).
+fn inplace_input(n: &VNode, oi: usize) -> Option<usize> {
+    if oi != 0 {
+        return None;
+    }
+    if n.domain == "com.microsoft.nchwc" {
+        // NCHWc Conv accumulates into its Sum input.
+        return (n.op == "Conv" && n.inputs.len() > 3).then_some(3);
+    }
+    (n.std()
+        && matches!(
+            n.op.as_str(),
+            "Relu"
+                | "LeakyRelu"
+                | "Elu"
+                | "Selu"
+                | "Sigmoid"
+                | "HardSigmoid"
+                | "Softplus"
+                | "Softsign"
+                | "Tanh"
+                | "ThresholdedRelu"
+                | "Softmax"
+                | "LogSoftmax"
+                | "ScatterElements"
+                | "Cast"
+        ))
+    .then_some(0)
+}
+
+/// The planner's SameSize: same element size and the same shape, dimension by dimension.
+fn same_shape(a: &VVal, b: &VVal) -> bool {
+    if a.string || b.string || a.elem.is_none() || a.elem != b.elem {
+        return false;
+    }
+    let (Some(sa), Some(sb)) = (a.dims.as_ref(), b.dims.as_ref()) else {
+        return false;
+    };
+    sa.len() == sb.len()
+        && sa.iter().zip(sb).all(|(x, y)| match (x, y) {
+            (Dim::Known(p), Dim::Known(q)) => p == q,
+            (Dim::Sym(p), Dim::Sym(q)) => p == q && !p.is_empty(),
+            _ => false,
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orders.
+
+/// Reverse depth-first walk of ONNX Runtime's `GraphViewer`: from the nodes no node reads
+/// (pushed in index order, so the last is walked first), each node's producers sorted by
+/// index and pushed in that order, so the producer with the largest index is walked first.
+fn reverse_dfs(n: usize, producers: &[Vec<usize>]) -> Vec<usize> {
+    let mut has_consumer = vec![false; n];
+    for ps in producers {
+        for &p in ps {
+            has_consumer[p] = true;
         }
     }
     let mut stack: Vec<(usize, bool)> = (0..n)
@@ -40,7 +1689,7 @@ pub fn ort_default_order(g: &Graph) -> Vec<NodeId> {
     let mut order = Vec::with_capacity(n);
     while let Some((i, leave)) = stack.pop() {
         if leave {
-            order.push(NodeId(i as u32));
+            order.push(i);
             continue;
         }
         if visited[i] {
@@ -48,10 +1697,9 @@ pub fn ort_default_order(g: &Graph) -> Vec<NodeId> {
         }
         visited[i] = true;
         stack.push((i, true));
-        let mut ins = producer_nodes[i].clone();
-        // Sorted by descending index and pushed in that order: the smallest is popped first.
-        ins.sort_unstable_by(|a, b| b.cmp(a));
-        for p in ins {
+        let mut ps = producers[i].clone();
+        ps.sort_unstable();
+        for p in ps {
             if !visited[p] {
                 stack.push((p, false));
             }
@@ -60,125 +1708,361 @@ pub fn ort_default_order(g: &Graph) -> Vec<NodeId> {
     order
 }
 
-fn aliases_input(op: &str) -> bool {
-    matches!(
-        op,
-        "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" | "Identity"
-    )
-}
-
-fn may_inplace(op: &str) -> bool {
-    matches!(
-        op,
-        "Relu"
-            | "Sigmoid"
-            | "Tanh"
-            | "Neg"
-            | "Exp"
-            | "Log"
-            | "Sqrt"
-            | "Reciprocal"
-            | "Abs"
-            | "Erf"
-            | "LeakyRelu"
-            | "Add"
-            | "Sub"
-            | "Mul"
-            | "Div"
-            | "Where"
-            | "Softmax"
-    )
-}
-
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
-pub struct Breakdown {
-    pub parameters: u64,
-    /// Graph inputs (the batch, labels) and other initializers' bytes are in `parameters`.
-    pub graph_inputs: u64,
-    /// Gradient outputs alive at the peak.
-    pub gradients: u64,
-    /// Forward values alive at the peak that the backward reads.
-    pub saved_activations: u64,
-    /// Everything else alive at the peak.
-    pub transients: u64,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Simulation {
-    /// Total peak: parameters + graph inputs + live values.
-    pub peak_bytes: u64,
-    /// Peak of the live values alone (what recomputation can change).
-    pub activation_peak_bytes: u64,
-    /// Index into the order of the step at the peak.
-    pub peak_step: usize,
-    /// Live value bytes during each step (after its outputs are allocated).
-    pub timeline: Vec<u64>,
-    pub breakdown: Breakdown,
-    /// The largest single value allocated (an incompressible transient).
-    pub largest_value_bytes: u64,
-}
-
-/// Simulates `order` over `g`. `info` marks which live values are gradients or saved
-/// activations in the breakdown.
-pub fn simulate(g: &Graph, order: &[NodeId], info: Option<&TrainingInfo>) -> Simulation {
-    let nv = g.values.len();
-    let mut fixed = vec![false; nv];
-    let mut params = 0u64;
-    let mut inputs = 0u64;
-    for &i in &g.initializers {
-        fixed[i.index()] = true;
-        params += g.value_bytes(i).unwrap_or(0);
-    }
-    for &i in &g.inputs {
-        if !fixed[i.index()] {
-            fixed[i.index()] = true;
-            inputs += g.value_bytes(i).unwrap_or(0);
+/// ONNX Runtime's order of `nodes` (positions in the slice).
+fn view_order(nodes: &[VNode], nvals: usize) -> Vec<usize> {
+    let mut producer_of: Vec<Option<usize>> = vec![None; nvals];
+    for (k, v) in nodes.iter().enumerate() {
+        for o in v.outputs.iter().flatten() {
+            producer_of[*o] = Some(k);
         }
     }
-    // Folded values become initializers in ONNX Runtime: count them as parameters.
-    for (i, v) in g.values.iter().enumerate() {
-        if v.constant.is_some() && v.producer.is_some() && !fixed[i] {
-            fixed[i] = true;
-            params += g.value_bytes(ValueId(i as u32)).unwrap_or(0);
+    // Rank by ONNX Runtime index: position r in `by_index` is the node with the r-th index.
+    let mut by_index: Vec<usize> = (0..nodes.len()).collect();
+    by_index.sort_by_key(|&k| nodes[k].index);
+    let mut rank = vec![0; nodes.len()];
+    for (r, &k) in by_index.iter().enumerate() {
+        rank[k] = r;
+    }
+    let producers: Vec<Vec<usize>> = by_index
+        .iter()
+        .map(|&k| {
+            nodes[k]
+                .inputs
+                .iter()
+                .flatten()
+                .filter_map(|v| producer_of[*v])
+                .map(|p| rank[p])
+                .collect()
+        })
+        .collect();
+    reverse_dfs(by_index.len(), &producers)
+        .into_iter()
+        .map(|r| by_index[r])
+        .collect()
+}
+
+/// ONNX Runtime's execution order under its default session options (all optimizations):
+/// every node of `g`, in the order ONNX Runtime runs what it becomes. Nodes fused into another
+/// come right after it; nodes ONNX Runtime does not run at all (`Constant`s, folded nodes)
+/// come first, in file order.
+pub fn ort_default_order(g: &Graph) -> Vec<NodeId> {
+    ort_order(g, &SimOptions::default())
+}
+
+/// ONNX Runtime's execution order for the given session options; see [`ort_default_order`].
+pub fn ort_order(g: &Graph, opts: &SimOptions) -> Vec<NodeId> {
+    let view = build_view(g, opts);
+    let vorder = view_order(&view.nodes, view.vals.len());
+    let mut placed = vec![false; g.nodes.len()];
+    let mut anchors = Vec::new();
+    for &k in &vorder {
+        let a = view.nodes[k].anchor;
+        if !placed[a.index()] {
+            placed[a.index()] = true;
+            anchors.push(a);
         }
     }
+    // Fused nodes right after the node that absorbed them.
+    let mut after: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+    for &(n, into) in &view.absorbed {
+        if !placed[n.index()] && placed[into.index()] {
+            placed[n.index()] = true;
+            after.entry(into).or_default().push(n);
+        }
+    }
+    let mut order: Vec<NodeId> = (0..g.nodes.len())
+        .filter(|&i| !placed[i])
+        .map(|i| NodeId(i as u32))
+        .collect();
+    for a in anchors {
+        order.push(a);
+        if let Some(ns) = after.get(&a) {
+            order.extend(ns.iter().copied());
+        }
+    }
+    order
+}
+
+/// The running nodes in execution order, and per node the position in `order` it is
+/// reported at. When `order` runs the nodes in ONNX Runtime's order, that order is used as is;
+/// otherwise nodes follow `order` by their anchors, and layout copies run right before their
+/// first reader.
+fn schedule(view: &View, order: &[NodeId], n_graph_nodes: usize) -> (Vec<usize>, Vec<usize>) {
+    let nodes = &view.nodes;
     let pos: Vec<usize> = {
-        let mut p = vec![usize::MAX; g.nodes.len()];
+        let mut p = vec![usize::MAX; n_graph_nodes];
         for (k, n) in order.iter().enumerate() {
             p[n.index()] = k;
         }
         p
     };
-    // Buffers: each non-fixed value owns one unless it aliases its input's.
-    let mut buffer_of: Vec<usize> = (0..nv).collect();
-    let mut buf_bytes = vec![0u64; nv];
-    // Step of each value's last reader; a value nobody reads dies where it is made.
-    let mut last_use = vec![usize::MAX; nv];
-    let is_output: Vec<bool> = {
-        let mut o = vec![false; nv];
-        for &v in &g.outputs {
-            o[v.index()] = true;
-        }
-        o
-    };
-    for &nid in order {
-        let n = g.node(nid);
-        let k = pos[nid.index()];
+    let vorder = view_order(nodes, view.vals.len());
+    let mut ort_rank = vec![0; nodes.len()];
+    for (i, &k) in vorder.iter().enumerate() {
+        ort_rank[k] = i;
+    }
+    // Readers of each value.
+    let mut readers: Vec<Vec<usize>> = vec![Vec::new(); view.vals.len()];
+    for (k, n) in nodes.iter().enumerate() {
         for v in n.inputs.iter().flatten() {
-            let l = &mut last_use[v.index()];
-            *l = if *l == usize::MAX { k } else { (*l).max(k) };
+            readers[*v].push(k);
         }
     }
-    for &nid in order {
-        for o in g.node(nid).outputs.iter().flatten() {
-            if last_use[o.index()] == usize::MAX {
-                last_use[o.index()] = pos[nid.index()];
+    // Keys: the anchor's position; for layout copies, the smallest key of their readers
+    // (computed readers first: reverse ONNX Runtime order is a reverse topological order).
+    let mut key: Vec<usize> = nodes.iter().map(|n| pos[n.anchor.index()]).collect();
+    for &k in vorder.iter().rev() {
+        if nodes[k].follow_consumers {
+            let m = nodes[k]
+                .outputs
+                .iter()
+                .flatten()
+                .flat_map(|o| readers[*o].iter())
+                .map(|&r| key[r])
+                .min();
+            if let Some(m) = m {
+                key[k] = m;
             }
         }
     }
-    // Resolve aliases and in-place writes in execution order.
-    let mut is_saved = vec![false; nv];
-    let mut is_grad = vec![false; nv];
+    let ort_anchor_seq: Vec<usize> = {
+        let mut seen = vec![false; n_graph_nodes];
+        vorder
+            .iter()
+            .map(|&k| nodes[k].anchor.index())
+            .filter(|&a| !std::mem::replace(&mut seen[a], true))
+            .collect()
+    };
+    let caller_seq: Vec<usize> = {
+        let mut is_anchor = vec![false; n_graph_nodes];
+        for n in nodes {
+            is_anchor[n.anchor.index()] = true;
+        }
+        order
+            .iter()
+            .map(|n| n.index())
+            .filter(|&i| is_anchor[i])
+            .collect()
+    };
+    if ort_anchor_seq == caller_seq {
+        return (vorder, key);
+    }
+    // List scheduling by (key, ONNX Runtime rank) over the dependencies.
+    let mut producer_of: Vec<Option<usize>> = vec![None; view.vals.len()];
+    for (k, n) in nodes.iter().enumerate() {
+        for o in n.outputs.iter().flatten() {
+            producer_of[*o] = Some(k);
+        }
+    }
+    let mut waiting = vec![0usize; nodes.len()];
+    let mut succ: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    for (k, n) in nodes.iter().enumerate() {
+        for v in n.inputs.iter().flatten() {
+            if let Some(p) = producer_of[*v] {
+                waiting[k] += 1;
+                succ[p].push(k);
+            }
+        }
+    }
+    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<(usize, usize, usize)>> = (0
+        ..nodes.len())
+        .filter(|&k| waiting[k] == 0)
+        .map(|k| std::cmp::Reverse((key[k], ort_rank[k], k)))
+        .collect();
+    let mut steps = Vec::with_capacity(nodes.len());
+    while let Some(std::cmp::Reverse((_, _, k))) = ready.pop() {
+        steps.push(k);
+        for &c in &succ[k] {
+            waiting[c] -= 1;
+            if waiting[c] == 0 {
+                ready.push(std::cmp::Reverse((key[c], ort_rank[c], c)));
+            }
+        }
+    }
+    (steps, key)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The simulation.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// Weight, graph input, or no buffer.
+    None,
+    Allocate,
+    Output,
+    Reuse,
+}
+
+/// One allocation (+) or release (-) of the simulated run, at a step of the order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllocEvent {
+    /// Index into the order.
+    pub step: usize,
+    pub bytes: i64,
+    /// What the buffer holds: a value's name, `name (NCHWc)` for a blocked copy, or
+    /// `scratch of <op>`.
+    pub what: String,
+}
+
+struct Run {
+    sim: Simulation,
+    events: Vec<AllocEvent>,
+}
+
+/// Simulates `order` over `g` under ONNX Runtime's default session options. `info` marks
+/// which live values are gradients or saved activations in the breakdown.
+pub fn simulate(g: &Graph, order: &[NodeId], info: Option<&TrainingInfo>) -> Simulation {
+    simulate_with(g, order, info, &SimOptions::default())
+}
+
+/// [`simulate`] under the given session options.
+pub fn simulate_with(
+    g: &Graph,
+    order: &[NodeId],
+    info: Option<&TrainingInfo>,
+    opts: &SimOptions,
+) -> Simulation {
+    run(g, order, info, opts).sim
+}
+
+/// The allocations and releases of the simulated run, in order (to compare with a trace of
+/// ONNX Runtime's allocator).
+pub fn allocation_events(g: &Graph, order: &[NodeId], opts: &SimOptions) -> Vec<AllocEvent> {
+    run(g, order, None, opts).events
+}
+
+fn run(g: &Graph, order: &[NodeId], info: Option<&TrainingInfo>, opts: &SimOptions) -> Run {
+    let view = build_view(g, opts);
+    let vals = &view.vals;
+    let nv = vals.len();
+    let bytes = |v: usize| vals[v].bytes().unwrap_or(0);
+    let name = |v: usize| match vals[v].orig {
+        Some(o) if v < g.values.len() => g.value(o).name.clone(),
+        Some(o) => format!("{} (NCHWc)", g.value(o).name),
+        None => format!("value {v}"),
+    };
+
+    // Weights and inputs.
+    let mut read = vec![false; nv];
+    for n in &view.nodes {
+        for v in n.inputs.iter().flatten() {
+            read[*v] = true;
+        }
+    }
+    let (mut params, mut small, mut inputs) = (0u64, 0u64, 0u64);
+    // With optimizations, ConstantSharing merges single-element constants of equal type,
+    // rank and value.
+    let mut shared = std::collections::HashSet::new();
+    for (i, v) in vals.iter().enumerate() {
+        if v.is_static && i < g.values.len() {
+            let b = bytes(i);
+            params += b;
+            let merged = opts.level == OptLevel::All
+                && v.constant
+                && sharing_key(g, ValueId(i as u32)).is_some_and(|k| !shared.insert(k));
+            if read[i] && b <= SMALL_INITIALIZER_MAX_BYTES && !merged {
+                small += b;
+            }
+        }
+        if v.is_input {
+            inputs += bytes(i);
+        }
+    }
+    small += view.new_small_initializers;
+    let prepacked: u64 = view.nodes.iter().map(|n| n.prepack).sum();
+
+    // The steps, and the position in `order` each step is reported at.
+    let (steps, at_of) = schedule(&view, order, g.nodes.len());
+
+    // Allocation planner (ComputeReuseCount + ComputeSingleStreamReusePlan).
+    let mut use_count = vec![0i64; nv];
+    for (i, v) in vals.iter().enumerate() {
+        if v.is_input || v.is_static {
+            use_count[i] += 1;
+        }
+        if v.is_output {
+            use_count[i] += 1;
+        }
+    }
+    for &k in &steps {
+        let n = &view.nodes[k];
+        for v in n.inputs.iter().flatten() {
+            use_count[*v] += 1;
+        }
+        for o in n.outputs.iter().flatten() {
+            use_count[*o] += 1;
+        }
+    }
+    let mut buffer: Vec<usize> = (0..nv).collect();
+    let mut kind = vec![Kind::None; nv];
+    // Most recently freed last.
+    let mut freelist: Vec<usize> = Vec::new();
+    for &k in &steps {
+        let n = &view.nodes[k];
+        for (oi, o) in n.outputs.iter().enumerate() {
+            let Some(o) = *o else { continue };
+            if vals[o].is_output {
+                kind[o] = Kind::Output;
+                continue;
+            }
+            let mut reuse: Option<usize> = None;
+            if let Some(Some(x)) = alias_input(n, oi).and_then(|i| n.inputs.get(i)) {
+                reuse = Some(*x);
+            } else if let Some(Some(x)) = inplace_input(n, oi).and_then(|i| n.inputs.get(i)) {
+                if use_count[buffer[*x]] == 1 && same_shape(&vals[*x], &vals[o]) {
+                    reuse = Some(*x);
+                }
+            }
+            let scalar = vals[o].dims.as_ref().is_none_or(|s| s.is_empty());
+            if reuse.is_none() && !scalar {
+                if let Some(j) = freelist
+                    .iter()
+                    .rposition(|&f| same_shape(&vals[f], &vals[o]))
+                {
+                    reuse = Some(freelist.remove(j));
+                }
+            }
+            match reuse {
+                Some(r) => {
+                    let orig = buffer[r];
+                    buffer[o] = orig;
+                    use_count[orig] += use_count[o];
+                    kind[o] = Kind::Reuse;
+                }
+                None => kind[o] = Kind::Allocate,
+            }
+        }
+        for v in n.inputs.iter().chain(&n.outputs).flatten() {
+            let orig = buffer[*v];
+            use_count[orig] -= 1;
+            if use_count[orig] == 0 {
+                freelist.push(orig);
+            }
+        }
+    }
+
+    // Deallocation plan: an allocated buffer is released after the last step reading a value
+    // that shares it.
+    let mut release_at: Vec<Option<usize>> = vec![None; nv];
+    for (s, &k) in steps.iter().enumerate() {
+        for v in view.nodes[k].inputs.iter().flatten() {
+            let orig = buffer[*v];
+            if kind[orig] == Kind::Allocate {
+                release_at[orig] = Some(s);
+            }
+        }
+    }
+    let mut releases: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+    for (b, r) in release_at.iter().enumerate() {
+        if let Some(s) = r {
+            releases[*s].push(b);
+        }
+    }
+
+    // Execution.
+    let mut is_saved = vec![false; g.values.len()];
+    let mut is_grad = vec![false; g.values.len()];
     if let Some(info) = info {
         for v in onnx_ac_passes::autodiff::saved_activations(g, info) {
             is_saved[v.index()] = true;
@@ -187,105 +2071,141 @@ pub fn simulate(g: &Graph, order: &[NodeId], info: Option<&TrainingInfo>) -> Sim
             is_grad[v.index()] = true;
         }
     }
-    let mut refs = vec![0usize; nv]; // live values per buffer
-    let mut live_bytes = 0u64;
-    let mut timeline = Vec::with_capacity(order.len());
-    let mut peak = (0u64, 0usize);
+    let mut held = vec![0u64; nv]; // bytes held per buffer (0: not allocated)
+    let mut holder = vec![usize::MAX; nv]; // the value last written into each buffer
+    let mut live = 0u64;
+    let mut timeline = vec![0u64; order.len()];
+    let mut has_step = vec![false; order.len()];
+    let mut live_after = vec![None; order.len()];
+    let mut peak = (0u64, 0usize, 0u64, 0usize); // (bytes, step in order, scratch, step)
+                                                 // (step, buffer, bytes allocated (+) or released (-), value now in the buffer)
+    let mut log: Vec<(usize, usize, i64, usize)> = Vec::new();
     let mut largest = 0u64;
-    let mut live_values: Vec<bool> = vec![false; nv];
-    let mut peak_live: Vec<bool> = Vec::new();
-    for (k, &nid) in order.iter().enumerate() {
-        let n = g.node(nid);
-        for (oi, o) in n.outputs.iter().enumerate() {
-            let Some(o) = *o else { continue };
-            if fixed[o.index()] {
-                continue;
-            }
-            let bytes = g.value_bytes(o).unwrap_or(0);
-            largest = largest.max(bytes);
-            let input0 = n.input(0).filter(|i| !fixed[i.index()]);
-            let buf = if oi == 0 && aliases_input(&n.op_type) && input0.is_some() {
-                buffer_of[input0.unwrap().index()]
-            } else if oi == 0 && may_inplace(&n.op_type) {
-                // In place into an input that dies here, has no other alias alive, and
-                // matches the output's size.
-                n.inputs
-                    .iter()
-                    .flatten()
-                    .filter(|i| !fixed[i.index()] && !is_output[i.index()])
-                    .find(|i| {
-                        let b = buffer_of[i.index()];
-                        last_use[i.index()] == k && refs[b] == 1 && buf_bytes[b] == bytes
-                    })
-                    .map(|i| buffer_of[i.index()])
-                    .unwrap_or(o.index())
-            } else {
-                o.index()
+    let mut events = Vec::new();
+    for (s, &k) in steps.iter().enumerate() {
+        let n = &view.nodes[k];
+        let at = at_of[k];
+        for o in n.outputs.iter().flatten() {
+            let o = *o;
+            let b = bytes(o);
+            largest = largest.max(b);
+            let target = match kind[o] {
+                Kind::Allocate | Kind::Output => o,
+                // A reused buffer already released is allocated again (and kept).
+                Kind::Reuse => buffer[o],
+                Kind::None => continue,
             };
-            buffer_of[o.index()] = buf;
-            if refs[buf] == 0 {
-                buf_bytes[buf] = bytes;
-                live_bytes += bytes;
-            }
-            refs[buf] += 1;
-            live_values[o.index()] = true;
-        }
-        timeline.push(live_bytes);
-        if live_bytes > peak.0 {
-            peak = (live_bytes, k);
-            peak_live = live_values.clone();
-        }
-        // Free what dies here (inputs at their last use, and outputs nobody reads).
-        let dying: Vec<ValueId> = n
-            .inputs
-            .iter()
-            .chain(&n.outputs)
-            .flatten()
-            .filter(|v| last_use[v.index()] == k)
-            .copied()
-            .collect();
-        for v in dying {
-            if fixed[v.index()] || is_output[v.index()] || !live_values[v.index()] {
+            if vals[target].is_static || vals[target].is_input {
                 continue;
             }
-            live_values[v.index()] = false;
-            let b = buffer_of[v.index()];
-            refs[b] -= 1;
-            if refs[b] == 0 {
-                live_bytes -= buf_bytes[b];
+            holder[target] = o;
+            let fresh = held[target] == 0 && b > 0;
+            log.push((s, target, if fresh { b as i64 } else { 0 }, o));
+            if fresh {
+                held[target] = b;
+                live += b;
+                events.push(AllocEvent {
+                    step: at,
+                    bytes: b as i64,
+                    what: name(o),
+                });
             }
+        }
+        let scratch: u64 = n.scratch.iter().sum();
+        for &b in &n.scratch {
+            events.push(AllocEvent {
+                step: at,
+                bytes: b as i64,
+                what: format!("scratch of {}", n.op),
+            });
+        }
+        for &b in &n.scratch {
+            events.push(AllocEvent {
+                step: at,
+                bytes: -(b as i64),
+                what: format!("scratch of {}", n.op),
+            });
+        }
+        let step_peak = live + scratch;
+        if at < timeline.len() {
+            timeline[at] = timeline[at].max(step_peak);
+            has_step[at] = true;
+        }
+        if step_peak > peak.0 || s == 0 {
+            peak = (step_peak, at, scratch, s);
+        }
+        for &b in &releases[s] {
+            if held[b] > 0 {
+                live -= held[b];
+                log.push((s, b, -(held[b] as i64), holder[b]));
+                events.push(AllocEvent {
+                    step: at,
+                    bytes: -(held[b] as i64),
+                    what: name(holder[b]),
+                });
+                held[b] = 0;
+            }
+        }
+        if at < live_after.len() {
+            live_after[at] = Some(live);
         }
     }
+    // Positions of the order where nothing runs hold what the previous step left.
+    let mut carry = 0;
+    for t in 0..timeline.len() {
+        if !has_step[t] {
+            timeline[t] = carry;
+        }
+        if let Some(l) = live_after[t] {
+            carry = l;
+        }
+    }
+
     let mut bd = Breakdown {
         parameters: params,
         graph_inputs: inputs,
+        prepacked,
+        scratch: peak.2,
+        transients: peak.2,
         ..Breakdown::default()
     };
-    let mut counted = vec![false; nv];
-    for (i, &alive) in peak_live.iter().enumerate() {
-        if !alive {
-            continue;
+    // What was held at the peak: replay the log up to the peak step's releases.
+    let mut at_peak: HashMap<usize, (u64, usize)> = HashMap::new();
+    for &(s, b, delta, v) in &log {
+        if s > peak.3 || (s == peak.3 && delta < 0) {
+            break;
         }
-        let b = buffer_of[i];
-        if counted[b] {
-            continue;
-        }
-        counted[b] = true;
-        let bytes = buf_bytes[b];
-        if is_grad[i] {
-            bd.gradients += bytes;
-        } else if is_saved[i] {
-            bd.saved_activations += bytes;
-        } else {
-            bd.transients += bytes;
+        if delta < 0 {
+            at_peak.remove(&b);
+        } else if delta > 0 {
+            at_peak.insert(b, (delta as u64, v));
+        } else if let Some(e) = at_peak.get_mut(&b) {
+            e.1 = v;
         }
     }
-    Simulation {
-        peak_bytes: params + inputs + peak.0,
-        activation_peak_bytes: peak.0,
-        peak_step: peak.1,
-        timeline,
-        breakdown: bd,
-        largest_value_bytes: largest,
+    for (h, v) in at_peak.into_values() {
+        // Classify a buffer by the value it holds (the original of an NCHWc copy).
+        match vals[v].orig.map(|o| o.index()) {
+            Some(o) if is_grad[o] => bd.gradients += h,
+            Some(o) if is_saved[o] => bd.saved_activations += h,
+            _ => bd.transients += h,
+        }
+    }
+    let act = peak.0;
+    let baseline = small + prepacked;
+    Run {
+        sim: Simulation {
+            peak_bytes: params + inputs + prepacked + act,
+            activation_peak_bytes: act,
+            peak_step: peak.1,
+            timeline,
+            breakdown: bd,
+            largest_value_bytes: largest,
+            counted_peak_bytes: baseline + act,
+            baseline_bytes: baseline,
+            small_initializer_bytes: small,
+            level: opts.level,
+        },
+        events,
     }
 }
