@@ -51,8 +51,7 @@ struct Case {
 impl Case {
     fn new(target: usize) -> Case {
         let m = synth::transformer_with_nodes(target);
-        let (tm, info) =
-            build_training_graph(&m, &synth::cross_entropy()).expect("training graph");
+        let (tm, info) = build_training_graph(&m, &synth::cross_entropy()).expect("training graph");
         let t = Instant::now();
         let (_, base) = evaluate(&tm.graph, &info, &[], &cost).expect("evaluate");
         let eval_once = t.elapsed();

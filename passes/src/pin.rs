@@ -120,6 +120,47 @@ impl Pinner {
         Some(pinned)
     }
 
+    /// Pins `x` for a reader of op `reader_op`. ONNX Runtime merges a Reshape into a
+    /// following Reshape, Squeeze, Unsqueeze or Flatten and drops its shape input, which
+    /// would drop the dependency: for such readers the pin is `x * (1 + dep)` instead
+    /// (exact for every value, −0, Inf and NaN included; it costs a copy of `x`). Other
+    /// readers get the zero-copy Reshape pin.
+    pub fn pin_for(
+        &mut self,
+        g: &mut Graph,
+        x: ValueId,
+        dep: ValueId,
+        reader_op: &str,
+        out: &mut Vec<Node>,
+    ) -> Option<ValueId> {
+        if !matches!(reader_op, "Reshape" | "Squeeze" | "Unsqueeze" | "Flatten") {
+            return self.pin(g, x, dep, out);
+        }
+        let xv = g.value(x).clone();
+        let dt = xv.dtype?;
+        if !(dt.is_float() || dt.is_int()) {
+            return None;
+        }
+        let dims = crate::ir::static_dims(xv.shape.as_ref()?)?;
+        let base = format!("{}/pin", xv.name);
+        let one = self.init(g, &format!("{base}/one"), Tensor::from_i64(vec![1], &[1]));
+        let one_dep = self.val(g, &format!("{base}/one_dep"), DType::Int64, &[1]);
+        let factor = self.val(g, &format!("{base}/factor"), dt, &[1]);
+        let pinned = self.val(g, &format!("{}/pinned", xv.name), dt, &dims);
+        self.emit(g, out, &base, "Add", &[one, dep], one_dep, vec![]);
+        self.emit(
+            g,
+            out,
+            &base,
+            "Cast",
+            &[one_dep],
+            factor,
+            vec![Attribute::int("to", i64::from(dt.to_onnx()))],
+        );
+        self.emit(g, out, &base, "Mul", &[x, factor], pinned, vec![]);
+        Some(pinned)
+    }
+
     fn init(&mut self, g: &mut Graph, name: &str, t: Tensor) -> ValueId {
         let name = self.fresh(g, name);
         g.add_initializer(name, t)

@@ -242,7 +242,7 @@ pub fn apply_recompute(
                 if let (true, Some(late)) = (opts.pin_late, late) {
                     let roots = std::mem::take(&mut rw.roots);
                     let mut pinned_any = false;
-                    let mut pinned_cache: BTreeMap<ValueId, ValueId> = BTreeMap::new();
+                    let mut pinned_cache: BTreeMap<(ValueId, bool), ValueId> = BTreeMap::new();
                     let mut dep: Option<Option<ValueId>> = None;
                     for r in roots {
                         let copy = &group[r];
@@ -257,12 +257,20 @@ pub fn apply_recompute(
                         let dep = *dep
                             .get_or_insert_with(|| rw.pinner.late_zero(&mut rw.g, late, &mut pins));
                         let Some(dep) = dep else { break };
-                        let pinned = match pinned_cache.get(&x) {
+                        let reader = group[r].op_type.clone();
+                        let key = (
+                            x,
+                            matches!(
+                                reader.as_str(),
+                                "Reshape" | "Squeeze" | "Unsqueeze" | "Flatten"
+                            ),
+                        );
+                        let pinned = match pinned_cache.get(&key) {
                             Some(&p) => Some(p),
-                            None => rw.pinner.pin(&mut rw.g, x, dep, &mut pins),
+                            None => rw.pinner.pin_for(&mut rw.g, x, dep, &reader, &mut pins),
                         };
                         if let Some(p) = pinned {
-                            pinned_cache.insert(x, p);
+                            pinned_cache.insert(key, p);
                             group[r].inputs[k] = Some(p);
                             pinned_any = true;
                         }

@@ -49,7 +49,7 @@ pub fn pin_backward_roots(g: &mut Graph, forward_end: usize) -> usize {
             if let (Some((k, x)), Some(late)) = (pick, last) {
                 let mut pins = Vec::new();
                 if let Some(dep) = pinner.late_zero(g, late, &mut pins) {
-                    if let Some(p) = pinner.pin(g, x, dep, &mut pins) {
+                    if let Some(p) = pinner.pin_for(g, x, dep, &node.op_type, &mut pins) {
                         node.inputs[k] = Some(p);
                         pinned += 1;
                     }
