@@ -151,35 +151,23 @@ fail_fixture!(no_shape_rule, "no_shape_rule.onnx", "Det");
 fail_fixture!(bad_attribute, "bad_attribute.onnx", "node 'transpose'");
 fail_fixture!(bad_raw_data, "bad_raw_data.onnx", "tensor 'w'");
 
-/// A fail fixture that panics today in a shape rule of onnx-ac-passes (arithmetic
-/// overflow): checked like the others, minus the snapshot, once the rule is fixed.
-macro_rules! fail_fixture_pending {
-    ($test:ident, $file:literal, $culprit:literal, $why:literal) => {
+/// Fail fixtures whose overflowing shapes used to panic in the shape rules (checked like
+/// the others, without a snapshot).
+macro_rules! fail_fixture_unsnapshotted {
+    ($test:ident, $file:literal, $culprit:literal) => {
         #[test]
-        #[ignore = $why]
         fn $test() {
             check_fixture($file, $culprit);
         }
     };
 }
 
-fail_fixture_pending!(
-    tile_overflow,
-    "tile_overflow.onnx",
-    "node 'tile'",
-    "panics: passes/src/ops/shape_ops.rs Tile rule multiplies dims unchecked"
-);
-fail_fixture_pending!(
-    pad_overflow,
-    "pad_overflow.onnx",
-    "node 'pad'",
-    "panics: passes/src/ops/shape_ops.rs Pad rule adds pads unchecked"
-);
-fail_fixture_pending!(
+fail_fixture_unsnapshotted!(tile_overflow, "tile_overflow.onnx", "node 'tile'");
+fail_fixture_unsnapshotted!(pad_overflow, "pad_overflow.onnx", "node 'pad'");
+fail_fixture_unsnapshotted!(
     constant_of_shape_overflow,
     "constant_of_shape_overflow.onnx",
-    "'cos'",
-    "panics: passes/src/ir/graph.rs element count of a [2^31,2^31] value overflows"
+    "'cos'"
 );
 
 /// Every file of fixtures/fail/ has a test above (and so a README row).

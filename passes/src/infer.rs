@@ -124,6 +124,28 @@ pub fn infer_shapes(g: &mut Graph, opset: i64) -> Result<InferStats, IrError> {
             op: node.op_type.clone(),
             reason: e.0,
         })?;
+        // Whatever a rule computed, a shape must be allocatable: non-negative dims whose
+        // element count and byte size fit in i64.
+        for info in &outs {
+            if let Some(shape) = &info.shape {
+                let bad_dim = shape.iter().any(|d| d.known().is_some_and(|x| x < 0));
+                let numel = shape.iter().try_fold(1u64, |a, d| match d.known() {
+                    Some(x) => a.checked_mul(u64::try_from(x).ok()?),
+                    None => Some(a),
+                });
+                let bytes = numel.and_then(|n| n.checked_mul(info.dtype.size_bytes().unwrap_or(1)));
+                if bad_dim || bytes.is_none_or(|b| b > i64::MAX as u64) {
+                    return Err(IrError::Shape {
+                        node: node.name.clone(),
+                        op: node.op_type.clone(),
+                        reason: format!(
+                            "computes an output of shape {}, which is negative or too large",
+                            crate::ir::shape_string(Some(shape))
+                        ),
+                    });
+                }
+            }
+        }
         let targets: Vec<Option<ValueId>> = node.outputs.clone();
         for (o, info) in targets.into_iter().zip(outs) {
             let Some(o) = o else { continue };

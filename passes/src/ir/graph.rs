@@ -299,7 +299,7 @@ impl Graph {
     pub fn value_bytes(&self, id: ValueId) -> Option<u64> {
         let v = self.value(id);
         let n = super::types::static_numel(v.shape.as_ref()?)?;
-        Some(n * v.dtype?.size_bytes()?)
+        n.checked_mul(v.dtype?.size_bytes()?)
     }
 
     /// A name not used by any value, built from `base`.

@@ -43,6 +43,9 @@ pub fn broadcast_dims(a: &[i64], b: &[i64]) -> Option<Vec<i64>> {
 
 /// Index into a broadcast input for each flat output index.
 pub fn broadcast_index(out_dims: &[i64], in_dims: &[i64]) -> Vec<usize> {
+    if out_dims.iter().any(|&d| d <= 0) || out_dims.len() < in_dims.len() {
+        return Vec::new();
+    }
     let n: i64 = out_dims.iter().product();
     let off = out_dims.len() - in_dims.len();
     let in_strides = strides(in_dims);

@@ -37,9 +37,17 @@ fn window(c: &OpCtx, kernel: Vec<i64>) -> Result<Window, RuleError> {
             "strides/dilations/pads do not match {n} spatial dims"
         )));
     }
-    if w.strides.iter().chain(&w.dilations).any(|&x| x <= 0) || w.pads.iter().any(|&p| p < 0) {
+    // Bounded so that the output-size arithmetic cannot overflow.
+    const LIMIT: i64 = 1 << 31;
+    if w.strides
+        .iter()
+        .chain(&w.dilations)
+        .chain(&w.kernel)
+        .any(|&x| x <= 0 || x > LIMIT)
+        || w.pads.iter().any(|&p| !(0..=LIMIT).contains(&p))
+    {
         return Err(RuleError(
-            "strides and dilations must be positive, pads >= 0".into(),
+            "strides, dilations and kernel sizes must be in 1..=2^31, pads in 0..=2^31".into(),
         ));
     }
     Ok(w)
@@ -54,17 +62,17 @@ fn spatial_out(w: &Window, spatial: &[Dim]) -> Shape {
             };
             let s = w.strides[i];
             match w.auto_pad.as_str() {
-                "SAME_UPPER" | "SAME_LOWER" => Dim::Known((d + s - 1) / s),
+                "SAME_UPPER" | "SAME_LOWER" => Dim::Known(d.saturating_add(s - 1) / s),
                 _ => {
                     let ek = (w.kernel[i] - 1) * w.dilations[i] + 1;
-                    let span = d + w.pads[i] + w.pads[i + n] - ek;
+                    let span = d.saturating_add(w.pads[i]).saturating_add(w.pads[i + n]) - ek;
                     if span < 0 {
                         return Dim::Known(0);
                     }
                     let o = if w.ceil_mode {
-                        let o = (span + s - 1) / s + 1;
+                        let o = span.saturating_add(s - 1) / s + 1;
                         // The last window must start inside the input or left padding.
-                        if (o - 1) * s >= d + w.pads[i] {
+                        if (o - 1).saturating_mul(s) >= d.saturating_add(w.pads[i]) {
                             o - 1
                         } else {
                             o
@@ -102,7 +110,7 @@ pub fn conv(c: &OpCtx) -> RuleResult {
     };
     let group = c.attr_int("group", 1);
     if let (Some(cin), Some(wc)) = (x[1].known(), wsh[1].known()) {
-        if cin != wc * group {
+        if Some(cin) != wc.checked_mul(group) {
             return Err(RuleError(format!(
                 "Conv input has {cin} channels, weight expects {wc} x group {group}"
             )));
@@ -142,7 +150,10 @@ pub fn conv_transpose(c: &OpCtx) -> RuleResult {
             // SAME pads so that the output is exactly input * stride.
             Some(d) if same => Dim::Known(d * w.strides[i]),
             Some(d) => Dim::Known(
-                w.strides[i] * (d - 1) + opad[i] + (w.kernel[i] - 1) * w.dilations[i] + 1
+                w.strides[i]
+                    .saturating_mul(d - 1)
+                    .saturating_add(opad.get(i).copied().unwrap_or(0).clamp(0, 1 << 31))
+                    .saturating_add((w.kernel[i] - 1) * w.dilations[i] + 1)
                     - w.pads[i]
                     - w.pads[i + n],
             ),

@@ -171,7 +171,9 @@ pub fn reshape(c: &OpCtx) -> RuleResult {
             .iter()
             .enumerate()
             .filter(|&(i, _)| i != k)
-            .try_fold(1u64, |a, (_, d)| Some(a * d.known()? as u64));
+            .try_fold(1u64, |a, (_, d)| {
+                a.checked_mul(u64::try_from(d.known()?).ok()?)
+            });
         if let (Some(total), Some(rest)) = (total, rest) {
             if rest == 0 || total % rest != 0 {
                 return Err(RuleError(format!(
@@ -349,16 +351,18 @@ pub fn split(c: &OpCtx) -> RuleResult {
 /// Normalized (start, end, step) per axis for Slice with known dim `d`.
 fn slice_range(start: i64, end: i64, step: i64, d: i64) -> (i64, i64, i64) {
     let clampi = |x: i64, lo: i64, hi: i64| x.max(lo).min(hi);
-    let fix = |x: i64| if x < 0 { x + d } else { x };
+    let fix = |x: i64| if x < 0 { x.saturating_add(d) } else { x };
+    // Extreme steps cannot overflow the length arithmetic below.
+    let step = step.clamp(-(1 << 62), 1 << 62);
     let (s, e) = if step > 0 {
         (clampi(fix(start), 0, d), clampi(fix(end), 0, d))
     } else {
         (clampi(fix(start), -1, d - 1), clampi(fix(end), -1, d - 1))
     };
     let len = if step > 0 {
-        ((e - s + step - 1) / step).max(0)
+        ((e - s).saturating_add(step - 1) / step).max(0)
     } else {
-        ((s - e + (-step) - 1) / (-step)).max(0)
+        ((s - e).saturating_add(-step - 1) / (-step)).max(0)
     };
     (s, len, step)
 }
@@ -511,8 +515,10 @@ pub fn expand(c: &OpCtx) -> RuleResult {
     };
     let out = super::ctx::broadcast(&[s, &known_shape(&target)])?;
     if let (Some(t), Some(dims)) = (c.constant(0), static_dims(&out)) {
-        let n: i64 = dims.iter().product();
-        if n as u64 <= fold::MAX_FOLD_ELEMENTS {
+        let n = dims
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(u64::try_from(d).ok()?));
+        if n.is_some_and(|n| n <= fold::MAX_FOLD_ELEMENTS) {
             let idx = fold::broadcast_index(&dims, &t.dims);
             if let Some(t) = fold::take(t, dims, &idx) {
                 return Ok(vec![OutInfo::constant(t)]);
@@ -607,8 +613,15 @@ pub fn tile(c: &OpCtx) -> RuleResult {
     let out = s
         .iter()
         .zip(&rep)
-        .map(|(d, &r)| d.known().map_or(Dim::Unknown, |d| Dim::Known(d * r)))
-        .collect();
+        .map(|(d, &r)| match d.known() {
+            Some(d) => d
+                .checked_mul(r)
+                .filter(|&x| x >= 0)
+                .map(Dim::Known)
+                .ok_or_else(|| RuleError(format!("Tile of dim {d} by {r} is out of range"))),
+            None => Ok(Dim::Unknown),
+        })
+        .collect::<Result<_, _>>()?;
     Ok(vec![OutInfo::new(dt, out)])
 }
 
@@ -632,9 +645,19 @@ pub fn pad(c: &OpCtx) -> RuleResult {
     }
     let mut out = s.clone();
     for (k, &a) in axes.iter().enumerate() {
-        out[a] = out[a].known().map_or(Dim::Unknown, |d| {
-            Dim::Known(d + pads[k] + pads[k + axes.len()])
-        });
+        out[a] = match out[a].known() {
+            Some(d) => d
+                .checked_add(pads[k])
+                .and_then(|x| x.checked_add(pads[k + axes.len()]))
+                .filter(|&x| x >= 0)
+                .map(Dim::Known)
+                .ok_or_else(|| {
+                    RuleError(format!(
+                        "Pad of dim {d} gives a negative or overflowing size"
+                    ))
+                })?,
+            None => Dim::Unknown,
+        };
     }
     Ok(vec![OutInfo::new(dt, out)])
 }
