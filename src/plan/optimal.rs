@@ -13,6 +13,7 @@
 //!   so one chain of variables per u counts u once;
 //! - a dropped u read by a dropped v whose recomputation comes first is recomputed with
 //!   it: w_{u,k} ≥ x_u + x_v − 1 over the nested intervals [b_v, b_u).
+//!
 //! Objective: Σ x_v · time(producer of v). A memory row per step keeps every step under
 //! the budget. The model is then checked with the simulator on the real rewrite; when the
 //! rewrite's transients push it over, the budget given to the program is lowered by the
@@ -106,8 +107,8 @@ impl Planner for Optimal {
             for (i, &v) in cands.iter().enumerate() {
                 let (_, lf, fb, _) = span(v);
                 let Some(fb) = fb else { continue };
-                for t in (lf + 1)..fb.min(steps) {
-                    terms[t].push((xs[i], -bytes(v)));
+                for row in terms.iter_mut().take(fb.min(steps)).skip(lf + 1) {
+                    row.push((xs[i], -bytes(v)));
                 }
             }
             // Sources of each dropped candidate.
@@ -136,7 +137,7 @@ impl Planner for Optimal {
                 if deps.is_empty() {
                     continue;
                 }
-                deps.sort_by(|a, b| b.0.cmp(&a.0)); // longest extension first
+                deps.sort_by_key(|d| std::cmp::Reverse(d.0)); // longest extension first
                 let xu = index.get(&u).map(|&k| xs[k]);
                 let mut prev: Option<Variable> = None;
                 for (k, &(fb, i)) in deps.iter().enumerate() {
@@ -153,8 +154,9 @@ impl Planner for Optimal {
                     prev = Some(z);
                     let next_fb = deps.get(k + 1).map(|d| d.0).unwrap_or(last_u + 1);
                     // z_k covers the steps only it reaches: [next_fb, fb).
-                    for t in next_fb.max(last_u + 1)..fb.min(steps) {
-                        terms[t].push((z, bytes(u)));
+                    let first = next_fb.max(last_u + 1);
+                    for row in terms.iter_mut().take(fb.min(steps)).skip(first) {
+                        row.push((z, bytes(u)));
                     }
                 }
             }
@@ -167,7 +169,7 @@ impl Planner for Optimal {
                 if deps.is_empty() {
                     continue;
                 }
-                deps.sort_by(|a, b| a.0.cmp(&b.0)); // earliest first
+                deps.sort_by_key(|d| d.0); // earliest first
                 let xu = xs[index[&u]];
                 let mut prev: Option<Variable> = None;
                 for (k, &(fb, i)) in deps.iter().enumerate() {
@@ -182,8 +184,8 @@ impl Planner for Optimal {
                     }
                     prev = Some(w);
                     let next_fb = deps.get(k + 1).map(|d| d.0).unwrap_or(fb_u);
-                    for t in fb..next_fb.min(steps) {
-                        terms[t].push((w, bytes(u)));
+                    for row in terms.iter_mut().take(next_fb.min(steps)).skip(fb) {
+                        row.push((w, bytes(u)));
                     }
                 }
             }
