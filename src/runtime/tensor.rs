@@ -2,6 +2,7 @@
 
 use super::error::RuntimeError;
 use onnx_ac_passes::ir::DType;
+pub use onnx_ac_passes::ir::{f16_to_f32 as f16_bits_to_f32, f32_to_f16 as f32_to_f16_bits};
 use ort::value::TensorElementType;
 
 /// A dense tensor in host memory, as passed to and returned from ONNX Runtime.
@@ -286,62 +287,6 @@ pub(crate) fn from_ort_type(t: TensorElementType) -> Option<DType> {
         TensorElementType::Bool => DType::Bool,
         _ => return None,
     })
-}
-
-/// IEEE binary16 bits to f32 (exact).
-pub fn f16_bits_to_f32(h: u16) -> f32 {
-    let sign = u32::from(h >> 15) << 31;
-    let exp = u32::from((h >> 10) & 0x1f);
-    let man = u32::from(h & 0x3ff);
-    let bits = match (exp, man) {
-        (0, 0) => sign,
-        (0, m) => {
-            // Subnormal: value = m * 2^-24; normalise.
-            let shift = m.leading_zeros() - 21; // bring the top set bit to bit 10
-            let m = (m << shift) & 0x3ff;
-            let e = 127 - 15 + 1 - shift;
-            sign | (e << 23) | (m << 13)
-        }
-        (0x1f, 0) => sign | 0x7f80_0000,
-        (0x1f, m) => sign | 0x7fc0_0000 | (m << 13),
-        (e, m) => sign | ((e + 127 - 15) << 23) | (m << 13),
-    };
-    f32::from_bits(bits)
-}
-
-/// f32 to IEEE binary16 bits, rounding to nearest-even; overflow gives infinity.
-pub fn f32_to_f16_bits(v: f32) -> u16 {
-    let x = v.to_bits();
-    let sign = ((x >> 16) & 0x8000) as u16;
-    let exp = ((x >> 23) & 0xff) as i32;
-    let man = x & 0x7f_ffff;
-    if exp == 0xff {
-        return sign | 0x7c00 | if man != 0 { 0x200 } else { 0 };
-    }
-    let e = exp - 127 + 15;
-    if e >= 0x1f {
-        return sign | 0x7c00;
-    }
-    if e <= 0 {
-        if e < -10 {
-            return sign;
-        }
-        let m = man | 0x80_0000;
-        let shift = (14 - e) as u32;
-        let half = 1u32 << (shift - 1);
-        let rest = m & ((1u32 << shift) - 1);
-        let mut r = m >> shift;
-        if rest > half || (rest == half && (r & 1) == 1) {
-            r += 1;
-        }
-        return sign | r as u16;
-    }
-    let mut r = ((e as u32) << 10) | (man >> 13);
-    let rest = man & 0x1fff;
-    if rest > 0x1000 || (rest == 0x1000 && (r & 1) == 1) {
-        r += 1; // may carry into the exponent, up to infinity: still correct
-    }
-    sign | r as u16
 }
 
 #[cfg(test)]

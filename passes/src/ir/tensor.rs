@@ -180,28 +180,30 @@ impl Tensor {
     }
 }
 
+/// IEEE binary16 bits to f32 (exact).
 pub fn f16_to_f32(h: u16) -> f32 {
     let sign = u32::from(h >> 15) << 31;
     let exp = u32::from((h >> 10) & 0x1f);
     let man = u32::from(h & 0x3ff);
-    let bits = if exp == 0 {
-        if man == 0 {
-            sign
-        } else {
-            // Subnormal: value = man * 2^-24.
-            let v = man as f32 * (1.0 / 16_777_216.0);
-            return if sign != 0 { -v } else { v };
+    let bits = match (exp, man) {
+        (0, 0) => sign,
+        (0, m) => {
+            // Subnormal: value = m * 2^-24; normalise.
+            let shift = m.leading_zeros() - 21; // bring the top set bit to bit 10
+            let m = (m << shift) & 0x3ff;
+            let e = 127 - 15 + 1 - shift;
+            sign | (e << 23) | (m << 13)
         }
-    } else if exp == 0x1f {
-        sign | 0x7f80_0000 | (man << 13)
-    } else {
-        sign | ((exp + 112) << 23) | (man << 13)
+        (0x1f, 0) => sign | 0x7f80_0000,
+        (0x1f, m) => sign | 0x7fc0_0000 | (m << 13),
+        (e, m) => sign | ((e + 127 - 15) << 23) | (m << 13),
     };
     f32::from_bits(bits)
 }
 
-pub fn f32_to_f16(f: f32) -> u16 {
-    let x = f.to_bits();
+/// f32 to IEEE binary16 bits, rounding to nearest-even; overflow gives infinity.
+pub fn f32_to_f16(v: f32) -> u16 {
+    let x = v.to_bits();
     let sign = ((x >> 16) & 0x8000) as u16;
     let exp = ((x >> 23) & 0xff) as i32;
     let man = x & 0x7f_ffff;
@@ -216,14 +218,20 @@ pub fn f32_to_f16(f: f32) -> u16 {
         if e < -10 {
             return sign;
         }
-        let m = (man | 0x80_0000) >> (1 - e);
-        return sign | ((m + 0x1000) >> 13) as u16;
+        let m = man | 0x80_0000;
+        let shift = (14 - e) as u32;
+        let half = 1u32 << (shift - 1);
+        let rest = m & ((1u32 << shift) - 1);
+        let mut r = m >> shift;
+        if rest > half || (rest == half && (r & 1) == 1) {
+            r += 1;
+        }
+        return sign | r as u16;
     }
-    let half = sign | ((e as u16) << 10) | (man >> 13) as u16;
-    // Round to nearest even.
-    if man & 0x1fff > 0x1000 || (man & 0x1fff == 0x1000 && half & 1 == 1) {
-        half + 1
-    } else {
-        half
+    let mut r = ((e as u32) << 10) | (man >> 13);
+    let rest = man & 0x1fff;
+    if rest > 0x1000 || (rest == 0x1000 && (r & 1) == 1) {
+        r += 1; // may carry into the exponent, up to infinity: still correct
     }
+    sign | r as u16
 }
