@@ -186,8 +186,9 @@ pub struct PlanArgs {
     /// Device of the analytic cost model.
     #[arg(long, default_value = "cpu", value_parser = ["cpu", "a100", "h100"])]
     pub device: String,
-    /// Emit recomputed copies without the late data dependency (for measuring its effect;
-    /// ONNX Runtime then undoes most of the saving).
+    /// Emit the rewrite without its defences against ONNX Runtime (the late data dependency
+    /// and the hidden backward dims), for measuring their effect: ONNX Runtime then undoes
+    /// most of the saving.
     #[arg(long, hide = true)]
     pub no_pin: bool,
 }

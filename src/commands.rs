@@ -135,9 +135,7 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
         budget,
         source,
         best_effort: a.plan.best_effort,
-        rewrite: RewriteOptions {
-            pin_late: !a.plan.no_pin,
-        },
+        rewrite: RewriteOptions::defended(!a.plan.no_pin),
     };
     progress("planning and rewriting");
     let cost_fn =

@@ -35,7 +35,7 @@ fn plan(tm: &Model, info: &TrainingInfo, planner: &str, percent: f64, pin: bool)
         budget: Budget::Percent(percent),
         source: PlanSource::Planner(planner.into()),
         best_effort: true,
-        rewrite: RewriteOptions { pin_late: pin },
+        rewrite: RewriteOptions::defended(pin),
     };
     plan_and_rewrite(tm, info, &opts, &fixed_time, "fixed table").unwrap()
 }

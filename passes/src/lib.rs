@@ -9,6 +9,7 @@ pub mod lower;
 pub mod ops;
 pub mod pin;
 pub mod recompute;
+pub mod runtime_shapes;
 pub mod schedule;
 pub mod synth;
 

@@ -95,13 +95,37 @@ impl Pinner {
         dep: ValueId,
         out: &mut Vec<Node>,
     ) -> Option<ValueId> {
-        let xv = g.value(x).clone();
-        let dims = crate::ir::static_dims(xv.shape.as_ref()?)?;
-        let base = format!("{}/pin", xv.name);
+        let dims = crate::ir::static_dims(g.value(x).shape.as_ref()?)?;
+        let base = format!("{}/pin", g.value(x).name);
+        let new_shape = self.shape_plus(g, &base, &dims, dep, out);
+        Some(self.reshape_to(g, x, new_shape, "pinned", &base, out))
+    }
+
+    /// `dims + dep`: an int64 shape equal to `dims` that is not known before `dep` exists.
+    pub fn dims_plus(
+        &mut self,
+        g: &mut Graph,
+        dims: &[i64],
+        dep: ValueId,
+        out: &mut Vec<Node>,
+    ) -> ValueId {
+        let text: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+        let base = format!("hidden_shape/{}", text.join("x"));
+        self.shape_plus(g, &base, dims, dep, out)
+    }
+
+    fn shape_plus(
+        &mut self,
+        g: &mut Graph,
+        base: &str,
+        dims: &[i64],
+        dep: ValueId,
+        out: &mut Vec<Node>,
+    ) -> ValueId {
         let shape = self.init(
             g,
             &format!("{base}/shape"),
-            Tensor::from_i64(vec![dims.len() as i64], &dims),
+            Tensor::from_i64(vec![dims.len() as i64], dims),
         );
         let new_shape = self.val(
             g,
@@ -109,15 +133,31 @@ impl Pinner {
             DType::Int64,
             &[dims.len() as i64],
         );
-        let pinned = self.val(
-            g,
-            &format!("{}/pinned", xv.name),
-            xv.dtype.unwrap_or(DType::Float),
-            &dims,
-        );
-        self.emit(g, out, &base, "Add", &[shape, dep], new_shape, vec![]);
-        self.emit(g, out, &base, "Reshape", &[x, new_shape], pinned, vec![]);
-        Some(pinned)
+        self.emit(g, out, base, "Add", &[shape, dep], new_shape, vec![]);
+        new_shape
+    }
+
+    /// `Reshape(x, shape)`, a value named `<x>/<label>` with `x`'s dtype and true dims, made
+    /// by a node named `<node_base>/Reshape`.
+    pub fn reshape_to(
+        &mut self,
+        g: &mut Graph,
+        x: ValueId,
+        shape: ValueId,
+        label: &str,
+        node_base: &str,
+        out: &mut Vec<Node>,
+    ) -> ValueId {
+        let xv = g.value(x).clone();
+        let out_v = self.fresh(g, &format!("{}/{label}", xv.name));
+        let outv = g.add_value(Value {
+            name: out_v,
+            dtype: xv.dtype,
+            shape: xv.shape.clone(),
+            ..Default::default()
+        });
+        self.emit(g, out, node_base, "Reshape", &[x, shape], outv, vec![]);
+        outv
     }
 
     /// Pins `x` for a reader of op `reader_op`. ONNX Runtime merges a Reshape into a

@@ -20,11 +20,24 @@ use thiserror::Error;
 pub struct RewriteOptions {
     /// Add the late data dependency that defeats CSE and early scheduling.
     pub pin_late: bool,
+    /// Hide the backward's dims from ONNX Runtime so that it cannot keep freed forward
+    /// buffers for backward values (`runtime_shapes.rs`).
+    pub hide_shapes: bool,
+}
+
+impl RewriteOptions {
+    /// Every defence on (the default), or none.
+    pub fn defended(on: bool) -> Self {
+        RewriteOptions {
+            pin_late: on,
+            hide_shapes: on,
+        }
+    }
 }
 
 impl Default for RewriteOptions {
     fn default() -> Self {
-        RewriteOptions { pin_late: true }
+        RewriteOptions::defended(true)
     }
 }
 
@@ -44,6 +57,8 @@ pub struct RewriteReport {
     pub groups: usize,
     /// Groups that got the late dependency.
     pub pinned_groups: usize,
+    /// Backward inputs read through a shape-hiding alias.
+    pub hidden_inputs: usize,
 }
 
 /// Ops whose result changes from run to run: never recomputed.
@@ -291,6 +306,10 @@ pub fn apply_recompute(
     }
     for n in out_nodes {
         rw.g.add_node(n);
+    }
+    if opts.hide_shapes {
+        report.hidden_inputs =
+            crate::runtime_shapes::hide_backward_shapes(&mut rw.g, info.forward_end, info.loss, info.opset);
     }
     crate::ir::verify(&rw.g)?;
     Ok((rw.g, report))

@@ -190,6 +190,9 @@ impl<'a> Exporter<'a> {
                 }
                 continue;
             }
+            if v.hide_shape {
+                continue;
+            }
             let typed = v.dtype.is_some() || v.opaque_type.is_some();
             if v.has_value_info || (self.opts.all_value_info && typed && v.producer.is_some()) {
                 gp.value_info.push(self.value_info(g, id));

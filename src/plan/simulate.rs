@@ -183,6 +183,8 @@ struct VVal {
     constant: bool,
     is_input: bool,
     is_output: bool,
+    /// ONNX Runtime cannot infer all dims (`Value::hide_shape`): its buffer is never paired.
+    hidden: bool,
 }
 
 impl VVal {
@@ -257,6 +259,7 @@ fn build_view(g: &Graph, opts: &SimOptions) -> View {
             constant: false,
             is_input: false,
             is_output: false,
+            hidden: v.hide_shape,
         })
         .collect();
     for &i in &g.initializers {
@@ -529,6 +532,10 @@ fn matmul_add_fusion(view: &mut View) {
         let (Some(a), Some(b)) = (mm.inputs[0], mm.inputs[1]) else {
             continue;
         };
+        // ONNX Runtime needs concrete dims to fuse.
+        if view.vals[a].hidden || add.inputs.iter().flatten().any(|&i| view.vals[i].hidden && i != out) {
+            continue;
+        }
         let (Some(ad), Some(bd)) = (view.vals[a].known_dims(), view.vals[b].known_dims()) else {
             continue;
         };
@@ -1654,7 +1661,7 @@ fn inplace_input(n: &VNode, oi: usize) -> Option<usize> {
 
 /// The planner's SameSize: same element size and the same shape, dimension by dimension.
 fn same_shape(a: &VVal, b: &VVal) -> bool {
-    if a.string || b.string || a.elem.is_none() || a.elem != b.elem {
+    if a.hidden || b.hidden || a.string || b.string || a.elem.is_none() || a.elem != b.elem {
         return false;
     }
     let (Some(sa), Some(sb)) = (a.dims.as_ref(), b.dims.as_ref()) else {
@@ -2015,7 +2022,7 @@ fn run(g: &Graph, order: &[NodeId], info: Option<&TrainingInfo>, opts: &SimOptio
                 }
             }
             let scalar = vals[o].dims.as_ref().is_none_or(|s| s.is_empty());
-            if reuse.is_none() && !scalar {
+            if reuse.is_none() && !scalar && std::env::var_os("ONNX_AC_NOREUSE").is_none() {
                 if let Some(j) = freelist
                     .iter()
                     .rposition(|&f| same_shape(&vals[f], &vals[o]))
@@ -2181,6 +2188,20 @@ fn run(g: &Graph, order: &[NodeId], info: Option<&TrainingInfo>, opts: &SimOptio
             at_peak.insert(b, (delta as u64, v));
         } else if let Some(e) = at_peak.get_mut(&b) {
             e.1 = v;
+        }
+    }
+    if std::env::var_os("ONNX_AC_SIM_DEBUG").is_some() {
+        let mut last_read = vec![0usize; nv];
+        for (s, &k) in steps.iter().enumerate() {
+            for v in view.nodes[k].inputs.iter().flatten() {
+                last_read[*v] = s;
+            }
+        }
+        let mut rows: Vec<_> = at_peak.iter().map(|(&b, &(h, v))| (h, b, v)).collect();
+        rows.sort();
+        for (h, b, v) in rows.iter().rev() {
+            let idle = last_read[*v] < peak.3;
+            eprintln!("{h:>10} {} holder={} first={} release={:?}", if idle { "IDLE" } else { "live" }, name(*v), name(*b), release_at[*b]);
         }
     }
     for (h, v) in at_peak.into_values() {

@@ -38,6 +38,8 @@ pub struct TrainingInfo {
     pub forward_end: usize,
     /// New graph inputs the loss added (labels or target).
     pub loss_inputs: Vec<ValueId>,
+    /// The model's ai.onnx opset (for shape rules run by later passes).
+    pub opset: i64,
 }
 
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -318,6 +320,7 @@ pub fn build_training_graph(
             grads,
             forward_end,
             loss_inputs,
+            opset,
         },
     ))
 }

@@ -167,6 +167,10 @@ pub struct Value {
     pub metadata: Vec<(String, String)>,
     /// The file carried a `value_info` entry for it (kept on save).
     pub has_value_info: bool,
+    /// ONNX Runtime must not learn this value's dims: no `value_info` is written for it, so
+    /// ONNX Runtime's allocation planner cannot pair its buffer with another value's
+    /// (`runtime_shapes.rs`). `shape` still holds the true dims.
+    pub hide_shape: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Default)]
