@@ -600,8 +600,10 @@ fn structured_mutations_never_panic() {
     };
     let iters = env("ONNX_AC_FUZZ_ITERS", 2000);
     let mut rng = Rng(env("ONNX_AC_FUZZ_SEED", 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("mutant.onnx");
+    // An abort (a huge allocation) cannot be caught: the mutant being loaded and its
+    // description stay in target/tmp/ to replay it; a run that completes removes them.
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("structured_mutant.onnx");
+    let what_path = path.with_extension("txt");
     let mut panics = Vec::new();
     for model in ["cnn.ts17", "cnn.dyn18", "bert.dyn18"] {
         let src = std::fs::read(Path::new(ROOT).join(format!("fixtures/models/{model}.onnx")));
@@ -613,6 +615,7 @@ fn structured_mutations_never_panic() {
                 continue;
             }
             std::fs::write(&path, m.write_to_bytes().unwrap()).unwrap();
+            std::fs::write(&what_path, format!("{model} mutation {i}: {what}\n")).unwrap();
             let r = std::panic::catch_unwind(|| {
                 onnx_ac::load_model(&path, &BTreeMap::new()).map(|_| ())
             });
@@ -621,5 +624,7 @@ fn structured_mutations_never_panic() {
             }
         }
     }
+    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(&what_path);
     assert!(panics.is_empty(), "panics:\n{}", panics.join("\n"));
 }

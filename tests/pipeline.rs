@@ -79,7 +79,9 @@ fn rewritten_mlp_snapshot() {
     let g = &p.rewritten.graph;
     let backward: String = print_graph(g)
         .lines()
-        .filter(|l| l.contains("recompute") || l.contains("/late") || l.contains("/pin"))
+        .filter(|l| {
+            l.contains("recompute") || l.contains("/late") || l.contains("/pin") || l.contains("hidden")
+        })
         .map(|l| format!("{l}\n"))
         .collect();
     insta::assert_snapshot!("rewritten_mlp_full", backward);

@@ -92,18 +92,23 @@ pub fn hide_backward_shapes(g: &mut Graph, forward_end: usize, loss: ValueId, op
 
     // Adds `n` and infers its outputs, remembering the true shapes of new values.
     let push = |g: &mut Graph, truth: &mut Vec<(Option<Shape>, Option<Tensor>)>, n: Node| {
-        for o in n.outputs.iter().flatten() {
-            if o.index() >= truth.len() {
-                truth.resize(o.index() + 1, (None, None));
-                truth[o.index()] = (g.value(*o).shape.clone(), None);
-            }
+        // Values made since the last node (new outputs, initializers) carry true shapes.
+        for v in &g.values[truth.len()..] {
+            truth.push((v.shape.clone(), v.constant.clone()));
         }
         let id = g.add_node(n);
         infer_node(g, id, opset);
     };
 
     for mut node in backward {
-        if !is_alias(&node.op_type) {
+        // A node whose outputs are all tiny (the pins' own scalar arithmetic) cannot hold
+        // a buffer worth pairing.
+        let tiny = node.outputs.iter().flatten().all(|o| {
+            let t = &truth[o.index()].0;
+            let numel = t.as_deref().and_then(crate::ir::static_numel);
+            numel.is_some_and(|n| n <= 16)
+        });
+        if !is_alias(&node.op_type) && !tiny {
             for k in 0..node.inputs.len() {
                 let Some(x) = node.inputs[k] else { continue };
                 let v = g.value(x);
