@@ -129,8 +129,10 @@ pub struct MainArgs {
     /// The ONNX model.
     #[arg(required = true)]
     pub model: Option<PathBuf>,
-    /// Memory budget: 2GB, 1.5GiB, 512MiB, 1000000B, or a percentage of the peak without
-    /// recomputation (60%).
+    /// Memory budget (the whole training step: weights, inputs, activations, gradients): 2GB,
+    /// 1.5GiB, 512MiB, 1000000B; a percentage of the peak without recomputation (60%); or the
+    /// share of activation memory to keep (50%act: the peak without recomputation minus half
+    /// of the forward values the backward reads).
     #[arg(long, required = true)]
     pub budget: Option<Budget>,
     /// Where to write the rewritten training graph.

@@ -147,8 +147,13 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
         let failed = !report.passed;
         planned.summary.peak_source = "measured".into();
         if let (Some(x), Some(y)) = (report.original_peak_bytes, report.rewritten_peak_bytes) {
+            let (x, y) = (
+                x + planned.summary.unallocated_bytes,
+                y + planned.summary.unallocated_bytes,
+            );
             planned.summary.initial_peak_bytes = x;
             planned.summary.final_peak_bytes = y;
+            planned.summary.within_budget = y <= planned.summary.budget_bytes;
             let red = x as i64 - y as i64;
             planned.summary.reduction_bytes = red;
             planned.summary.reduction_percent = 100.0 * red as f64 / x.max(1) as f64;

@@ -76,10 +76,22 @@ pub fn plan_and_rewrite(
     cost_name: &str,
 ) -> Result<Planned> {
     let g = &model.graph;
-    let (_, base) = evaluate(g, info, &[], cost).map_err(plan_err)?;
+    // The peak without onnx-ac: the training graph as it is, not rewritten.
+    let base = {
+        let order = plan::simulate::ort_default_order(g);
+        plan::simulate::simulate(g, &order, Some(info))
+    };
     let budget = match opts.budget {
         Budget::Bytes(b) => b,
         Budget::Percent(p) => (base.peak_bytes as f64 * p / 100.0) as u64,
+        Budget::ActivationPercent(p) => {
+            let activations: u64 = saved_activations(g, info)
+                .iter()
+                .filter_map(|&v| g.value_bytes(v))
+                .sum();
+            let cut = (activations as f64 * (100.0 - p) / 100.0) as u64;
+            base.peak_bytes.saturating_sub(cut)
+        }
     };
     let plan = match &opts.source {
         PlanSource::Planner(name) => {
@@ -156,6 +168,8 @@ pub fn plan_and_rewrite(
         saved_memory_bytes: saved_bytes,
         simulated_initial_peak_bytes: base.peak_bytes,
         simulated_final_peak_bytes: after.peak_bytes,
+        unallocated_bytes: after.peak_bytes - after.counted_peak_bytes,
+        within_budget: after.peak_bytes <= budget,
         verify: None,
     };
     let mut rewritten = model.clone();

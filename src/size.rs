@@ -1,5 +1,6 @@
-//! Memory sizes on the command line: `2GB`, `1.5GiB`, `512MiB`, `1000000` (bytes) or a
-//! percentage of the no-recompute peak (`60%`).
+//! Memory sizes on the command line: `2GB`, `1.5GiB`, `512MiB`, `1000000` (bytes), a
+//! percentage of the no-recompute peak (`60%`), or a percentage of the activation memory to
+//! keep (`50%act`: the no-recompute peak minus half of the activations the backward reads).
 
 use serde::Serialize;
 use std::fmt;
@@ -10,10 +11,13 @@ pub enum Budget {
     Bytes(u64),
     /// A fraction of the peak without recomputation, in percent (0 < p <= 100).
     Percent(f64),
+    /// The peak without recomputation minus (100 − p)% of the activation memory (the forward
+    /// values the backward reads), in percent (0 <= p <= 100).
+    ActivationPercent(f64),
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("invalid size '{input}': {reason} (examples: 2GB, 1.5GiB, 512MiB, 1000000B, 60%)")]
+#[error("invalid size '{input}': {reason} (examples: 2GB, 1.5GiB, 512MiB, 1000000B, 60%, 50%act)")]
 pub struct SizeError {
     pub input: String,
     pub reason: String,
@@ -27,6 +31,17 @@ impl FromStr for Budget {
             reason: reason.to_string(),
         };
         let t = s.trim();
+        let lower = t.to_ascii_lowercase();
+        if let Some(p) = lower
+            .strip_suffix("%act")
+            .or_else(|| lower.strip_suffix("%activations"))
+        {
+            let v: f64 = p.trim().parse().map_err(|_| err("not a number"))?;
+            if !(0.0..=100.0).contains(&v) {
+                return Err(err("a percentage of activations must be in [0, 100]"));
+            }
+            return Ok(Budget::ActivationPercent(v));
+        }
         if let Some(p) = t.strip_suffix('%') {
             let v: f64 = p.trim().parse().map_err(|_| err("not a number"))?;
             if !(v > 0.0 && v <= 100.0) {
@@ -64,6 +79,7 @@ impl fmt::Display for Budget {
         match self {
             Budget::Bytes(b) => f.write_str(&human_bytes(*b)),
             Budget::Percent(p) => write!(f, "{p}%"),
+            Budget::ActivationPercent(p) => write!(f, "{p}%act"),
         }
     }
 }
@@ -96,11 +112,13 @@ mod tests {
         assert_eq!("1000".parse(), Ok(Budget::Bytes(1000)));
         assert_eq!("10kb".parse(), Ok(Budget::Bytes(10_000)));
         assert_eq!("60%".parse(), Ok(Budget::Percent(60.0)));
+        assert_eq!("30%act".parse(), Ok(Budget::ActivationPercent(30.0)));
+        assert_eq!("0%activations".parse(), Ok(Budget::ActivationPercent(0.0)));
     }
 
     #[test]
     fn rejects_nonsense() {
-        for bad in ["", "GB", "2XB", "0%", "101%", "-1GB", "0", "1e400GB"] {
+        for bad in ["", "GB", "2XB", "0%", "101%", "-1GB", "0", "1e400GB", "101%act", "x%act"] {
             assert!(bad.parse::<Budget>().is_err(), "{bad} should be rejected");
         }
     }

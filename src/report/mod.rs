@@ -157,6 +157,11 @@ pub struct Summary {
     pub saved_memory_bytes: u64,
     pub simulated_initial_peak_bytes: u64,
     pub simulated_final_peak_bytes: u64,
+    /// Weights and graph inputs ONNX Runtime uses in place (not through its allocator): a
+    /// measured peak is the allocator's peak plus these, comparable with the budget.
+    pub unallocated_bytes: u64,
+    /// The final peak (measured with `--verify`, else simulated) is at most the budget.
+    pub within_budget: bool,
     pub verify: Option<crate::verify::VerifyReport>,
 }
 
@@ -193,6 +198,14 @@ impl Summary {
                     "{} ({}, {})",
                     human_bytes(self.final_peak_bytes),
                     gb(self.final_peak_bytes),
+                    self.peak_source
+                ),
+            ),
+            (
+                "within budget",
+                format!(
+                    "{} ({})",
+                    if self.within_budget { "yes" } else { "NO" },
                     self.peak_source
                 ),
             ),
