@@ -1,10 +1,10 @@
 //! Memory simulation and recomputation planning. A plan is data (`RecomputePlan`):
 //! printable, diffable, loadable with `--plan plan.json`.
 
+pub mod ac;
 pub mod candidates;
 pub mod mutwo;
 pub mod optimal;
-pub mod peak_greedy;
 pub mod presets;
 pub mod simulate;
 
@@ -96,7 +96,8 @@ pub fn evaluate(
     let added: f64 = (info.forward_end..rg.nodes.len())
         .filter(|&i| rg.nodes[i].name.contains("/recompute"))
         .map(|i| cost(&rg, NodeId(i as u32)))
-        .sum();
+        .sum::<f64>()
+        + 0.0; // An empty sum is -0.0.
     Ok((
         rg,
         Evaluation {
@@ -124,7 +125,7 @@ pub trait Planner {
 /// The planners `--planner` and `--policy` accept.
 pub fn planner_by_name(name: &str) -> Result<Box<dyn Planner>, PlanError> {
     Ok(match name {
-        "ac" => Box::new(peak_greedy::PeakGreedy),
+        "ac" => Box::new(ac::Ac),
         "mutwo" => Box::new(mutwo::MuTwo),
         "optimal" => Box::new(optimal::Optimal::default()),
         "none" => Box::new(presets::Preset::None),

@@ -533,7 +533,13 @@ fn matmul_add_fusion(view: &mut View) {
             continue;
         };
         // ONNX Runtime needs concrete dims to fuse.
-        if view.vals[a].hidden || add.inputs.iter().flatten().any(|&i| view.vals[i].hidden && i != out) {
+        if view.vals[a].hidden
+            || add
+                .inputs
+                .iter()
+                .flatten()
+                .any(|&i| view.vals[i].hidden && i != out)
+        {
             continue;
         }
         let (Some(ad), Some(bd)) = (view.vals[a].known_dims(), view.vals[b].known_dims()) else {
@@ -2201,7 +2207,13 @@ fn run(g: &Graph, order: &[NodeId], info: Option<&TrainingInfo>, opts: &SimOptio
         rows.sort();
         for (h, b, v) in rows.iter().rev() {
             let idle = last_read[*v] < peak.3;
-            eprintln!("{h:>10} {} holder={} first={} release={:?}", if idle { "IDLE" } else { "live" }, name(*v), name(*b), release_at[*b]);
+            eprintln!(
+                "{h:>10} {} holder={} first={} release={:?}",
+                if idle { "IDLE" } else { "live" },
+                name(*v),
+                name(*b),
+                release_at[*b]
+            );
         }
     }
     for (h, v) in at_peak.into_values() {

@@ -1,0 +1,349 @@
+//! onnx-ac's default planner, `ac`: the cheapest plan that fits, chosen from a pool of
+//! simulated plans.
+//!
+//! Greedy ratio rules (μ-TWO) stop at the first plan that fits and pay for memory that was
+//! never at the peak; presets ignore the budget; the exact program (`optimal`) models ONNX
+//! Runtime's allocator only approximately and is slow on large graphs. `ac` simulates plans
+//! from all of them and keeps the one with the least added compute whose simulated peak
+//! fits:
+//!
+//! 1. a **peak-aware sweep**: from no recomputation down to the lowest peak it can reach,
+//!    each step drops the candidates held idle across the current peak step (dropped there,
+//!    needed later) with the most bytes per second of recomputation (chains charged through
+//!    their dropped sources); every step is a plan of the pool;
+//! 2. **μ-TWO's order**: prefixes of the global bytes-per-second ranking;
+//! 3. the **presets** (none, selective, full);
+//! 4. on graphs small enough, the **exact program** at a fixed grid of budget levels.
+//!
+//! None of these depend on the budget, so the choice among them is monotone: a larger
+//! budget never selects more added time, nor a smaller peak. (Pruning a chosen plan against
+//! the budget would save a little more but would break that: it is not done.)
+
+use super::candidates::{candidates, recompute_time};
+use super::simulate::{ort_default_order, simulate};
+use super::{PlanError, PlanInput, Planner, RecomputePlan};
+use onnx_ac_passes::ir::{NodeId, ValueId};
+use onnx_ac_passes::recompute::{apply_recompute, RewriteOptions};
+use std::collections::{HashMap, HashSet};
+
+pub struct Ac;
+
+/// Graphs up to this many nodes also get the exact program's plan.
+const EXACT_MAX_NODES: usize = 3_000;
+/// Time limit for the exact program inside `ac`.
+const EXACT_TIME_LIMIT_S: f64 = 10.0;
+/// Candidates tried by simulation when none is idle across the peak.
+const TRIALS: usize = 8;
+/// About how many simulations each part of the pool may use on large graphs.
+const LARGE_GRAPH_STEPS: usize = 16;
+/// Above this many nodes a graph counts as large (batched steps).
+const LARGE_GRAPH_NODES: usize = 4_000;
+
+/// A simulated plan: peak bytes and added seconds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Score {
+    peak: u64,
+    time: f64,
+}
+
+/// The full outcome of simulating one plan, for the sweep.
+struct Detail {
+    score: Score,
+    /// Not-dropped candidates held idle across the peak step: (value, bytes).
+    idle_at_peak: Vec<(ValueId, u64)>,
+}
+
+struct Pool<'a, 'b> {
+    input: &'a PlanInput<'b>,
+    cands: Vec<ValueId>,
+    scores: HashMap<Vec<ValueId>, Score>,
+    /// Plans in the order they were added (the pool), keyed like `scores`.
+    plans: Vec<Vec<ValueId>>,
+}
+
+impl<'a, 'b> Pool<'a, 'b> {
+    fn key(values: &[ValueId]) -> Vec<ValueId> {
+        let mut k = values.to_vec();
+        k.sort_unstable();
+        k.dedup();
+        k
+    }
+
+    /// Rewrites and simulates `chosen`; remembers the plan in the pool.
+    fn detail(&mut self, chosen: &[ValueId]) -> Result<Detail, PlanError> {
+        let (g, info) = (self.input.graph, self.input.info);
+        let (rg, _) = apply_recompute(g, info, chosen, RewriteOptions::default())?;
+        let order = ort_default_order(&rg);
+        let sim = simulate(&rg, &order, Some(info));
+        let time: f64 = (info.forward_end..rg.nodes.len())
+            .filter(|&i| rg.nodes[i].name.contains("/recompute"))
+            .map(|i| (self.input.cost)(&rg, NodeId(i as u32)))
+            .sum::<f64>()
+            + 0.0; // An empty sum is -0.0.
+        let score = Score {
+            peak: sim.peak_bytes,
+            time,
+        };
+        let mut pos = vec![usize::MAX; rg.nodes.len()];
+        for (k, n) in order.iter().enumerate() {
+            pos[n.index()] = k;
+        }
+        let consumers = rg.consumers();
+        let dropped: HashSet<ValueId> = chosen.iter().copied().collect();
+        let mut idle = Vec::new();
+        for &v in &self.cands {
+            if dropped.contains(&v) {
+                continue;
+            }
+            let readers = &consumers[v.index()];
+            let last_fw = readers
+                .iter()
+                .filter(|r| r.index() < info.forward_end)
+                .map(|r| pos[r.index()])
+                .max();
+            let made = rg.value(v).producer.map(|p| pos[p.index()]);
+            let first_bw = readers
+                .iter()
+                .filter(|r| r.index() >= info.forward_end)
+                .map(|r| pos[r.index()])
+                .min();
+            let (Some(made), Some(first_bw)) = (made, first_bw) else {
+                continue;
+            };
+            let idle_from = last_fw.unwrap_or(made).max(made);
+            if idle_from < sim.peak_step && sim.peak_step < first_bw {
+                idle.push((v, rg.value_bytes(v).unwrap_or(0)));
+            }
+        }
+        self.remember(chosen, score);
+        Ok(Detail {
+            score,
+            idle_at_peak: idle,
+        })
+    }
+
+    fn remember(&mut self, chosen: &[ValueId], score: Score) {
+        let k = Self::key(chosen);
+        if self.scores.insert(k.clone(), score).is_none() {
+            self.plans.push(k);
+        }
+    }
+
+    /// The score of `chosen` (simulated once per distinct plan).
+    fn score(&mut self, chosen: &[ValueId]) -> Result<Score, PlanError> {
+        if let Some(s) = self.scores.get(&Self::key(chosen)) {
+            return Ok(*s);
+        }
+        Ok(self.detail(chosen)?.score)
+    }
+
+    fn large(&self) -> bool {
+        self.input.graph.nodes.len() > LARGE_GRAPH_NODES
+    }
+
+    /// Bytes per second of recomputation of `v` given what is already dropped.
+    fn ratio(&self, v: ValueId, dropped: &HashSet<ValueId>) -> (f64, f64) {
+        let g = self.input.graph;
+        let t = recompute_time(g, v, dropped, self.input.cost).max(1e-12);
+        (g.value_bytes(v).unwrap_or(0) as f64 / t, t)
+    }
+
+    /// Part 1: the peak-aware sweep from no recomputation to the lowest peak it reaches.
+    fn sweep(&mut self) -> Result<(), PlanError> {
+        let batch = if self.large() {
+            self.cands.len().div_ceil(LARGE_GRAPH_STEPS).max(1)
+        } else {
+            1
+        };
+        let mut chosen: Vec<ValueId> = Vec::new();
+        let mut dropped: HashSet<ValueId> = HashSet::new();
+        let mut cur = self.detail(&chosen)?;
+        loop {
+            let mut ranked: Vec<(ValueId, f64)> = cur
+                .idle_at_peak
+                .iter()
+                .filter(|(_, b)| *b > 0)
+                .map(|&(v, _)| (v, self.ratio(v, &dropped).0))
+                .collect();
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let next: Vec<ValueId> = if !ranked.is_empty() {
+                ranked.iter().take(batch).map(|x| x.0).collect()
+            } else {
+                // Nothing idle across the peak (it sits where values are in use): try the
+                // best-ratio candidates and keep the best reduction per second.
+                let mut ranked: Vec<(ValueId, f64, f64)> = self
+                    .cands
+                    .iter()
+                    .filter(|v| !dropped.contains(v))
+                    .map(|&v| {
+                        let (r, t) = self.ratio(v, &dropped);
+                        (v, r, t)
+                    })
+                    .collect();
+                ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                let trials = if self.large() { 2 } else { TRIALS };
+                let mut best: Option<(ValueId, f64)> = None;
+                for &(v, _, t) in ranked.iter().take(trials) {
+                    let mut trial = chosen.clone();
+                    trial.push(v);
+                    let s = self.score(&trial)?;
+                    if s.peak < cur.score.peak {
+                        let gain = (cur.score.peak - s.peak) as f64 / t;
+                        if best.is_none_or(|b| gain > b.1) {
+                            best = Some((v, gain));
+                        }
+                    }
+                }
+                match best {
+                    Some((v, _)) => vec![v],
+                    None => break,
+                }
+            };
+            for v in next {
+                dropped.insert(v);
+                chosen.push(v);
+            }
+            cur = self.detail(&chosen)?;
+        }
+        Ok(())
+    }
+
+    /// Part 2: prefixes of μ-TWO's bytes-per-second order (all of them on small graphs).
+    fn mutwo_prefixes(&mut self) -> Result<(), PlanError> {
+        let mut remaining = self.cands.clone();
+        let mut dropped: HashSet<ValueId> = HashSet::new();
+        let mut order = Vec::new();
+        while !remaining.is_empty() {
+            let (k, _) = remaining
+                .iter()
+                .enumerate()
+                .map(|(k, &v)| (k, self.ratio(v, &dropped).0))
+                .fold((0, f64::MIN), |best, x| if x.1 > best.1 { x } else { best });
+            let v = remaining.swap_remove(k);
+            dropped.insert(v);
+            order.push(v);
+        }
+        let n = order.len();
+        let mut sizes: Vec<usize> = if self.large() {
+            (1..=LARGE_GRAPH_STEPS)
+                .map(|i| (n * i).div_ceil(LARGE_GRAPH_STEPS))
+                .collect()
+        } else {
+            (1..=n).collect()
+        };
+        sizes.dedup();
+        for s in sizes {
+            self.score(&order[..s])?;
+        }
+        Ok(())
+    }
+
+    /// Part 4: the exact program's plans at budget levels that do not depend on the user's
+    /// budget (a grid from 70% to 100% of the peak without recomputation, and the peaks of
+    /// the pool's cheapest-for-their-peak plans), so that the choice stays monotone.
+    fn exact_plans(&mut self) -> Result<(), PlanError> {
+        let base = self.score(&[])?.peak;
+        let mut levels: Vec<u64> = (35..=50).map(|k| base / 50 * k).collect();
+        let mut frontier: Vec<Score> = self.plans.iter().map(|p| self.scores[p]).collect();
+        frontier.sort_by(|a, b| a.peak.cmp(&b.peak).then(a.time.total_cmp(&b.time)));
+        let mut best_time = f64::INFINITY;
+        for s in frontier {
+            if s.time < best_time {
+                best_time = s.time;
+                levels.push(s.peak);
+            }
+        }
+        levels.sort_unstable();
+        levels.dedup();
+        let exact = super::optimal::Optimal {
+            time_limit_s: EXACT_TIME_LIMIT_S,
+        };
+        for budget in levels {
+            let input = PlanInput {
+                graph: self.input.graph,
+                info: self.input.info,
+                cost: self.input.cost,
+                budget_bytes: budget,
+            };
+            // The program may find a level infeasible or time out: the pool then lacks
+            // that plan.
+            if let Ok(p) = exact.plan(&input) {
+                let values = p.resolve(self.input.graph)?;
+                self.score(&values)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The pool's cheapest plan that fits `budget` (ties: lower peak, fewer values), or
+    /// the lowest-peak plan when none fits.
+    fn best(&self, budget: u64) -> (Vec<ValueId>, Score) {
+        let mut fit: Option<(&Vec<ValueId>, Score)> = None;
+        let mut lowest: Option<(&Vec<ValueId>, Score)> = None;
+        for p in &self.plans {
+            let s = self.scores[p];
+            let better = |cur: &Option<(&Vec<ValueId>, Score)>, time_first: bool| match cur {
+                None => true,
+                Some((q, c)) => {
+                    let a = if time_first {
+                        (s.time, s.peak as f64)
+                    } else {
+                        (s.peak as f64, s.time)
+                    };
+                    let b = if time_first {
+                        (c.time, c.peak as f64)
+                    } else {
+                        (c.peak as f64, c.time)
+                    };
+                    a.0.total_cmp(&b.0)
+                        .then(a.1.total_cmp(&b.1))
+                        .then(p.len().cmp(&q.len()))
+                        .then(p.cmp(q))
+                        .is_lt()
+                }
+            };
+            if s.peak <= budget && better(&fit, true) {
+                fit = Some((p, s));
+            }
+            if better(&lowest, false) {
+                lowest = Some((p, s));
+            }
+        }
+        let (p, s) = fit
+            .or(lowest)
+            .expect("the pool holds at least the empty plan");
+        (p.clone(), s)
+    }
+}
+
+impl Planner for Ac {
+    fn name(&self) -> &'static str {
+        "ac"
+    }
+
+    fn plan(&self, input: &PlanInput) -> Result<RecomputePlan, PlanError> {
+        let (g, info, budget) = (input.graph, input.info, input.budget_bytes);
+        let mut pool = Pool {
+            input,
+            cands: candidates(g, info),
+            scores: HashMap::new(),
+            plans: Vec::new(),
+        };
+        pool.score(&[])?;
+        pool.sweep()?;
+        pool.mutwo_prefixes()?;
+        for preset in [
+            super::presets::Preset::Selective,
+            super::presets::Preset::Full,
+        ] {
+            let p = preset.plan(input)?;
+            let values = p.resolve(g)?;
+            pool.score(&values)?;
+        }
+        if g.nodes.len() <= EXACT_MAX_NODES {
+            pool.exact_plans()?;
+        }
+        let (chosen, _) = pool.best(budget);
+        Ok(RecomputePlan::new(self.name(), budget, g, chosen))
+    }
+}

@@ -1,0 +1,102 @@
+//! The default planner against the others, in simulation with the fixed cost table: it fits
+//! whenever any planner fits, never adds more compute than a plan of mutwo, the presets or
+//! the exact program that fits the same budget (2% allowed against the exact one), and is
+//! monotone in the budget (a larger budget never gives more added compute nor a smaller
+//! peak).
+
+mod common;
+
+use onnx_ac::costs::fixed_time;
+use onnx_ac::plan::{evaluate, planner_by_name, simulate, PlanInput};
+use onnx_ac_passes::autodiff::{build_training_graph, Loss, TrainOptions, TrainingInfo};
+use onnx_ac_passes::ir::Model;
+
+fn training(stem: &str, dims: &[(&str, i64)]) -> (Model, TrainingInfo) {
+    let path = common::root().join(format!("fixtures/models/{stem}.onnx"));
+    let dims = dims.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let m = onnx_ac::load_model(&path, &dims).unwrap();
+    let opts = TrainOptions {
+        loss: Loss::CrossEntropy {
+            logits: "logits".into(),
+            labels: "labels".into(),
+        },
+        ..Default::default()
+    };
+    build_training_graph(&m, &opts).unwrap()
+}
+
+/// (peak bytes, added seconds) of `planner`'s plan at `budget`.
+fn outcome(tm: &Model, info: &TrainingInfo, planner: &str, budget: u64) -> (u64, f64) {
+    let g = &tm.graph;
+    let plan = planner_by_name(planner)
+        .unwrap()
+        .plan(&PlanInput {
+            graph: g,
+            info,
+            cost: &fixed_time,
+            budget_bytes: budget,
+        })
+        .unwrap();
+    let values = plan.resolve(g).unwrap();
+    let (_, e) = evaluate(g, info, &values, &fixed_time).unwrap();
+    (e.peak_bytes, e.added_time_s)
+}
+
+const OTHERS: [&str; 5] = ["mutwo", "none", "selective", "full", "optimal"];
+
+#[test]
+fn ac_beats_the_others_and_is_monotone() {
+    let cases: [(&str, &[(&str, i64)]); 4] = [
+        ("mlp.ts17", &[]),
+        ("cnn.ts17", &[]),
+        ("gpt2_dynamic.ts17", &[("batch", 8), ("seq", 64)]),
+        ("bert_dynamic.ts17", &[("batch", 8), ("seq", 64)]),
+    ];
+    let mut compared = 0;
+    for (stem, dims) in cases {
+        let (tm, info) = training(stem, dims);
+        let g = &tm.graph;
+        let order = simulate::ort_default_order(g);
+        let base = simulate::simulate(g, &order, Some(&info)).peak_bytes;
+        let mut prev: Option<(u64, u64, f64)> = None;
+        for pct in [76, 80, 84, 88, 92, 96, 100] {
+            let budget = base * pct / 100;
+            let (peak, time) = outcome(&tm, &info, "ac", budget);
+            let fits = peak <= budget;
+            eprintln!("{stem} {pct}%: ac peak {peak} time {time:.6} fits {fits}");
+            for other in OTHERS {
+                let (op, ot) = outcome(&tm, &info, other, budget);
+                if op > budget {
+                    continue;
+                }
+                compared += 1;
+                assert!(
+                    fits,
+                    "{stem} at {pct}%: {other} fits ({op} B) but ac does not ({peak} B)"
+                );
+                let allowed = if other == "optimal" { 1.02 } else { 1.0 };
+                assert!(
+                    time <= ot * allowed + 1e-12,
+                    "{stem} at {pct}%: ac adds {time} s, {other} only {ot} s (peak {op} B)"
+                );
+            }
+            if let (Some((pb, pp, pt)), true) = (prev, fits) {
+                assert!(
+                    time <= pt + 1e-12,
+                    "{stem}: budget {pb} -> {budget} raised the added time {pt} -> {time}"
+                );
+                assert!(
+                    peak >= pp,
+                    "{stem}: budget {pb} -> {budget} lowered the peak {pp} -> {peak}"
+                );
+            }
+            if fits {
+                prev = Some((budget, peak, time));
+            }
+        }
+    }
+    assert!(
+        compared > 20,
+        "too few comparisons ({compared}): the budgets are all unreachable"
+    );
+}
