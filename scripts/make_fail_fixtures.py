@@ -237,8 +237,36 @@ def main() -> int:
         ),
     )
 
-    # Shape rules whose arithmetic overflows: these panic in onnx-ac-passes today (their
-    # tests in tests/cli_errors.rs are #[ignore]d until the rules check their arithmetic).
+    # An unnamed node (ONNX names are optional): errors name it by index, op and output.
+    write(
+        "unnamed_node.onnx",
+        model(
+            [
+                helper.make_node("Relu", ["x"], ["h"], name="relu"),
+                helper.make_node("Transpose", ["h"], ["y"], perm=[1, 0, 2]),
+            ],
+            [vi("x", [2, 3])],
+            [vi("y", [3, 2])],
+        ),
+    )
+    # Found by the structured fuzz (a Constant's value_ints set to 2^40): `expand_n` makes
+    # an int64 tensor of shape [2^40] (too big to fold), and `expand` takes its length as
+    # the rank of its output: the rule once allocated 2^40 dims (24 TiB) and aborted.
+    write(
+        "expand_huge_rank.onnx",
+        model(
+            [
+                helper.make_node("Constant", [], ["n"], name="big", value_ints=[1 << 40]),
+                helper.make_node("Constant", [], ["one"], name="one", value_ints=[1]),
+                helper.make_node("Expand", ["one", "n"], ["target"], name="expand_n"),
+                helper.make_node("Expand", ["x", "target"], ["y"], name="expand"),
+            ],
+            [vi("x", [2])],
+            [vi("y", None)],
+        ),
+    )
+
+    # Shape rules whose arithmetic overflows (they once panicked in onnx-ac-passes).
     def i64(name, values):
         return helper.make_tensor(name, TensorProto.INT64, [len(values)], values)
 

@@ -118,7 +118,9 @@ mod tests {
 
     #[test]
     fn rejects_nonsense() {
-        for bad in ["", "GB", "2XB", "0%", "101%", "-1GB", "0", "1e400GB", "101%act", "x%act"] {
+        for bad in [
+            "", "GB", "2XB", "0%", "101%", "-1GB", "0", "1e400GB", "101%act", "x%act",
+        ] {
             assert!(bad.parse::<Budget>().is_err(), "{bad} should be rejected");
         }
     }

@@ -80,7 +80,10 @@ fn rewritten_mlp_snapshot() {
     let backward: String = print_graph(g)
         .lines()
         .filter(|l| {
-            l.contains("recompute") || l.contains("/late") || l.contains("/pin") || l.contains("hidden")
+            l.contains("recompute")
+                || l.contains("/late")
+                || l.contains("/pin")
+                || l.contains("hidden")
         })
         .map(|l| format!("{l}\n"))
         .collect();

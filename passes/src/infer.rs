@@ -1,7 +1,7 @@
 //! Shape and type inference over the whole graph, with constant folding of shape
 //! sub-graphs, after binding symbolic input dims (`--dim batch=8`).
 
-use crate::error::IrError;
+use crate::error::{IrError, NodeRef};
 use crate::ir::{Dim, Graph, NodeId, ValueId};
 use crate::ops::{self, OpCtx};
 use std::collections::BTreeMap;
@@ -105,8 +105,7 @@ pub fn infer_shapes(g: &mut Graph, opset: i64) -> Result<InferStats, IrError> {
                 continue;
             }
             return Err(IrError::NoShapeRule {
-                node: node.name.clone(),
-                op: node.op_type.clone(),
+                node: NodeRef::of(g, nid),
                 domain: if node.domain.is_empty() {
                     "ai.onnx".into()
                 } else {
@@ -120,8 +119,7 @@ pub fn infer_shapes(g: &mut Graph, opset: i64) -> Result<InferStats, IrError> {
             opset,
         };
         let outs = (rule.infer)(&ctx).map_err(|e| IrError::Shape {
-            node: node.name.clone(),
-            op: node.op_type.clone(),
+            node: NodeRef::of(g, nid),
             reason: e.0,
         })?;
         // Whatever a rule computed, a shape must be allocatable: non-negative dims whose
@@ -136,8 +134,7 @@ pub fn infer_shapes(g: &mut Graph, opset: i64) -> Result<InferStats, IrError> {
                 let bytes = numel.and_then(|n| n.checked_mul(info.dtype.size_bytes().unwrap_or(1)));
                 if bad_dim || bytes.is_none_or(|b| b > i64::MAX as u64) {
                     return Err(IrError::Shape {
-                        node: node.name.clone(),
-                        op: node.op_type.clone(),
+                        node: NodeRef::of(g, nid),
                         reason: format!(
                             "computes an output of shape {}, which is negative or too large",
                             crate::ir::shape_string(Some(shape))
@@ -168,4 +165,149 @@ pub fn infer_shapes(g: &mut Graph, opset: i64) -> Result<InferStats, IrError> {
         }
     }
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{known_shape, Attribute, DType, Node, Tensor};
+    use crate::ops::fold::MAX_FOLD_ELEMENTS;
+
+    /// A graph input of `dtype` and `shape` (its contents unknown).
+    fn input(g: &mut Graph, name: &str, dtype: DType, shape: &[i64]) -> ValueId {
+        let v = g.new_value(name);
+        g.value_mut(v).dtype = Some(dtype);
+        g.value_mut(v).shape = Some(known_shape(shape));
+        g.inputs.push(v);
+        v
+    }
+
+    fn node(g: &mut Graph, name: &str, op: &str, inputs: &[ValueId], out: &str) -> ValueId {
+        let o = g.new_value(out);
+        let mut n = Node::new(op, inputs.iter().map(|&i| Some(i)).collect(), vec![Some(o)]);
+        n.name = name.into();
+        g.add_node(n);
+        o
+    }
+
+    fn err(g: &mut Graph) -> String {
+        infer_shapes(g, 18).unwrap_err().to_string()
+    }
+
+    /// The fuzz case: a target of shape [2^40] whose values are unknown gives Expand a rank
+    /// of 2^40. It once allocated 2^40 dims (24 TiB) and aborted.
+    #[test]
+    fn a_rank_from_the_data_is_checked_before_allocating() {
+        for op in ["Expand", "Reshape", "ConstantOfShape"] {
+            let mut g = Graph::default();
+            let x = input(&mut g, "x", DType::Float, &[2]);
+            let t = input(&mut g, "t", DType::Int64, &[1 << 40]);
+            let inputs = if op == "ConstantOfShape" {
+                vec![t]
+            } else {
+                vec![x, t]
+            };
+            node(&mut g, "n", op, &inputs, "y");
+            let e = err(&mut g);
+            assert!(
+                e.starts_with(&format!(
+                    "node 'n' ({op}): the length of shape input 't' is 1099511627776"
+                )),
+                "{e}"
+            );
+        }
+    }
+
+    /// Two small constants can broadcast to a huge one: not folded, only shaped.
+    #[test]
+    fn folding_never_allocates_more_than_the_cap() {
+        let n = MAX_FOLD_ELEMENTS as i64;
+        let mut g = Graph::default();
+        let a = g.add_initializer("a", Tensor::from_i64(vec![n, 1], &vec![1; n as usize]));
+        let b = g.add_initializer("b", Tensor::from_i64(vec![1, n], &vec![2; n as usize]));
+        let sum = node(&mut g, "add", "Add", &[a, b], "sum");
+        let cond = g.add_initializer(
+            "c",
+            Tensor::raw(DType::Bool, vec![n, 1], vec![1; n as usize]),
+        );
+        let w = node(&mut g, "where", "Where", &[cond, a, b], "w");
+        // Range of 2^40 elements, and ConstantOfShape of [2^20, 2^20].
+        let zero = g.add_initializer("zero", Tensor::from_i64(vec![], &[0]));
+        let big = g.add_initializer("big", Tensor::from_i64(vec![], &[1 << 40]));
+        let one = g.add_initializer("one", Tensor::from_i64(vec![], &[1]));
+        let r = node(&mut g, "range", "Range", &[zero, big, one], "r");
+        let shape = g.add_initializer("shape", Tensor::from_i64(vec![2], &[1 << 20, 1 << 20]));
+        let cos = node(&mut g, "cos", "ConstantOfShape", &[shape], "cos");
+        // Concat of parts whose total is above the cap.
+        let half = g.add_initializer(
+            "half",
+            Tensor::from_i64(vec![n / 2 + 1], &vec![3; n as usize / 2 + 1]),
+        );
+        let cat = node(&mut g, "cat", "Concat", &[half, half], "cat");
+        g.nodes
+            .last_mut()
+            .unwrap()
+            .attrs
+            .push(Attribute::int("axis", 0));
+        let stats = infer_shapes(&mut g, 18).unwrap();
+        assert_eq!(stats.folded, 0);
+        let shape_of = |v: ValueId| crate::ir::shape_string(g.value(v).shape.as_ref());
+        assert_eq!(shape_of(sum), "[65536,65536]");
+        assert_eq!(shape_of(w), "[65536,65536]");
+        assert_eq!(shape_of(r), "[1099511627776]");
+        assert_eq!(shape_of(cos), "[1048576,1048576]");
+        assert_eq!(shape_of(cat), "[65538]");
+        for v in [sum, w, r, cos, cat] {
+            assert!(g.value(v).constant.is_none());
+        }
+    }
+
+    /// Small constants still fold (Concat of shape vectors, Range, ConstantOfShape).
+    #[test]
+    fn small_constants_still_fold() {
+        let mut g = Graph::default();
+        let a = g.add_initializer("a", Tensor::from_i64(vec![2], &[2, 3]));
+        let b = g.add_initializer("b", Tensor::from_i64(vec![1], &[4]));
+        let cat = node(&mut g, "cat", "Concat", &[a, b], "cat");
+        g.nodes
+            .last_mut()
+            .unwrap()
+            .attrs
+            .push(Attribute::int("axis", 0));
+        let cos = node(&mut g, "cos", "ConstantOfShape", &[cat], "cos");
+        let stats = infer_shapes(&mut g, 18).unwrap();
+        assert_eq!(stats.folded, 2);
+        assert_eq!(
+            g.value(cat).constant.as_ref().unwrap().as_i64().unwrap(),
+            [2, 3, 4]
+        );
+        assert_eq!(g.value(cos).constant.as_ref().unwrap().dims, [2, 3, 4]);
+    }
+
+    /// A shape rule's error names an unnamed node by index, op and output.
+    #[test]
+    fn errors_name_unnamed_nodes() {
+        let mut g = Graph::default();
+        let x = input(&mut g, "x", DType::Float, &[2, 3]);
+        node(&mut g, "relu", "Relu", &[x], "h");
+        let h = g.nodes[0].outputs[0].unwrap();
+        let t = node(&mut g, "", "Transpose", &[h], "y");
+        g.nodes
+            .last_mut()
+            .unwrap()
+            .attrs
+            .push(Attribute::ints("perm", vec![1, 0, 2]));
+        let _ = t;
+        assert_eq!(
+            err(&mut g),
+            "node #1 (Transpose, output 'y'): perm [1, 0, 2] does not match rank 2"
+        );
+        let mut g = Graph::default();
+        let x = input(&mut g, "x", DType::Float, &[2, 3]);
+        node(&mut g, "", "Det", &[x], "d");
+        assert_eq!(
+            err(&mut g),
+            "op ai.onnx::Det (node #0, output 'd') has no shape rule in onnx-ac"
+        );
+    }
 }

@@ -37,7 +37,10 @@ pub fn lower_split_to_sequence(g: &mut Graph, nid: NodeId) -> bool {
     let (Some(x), Some(split), Some(seq)) = (n.input(0), n.input(1), n.output(0)) else {
         return false;
     };
-    let Some(split_t) = const_of(g, split) else {
+    // At most MAX_FOLD_ELEMENTS pieces: a small chunk of a huge dim is not lowered (the
+    // node then has no shape rule) rather than allocating a piece per element.
+    use crate::ops::fold::{small, MAX_FOLD_ELEMENTS};
+    let Some(split_t) = const_of(g, split).filter(small) else {
         return false;
     };
     let Some(split_v) = split_t.as_i64() else {
@@ -55,7 +58,10 @@ pub fn lower_split_to_sequence(g: &mut Graph, nid: NodeId) -> bool {
         if chunk <= 0 {
             return false;
         }
-        let k = (dim + chunk - 1) / chunk;
+        let k = if dim <= 0 { 0 } else { (dim - 1) / chunk + 1 };
+        if k as u64 > MAX_FOLD_ELEMENTS {
+            return false;
+        }
         (0..k).map(|i| chunk.min(dim - i * chunk)).collect()
     } else {
         split_v
@@ -76,6 +82,7 @@ pub fn lower_split_to_sequence(g: &mut Graph, nid: NodeId) -> bool {
         let pos = rn
             .input(1)
             .and_then(|p| const_of(g, p))
+            .filter(small)
             .and_then(|t| t.as_i64())
             .and_then(|v| v.first().copied());
         let Some(p) = pos else { return false };

@@ -65,11 +65,12 @@ pub enum OnnxError {
         min: i64,
         max: i64,
     },
-    #[error("{path}: node '{node}' ({op}) uses domain '{domain}', which onnx-ac does not support (only ai.onnx)")]
+    #[error(
+        "{path}: {node} uses domain '{domain}', which onnx-ac does not support (only ai.onnx)"
+    )]
     UnsupportedDomain {
         path: PathBuf,
-        node: String,
-        op: String,
+        node: onnx_ac_passes::error::NodeRef,
         domain: String,
     },
     #[error("{path}: value '{value}' has invalid dimension {dim} at axis {axis}")]

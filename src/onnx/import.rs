@@ -4,6 +4,7 @@
 use super::error::OnnxError;
 use super::external::external_len;
 use super::proto::{self, tensor_proto::DataLocation, type_proto};
+use onnx_ac_passes::error::NodeRef;
 use onnx_ac_passes::ir::{
     AttrValue, Attribute, DType, Dim, ExternalRef, Graph, Model, Node, Tensor, TensorData, ValueId,
 };
@@ -126,8 +127,8 @@ impl Importer<'_> {
         for (k, np) in gp.node.iter().enumerate() {
             if np.op_type().is_empty() {
                 return Err(bad_graph(format!(
-                    "node {} has no op_type",
-                    node_label(np.name(), k)
+                    "{} has no op_type",
+                    node_ref(np, k).without_op()
                 )));
             }
             let inputs = np
@@ -143,7 +144,7 @@ impl Importer<'_> {
             let attrs = np
                 .attribute
                 .iter()
-                .map(|a| self.attribute(a, np.name()))
+                .map(|a| self.attribute(a, &node_ref(np, k)))
                 .collect::<Result<Vec<_>, _>>()?;
             let node = Node {
                 name: np.name().to_string(),
@@ -178,9 +179,8 @@ impl Importer<'_> {
                 };
                 if let Some(what) = what {
                     return Err(bad_graph(format!(
-                        "node {} ({}) writes '{}', which is already {what}",
-                        node_label(&n.name, i),
-                        n.op_type,
+                        "{} writes '{}', which is already {what}",
+                        NodeRef::of(&g, onnx_ac_passes::ir::NodeId(i as u32)),
                         v.name
                     )));
                 }
@@ -268,11 +268,11 @@ impl Importer<'_> {
         Ok(())
     }
 
-    fn attribute(&self, a: &proto::AttributeProto, node: &str) -> Result<Attribute, OnnxError> {
+    fn attribute(&self, a: &proto::AttributeProto, node: &NodeRef) -> Result<Attribute, OnnxError> {
         use proto::attribute_proto::AttributeType as AT;
         let ty = a.type_.map(|t| t.enum_value());
         // Attribute tensors are usually unnamed: name the attribute and node instead.
-        let in_attr = |e| relabel(e, format!("attribute '{}' of node '{node}'", a.name()));
+        let in_attr = |e| relabel(e, format!("attribute '{}' of {node}", a.name()));
         let value = match ty {
             Some(Ok(AT::FLOAT)) => AttrValue::Float(a.f()),
             Some(Ok(AT::INT)) => AttrValue::Int(a.i()),
@@ -389,13 +389,11 @@ impl Importer<'_> {
     }
 }
 
-/// `'name'`, or `#k (unnamed)` for a node without a name.
-fn node_label(name: &str, k: usize) -> String {
-    if name.is_empty() {
-        format!("#{k} (unnamed)")
-    } else {
-        format!("'{name}'")
-    }
+/// Node `k` of the file, named as every error names a node (by index, op and first
+/// output when it has no name).
+fn node_ref(np: &proto::NodeProto, k: usize) -> NodeRef {
+    let output = np.output.iter().find(|o| !o.is_empty());
+    NodeRef::new(k, np.name(), np.op_type(), output.map(String::as_str))
 }
 
 /// Names the tensor of a tensor error by `label`, for tensors with no name of their own.

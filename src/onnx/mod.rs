@@ -94,12 +94,12 @@ pub fn check_supported(model: &Model, path: &Path) -> Result<(), OnnxError> {
             max: MAX_OPSET,
         });
     }
-    for n in &model.graph.nodes {
+    for id in model.graph.node_ids() {
+        let n = model.graph.node(id);
         if !n.is_standard_domain() && !function_domains.contains(&n.domain) {
             return Err(OnnxError::UnsupportedDomain {
                 path: path.to_path_buf(),
-                node: n.name.clone(),
-                op: n.op_type.clone(),
+                node: onnx_ac_passes::error::NodeRef::of(&model.graph, id),
                 domain: n.domain.clone(),
             });
         }

@@ -11,7 +11,7 @@ pub use builder::{Builder, GradResult};
 pub use loss::Loss;
 pub use saved::saved_activations;
 
-use crate::error::IrError;
+use crate::error::{IrError, NodeRef};
 use crate::ir::{Graph, Model, Node, NodeId, ValueId};
 use std::collections::HashMap;
 use thiserror::Error;
@@ -44,18 +44,10 @@ pub struct TrainingInfo {
 
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum AutodiffError {
-    #[error("op {op} (node '{node}') has no gradient rule in onnx-ac; it is on the path to the gradient of '{param}'")]
-    NoGradRule {
-        op: String,
-        node: String,
-        param: String,
-    },
-    #[error("gradient of node '{node}' ({op}): {reason}")]
-    Rule {
-        node: String,
-        op: String,
-        reason: String,
-    },
+    #[error("op {} ({}) has no gradient rule in onnx-ac; it is on the path to the gradient of '{param}'", .node.op(), .node.without_op())]
+    NoGradRule { node: NodeRef, param: String },
+    #[error("gradient of {node}: {reason}")]
+    Rule { node: NodeRef, reason: String },
     #[error("{0}")]
     Loss(String),
     #[error("no trainable parameter reaches the loss (float initializers not frozen by --freeze)")]
@@ -210,8 +202,7 @@ pub fn build_training_graph(
         for o in &node.outputs {
             let dy = match o.and_then(|o| contrib.remove(&o)) {
                 Some(parts) => Some(b.sum(&parts).map_err(|reason| AutodiffError::Rule {
-                    node: node.name.clone(),
-                    op: node.op_type.clone(),
+                    node: NodeRef::of(b.graph, NodeId(nid as u32)),
                     reason,
                 })?),
                 None => None,
@@ -231,8 +222,7 @@ pub fn build_training_graph(
         };
         let Some(rule) = rules::lookup(&node) else {
             return Err(AutodiffError::NoGradRule {
-                op: node.op_type.clone(),
-                node: node.name.clone(),
+                node: NodeRef::of(b.graph, NodeId(nid as u32)),
                 param: param_name(),
             });
         };
@@ -243,8 +233,7 @@ pub fn build_training_graph(
             needs: &needs,
         };
         let dxs = rule(&mut ctx, &dys).map_err(|reason| AutodiffError::Rule {
-            node: node.name.clone(),
-            op: node.op_type.clone(),
+            node: NodeRef::of(b.graph, NodeId(nid as u32)),
             reason,
         })?;
         for (i, dx) in dxs.into_iter().enumerate() {
@@ -261,9 +250,9 @@ pub fn build_training_graph(
     for &p in &trainable {
         let parts = contrib.remove(&p).unwrap_or_default();
         let pname = b.graph.value(p).name.clone();
+        // Not a node: the sum of a parameter's gradient contributions, named after it.
         let rule_err = |reason| AutodiffError::Rule {
-            node: pname.clone(),
-            op: "gradient".into(),
+            node: NodeRef::new(0, &pname, "gradient", None),
             reason,
         };
         let gsum = if parts.is_empty() {

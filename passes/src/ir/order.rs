@@ -2,7 +2,7 @@
 //! a plain arena.
 
 use super::graph::{Graph, NodeId};
-use crate::error::IrError;
+use crate::error::{IrError, NodeRef};
 use petgraph::graph::DiGraph;
 
 /// Checks that every node input is defined, every value has at most one producer, and the
@@ -15,8 +15,8 @@ pub fn topo_order(g: &Graph) -> Result<Vec<NodeId>, IrError> {
             if let Some(prev) = producer[o.index()] {
                 return Err(IrError::DuplicateProducer {
                     value: g.value(o).name.clone(),
-                    first: g.node(prev).name.clone(),
-                    second: g.node(id).name.clone(),
+                    first: NodeRef::of(g, prev),
+                    second: NodeRef::of(g, id),
                 });
             }
             producer[o.index()] = Some(id);
@@ -49,8 +49,7 @@ pub fn topo_order(g: &Graph) -> Result<Vec<NodeId>, IrError> {
                 None if is_source[i.index()] => {}
                 None => {
                     return Err(IrError::UndefinedInput {
-                        node: n.name.clone(),
-                        op: n.op_type.clone(),
+                        node: NodeRef::of(g, id),
                         value: g.value(i).name.clone(),
                     })
                 }
@@ -74,13 +73,9 @@ pub fn topo_order(g: &Graph) -> Result<Vec<NodeId>, IrError> {
             let _ = order;
             Ok(stable_kahn(g, &producer))
         }
-        Err(cycle) => {
-            let n = g.node(NodeId(cycle.node_id().index() as u32));
-            Err(IrError::Cycle {
-                node: n.name.clone(),
-                op: n.op_type.clone(),
-            })
-        }
+        Err(cycle) => Err(IrError::Cycle {
+            node: NodeRef::of(g, NodeId(cycle.node_id().index() as u32)),
+        }),
     }
 }
 

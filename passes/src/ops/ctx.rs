@@ -97,8 +97,19 @@ impl<'a> OpCtx<'a> {
         matches!(t.data, TensorData::Raw(_)).then_some(t)
     }
 
+    /// The input's integer values when constant and small enough to read (at most
+    /// [`fold::MAX_FOLD_ELEMENTS`](super::fold::MAX_FOLD_ELEMENTS)); `None` otherwise.
     pub fn const_ints(&self, i: usize) -> Option<Vec<i64>> {
-        self.constant(i)?.as_i64()
+        self.constant(i).filter(|t| super::fold::small(t))?.as_i64()
+    }
+
+    /// The input's first value as f64, when constant and small enough to read.
+    pub fn const_f64_first(&self, i: usize) -> Option<f64> {
+        self.constant(i)
+            .filter(|t| super::fold::small(t))?
+            .as_f64()?
+            .first()
+            .copied()
     }
 
     pub fn input_name(&self, i: usize) -> String {
@@ -123,6 +134,25 @@ impl<'a> OpCtx<'a> {
     pub fn num_outputs(&self) -> usize {
         self.node.outputs.len()
     }
+}
+
+/// The largest rank a rule gives an output whose rank comes from data in the file (the
+/// length of a shape vector: Reshape, Expand, ConstantOfShape, AffineGrid, Col2Im,
+/// MaxUnpool). ONNX sets no limit, but any rank above 63 overflows int64 unless nearly every
+/// dim is 0 or 1, and a crafted length (2^40) must not allocate a shape of 2^40 dims.
+pub const MAX_RANK: usize = 1024;
+
+/// Checks a rank `n` read from the data before a shape of that rank is allocated; `what`
+/// says where it comes from ("the length of shape input 'x'").
+pub fn rank_from_len(n: i64, what: &str) -> Result<usize, RuleError> {
+    usize::try_from(n)
+        .ok()
+        .filter(|&r| r <= MAX_RANK)
+        .ok_or_else(|| {
+            RuleError(format!(
+                "{what} is {n}, above the largest rank onnx-ac supports ({MAX_RANK})"
+            ))
+        })
 }
 
 /// Normalizes a possibly negative axis against `rank`.
@@ -168,18 +198,19 @@ pub fn broadcast(shapes: &[&Shape]) -> Result<Shape, RuleError> {
     Ok(out)
 }
 
-/// `a + b` when both are known.
+/// `a + b` when both are known (saturating: an overflow becomes a size that shape
+/// inference refuses as too large, naming the node).
 pub fn dim_add(a: &Dim, b: &Dim) -> Dim {
     match (a, b) {
-        (Dim::Known(x), Dim::Known(y)) => Dim::Known(x + y),
+        (Dim::Known(x), Dim::Known(y)) => Dim::Known(x.saturating_add(*y)),
         _ => Dim::Unknown,
     }
 }
 
-/// `a * b` when both are known.
+/// `a * b` when both are known (saturating, as [`dim_add`]).
 pub fn dim_mul(a: &Dim, b: &Dim) -> Dim {
     match (a, b) {
-        (Dim::Known(x), Dim::Known(y)) => Dim::Known(x * y),
+        (Dim::Known(x), Dim::Known(y)) => Dim::Known(x.saturating_mul(*y)),
         _ => Dim::Unknown,
     }
 }

@@ -146,21 +146,30 @@ pub fn compare(c: &OpCtx) -> RuleResult {
 pub fn where_(c: &OpCtx) -> RuleResult {
     let dt = c.dtype(1)?;
     let shape = broadcast_shape(c)?;
-    if let (Some(cond), Some(x), Some(y)) = (c.constant(0), c.constant(1), c.constant(2)) {
-        if let (Some(dims), Some(cv), Some(xv), Some(yv)) = (
-            shape.as_ref().and_then(|s| crate::ir::static_dims(s)),
-            cond.as_i64(),
-            x.as_f64(),
-            y.as_f64(),
-        ) {
-            if dims.iter().product::<i64>() as u64 <= fold::MAX_FOLD_ELEMENTS {
-                let ic = fold::broadcast_index(&dims, &cond.dims);
-                let ix = fold::broadcast_index(&dims, &x.dims);
-                let iy = fold::broadcast_index(&dims, &y.dims);
-                let out: Vec<f64> = (0..ic.len())
-                    .map(|k| if cv[ic[k]] != 0 { xv[ix[k]] } else { yv[iy[k]] })
+    // Inputs and output are checked small before any value is read or index built.
+    let consts = (c.constant(0), c.constant(1), c.constant(2));
+    let dims = shape.as_ref().and_then(|s| crate::ir::static_dims(s));
+    if let (Some(cond), Some(x), Some(y), Some(dims)) = (consts.0, consts.1, consts.2, dims) {
+        if [cond, x, y].iter().all(|t| fold::small(t)) && fold::small_dims(&dims) {
+            if let (Some(cv), Some(xv), Some(yv), Some(ic), Some(ix), Some(iy)) = (
+                cond.as_i64(),
+                x.as_f64(),
+                y.as_f64(),
+                fold::broadcast_index(&dims, &cond.dims),
+                fold::broadcast_index(&dims, &x.dims),
+                fold::broadcast_index(&dims, &y.dims),
+            ) {
+                let out: Option<Vec<f64>> = (0..ic.len())
+                    .map(|k| {
+                        let pick = *cv.get(ic[k])? != 0;
+                        if pick {
+                            xv.get(*ix.get(k)?).copied()
+                        } else {
+                            yv.get(*iy.get(k)?).copied()
+                        }
+                    })
                     .collect();
-                if let Some(t) = Tensor::from_f64_as(dt, dims, &out) {
+                if let Some(t) = out.and_then(|out| Tensor::from_f64_as(dt, dims, &out)) {
                     return Ok(vec![OutInfo::constant(t)]);
                 }
             }
@@ -186,7 +195,7 @@ pub fn cast(c: &OpCtx) -> RuleResult {
 }
 
 fn cast_const(t: &Tensor, dt: DType) -> Option<Tensor> {
-    if t.numel() > fold::MAX_FOLD_ELEMENTS {
+    if !fold::small(t) {
         return None;
     }
     if t.dtype.is_int() || t.dtype == DType::Bool {

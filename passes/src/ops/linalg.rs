@@ -188,7 +188,7 @@ pub fn dft(c: &OpCtx) -> RuleResult {
         None if c.has_input(1) => Dim::Unknown,
         None if onesided && inverse => s[axis]
             .known()
-            .map_or(Dim::Unknown, |d| Dim::Known(2 * (d - 1))),
+            .map_or(Dim::Unknown, |d| Dim::Known((d - 1).saturating_mul(2))),
         None => s[axis].clone(),
     };
     let mut out = s.clone();
@@ -227,7 +227,9 @@ pub fn stft(c: &OpCtx) -> RuleResult {
         s[1].clone()
     };
     let frames = match (s[1].known(), frame_length.known(), scalar(1)) {
-        (Some(l), Some(f), Some(step)) if step > 0 => Dim::Known((l - f) / step + 1),
+        (Some(l), Some(f), Some(step)) if step > 0 => l
+            .checked_sub(f)
+            .map_or(Dim::Unknown, |x| Dim::Known(x / step + 1)),
         _ => Dim::Unknown,
     };
     let bins = if c.attr_int("onesided", 1) != 0 {

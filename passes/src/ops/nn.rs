@@ -4,7 +4,7 @@
 //! recurrent layers RNN, GRU, LSTM.
 //! Spec: https://onnx.ai/onnx/operators/ (opsets 13–24).
 
-use super::ctx::{norm_axis, OpCtx, OutInfo, RuleResult};
+use super::ctx::{norm_axis, rank_from_len, OpCtx, OutInfo, RuleResult};
 use crate::error::RuleError;
 use crate::ir::{known_shape, DType, Dim, Shape};
 
@@ -134,7 +134,7 @@ pub fn conv_transpose(c: &OpCtx) -> RuleResult {
     let group = c.attr_int("group", 1);
     let cout = wsh[1]
         .known()
-        .map_or(Dim::Unknown, |w| Dim::Known(w * group));
+        .map_or(Dim::Unknown, |w| Dim::Known(w.saturating_mul(group)));
     let mut out = vec![x[0].clone(), cout];
     if let Some(os) = c.attr_ints("output_shape") {
         // The spatial dims, or (as some exporters write it) the whole shape.
@@ -148,7 +148,7 @@ pub fn conv_transpose(c: &OpCtx) -> RuleResult {
     for i in 0..n {
         out.push(match x[2 + i].known() {
             // SAME pads so that the output is exactly input * stride.
-            Some(d) if same => Dim::Known(d * w.strides[i]),
+            Some(d) if same => Dim::Known(d.saturating_mul(w.strides[i])),
             Some(d) => Dim::Known(
                 w.strides[i]
                     .saturating_mul(d - 1)
@@ -202,7 +202,13 @@ pub fn max_unpool(c: &OpCtx) -> RuleResult {
     let x = c.shape(0)?;
     if c.has_input(2) {
         return Ok(vec![match c.const_ints(2) {
-            Some(s) => OutInfo::new(dt, known_shape(&s)),
+            Some(s) => {
+                rank_from_len(
+                    s.len() as i64,
+                    &format!("the length of output_shape '{}'", c.input_name(2)),
+                )?;
+                OutInfo::new(dt, known_shape(&s))
+            }
             None => OutInfo::new(dt, vec![Dim::Unknown; x.len()]),
         }]);
     }
@@ -218,8 +224,13 @@ pub fn max_unpool(c: &OpCtx) -> RuleResult {
     let w = window(c, kernel)?;
     let mut out = x[..2].to_vec();
     for i in 0..n {
+        // Saturating: an overflow is refused as too large by shape inference.
         out.push(x[2 + i].known().map_or(Dim::Unknown, |d| {
-            Dim::Known((d - 1) * w.strides[i] + w.kernel[i] - w.pads[i] - w.pads[i + n])
+            Dim::Known(
+                (d - 1)
+                    .saturating_mul(w.strides[i])
+                    .saturating_add(w.kernel[i] - w.pads[i] - w.pads[i + n]),
+            )
         }));
     }
     Ok(vec![OutInfo::new(dt, out)])
@@ -234,18 +245,25 @@ pub fn col2im(c: &OpCtx) -> RuleResult {
     }
     let channels = match c.const_ints(2) {
         Some(block) => {
-            let b: i64 = block.iter().product();
+            let b = block.iter().try_fold(1i64, |a, &d| a.checked_mul(d));
             x[1].known()
-                .filter(|_| b > 0)
-                .map_or(Dim::Unknown, |d| Dim::Known(d / b))
+                .zip(b.filter(|&b| b > 0))
+                .map_or(Dim::Unknown, |(d, b)| Dim::Known(d / b))
         }
         None => Dim::Unknown,
     };
     let mut out = vec![x[0].clone(), channels];
+    let what = || format!("the length of image_shape '{}'", c.input_name(1));
     match c.const_ints(1) {
-        Some(image) => out.extend(image.iter().map(|&d| Dim::Known(d))),
+        Some(image) => {
+            rank_from_len(image.len() as i64, &what())?;
+            out.extend(image.iter().map(|&d| Dim::Known(d)))
+        }
         None => match c.shape(1)?.first().and_then(Dim::known) {
-            Some(n) => out.extend(std::iter::repeat_n(Dim::Unknown, n as usize)),
+            Some(n) => out.extend(std::iter::repeat_n(
+                Dim::Unknown,
+                rank_from_len(n, &what())?,
+            )),
             None => return Ok(vec![OutInfo::unranked(dt)]),
         },
     }
@@ -293,8 +311,10 @@ pub fn affine_grid(c: &OpCtx) -> RuleResult {
     let dt = c.dtype(0)?;
     let size: Shape = match c.const_ints(1) {
         Some(s) => known_shape(&s),
+        // Only 4 or 5 is valid: a longer size vector is refused below, before allocating.
         None => match c.shape(1)?.first().and_then(Dim::known) {
-            Some(n) => vec![Dim::Unknown; n as usize],
+            Some(n @ (4 | 5)) => vec![Dim::Unknown; n as usize],
+            Some(_) => return Err(RuleError("AffineGrid size must have 4 or 5 values".into())),
             None => return Ok(vec![OutInfo::unranked(dt)]),
         },
     };
@@ -328,7 +348,9 @@ pub fn resize(c: &OpCtx) -> RuleResult {
         Ok(vec![OutInfo::new(dt, out)])
     };
     // An empty `scales` tensor stands for "absent" when `sizes` is given.
-    let sizes_given = c.has_input(3) && c.constant(2).is_none_or(|t| t.numel() == 0);
+    let sizes_given = c.has_input(3)
+        && c.constant(2)
+            .is_none_or(|t| super::fold::numel(&t.dims) == Some(0));
     if sizes_given {
         let Some(sizes) = c.const_ints(3) else {
             return unknown_axes(out);
@@ -373,7 +395,8 @@ pub fn resize(c: &OpCtx) -> RuleResult {
     if !c.has_input(2) {
         return Err(RuleError("Resize needs scales or sizes".into()));
     }
-    let Some(scales) = c.constant(2).and_then(|t| t.as_f64()) else {
+    let scales = c.constant(2).filter(|t| super::fold::small(t));
+    let Some(scales) = scales.and_then(|t| t.as_f64()) else {
         return unknown_axes(out);
     };
     if scales.len() != axes.len() {

@@ -79,13 +79,14 @@ pub fn reduce(c: &OpCtx) -> RuleResult {
         })
         .collect();
     // ReduceProd over a constant shape vector appears in exported reshapes.
-    if let (Some(t), "ReduceProd", 1) = (c.constant(0), c.node.op_type.as_str(), s.len()) {
+    let small = c.constant(0).filter(|t| fold::small(t));
+    if let (Some(t), "ReduceProd", 1) = (small, c.node.op_type.as_str(), s.len()) {
         if let Some(v) = t.as_f64() {
             let p: f64 = v.iter().product();
             if let Some(t) =
                 Tensor::from_f64_as(dt, crate::ir::static_dims(&out).unwrap_or_default(), &[p])
             {
-                if t.numel() == 1 && fold::MAX_FOLD_ELEMENTS > 0 {
+                if fold::numel(&t.dims) == Some(1) {
                     return Ok(vec![OutInfo::constant(t)]);
                 }
             }

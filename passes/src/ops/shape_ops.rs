@@ -6,7 +6,7 @@
 //! All fold on constants where exported transformers use them for shapes.
 //! Spec: https://onnx.ai/onnx/operators/ (opsets 13–24).
 
-use super::ctx::{norm_axis, OpCtx, OutInfo, RuleResult};
+use super::ctx::{norm_axis, rank_from_len, OpCtx, OutInfo, RuleResult};
 use super::fold;
 use crate::error::RuleError;
 use crate::ir::{known_shape, static_dims, AttrValue, DType, Dim, Shape, Tensor};
@@ -75,19 +75,21 @@ pub fn constant_of_shape(c: &OpCtx) -> RuleResult {
         .attr_tensor("value")
         .cloned()
         .unwrap_or_else(|| Tensor::from_f32(vec![1], &[0.0]));
+    let what = || format!("the length of shape input '{}'", c.input_name(0));
     let Some(dims) = c.const_ints(0) else {
         let n = c.shape(0)?.first().and_then(Dim::known);
         let shape = match n {
-            Some(n) => vec![Dim::Unknown; n as usize],
+            Some(n) => vec![Dim::Unknown; rank_from_len(n, &what())?],
             None => return Ok(vec![OutInfo::unranked(value.dtype)]),
         };
         return Ok(vec![OutInfo::new(value.dtype, shape)]);
     };
+    rank_from_len(dims.len() as i64, &what())?;
     if dims.iter().any(|&d| d < 0) {
         return Err(RuleError(format!("negative dimension in shape {dims:?}")));
     }
-    let n: i64 = dims.iter().product();
-    if (n as u64) <= fold::MAX_FOLD_ELEMENTS {
+    // Folded only when small: the element count is checked before the index buffer exists.
+    if let Some(n) = fold::numel(&dims).filter(|&n| n <= fold::MAX_FOLD_ELEMENTS) {
         if let Some(t) = fold::take(&value, dims.clone(), &vec![0; n as usize]) {
             return Ok(vec![OutInfo::constant(t)]);
         }
@@ -97,26 +99,27 @@ pub fn constant_of_shape(c: &OpCtx) -> RuleResult {
 
 pub fn range(c: &OpCtx) -> RuleResult {
     let dt = c.dtype(0)?;
-    let vals = (c.constant(0), c.constant(1), c.constant(2));
+    // Scalars: a big constant is not read (its first value would do, but it is not a
+    // valid Range input anyway).
+    let vals = (
+        c.const_f64_first(0),
+        c.const_f64_first(1),
+        c.const_f64_first(2),
+    );
     if let (Some(s), Some(l), Some(d)) = vals {
-        let (s, l, d) = (
-            s.as_f64().and_then(|v| v.first().copied()),
-            l.as_f64().and_then(|v| v.first().copied()),
-            d.as_f64().and_then(|v| v.first().copied()),
-        );
-        if let (Some(s), Some(l), Some(d)) = (s, l, d) {
-            if d == 0.0 {
-                return Err(RuleError("Range delta is 0".into()));
-            }
-            let n = ((l - s) / d).ceil().max(0.0) as i64;
-            if n as u64 <= fold::MAX_FOLD_ELEMENTS {
-                let v: Vec<f64> = (0..n).map(|i| s + i as f64 * d).collect();
-                if let Some(t) = Tensor::from_f64_as(dt, vec![n], &v) {
-                    return Ok(vec![OutInfo::constant(t)]);
-                }
-            }
-            return Ok(vec![OutInfo::new(dt, vec![Dim::Known(n)])]);
+        if d == 0.0 {
+            return Err(RuleError("Range delta is 0".into()));
         }
+        // A saturating cast: NaN gives 0, an infinite or huge count i64::MAX, which shape
+        // inference then refuses as too large. Folded only when small.
+        let n = ((l - s) / d).ceil().max(0.0) as i64;
+        if n as u64 <= fold::MAX_FOLD_ELEMENTS {
+            let v: Vec<f64> = (0..n).map(|i| s + i as f64 * d).collect();
+            if let Some(t) = Tensor::from_f64_as(dt, vec![n], &v) {
+                return Ok(vec![OutInfo::constant(t)]);
+            }
+        }
+        return Ok(vec![OutInfo::new(dt, vec![Dim::Known(n)])]);
     }
     Ok(vec![OutInfo::new(dt, vec![Dim::Unknown])])
 }
@@ -125,7 +128,7 @@ fn with_data(c: &OpCtx, dims: Vec<i64>) -> OutInfo {
     // Data movement that keeps element order (Reshape, Flatten, Squeeze, Unsqueeze) folds by
     // re-labelling the dims of a constant input.
     if let Some(t) = c.constant(0) {
-        if t.numel() <= fold::MAX_FOLD_ELEMENTS {
+        if fold::small(t) && fold::numel(&dims) == fold::numel(&t.dims) {
             let mut t = t.clone();
             t.dims = dims;
             return OutInfo::constant(t);
@@ -136,13 +139,15 @@ fn with_data(c: &OpCtx, dims: Vec<i64>) -> OutInfo {
 
 pub fn reshape(c: &OpCtx) -> RuleResult {
     let dt = c.dtype(0)?;
+    let what = || format!("the length of shape input '{}'", c.input_name(1));
     let Some(target) = c.const_ints(1) else {
         let n = c.shape(1).ok().and_then(|s| s.first().and_then(Dim::known));
         return Ok(vec![match n {
-            Some(n) => OutInfo::new(dt, vec![Dim::Unknown; n as usize]),
+            Some(n) => OutInfo::new(dt, vec![Dim::Unknown; rank_from_len(n, &what())?]),
             None => OutInfo::unranked(dt),
         }]);
     };
+    rank_from_len(target.len() as i64, &what())?;
     let input = c.shape(0)?;
     let allowzero = c.attr_int("allowzero", 0) != 0;
     let mut out: Shape = Vec::with_capacity(target.len());
@@ -219,12 +224,23 @@ pub fn flatten(c: &OpCtx) -> RuleResult {
     if !(0..=r).contains(&axis) {
         return Err(RuleError(format!("Flatten axis out of range for rank {r}")));
     }
-    let prod = |d: &[Dim]| -> Dim {
-        d.iter()
-            .try_fold(1i64, |a, x| Some(a * x.known()?))
-            .map_or(Dim::Unknown, Dim::Known)
+    // A product of known dims, or unknown; it can overflow when another dim is 0.
+    let prod = |d: &[Dim]| -> Result<Dim, RuleError> {
+        let mut p = 1i64;
+        for x in d {
+            let Some(x) = x.known() else {
+                return Ok(Dim::Unknown);
+            };
+            p = p.checked_mul(x).ok_or_else(|| {
+                RuleError(format!(
+                    "Flatten of {} at axis {axis} overflows int64",
+                    crate::ir::shape_string(Some(s))
+                ))
+            })?;
+        }
+        Ok(Dim::Known(p))
     };
-    let out = vec![prod(&s[..axis as usize]), prod(&s[axis as usize..])];
+    let out = vec![prod(&s[..axis as usize])?, prod(&s[axis as usize..])?];
     match static_dims(&out) {
         Some(d) => Ok(vec![with_data(c, d)]),
         None => Ok(vec![OutInfo::new(dt, out)]),
@@ -274,7 +290,13 @@ pub fn concat(c: &OpCtx) -> RuleResult {
         if s.len() != rank {
             return Err(RuleError("Concat inputs have different ranks".into()));
         }
-        sum = sum.and_then(|a| Some(a + s[axis].known()?));
+        sum =
+            match (sum, s[axis].known()) {
+                (Some(a), Some(d)) => Some(a.checked_add(d).ok_or_else(|| {
+                    RuleError(format!("Concat along axis {axis} overflows int64"))
+                })?),
+                _ => None,
+            };
         for k in 0..rank {
             if k != axis {
                 if let (Dim::Known(a), Dim::Known(b)) = (&out[k], &s[k]) {
@@ -290,26 +312,30 @@ pub fn concat(c: &OpCtx) -> RuleResult {
         }
     }
     out[axis] = sum.map_or(Dim::Unknown, Dim::Known);
-    // Fold 1-D concatenations of constants: the shape vectors of Reshape and Expand.
+    // Fold 1-D concatenations of constants: the shape vectors of Reshape and Expand. Every
+    // part is small, of the output's type and 1-D, and their total is checked before any
+    // byte is copied, so the buffer stays within MAX_FOLD_ELEMENTS.
     if rank == 1 {
         let parts: Option<Vec<&Tensor>> = (0..c.num_inputs())
             .filter(|&i| c.has_input(i))
-            .map(|i| c.constant(i))
+            .map(|i| c.constant(i).filter(|t| t.dtype == dt && t.dims.len() == 1))
             .collect();
-        if let Some(parts) = parts {
-            let mut bytes = Vec::new();
+        let total = parts.as_ref().and_then(|parts| {
+            parts.iter().try_fold(0u64, |a, t| {
+                a.checked_add(fold::numel(&t.dims)?)
+                    .filter(|&n| n <= fold::MAX_FOLD_ELEMENTS)
+            })
+        });
+        if let (Some(parts), Some(n), Some(w)) = (parts, total, dt.size_bytes()) {
+            let mut bytes = Vec::with_capacity((n * w) as usize);
             for p in &parts {
                 if let crate::ir::TensorData::Raw(b) = &p.data {
                     bytes.extend_from_slice(b);
                 }
             }
-            if let Some(n) = out[0].known() {
-                let t = Tensor::raw(dt, vec![n], bytes);
-                if t.size_bytes() == Some(t.numel() * dt.size_bytes().unwrap_or(0))
-                    && t.numel() <= fold::MAX_FOLD_ELEMENTS
-                {
-                    return Ok(vec![OutInfo::constant(t)]);
-                }
+            if bytes.len() as u64 == n * w && out[0].known() == Some(n as i64) {
+                let t = Tensor::raw(dt, vec![n as i64], bytes);
+                return Ok(vec![OutInfo::constant(t)]);
             }
         }
     }
@@ -328,9 +354,10 @@ pub fn split(c: &OpCtx) -> RuleResult {
     } else {
         s[axis].known().map(|d| {
             let parts = c.attr_int("num_outputs", n as i64).max(1);
-            let chunk = (d + parts - 1) / parts;
+            // ceil(d / parts) without overflow (d >= 0).
+            let chunk = if d <= 0 { 0 } else { (d - 1) / parts + 1 };
             (0..n as i64)
-                .map(|i| chunk.min(d - chunk * i).max(0))
+                .map(|i| chunk.min(d.saturating_sub(chunk.saturating_mul(i))).max(0))
                 .collect()
         })
     };
@@ -426,8 +453,8 @@ pub fn slice(c: &OpCtx) -> RuleResult {
         }
     }
     if let (Some(t), Some(dims)) = (c.constant(0), static_dims(&out)) {
-        if t.numel() <= fold::MAX_FOLD_ELEMENTS {
-            let n: i64 = dims.iter().product();
+        let n = fold::numel(&dims).filter(|&n| n <= fold::MAX_FOLD_ELEMENTS);
+        if let (true, Some(n), true) = (fold::small(t), n, t.dims.len() == dims.len()) {
             let in_strides = fold::strides(&t.dims);
             let out_strides = fold::strides(&dims);
             let flat: Vec<usize> = (0..n as usize)
@@ -459,7 +486,12 @@ pub fn gather(c: &OpCtx) -> RuleResult {
     out.extend(data[axis + 1..].iter().cloned());
     if let (Some(t), Some(iv), Some(dims)) = (c.constant(0), c.const_ints(1), static_dims(&out)) {
         let d = data[axis].known().unwrap_or(0);
-        if t.numel() <= fold::MAX_FOLD_ELEMENTS && iv.iter().all(|&i| i >= -d && i < d) {
+        // The input and the output are both small, so every product below is too.
+        if fold::small(t)
+            && fold::small_dims(&dims)
+            && static_dims(data).as_deref() == Some(&t.dims[..])
+            && iv.iter().all(|&i| i >= -d && i < d)
+        {
             let outer: i64 = t.dims[..axis].iter().product();
             let inner: i64 = t.dims[axis + 1..].iter().product();
             let mut flat = Vec::new();
@@ -499,12 +531,15 @@ pub fn like_input0(c: &OpCtx) -> RuleResult {
 pub fn expand(c: &OpCtx) -> RuleResult {
     let dt = c.dtype(0)?;
     let s = c.shape(0)?;
+    let what = || format!("the length of shape input '{}'", c.input_name(1));
     let Some(target) = c.const_ints(1) else {
         // The target's length gives the rank; an input dim other than 1 survives.
         let Some(n) = c.shape_opt(1).and_then(|t| t.first()).and_then(Dim::known) else {
             return Ok(vec![OutInfo::unranked(dt)]);
         };
-        let r = s.len().max(n as usize);
+        // The rank is the length of the target, a value from the file: checked before the
+        // shape is allocated (a target of shape [2^40] would ask for 24 TiB).
+        let r = s.len().max(rank_from_len(n, &what())?);
         let mut out = vec![Dim::Unknown; r];
         for (o, d) in out[r - s.len()..].iter_mut().zip(s) {
             if d.known().is_some_and(|d| d != 1) {
@@ -513,13 +548,11 @@ pub fn expand(c: &OpCtx) -> RuleResult {
         }
         return Ok(vec![OutInfo::new(dt, out)]);
     };
+    rank_from_len(target.len() as i64, &what())?;
     let out = super::ctx::broadcast(&[s, &known_shape(&target)])?;
     if let (Some(t), Some(dims)) = (c.constant(0), static_dims(&out)) {
-        let n = dims
-            .iter()
-            .try_fold(1u64, |a, &d| a.checked_mul(u64::try_from(d).ok()?));
-        if n.is_some_and(|n| n <= fold::MAX_FOLD_ELEMENTS) {
-            let idx = fold::broadcast_index(&dims, &t.dims);
+        // broadcast_index refuses an output above MAX_FOLD_ELEMENTS before allocating.
+        if let (true, Some(idx)) = (fold::small(t), fold::broadcast_index(&dims, &t.dims)) {
             if let Some(t) = fold::take(t, dims, &idx) {
                 return Ok(vec![OutInfo::constant(t)]);
             }
@@ -576,7 +609,7 @@ pub fn unsqueeze(c: &OpCtx) -> RuleResult {
     let dt = c.dtype(0)?;
     let s = c.shape(0)?;
     let axes = axes_of(c).ok_or_else(|| RuleError("Unsqueeze axes are not constant".into()))?;
-    let rank = s.len() + axes.len();
+    let rank = rank_from_len((s.len() + axes.len()) as i64, "the output rank")?;
     let mut axes: Vec<usize> = axes
         .iter()
         .map(|&a| norm_axis(a, rank))
@@ -667,18 +700,23 @@ pub fn gather_nd(c: &OpCtx) -> RuleResult {
     let dt = c.dtype(0)?;
     let data = c.shape(0)?;
     let idx = c.shape(1)?;
-    let b = c.attr_int("batch_dims", 0).max(0) as usize;
+    let b = c.attr_int("batch_dims", 0);
     let Some(last) = idx.last().and_then(Dim::known) else {
         return Ok(vec![OutInfo::unranked(dt)]);
     };
-    if b + last as usize > data.len() {
-        return Err(RuleError(format!(
-            "GatherND indexes {last} dims after {b} batch dims of a rank-{} input",
-            data.len()
-        )));
-    }
+    let end = usize::try_from(b)
+        .ok()
+        .zip(usize::try_from(last).ok())
+        .and_then(|(b, l)| b.checked_add(l))
+        .filter(|&e| e <= data.len())
+        .ok_or_else(|| {
+            RuleError(format!(
+                "GatherND indexes {last} dims after {b} batch dims of a rank-{} input",
+                data.len()
+            ))
+        })?;
     let mut out: Shape = idx[..idx.len() - 1].to_vec();
-    out.extend(data[b + last as usize..].iter().cloned());
+    out.extend(data[end..].iter().cloned());
     Ok(vec![OutInfo::new(dt, out)])
 }
 
@@ -737,7 +775,7 @@ pub fn non_zero(c: &OpCtx) -> RuleResult {
     let r = s.len() as i64;
     if let Some(t) = c
         .constant(0)
-        .filter(|t| t.numel() <= fold::MAX_FOLD_ELEMENTS)
+        .filter(|t| fold::small(t) && t.dims.len() == s.len())
     {
         if let Some(v) = t.as_f64() {
             let strides = fold::strides(&t.dims);
