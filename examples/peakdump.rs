@@ -11,7 +11,10 @@ fn main() {
     dims.insert("seq".to_string(), a[2].parse().unwrap());
     let m = onnx_ac::load_model(std::path::Path::new(&a[0]), &dims).unwrap();
     let opts = TrainOptions {
-        loss: Loss::CrossEntropy { logits: "logits".into(), labels: "labels".into() },
+        loss: Loss::CrossEntropy {
+            logits: "logits".into(),
+            labels: "labels".into(),
+        },
         ..Default::default()
     };
     let (tm, info) = build_training_graph(&m, &opts).unwrap();
@@ -31,18 +34,31 @@ fn main() {
     let so = SimOptions::default();
     let order = simulate::ort_order(&g, &so);
     let sim = simulate::simulate_with(&g, &order, Some(&info), &so);
-    println!("peak {} act {} step {} node {} fwd_end {}", sim.peak_bytes, sim.activation_peak_bytes, sim.peak_step, g.node(order[sim.peak_step]).name, info.forward_end);
+    println!(
+        "peak {} act {} step {} node {} fwd_end {}",
+        sim.peak_bytes,
+        sim.activation_peak_bytes,
+        sim.peak_step,
+        g.node(order[sim.peak_step]).name,
+        info.forward_end
+    );
     println!("{:?}", sim.breakdown);
     let ev = simulate::allocation_events(&g, &order, &so);
     let mut live: BTreeMap<String, i64> = BTreeMap::new();
     for e in &ev {
-        if e.step > sim.peak_step { break; }
-        if e.step == sim.peak_step && e.bytes < 0 { continue; }
+        if e.step > sim.peak_step {
+            break;
+        }
+        if e.step == sim.peak_step && e.bytes < 0 {
+            continue;
+        }
         *live.entry(e.what.clone()).or_default() += e.bytes;
     }
     let mut v: Vec<_> = live.into_iter().filter(|(_, b)| *b > 0).collect();
     v.sort_by_key(|(_, b)| -b);
     let tot: i64 = v.iter().map(|x| x.1).sum();
     println!("live total {tot}");
-    for (n, b) in v.iter().take(40) { println!("{b:>10} {n}"); }
+    for (n, b) in v.iter().take(40) {
+        println!("{b:>10} {n}");
+    }
 }
