@@ -163,10 +163,6 @@ fn defences_matter() {
     );
 }
 
-/// Allocator slack allowed between the simulated plan and ONNX Runtime's measured peak
-/// (docs/memory-model.md: the simulator is within 0.7% on rewritten transformer graphs).
-const MEASURED_SLACK: f64 = 0.01;
-
 /// ONNX Runtime's measured peak stays within the budget wherever the default planner says
 /// the budget is reachable, at 30/50/70/80/90% of the activation memory kept, and at least
 /// one of those budgets is reachable on each model (so the check cannot pass vacuously).
@@ -201,8 +197,10 @@ fn measured_peak_within_budget() {
                 "{stem} {keep}%act: budget {budget}, simulated {}, measured {measured}",
                 p.summary.final_peak_bytes
             );
+            // Plans aim 3% under the budget (the simulator's error), so the measured peak
+            // itself must fit.
             assert!(
-                measured as f64 <= budget as f64 * (1.0 + MEASURED_SLACK),
+                measured <= budget,
                 "{stem} at {keep}%act: measured {measured} B over the budget {budget} B"
             );
         }
