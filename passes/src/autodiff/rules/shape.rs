@@ -1,9 +1,9 @@
 //! Gradients of data-movement ops: Reshape/Flatten/Squeeze/Unsqueeze (reshape back),
 //! Transpose (inverse permutation), Expand and Tile (sum back), Concat (Split), Split
 //! (Concat, zeros for unused pieces), Slice (Pad; other steps first reversed and
-//! interleaved with zeros), Gather (ScatterND with reduction add, so repeated indices
-//! accumulate), GatherElements (ScatterElements add). None of these saves a float forward
-//! value; Gather and GatherElements keep their indices. Spec: https://onnx.ai/onnx/operators/.
+//! interleaved with zeros), Gather (ScatterElements with reduction add, so repeated
+//! indices accumulate, in order), GatherElements (ScatterElements add). None of these saves
+//! a float forward value; Gather and GatherElements keep their indices. Spec: https://onnx.ai/onnx/operators/.
 
 use super::{GradCtx, GradResult};
 use crate::ir::{Attribute, ValueId};
@@ -205,7 +205,8 @@ pub fn slice(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
 }
 
 /// Gather(data, indices, axis): scatter-add the gradient into zeros of data's shape.
-/// The axis is moved to the front so that one ScatterND (reduction add) covers any axis.
+/// The axis is moved to the front and the rest flattened, so that one ScatterElements
+/// (reduction add, axis 0) covers any axis.
 pub fn gather(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
     let (data, idx) = (c.x(0)?, c.x(1)?);
     let dd = c.dims(data)?;
@@ -226,9 +227,6 @@ pub fn gather(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
         c.b.constant(crate::ir::Tensor::from_i64(vec![], &[dd[axis]]));
     let wrapped = c.b.op("Add", &[idx64, dimc])?;
     let idx_ok = c.b.op("Where", &[neg, wrapped, idx64])?;
-    let mut idx_shape = id.clone();
-    idx_shape.push(1);
-    let idx_nd = c.b.reshape(idx_ok, &idx_shape)?;
     // dy dims: data[..axis] ++ idx ++ data[axis+1..]; bring the idx dims to the front.
     let ni = id.len();
     let mut perm: Vec<i64> = (axis as i64..(axis + ni) as i64).collect();
@@ -238,12 +236,25 @@ pub fn gather(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
     let mut moved: Vec<i64> = vec![dd[axis]];
     moved.extend(&dd[..axis]);
     moved.extend(&dd[axis + 1..]);
-    let z = c.b.zeros(dt, &moved)?;
-    let s = c.b.node(
-        "ScatterND",
-        &[z, idx_nd, gt],
-        vec![Attribute::string("reduction", "add")],
+    // ScatterElements along axis 0 of [n, inner], not ScatterND: ONNX Runtime runs
+    // ScatterND's additions in parallel over the indices, so repeated indices race and the
+    // gradient changes from run to run; ScatterElements accumulates each column in order.
+    let n: i64 = id.iter().product();
+    let inner: i64 = moved[1..].iter().product();
+    let rows = c.b.reshape(gt, &[n, inner])?;
+    let col = c.b.reshape(idx_ok, &[n, 1])?;
+    let shape = c.b.const_i64(&[n, inner]);
+    let idx_rows = c.b.node("Expand", &[col, shape], vec![])?;
+    let z = c.b.zeros(dt, &[dd[axis], inner])?;
+    let flat = c.b.node(
+        "ScatterElements",
+        &[z, idx_rows, rows],
+        vec![
+            Attribute::int("axis", 0),
+            Attribute::string("reduction", "add"),
+        ],
     )?;
+    let s = c.b.reshape(flat, &moved)?;
     // Move the axis back: moved = [axis, 0..axis, axis+1..].
     let mut back: Vec<i64> = (1..=axis as i64).collect();
     back.push(0);
