@@ -1,10 +1,13 @@
 //! Planning time on synthetic transformer training graphs of ~1k, ~10k and ~50k nodes
 //! (`synth::transformer_with_nodes`; the exact counts are printed).
 //!
-//! `cargo bench --bench planner`. For each size: one `plan::evaluate` of the empty plan
-//! (rewrite + simulate, which the searching planners call once per step), and every
-//! planner of `plan::planner_by_name` with a budget of 50% of the simulated peak without
-//! recomputation.
+//! `cargo bench --bench planner`. For each size: `plan::evaluate` (rewrite + simulate, which
+//! the searching planners call once per step) of the empty plan and of a plan recomputing
+//! every third candidate, and every planner of `plan::planner_by_name` with a budget of 50%
+//! of the simulated peak without recomputation.
+//!
+//! `cargo bench --bench planner -- evaluate` times `evaluate` alone (a minute or so): with a
+//! filter that names no planner, the planners' one-shot runs are skipped too.
 //!
 //! The presets (none, selective, full) run under criterion on every size. The searching
 //! planners (ac, mutwo, optimal) re-simulate the whole graph at each step, so they are
@@ -15,9 +18,9 @@
 //! Figures: docs/benchmarks-io.md.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use onnx_ac::plan::{evaluate, planner_by_name, PlanInput};
+use onnx_ac::plan::{candidates::candidates, evaluate, planner_by_name, PlanInput};
 use onnx_ac_passes::autodiff::{build_training_graph, TrainingInfo};
-use onnx_ac_passes::ir::{Graph, NodeId};
+use onnx_ac_passes::ir::{Graph, NodeId, ValueId};
 use onnx_ac_passes::synth;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -44,6 +47,8 @@ struct Case {
     graph: Graph,
     info: TrainingInfo,
     budget: u64,
+    /// Every third recomputation candidate: a plan like the ones the searching planners try.
+    third: Vec<ValueId>,
     /// One evaluate of the empty plan, timed once.
     eval_once: Duration,
 }
@@ -55,8 +60,14 @@ impl Case {
         let t = Instant::now();
         let (_, base) = evaluate(&tm.graph, &info, &[], &cost).expect("evaluate");
         let eval_once = t.elapsed();
+        let third = candidates(&tm.graph, &info)
+            .into_iter()
+            .skip(1)
+            .step_by(3)
+            .collect();
         Case {
             budget: base.peak_bytes / 2,
+            third,
             graph: tm.graph,
             info,
             eval_once,
@@ -105,6 +116,25 @@ fn group(cr: &mut Criterion) -> criterion::BenchmarkGroup<'_, criterion::measure
     g
 }
 
+/// `evaluate` of the empty plan and of `Case::third`.
+fn bench_evaluate(cr: &mut Criterion, c: &Case) {
+    let n = c.nodes();
+    group(cr).bench_function(BenchmarkId::new("evaluate", n), |b| {
+        b.iter(|| evaluate(black_box(&c.graph), &c.info, &[], &cost).expect("evaluate"))
+    });
+    group(cr).bench_function(BenchmarkId::new("evaluate_third", n), |b| {
+        b.iter(|| evaluate(black_box(&c.graph), &c.info, &c.third, &cost).expect("evaluate"))
+    });
+}
+
+/// Whether the command line's benchmark filter (if any) can select benchmarks of `planner`;
+/// planners it cannot are not run at all (their one-shot runs happen outside criterion).
+fn wanted(planner: &str) -> bool {
+    let id = format!("planner/{planner}/");
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    filter.is_none_or(|f| id.contains(f.as_str()) || f.contains(planner))
+}
+
 fn bench_planner(cr: &mut Criterion, c: &Case, name: &str) {
     let p = planner_by_name(name).expect("planner");
     let input = c.input();
@@ -117,6 +147,9 @@ fn bench_planner(cr: &mut Criterion, c: &Case, name: &str) {
 type LastRun = Option<(usize, Duration, Duration)>;
 
 fn search(cr: &mut Criterion, c: &Case, name: &str, last: &mut LastRun, max_s: f64) {
+    if !wanted(name) {
+        return;
+    }
     let n = c.nodes();
     if let Some((n0, e0, t0)) = *last {
         let predicted = t0.as_secs_f64() * (n as f64 / n0 as f64) * c.eval_once.as_secs_f64()
@@ -152,10 +185,8 @@ fn planners(cr: &mut Criterion) {
             c.eval_once.as_secs_f64() * 1e3
         );
         if SIZES.contains(&target) {
-            group(cr).bench_function(BenchmarkId::new("evaluate", n), |b| {
-                b.iter(|| evaluate(black_box(&c.graph), &c.info, &[], &cost).expect("evaluate"))
-            });
-            for name in PRESETS {
+            bench_evaluate(cr, &c);
+            for name in PRESETS.into_iter().filter(|p| wanted(p)) {
                 c.plan_once(name);
                 bench_planner(cr, &c, name);
             }

@@ -9,26 +9,148 @@
 
 use crate::ir::{known_shape, Attribute, DType, Graph, Node, Tensor, Value, ValueId};
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// Emits pins into node lists; shares the zero dependency made from each late value.
-pub struct Pinner {
-    taken: HashSet<String>,
+pub struct Pinner<'a> {
+    names: Names<'a>,
     late_zeros: HashMap<ValueId, Option<ValueId>>,
 }
 
-impl Pinner {
-    pub fn new(g: &Graph) -> Pinner {
+/// The names fresh names must avoid: every value and node name of the graph the pinner
+/// was made for, and every name it made since.
+enum Names<'a> {
+    /// Owned copies (the graph is changed while the pinner runs).
+    Owned(HashSet<String>),
+    /// The names of a graph that outlives the pinner, borrowed, and the names made since.
+    Borrowed {
+        graph: HashSet<&'a str, FastHash>,
+        made: HashSet<String, FastHash>,
+    },
+}
+
+/// FxHash (rustc's hasher) with a final mix: names are not attacker-chosen keys here, and
+/// hashing every name of a large graph with SipHash on each rewrite costs more than the
+/// rewrite.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(FX_SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        // The multiply leaves the low bits (the table's bucket) depending on the input's low
+        // bits only: mix the high bits down (the splitmix64 finalizer).
+        let mut h = self.0;
+        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^ (h >> 31)
+    }
+}
+
+pub(crate) type FastHash = BuildHasherDefault<FxHasher>;
+
+/// Names borrowed from a graph, for [`Pinner::avoiding`] (gathered by the caller while it
+/// reads the graph anyway).
+pub struct NameSet<'a>(HashSet<&'a str, FastHash>);
+
+impl<'a> NameSet<'a> {
+    pub fn with_capacity(n: usize) -> NameSet<'a> {
+        NameSet(HashSet::with_capacity_and_hasher(n, FastHash::default()))
+    }
+
+    pub fn insert(&mut self, name: &'a str) {
+        self.0.insert(name);
+    }
+}
+
+impl Pinner<'static> {
+    /// A pinner for `g`, which the caller may change: it copies every name of `g`.
+    pub fn new(g: &Graph) -> Pinner<'static> {
         let mut taken: HashSet<String> = g.values.iter().map(|v| v.name.clone()).collect();
         taken.extend(g.nodes.iter().map(|n| n.name.clone()));
         Pinner {
-            taken,
+            names: Names::Owned(taken),
+            late_zeros: HashMap::new(),
+        }
+    }
+}
+
+impl<'a> Pinner<'a> {
+    /// A pinner avoiding the names of `src` (borrowed, not copied), for a graph whose names
+    /// are those of `src` plus the names this pinner makes (a rewrite of a copy of `src`).
+    pub fn borrowing(src: &'a Graph) -> Pinner<'a> {
+        let mut names = NameSet::with_capacity(src.values.len() + src.nodes.len());
+        for v in &src.values {
+            names.insert(&v.name);
+        }
+        for n in &src.nodes {
+            names.insert(&n.name);
+        }
+        Pinner::avoiding(names)
+    }
+
+    /// A pinner avoiding `names` (every value and node name of the graph it will add to)
+    /// and the names it makes.
+    pub fn avoiding(names: NameSet<'a>) -> Pinner<'a> {
+        Pinner {
+            names: Names::Borrowed {
+                graph: names.0,
+                made: HashSet::default(),
+            },
+            late_zeros: HashMap::new(),
+        }
+    }
+
+    /// The same names to avoid, with no late value shared yet (for a later pass over the
+    /// graph this pinner's names went into).
+    pub fn renew(self) -> Pinner<'a> {
+        Pinner {
+            names: self.names,
             late_zeros: HashMap::new(),
         }
     }
 
     /// A name unused by values and nodes (both must be unique: profiles key on node names).
     pub fn fresh(&mut self, g: &Graph, base: &str) -> String {
-        g.fresh_name(base, &mut self.taken)
+        match &mut self.names {
+            Names::Owned(taken) => g.fresh_name(base, taken),
+            Names::Borrowed { graph, made } => {
+                // As `Graph::fresh_name`: `base`, else `base_1`, `base_2`, ...
+                let mut name = base.to_string();
+                let mut k = 1;
+                while graph.contains(name.as_str()) || made.contains(&name) {
+                    name = format!("{base}_{k}");
+                    k += 1;
+                }
+                made.insert(name.clone());
+                name
+            }
+        }
     }
 
     /// `0 * int64(late.flat[0])`, an int64 `[1]` that is always zero but cannot be known
@@ -53,7 +175,7 @@ impl Pinner {
         late: ValueId,
         out: &mut Vec<Node>,
     ) -> Option<ValueId> {
-        let lv = g.value(late).clone();
+        let lv = g.value(late);
         let late_numel = crate::ir::static_numel(lv.shape.as_ref()?)?;
         let ldt = lv.dtype?;
         if late_numel == 0 || ldt == DType::String {
@@ -148,12 +270,13 @@ impl Pinner {
         node_base: &str,
         out: &mut Vec<Node>,
     ) -> ValueId {
-        let xv = g.value(x).clone();
+        let xv = g.value(x);
+        let (dtype, xshape) = (xv.dtype, xv.shape.clone());
         let out_v = self.fresh(g, &format!("{}/{label}", xv.name));
         let outv = g.add_value(Value {
             name: out_v,
-            dtype: xv.dtype,
-            shape: xv.shape.clone(),
+            dtype,
+            shape: xshape,
             ..Default::default()
         });
         self.emit(g, out, node_base, "Reshape", &[x, shape], outv, vec![]);
@@ -176,17 +299,18 @@ impl Pinner {
         if !matches!(reader_op, "Reshape" | "Squeeze" | "Unsqueeze" | "Flatten") {
             return self.pin(g, x, dep, out);
         }
-        let xv = g.value(x).clone();
+        let xv = g.value(x);
         let dt = xv.dtype?;
         if !(dt.is_float() || dt.is_int()) {
             return None;
         }
         let dims = crate::ir::static_dims(xv.shape.as_ref()?)?;
         let base = format!("{}/pin", xv.name);
+        let xname = xv.name.clone();
         let one = self.init(g, &format!("{base}/one"), Tensor::from_i64(vec![1], &[1]));
         let one_dep = self.val(g, &format!("{base}/one_dep"), DType::Int64, &[1]);
         let factor = self.val(g, &format!("{base}/factor"), dt, &[1]);
-        let pinned = self.val(g, &format!("{}/pinned", xv.name), dt, &dims);
+        let pinned = self.val(g, &format!("{xname}/pinned"), dt, &dims);
         self.emit(g, out, &base, "Add", &[one, dep], one_dep, vec![]);
         self.emit(
             g,

@@ -13,7 +13,7 @@
 
 use crate::autodiff::TrainingInfo;
 use crate::ir::{Graph, Node, NodeId, ValueId};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use thiserror::Error;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,10 +104,11 @@ pub fn not_recomputable(g: &Graph, info: &TrainingInfo, v: ValueId) -> Option<St
 struct Rewriter<'a> {
     src: &'a Graph,
     g: Graph,
-    drop: HashSet<ValueId>,
+    /// Per value of `src`: dropped for recomputation.
+    drop: Vec<bool>,
     /// Copy of each forward node already made (by original node id).
     copies: HashMap<NodeId, Vec<Option<ValueId>>>,
-    pinner: crate::pin::Pinner,
+    pinner: crate::pin::Pinner<'a>,
     pending: Vec<Node>,
     /// Copies made for the current group whose inputs include a kept value.
     roots: Vec<usize>,
@@ -116,6 +117,10 @@ struct Rewriter<'a> {
 impl Rewriter<'_> {
     fn fresh(&mut self, base: &str) -> String {
         self.pinner.fresh(&self.g, base)
+    }
+
+    fn dropped(&self, v: ValueId) -> bool {
+        self.drop.get(v.index()).copied().unwrap_or(false)
     }
 
     /// The copy of `v` (a dropped value), made with its dropped sources on first request.
@@ -130,22 +135,14 @@ impl Rewriter<'_> {
             let inputs: Vec<Option<ValueId>> = node
                 .inputs
                 .iter()
-                .map(|i| {
-                    i.map(|i| {
-                        if self.drop.contains(&i) {
-                            self.copy_of(i)
-                        } else {
-                            i
-                        }
-                    })
-                })
+                .map(|i| i.map(|i| if self.dropped(i) { self.copy_of(i) } else { i }))
                 .collect();
             let outputs: Vec<Option<ValueId>> = node
                 .outputs
                 .iter()
                 .map(|o| {
                     o.map(|o| {
-                        let orig = self.src.value(o).clone();
+                        let orig = self.src.value(o);
                         let name = self.fresh(&format!("{}/recompute", orig.name));
                         self.g.add_value(crate::ir::Value {
                             name,
@@ -161,7 +158,7 @@ impl Rewriter<'_> {
                 .inputs
                 .iter()
                 .flatten()
-                .any(|i| !self.drop.contains(i) && self.src.value(*i).constant.is_none());
+                .any(|i| !self.dropped(*i) && self.src.value(*i).constant.is_none());
             let mut copy = node;
             copy.name = self.fresh_node_name(&format!("{}/recompute", copy.name));
             copy.inputs = inputs;
@@ -205,37 +202,38 @@ pub fn apply_recompute(
             });
         }
     }
+    let mut drop = vec![false; g.values.len()];
+    for &v in recompute {
+        drop[v.index()] = true;
+    }
+    let mut names = crate::pin::NameSet::with_capacity(g.values.len() + g.nodes.len());
+    let (copy, mut backward) = split_copy(g, info.forward_end, &mut names);
     let mut rw = Rewriter {
         src: g,
-        g: g.clone(),
-        drop: recompute.iter().copied().collect(),
+        g: copy,
+        drop,
         copies: HashMap::new(),
-        pinner: crate::pin::Pinner::new(g),
+        pinner: crate::pin::Pinner::avoiding(names),
         pending: Vec::new(),
         roots: Vec::new(),
     };
     let mut report = RewriteReport::default();
-    let backward: Vec<Node> = rw.g.nodes.drain(info.forward_end..).collect();
-    let mut out_nodes: Vec<Node> = Vec::with_capacity(backward.len());
+    // The new backward: each node of `backward` (rewired in place), preceded by the nodes of
+    // `inserted` it needs (`before[i]` of them for node `i`).
+    let mut inserted: Vec<Node> = Vec::new();
+    let mut before: Vec<usize> = Vec::with_capacity(backward.len());
     // The most recent backward value, for pinning copies late.
     let mut last_backward_value: Option<ValueId> = None;
-    for mut node in backward {
-        let needs_copy = node.inputs.iter().flatten().any(|i| rw.drop.contains(i));
+    for node in backward.iter_mut() {
+        let inserted_before = inserted.len();
+        let needs_copy = node.inputs.iter().flatten().any(|i| rw.dropped(*i));
         if needs_copy {
             rw.pending.clear();
             rw.roots.clear();
             let inputs: Vec<Option<ValueId>> = node
                 .inputs
                 .iter()
-                .map(|i| {
-                    i.map(|i| {
-                        if rw.drop.contains(&i) {
-                            rw.copy_of(i)
-                        } else {
-                            i
-                        }
-                    })
-                })
+                .map(|i| i.map(|i| if rw.dropped(i) { rw.copy_of(i) } else { i }))
                 .collect();
             let mut group = std::mem::take(&mut rw.pending);
             if !group.is_empty() {
@@ -294,23 +292,156 @@ pub fn apply_recompute(
                         report.pinned_groups += 1;
                     }
                 }
-                out_nodes.extend(pins);
-                out_nodes.append(&mut group);
+                inserted.extend(pins);
+                inserted.append(&mut group);
             }
             node.inputs = inputs;
         }
         if let Some(o) = node.outputs.iter().flatten().next() {
             last_backward_value = Some(*o);
         }
-        out_nodes.push(node);
+        before.push(inserted.len() - inserted_before);
     }
-    for n in out_nodes {
-        rw.g.add_node(n);
-    }
+    let out_nodes = interleave(backward, inserted, before);
     if opts.hide_shapes {
-        report.hidden_inputs =
-            crate::runtime_shapes::hide_backward_shapes(&mut rw.g, info.forward_end, info.loss, info.opset);
+        // The pinner's names are now exactly the rewritten graph's.
+        report.hidden_inputs = crate::runtime_shapes::hide_backward_nodes(
+            &mut rw.g,
+            out_nodes,
+            info.loss,
+            info.opset,
+            rw.pinner.renew(),
+        );
+    } else {
+        for n in out_nodes {
+            rw.g.add_node(n);
+        }
     }
-    crate::ir::verify(&rw.g)?;
+    if !valid_in_file_order(&rw.g) {
+        crate::ir::verify(&rw.g)?;
+    }
     Ok((rw.g, report))
+}
+
+/// `nodes`, each preceded by the next `before[i]` nodes of `inserted` (nodes are moved once).
+fn interleave(
+    nodes: Vec<Node>,
+    inserted: Vec<Node>,
+    before: Vec<usize>,
+) -> impl Iterator<Item = Node> {
+    let (mut nodes, mut inserted, mut before) =
+        (nodes.into_iter(), inserted.into_iter(), before.into_iter());
+    let mut left: Option<usize> = None;
+    std::iter::from_fn(move || loop {
+        match left {
+            None => left = Some(before.next()?),
+            Some(0) => {
+                left = None;
+                return nodes.next();
+            }
+            Some(n) => {
+                left = Some(n - 1);
+                return inserted.next();
+            }
+        }
+    })
+}
+
+/// Whether `crate::ir::verify` accepts `g` (ids in range, each output recording its node as
+/// producer, every input made by an earlier node or a source, every graph output defined),
+/// checked in one pass; when this says no, `verify` itself reports why.
+fn valid_in_file_order(g: &Graph) -> bool {
+    const NONE: u32 = u32::MAX;
+    let nv = g.values.len();
+    let mut producer = vec![NONE; nv];
+    for (id, n) in g.nodes.iter().enumerate() {
+        for o in n.outputs.iter().flatten() {
+            let Some(v) = g.values.get(o.index()) else {
+                return false;
+            };
+            if producer[o.index()] != NONE || v.producer != Some(NodeId(id as u32)) {
+                return false;
+            }
+            producer[o.index()] = id as u32;
+        }
+    }
+    let mut is_source = vec![false; nv];
+    for &v in g.inputs.iter().chain(&g.initializers) {
+        match is_source.get_mut(v.index()) {
+            Some(s) => *s = true,
+            None => return false,
+        }
+    }
+    for (i, v) in g.values.iter().enumerate() {
+        if v.initializer.is_some() {
+            is_source[i] = true;
+        }
+    }
+    for (id, n) in g.nodes.iter().enumerate() {
+        for i in n.inputs.iter().flatten() {
+            match producer.get(i.index()) {
+                None => return false,
+                Some(&NONE) if !is_source[i.index()] => return false,
+                Some(&NONE) => {}
+                Some(&p) if p as usize >= id => return false,
+                Some(_) => {}
+            }
+        }
+    }
+    g.outputs
+        .iter()
+        .all(|o| o.index() < nv && (producer[o.index()] != NONE || is_source[o.index()]))
+}
+
+/// A copy of `g` without its nodes from `forward_end` on (with room for what the rewrite
+/// adds), and copies of those nodes. Every value and node name of `g` goes into `names` (as
+/// it is read for the copy).
+fn split_copy<'a>(
+    g: &'a Graph,
+    forward_end: usize,
+    names: &mut crate::pin::NameSet<'a>,
+) -> (Graph, Vec<Node>) {
+    let Graph {
+        name,
+        doc_string,
+        nodes,
+        values,
+        inputs,
+        outputs,
+        initializers,
+        opaque_sparse_initializers,
+        opaque_quantization_annotations,
+        metadata,
+    } = g;
+    let (forward, backward) = nodes.split_at(forward_end.min(nodes.len()));
+    let mut new_nodes = Vec::with_capacity(nodes.len() + nodes.len() / 2 + 64);
+    for n in forward {
+        new_nodes.push(n.clone());
+        names.insert(&n.name);
+    }
+    let backward = backward
+        .iter()
+        .map(|n| {
+            names.insert(&n.name);
+            n.clone()
+        })
+        .collect();
+    let mut new_values = Vec::with_capacity(values.len() + values.len() / 2 + 64);
+    for v in values {
+        new_values.push(v.clone());
+        names.insert(&v.name);
+    }
+    let copy = Graph {
+        name: name.clone(),
+        doc_string: doc_string.clone(),
+        nodes: new_nodes,
+        values: new_values,
+        inputs: inputs.clone(),
+        outputs: outputs.clone(),
+        initializers: initializers.clone(),
+        opaque_sparse_initializers: opaque_sparse_initializers.clone(),
+        opaque_quantization_annotations: opaque_quantization_annotations.clone(),
+        metadata: metadata.clone(),
+    };
+    (copy, backward)
 }

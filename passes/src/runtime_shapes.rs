@@ -31,12 +31,63 @@ fn is_alias(op: &str) -> bool {
     )
 }
 
+/// True shapes and constants of the values whose inferred ones `g` holds meanwhile (saved
+/// when first overwritten; a value never overwritten keeps its true ones in `g`).
+#[derive(Default)]
+struct Truths {
+    /// Per value: its true shape, once saved.
+    shapes: Vec<Option<Option<Shape>>>,
+    /// The saved values that had a constant, and it.
+    constants: Vec<(ValueId, Tensor)>,
+}
+
+impl Truths {
+    /// Saves `v`'s true shape and constant (once), leaving neither in `g`.
+    fn save(&mut self, g: &mut Graph, v: ValueId) {
+        let i = v.index();
+        if self.shapes.len() <= i {
+            self.shapes.resize(g.values.len().max(i + 1), None);
+        }
+        if self.shapes[i].is_none() {
+            let val = g.value_mut(v);
+            self.shapes[i] = Some(val.shape.take());
+            if let Some(c) = val.constant.take() {
+                self.constants.push((v, c));
+            }
+        }
+    }
+
+    /// `v`'s true shape.
+    fn shape<'g>(&'g self, g: &'g Graph, v: ValueId) -> Option<&'g Shape> {
+        match self.shapes.get(v.index()) {
+            Some(Some(s)) => s.as_ref(),
+            _ => g.value(v).shape.as_ref(),
+        }
+    }
+}
+
+/// Shape rules by op type (`ops::lookup`, remembered).
+#[derive(Default)]
+struct Rules(HashMap<String, Option<&'static ops::OpDef>, crate::pin::FastHash>);
+
+impl Rules {
+    fn get(&mut self, op_type: &str) -> Option<&'static ops::OpDef> {
+        if let Some(&r) = self.0.get(op_type) {
+            return r;
+        }
+        let r = ops::lookup(op_type);
+        self.0.insert(op_type.to_string(), r);
+        r
+    }
+}
+
 /// Runs `node`'s shape rule on what `g` currently knows; outputs whose rule fails or is
-/// missing become unranked. Returns nothing: `g`'s values are updated.
-fn infer_node(g: &mut Graph, nid: NodeId, opset: i64) {
+/// missing become unranked. Returns nothing: `g`'s values are updated (their true shapes
+/// saved in `truths` first).
+fn infer_node(g: &mut Graph, nid: NodeId, opset: i64, truths: &mut Truths, rules: &mut Rules) {
     let node = g.node(nid);
     let outs = if node.is_standard_domain() {
-        ops::lookup(&node.op_type).and_then(|r| {
+        rules.get(&node.op_type).and_then(|r| {
             (r.infer)(&OpCtx {
                 graph: g,
                 node,
@@ -47,13 +98,18 @@ fn infer_node(g: &mut Graph, nid: NodeId, opset: i64) {
     } else {
         None
     };
-    let targets = node.outputs.clone();
-    for (k, o) in targets.into_iter().enumerate() {
-        let Some(o) = o else { continue };
-        let info = outs.as_ref().and_then(|v| v.get(k).cloned());
+    let mut outs = outs.unwrap_or_default().into_iter();
+    for k in 0..g.node(nid).outputs.len() {
+        let info = outs.next();
+        let Some(o) = g.node(nid).outputs[k] else {
+            continue;
+        };
+        truths.save(g, o);
         let v = g.value_mut(o);
-        v.shape = info.as_ref().and_then(|i| i.shape.clone());
-        v.constant = info.and_then(|i| i.constant);
+        (v.shape, v.constant) = match info {
+            Some(i) => (i.shape, i.constant),
+            None => (None, None),
+        };
     }
 }
 
@@ -67,67 +123,75 @@ fn fully_known(s: &Option<Shape>) -> bool {
 /// `hide_shape`. Value ids are kept; node ids after `forward_end` change. Returns the
 /// number of inputs read through a hiding alias.
 pub fn hide_backward_shapes(g: &mut Graph, forward_end: usize, loss: ValueId, opset: i64) -> usize {
+    let pinner = Pinner::new(g);
+    let backward: Vec<Node> = g.nodes.drain(forward_end..).collect();
+    hide_backward_nodes(g, backward, loss, opset, pinner)
+}
+
+/// [`hide_backward_shapes`] of the graph made of `g` (its forward: every node of `g`) and
+/// `backward` (its backward, appended to `g`). Values of `g` produced by a node of
+/// `backward` may still record no producer. `pinner` avoids every name of that graph.
+pub(crate) fn hide_backward_nodes(
+    g: &mut Graph,
+    backward: impl IntoIterator<Item = Node>,
+    loss: ValueId,
+    opset: i64,
+    mut pinner: Pinner<'_>,
+) -> usize {
+    let forward_end = g.nodes.len();
     // The truth, restored at the end; meanwhile `g` holds what inference alone can know.
-    let mut truth: Vec<(Option<Shape>, Option<Tensor>)> = g
-        .values
-        .iter()
-        .map(|v| (v.shape.clone(), v.constant.clone()))
-        .collect();
-    for v in &mut g.values {
+    let mut truths = Truths::default();
+    truths
+        .shapes
+        .reserve(g.values.len() + g.values.len() / 2 + 64);
+    for i in 0..g.values.len() {
+        let v = &g.values[i];
         if v.producer.is_some() && v.initializer.is_none() {
-            v.shape = None;
-            v.constant = None;
+            truths.save(g, ValueId(i as u32));
         }
     }
+    let mut rules = Rules::default();
     for i in 0..forward_end {
-        infer_node(g, NodeId(i as u32), opset);
+        infer_node(g, NodeId(i as u32), opset, &mut truths, &mut rules);
     }
 
-    let mut pinner = Pinner::new(g);
-    let backward: Vec<Node> = g.nodes.drain(forward_end..).collect();
     let mut zero: Option<Option<ValueId>> = None;
     let mut hidden_shape: HashMap<Vec<i64>, ValueId> = HashMap::new();
-    let mut hidden_of: HashMap<ValueId, ValueId> = HashMap::new();
+    // Per value: the alias it is read through.
+    let mut hidden_of: Vec<Option<ValueId>> = vec![None; g.values.len()];
     let mut hides = 0;
 
-    // Adds `n` and infers its outputs, remembering the true shapes of new values.
-    let push = |g: &mut Graph, truth: &mut Vec<(Option<Shape>, Option<Tensor>)>, n: Node| {
-        // Values made since the last node (new outputs, initializers) carry true shapes.
-        for v in &g.values[truth.len()..] {
-            truth.push((v.shape.clone(), v.constant.clone()));
-        }
+    // Adds `n` and infers its outputs.
+    let mut push = |g: &mut Graph, truths: &mut Truths, n: Node| {
         let id = g.add_node(n);
-        infer_node(g, id, opset);
+        infer_node(g, id, opset, truths, &mut rules);
     };
 
     for mut node in backward {
         // A node whose outputs are all tiny (the pins' own scalar arithmetic) cannot hold
         // a buffer worth pairing.
         let tiny = node.outputs.iter().flatten().all(|o| {
-            let t = &truth[o.index()].0;
-            let numel = t.as_deref().and_then(crate::ir::static_numel);
+            let numel = truths.shape(g, *o).and_then(|s| crate::ir::static_numel(s));
             numel.is_some_and(|n| n <= 16)
         });
         if !is_alias(&node.op_type) && !tiny {
             for k in 0..node.inputs.len() {
                 let Some(x) = node.inputs[k] else { continue };
+                // (An input hidden before passed every check below, and what they read has
+                // not changed since.)
+                if let Some(h) = hidden_of.get(x.index()).copied().flatten() {
+                    node.inputs[k] = Some(h);
+                    continue;
+                }
                 let v = g.value(x);
                 if v.initializer.is_some() || v.constant.is_some() || !fully_known(&v.shape) {
                     continue;
                 }
-                let Some(dims) = truth
-                    .get(x.index())
-                    .and_then(|t| t.0.as_ref())
-                    .and_then(|s| crate::ir::static_dims(s))
-                else {
+                let Some(dims) = truths.shape(g, x).and_then(|s| crate::ir::static_dims(s)) else {
                     continue;
                 };
                 if dims.is_empty() {
                     continue; // Scalars are never paired.
-                }
-                if let Some(&h) = hidden_of.get(&x) {
-                    node.inputs[k] = Some(h);
-                    continue;
                 }
                 let zero = match zero {
                     Some(z) => z,
@@ -135,7 +199,7 @@ pub fn hide_backward_shapes(g: &mut Graph, forward_end: usize, loss: ValueId, op
                         let mut made = Vec::new();
                         let z = pinner.late_zero(g, loss, &mut made);
                         for n in made {
-                            push(g, &mut truth, n);
+                            push(g, &mut truths, n);
                         }
                         zero = Some(z);
                         z
@@ -147,31 +211,38 @@ pub fn hide_backward_shapes(g: &mut Graph, forward_end: usize, loss: ValueId, op
                     Some(&s) => s,
                     None => {
                         let s = pinner.dims_plus(g, &dims, zero, &mut made);
-                        hidden_shape.insert(dims.clone(), s);
+                        hidden_shape.insert(dims, s);
                         s
                     }
                 };
                 let base = format!("{}/hidden", g.value(x).name);
                 let h = pinner.reshape_to(g, x, shape, "hidden", &base, &mut made);
                 for n in made {
-                    push(g, &mut truth, n);
+                    push(g, &mut truths, n);
                 }
-                hidden_of.insert(x, h);
+                if hidden_of.len() <= x.index() {
+                    hidden_of.resize(x.index() + 1, None);
+                }
+                hidden_of[x.index()] = Some(h);
                 node.inputs[k] = Some(h);
                 hides += 1;
             }
         }
-        push(g, &mut truth, node);
+        push(g, &mut truths, node);
     }
 
     for (i, v) in g.values.iter_mut().enumerate() {
         let known = fully_known(&v.shape);
-        let (shape, constant) = truth[i].clone();
         v.hide_shape = !known
             && v.initializer.is_none()
             && v.producer.is_some_and(|p| p.index() >= forward_end);
-        v.shape = shape;
-        v.constant = constant;
+        if let Some(shape) = truths.shapes.get_mut(i).and_then(Option::take) {
+            v.shape = shape;
+            v.constant = None;
+        }
+    }
+    for (v, c) in truths.constants {
+        g.value_mut(v).constant = Some(c);
     }
     hides
 }

@@ -30,6 +30,7 @@
 use onnx_ac_passes::autodiff::TrainingInfo;
 use onnx_ac_passes::ir::{DType, Dim, Graph, Node, NodeId, ValueId};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// ONNX Runtime's graph optimization level the simulation models.
@@ -171,12 +172,13 @@ pub struct Simulation {
 
 /// A value of the session's graph: a value of `g`, or one the optimizer made (an NCHWc copy).
 #[derive(Clone, Debug)]
-struct VVal {
+struct VVal<'g> {
     /// The value of `g` this is, or whose NCHWc layout it holds.
     orig: Option<ValueId>,
     elem: Option<u64>,
     string: bool,
-    dims: Option<Vec<Dim>>,
+    /// The value's dims (borrowed from `g` unless the optimizer made the value).
+    dims: Option<Cow<'g, [Dim]>>,
     /// Weights, constants, folded values: no buffer of the run.
     is_static: bool,
     /// A constant initializer (foldable, prepackable).
@@ -187,27 +189,32 @@ struct VVal {
     hidden: bool,
 }
 
-impl VVal {
+impl VVal<'_> {
     fn bytes(&self) -> Option<u64> {
-        let n = onnx_ac_passes::ir::static_numel(self.dims.as_ref()?)?;
+        let n = onnx_ac_passes::ir::static_numel(self.dims.as_deref()?)?;
         Some(n * self.elem?)
     }
     fn known_dims(&self) -> Option<Vec<i64>> {
-        onnx_ac_passes::ir::static_dims(self.dims.as_ref()?)
+        onnx_ac_passes::ir::static_dims(self.dims.as_deref()?)
+    }
+    fn rank(&self) -> Option<usize> {
+        self.dims.as_deref().map(<[Dim]>::len)
     }
 }
 
 /// A node of the session's graph.
 #[derive(Clone, Debug)]
-struct VNode {
+struct VNode<'g> {
     /// The node of `g` whose place in the order this node takes.
     anchor: NodeId,
     /// Index in ONNX Runtime's graph (orders the depth-first walk; new nodes come last).
     index: usize,
-    op: String,
-    domain: String,
-    inputs: Vec<Option<usize>>,
-    outputs: Vec<Option<usize>>,
+    op: &'g str,
+    domain: &'g str,
+    /// What the optimizer passes first look for (from `op` and `domain`).
+    kind: OpKind,
+    inputs: Slots,
+    outputs: Slots,
     /// Bytes of weights this kernel prepacks.
     prepack: u64,
     /// Buffers the kernel allocates while it runs (all held together).
@@ -219,21 +226,155 @@ struct VNode {
     follow_consumers: bool,
 }
 
-impl VNode {
+/// The ops the optimizer passes start from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OpKind {
+    Other,
+    MatMul,
+    /// `com.microsoft` FusedMatMul.
+    FusedMatMul,
+    Gemm,
+    Transpose,
+    /// Reshape, Squeeze, Unsqueeze.
+    ReshapeLike,
+}
+
+fn op_kind(op: &str, domain: &str) -> OpKind {
+    if domain.is_empty() || domain == "ai.onnx" {
+        match op {
+            "MatMul" => OpKind::MatMul,
+            "Gemm" => OpKind::Gemm,
+            "Transpose" => OpKind::Transpose,
+            "Reshape" | "Squeeze" | "Unsqueeze" => OpKind::ReshapeLike,
+            _ => OpKind::Other,
+        }
+    } else if domain == "com.microsoft" && op == "FusedMatMul" {
+        OpKind::FusedMatMul
+    } else {
+        OpKind::Other
+    }
+}
+
+/// A node's input or output slots (values of the view), stored inline up to four.
+#[derive(Clone, Debug)]
+enum Slots {
+    Inline(u8, [Option<usize>; 4]),
+    Heap(Vec<Option<usize>>),
+}
+
+impl Slots {
+    fn of(s: &[Option<usize>]) -> Slots {
+        let mut out = Slots::default();
+        for &v in s {
+            out.push(v);
+        }
+        out
+    }
+
+    fn push(&mut self, v: Option<usize>) {
+        match self {
+            Slots::Inline(n, a) if (*n as usize) < a.len() => {
+                a[*n as usize] = v;
+                *n += 1;
+            }
+            Slots::Inline(n, a) => {
+                let mut h = a[..*n as usize].to_vec();
+                h.push(v);
+                *self = Slots::Heap(h);
+            }
+            Slots::Heap(h) => h.push(v),
+        }
+    }
+
+    fn truncate(&mut self, len: usize) {
+        match self {
+            Slots::Inline(n, _) => *n = (*n).min(len as u8),
+            Slots::Heap(h) => h.truncate(len),
+        }
+    }
+
+    fn resize(&mut self, len: usize, v: Option<usize>) {
+        self.truncate(len);
+        while self.len() < len {
+            self.push(v);
+        }
+    }
+}
+
+impl Default for Slots {
+    fn default() -> Slots {
+        Slots::Inline(0, [None; 4])
+    }
+}
+
+impl std::ops::Deref for Slots {
+    type Target = [Option<usize>];
+    fn deref(&self) -> &[Option<usize>] {
+        match self {
+            Slots::Inline(n, a) => &a[..*n as usize],
+            Slots::Heap(h) => h,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Slots {
+    fn deref_mut(&mut self) -> &mut [Option<usize>] {
+        match self {
+            Slots::Inline(n, a) => &mut a[..*n as usize],
+            Slots::Heap(h) => h,
+        }
+    }
+}
+
+impl FromIterator<Option<usize>> for Slots {
+    fn from_iter<I: IntoIterator<Item = Option<usize>>>(it: I) -> Slots {
+        let mut out = Slots::default();
+        for v in it {
+            out.push(v);
+        }
+        out
+    }
+}
+
+impl VNode<'_> {
     fn std(&self) -> bool {
         self.domain.is_empty() || self.domain == "ai.onnx"
     }
 }
 
-struct View {
-    vals: Vec<VVal>,
-    nodes: Vec<VNode>,
+struct View<'g> {
+    vals: Vec<VVal<'g>>,
+    nodes: Vec<VNode<'g>>,
     /// Nodes of `g` fused into another (the anchor of the node that took them in).
     absorbed: Vec<(NodeId, NodeId)>,
     /// The index the next node the optimizer makes gets.
     next_index: usize,
     /// Bytes of small initializers the optimizer made (NCHWc batch-norm scales and biases).
     new_small_initializers: u64,
+    /// `view_order` of the nodes, when already computed.
+    order: Option<Vec<usize>>,
+}
+
+/// Who reads and who makes each value of a view, and (once asked for) the view's order; valid
+/// until the view changes.
+struct Adj {
+    readers: Csr,
+    producer: Vec<Option<usize>>,
+    /// Per node, its `kind` (dense: passes scan it instead of the nodes).
+    kinds: Vec<OpKind>,
+    order: Option<Vec<usize>>,
+}
+
+impl Adj {
+    fn of(view: &View) -> Adj {
+        let (readers, producer) = readers_and_producers(view);
+        Adj {
+            readers,
+            producer,
+            kinds: view.nodes.iter().map(|n| n.kind).collect(),
+            order: None,
+        }
+    }
 }
 
 fn is_const_node(n: &Node) -> bool {
@@ -244,9 +385,11 @@ fn dims(g: &Graph, v: ValueId) -> Option<Vec<i64>> {
     onnx_ac_passes::ir::static_dims(g.value(v).shape.as_ref()?)
 }
 
-fn build_view(g: &Graph, opts: &SimOptions) -> View {
+/// The graph ONNX Runtime runs. `order_only`: the caller needs only the nodes and their order
+/// (prepacked and scratch bytes are left at zero).
+fn build_view<'g>(g: &'g Graph, opts: &SimOptions, order_only: bool) -> View<'g> {
     let nv = g.values.len();
-    let mut vals: Vec<VVal> = g
+    let mut vals: Vec<VVal<'g>> = g
         .values
         .iter()
         .enumerate()
@@ -254,7 +397,7 @@ fn build_view(g: &Graph, opts: &SimOptions) -> View {
             orig: Some(ValueId(i as u32)),
             elem: v.dtype.and_then(DType::size_bytes),
             string: v.dtype == Some(DType::String),
-            dims: v.shape.clone(),
+            dims: v.shape.as_deref().map(Cow::Borrowed),
             is_static: v.initializer.is_some(),
             constant: false,
             is_input: false,
@@ -294,12 +437,33 @@ fn build_view(g: &Graph, opts: &SimOptions) -> View {
     }
     let mut runs: Vec<bool> = g.nodes.iter().map(|n| !is_const_node(n)).collect();
     if opts.level == OptLevel::All {
-        // Constant folding, repeated until nothing changes (one pass for sorted graphs).
+        // Constant folding, repeated until nothing changes (one pass for sorted graphs). A
+        // node waiting for a value to become constant is looked at again only once it is.
+        const CHECK: usize = usize::MAX;
+        const NEVER: usize = usize::MAX - 1;
+        let mut waits = vec![CHECK; g.nodes.len()];
         loop {
             let mut changed = false;
             for (i, n) in g.nodes.iter().enumerate() {
-                if !runs[i] || !foldable(g, n, &vals) {
+                if !runs[i] {
                     continue;
+                }
+                match waits[i] {
+                    NEVER => continue,
+                    CHECK => {}
+                    v if !vals[v].constant => continue,
+                    _ => {}
+                }
+                match fold_check(g, n, &vals) {
+                    Fold::Now => {}
+                    Fold::Never => {
+                        waits[i] = NEVER;
+                        continue;
+                    }
+                    Fold::After(v) => {
+                        waits[i] = v;
+                        continue;
+                    }
                 }
                 runs[i] = false;
                 changed = true;
@@ -313,21 +477,28 @@ fn build_view(g: &Graph, opts: &SimOptions) -> View {
             }
         }
     }
-    let mut nodes = Vec::new();
+    let mut nodes = Vec::with_capacity(g.nodes.len() + g.nodes.len() / 8);
+    let threads = opts.threads();
     for (i, n) in g.nodes.iter().enumerate() {
         if !runs[i] {
             continue;
         }
         let map = |v: &Option<ValueId>| v.map(|v| v.index());
+        let (prepack, scratch) = if order_only {
+            (0, Vec::new())
+        } else {
+            (prepack_bytes(g, n, &vals), scratch_bytes(g, n, threads))
+        };
         nodes.push(VNode {
             anchor: NodeId(i as u32),
             index: i,
-            op: n.op_type.clone(),
-            domain: n.domain.clone(),
+            op: &n.op_type,
+            domain: &n.domain,
+            kind: op_kind(&n.op_type, &n.domain),
             inputs: n.inputs.iter().map(map).collect(),
             outputs: n.outputs.iter().map(map).collect(),
-            prepack: prepack_bytes(g, n, &vals),
-            scratch: scratch_bytes(g, n, opts.threads()),
+            prepack,
+            scratch,
             activation: false,
             follow_consumers: false,
         });
@@ -338,33 +509,66 @@ fn build_view(g: &Graph, opts: &SimOptions) -> View {
         absorbed: Vec::new(),
         next_index: g.nodes.len(),
         new_small_initializers: 0,
+        order: None,
     };
     // The transformers that change which intermediates exist, in ONNX Runtime's order (new
     // nodes get indices in that order): level 1, then function inlining, level 2, level 3.
+    // Each pass says whether it changed the view (which makes `adj` stale).
     let all = opts.level == OptLevel::All;
+    let mut adj: Option<Adj> = None;
     if all {
-        push_transpose_through_slice(g, &mut view);
-        matmul_add_fusion(&mut view);
-        fuse_contiguous_reshapes(&mut view);
+        let a = adj.get_or_insert_with(|| Adj::of(&view));
+        if push_transpose_through_slice(g, &mut view, a) {
+            adj = None;
+        }
+        let a = adj.get_or_insert_with(|| Adj::of(&view));
+        if matmul_add_fusion(&mut view, a) {
+            adj = None;
+        }
+        let a = adj.get_or_insert_with(|| Adj::of(&view));
+        if fuse_contiguous_reshapes(&mut view, a) {
+            adj = None;
+        }
     }
     // CastLike has no CPU kernel: ONNX Runtime inlines its function body, a Cast node with a
     // new index, after level 1 (so the Cast is not folded).
     for n in view.nodes.iter_mut() {
         if n.std() && n.op == "CastLike" {
-            n.op = "Cast".to_string();
+            n.op = "Cast";
+            n.kind = op_kind(n.op, n.domain);
             n.inputs.truncate(1);
             n.index = view.next_index;
             view.next_index += 1;
+            adj = None;
         }
     }
     if all {
-        gemm_activation_fusion(&mut view);
-        matmul_transpose_fusion(g, &mut view);
-        matmul_scale_fusion(&mut view);
-        if opts.block() > 1 {
+        let a = adj.get_or_insert_with(|| Adj::of(&view));
+        if gemm_activation_fusion(&mut view, a) {
+            adj = None;
+        }
+        let a = adj.get_or_insert_with(|| Adj::of(&view));
+        if matmul_transpose_fusion(g, &mut view, a) {
+            adj = None;
+        }
+        let a = adj.get_or_insert_with(|| Adj::of(&view));
+        if matmul_scale_fusion(&mut view, a) {
+            adj = None;
+        }
+        // The transformer converts nothing unless a convolution or pool starts a chain.
+        let seeds = view.nodes.iter().any(|n| {
+            n.std()
+                && matches!(
+                    n.op,
+                    "Conv" | "MaxPool" | "AveragePool" | "GlobalMaxPool" | "GlobalAveragePool"
+                )
+        });
+        if seeds && opts.block() > 1 {
             Nchwc::new(g, &mut view, opts.block()).run();
+            adj = None;
         }
     }
+    view.order = adj.and_then(|a| a.order);
     view
 }
 
@@ -372,11 +576,33 @@ fn build_view(g: &Graph, opts: &SimOptions) -> View {
 /// it when that lowers the estimated cost (the number of dimensions other than 1): the Slice
 /// takes the Transpose's input (keeping its own index) and a new Transpose transposes the
 /// result.
-fn push_transpose_through_slice(g: &Graph, view: &mut View) {
-    let (readers, _) = readers_and_producers(view);
+fn push_transpose_through_slice(g: &Graph, view: &mut View, adj: &mut Adj) -> bool {
+    let Adj {
+        readers,
+        producer,
+        kinds,
+        order,
+    } = adj;
+    let (readers, producer, kinds) = (&*readers, &*producer, &*kinds);
+    let candidate = view.nodes.iter().zip(kinds).any(|(tn, &kind)| {
+        kind == OpKind::Transpose
+            && sole_reader(view, readers, tn).is_some_and(|sl| {
+                let sn = &view.nodes[sl];
+                sn.std() && sn.op == "Slice" && sn.inputs.first() == tn.outputs.first()
+            })
+    });
+    if !candidate {
+        return false;
+    }
+    let vorder = order
+        .take()
+        .unwrap_or_else(|| order_by_producers(&view.nodes, producer));
     let mut removed = vec![false; view.nodes.len()];
     let mut added = Vec::new();
-    for t in view_order(&view.nodes, view.vals.len()) {
+    for &t in &vorder {
+        if kinds[t] != OpKind::Transpose {
+            continue;
+        }
         let tn = &view.nodes[t];
         if removed[t] || !tn.std() || tn.op != "Transpose" {
             continue;
@@ -422,7 +648,7 @@ fn push_transpose_through_slice(g: &Graph, view: &mut View) {
             nd[p] = od[i];
         }
         let mut v = view.vals[sout].clone();
-        v.dims = Some(nd.into_iter().map(Dim::Known).collect());
+        v.dims = Some(nd.into_iter().map(Dim::Known).collect::<Vec<_>>().into());
         v.is_output = false;
         view.vals.push(v);
         let mid = view.vals.len() - 1;
@@ -430,42 +656,53 @@ fn push_transpose_through_slice(g: &Graph, view: &mut View) {
         view.nodes[sl].inputs[0] = Some(x);
         view.nodes[sl].outputs[0] = Some(mid);
         let mut nt = new_node(view, anchor, "Transpose", "");
-        nt.inputs = vec![Some(mid)];
-        nt.outputs = vec![Some(sout)];
+        nt.inputs = Slots::of(&[Some(mid)]);
+        nt.outputs = Slots::of(&[Some(sout)]);
         added.push(nt);
         removed[t] = true;
         view.absorbed.push((view.nodes[t].anchor, anchor));
     }
+    let changed = !added.is_empty();
     commit(view, &removed, added);
+    *order = Some(vorder);
+    changed
+}
+
+/// The only reader of `n`'s first output, when it has one reader and is no graph output.
+fn sole_reader(view: &View, readers: &Csr, n: &VNode) -> Option<usize> {
+    let out = n.outputs.first().copied().flatten()?;
+    (!view.vals[out].is_output && readers[out].len() == 1).then(|| readers[out][0])
+}
+
+/// Whether `n` is a standard-domain node of one of `ops`.
+fn std_op(n: &VNode, ops: &[&str]) -> bool {
+    n.std() && ops.contains(&n.op)
 }
 
 /// Per value, the nodes reading it (a node once per input slot), and its producer.
-fn readers_and_producers(view: &View) -> (Vec<Vec<usize>>, Vec<Option<usize>>) {
+fn readers_and_producers(view: &View) -> (Csr, Vec<Option<usize>>) {
     let nv = view.vals.len();
-    let mut readers: Vec<Vec<usize>> = vec![Vec::new(); nv];
     let mut producer = vec![None; nv];
     for (k, n) in view.nodes.iter().enumerate() {
-        for v in n.inputs.iter().flatten() {
-            readers[*v].push(k);
-        }
         for o in n.outputs.iter().flatten() {
             producer[*o] = Some(k);
         }
     }
-    (readers, producer)
+    (readers_of(&view.nodes, nv), producer)
 }
 
 /// A new node of the optimizer, taking the place of `anchor` in the caller's order.
-fn new_node(view: &mut View, anchor: NodeId, op: &str, domain: &str) -> VNode {
+fn new_node<'g>(view: &mut View<'g>, anchor: NodeId, op: &'g str, domain: &'g str) -> VNode<'g> {
     let index = view.next_index;
     view.next_index += 1;
     VNode {
         anchor,
         index,
-        op: op.to_string(),
-        domain: domain.to_string(),
-        inputs: Vec::new(),
-        outputs: Vec::new(),
+        op,
+        domain,
+        kind: op_kind(op, domain),
+        inputs: Slots::default(),
+        outputs: Slots::default(),
         prepack: 0,
         scratch: Vec::new(),
         activation: false,
@@ -474,7 +711,7 @@ fn new_node(view: &mut View, anchor: NodeId, op: &str, domain: &str) -> VNode {
 }
 
 /// Drops the nodes marked `removed` and appends `added`.
-fn commit(view: &mut View, removed: &[bool], added: Vec<VNode>) {
+fn commit<'g>(view: &mut View<'g>, removed: &[bool], added: Vec<VNode<'g>>) {
     let mut k = 0;
     view.nodes.retain(|_| {
         let keep = !removed.get(k).copied().unwrap_or(false);
@@ -506,11 +743,30 @@ fn is_float(view: &View, v: Option<usize>) -> bool {
 
 /// MatMulAddFusion (level 1): a MatMul read only by an Add of a bias becomes a Gemm (inputs
 /// of rank above 2 are flattened by two new Reshapes); the MatMul's output disappears.
-fn matmul_add_fusion(view: &mut View) {
-    let (readers, producer) = readers_and_producers(view);
+fn matmul_add_fusion(view: &mut View, adj: &mut Adj) -> bool {
+    let Adj {
+        readers,
+        producer,
+        kinds,
+        order,
+    } = adj;
+    let (readers, producer, kinds) = (&*readers, &*producer, &*kinds);
+    let candidate = view.nodes.iter().zip(kinds).any(|(mm, &kind)| {
+        kind == OpKind::MatMul
+            && sole_reader(view, readers, mm).is_some_and(|a| std_op(&view.nodes[a], &["Add"]))
+    });
+    if !candidate {
+        return false;
+    }
+    let vorder = order
+        .take()
+        .unwrap_or_else(|| order_by_producers(&view.nodes, producer));
     let mut removed = vec![false; view.nodes.len()];
     let mut added = Vec::new();
-    for k in view_order(&view.nodes, view.vals.len()) {
+    for &k in &vorder {
+        if kinds[k] != OpKind::MatMul {
+            continue;
+        }
         let mm = &view.nodes[k];
         if removed[k] || !mm.std() || mm.op != "MatMul" || mm.inputs.len() < 2 {
             continue;
@@ -549,7 +805,7 @@ fn matmul_add_fusion(view: &mut View) {
             continue;
         }
         let need_reshape = ad.len() != 2;
-        if need_reshape && attention_projection_input(view, &producer, a) {
+        if need_reshape && attention_projection_input(view, producer, a) {
             continue;
         }
         let bias_slot = if add.inputs[0] == Some(out) { 1 } else { 0 };
@@ -576,7 +832,7 @@ fn matmul_add_fusion(view: &mut View) {
             let m: i64 = ad[..ad.len() - 1].iter().product();
             let flat = |view: &mut View, like: usize, cols: i64| {
                 let mut v = view.vals[like].clone();
-                v.dims = Some(vec![Dim::Known(m), Dim::Known(cols)]);
+                v.dims = Some(vec![Dim::Known(m), Dim::Known(cols)].into());
                 v.is_output = false;
                 view.vals.push(v);
                 view.vals.len() - 1
@@ -584,24 +840,27 @@ fn matmul_add_fusion(view: &mut View) {
             gemm_in = flat(view, a, bd[0]);
             gemm_out = flat(view, y, n);
             let mut r_in = new_node(view, anchor, "Reshape", "");
-            r_in.inputs = vec![Some(a)];
-            r_in.outputs = vec![Some(gemm_in)];
+            r_in.inputs = Slots::of(&[Some(a)]);
+            r_in.outputs = Slots::of(&[Some(gemm_in)]);
             let mut r_out = new_node(view, add_anchor, "Reshape", "");
-            r_out.inputs = vec![Some(gemm_out)];
-            r_out.outputs = vec![Some(y)];
+            r_out.inputs = Slots::of(&[Some(gemm_out)]);
+            r_out.outputs = Slots::of(&[Some(y)]);
             added.push(r_in);
             added.push(r_out);
         }
         let mut gemm = new_node(view, add_anchor, "Gemm", "");
-        gemm.inputs = vec![Some(gemm_in), Some(b), Some(bias)];
-        gemm.outputs = vec![Some(gemm_out)];
+        gemm.inputs = Slots::of(&[Some(gemm_in), Some(b), Some(bias)]);
+        gemm.outputs = Slots::of(&[Some(gemm_out)]);
         gemm.prepack = prepack;
         added.push(gemm);
         removed[k] = true;
         removed[add_k] = true;
         view.absorbed.push((anchor, add_anchor));
     }
+    let changed = !added.is_empty();
     commit(view, &removed, added);
+    *order = Some(vorder);
+    changed
 }
 
 /// MatMulAddFusion leaves attention's output projection alone: Softmax -> MatMul ->
@@ -625,11 +884,35 @@ fn attention_projection_input(view: &View, producer: &[Option<usize>], a: usize)
 }
 
 /// GemmActivationFusion (level 2): a Gemm read only by an activation becomes a FusedGemm.
-fn gemm_activation_fusion(view: &mut View) {
-    let (readers, _) = readers_and_producers(view);
+fn gemm_activation_fusion(view: &mut View, adj: &mut Adj) -> bool {
+    let Adj {
+        readers,
+        producer,
+        kinds,
+        order,
+    } = adj;
+    let (readers, producer, kinds) = (&*readers, &*producer, &*kinds);
+    let candidate = view.nodes.iter().zip(kinds).any(|(gemm, &kind)| {
+        kind == OpKind::Gemm
+            && sole_reader(view, readers, gemm).is_some_and(|a| {
+                std_op(
+                    &view.nodes[a],
+                    &["Relu", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid", "Elu"],
+                )
+            })
+    });
+    if !candidate {
+        return false;
+    }
+    let vorder = order
+        .take()
+        .unwrap_or_else(|| order_by_producers(&view.nodes, producer));
     let mut removed = vec![false; view.nodes.len()];
     let mut added = Vec::new();
-    for k in view_order(&view.nodes, view.vals.len()) {
+    for &k in &vorder {
+        if kinds[k] != OpKind::Gemm {
+            continue;
+        }
         let gemm = &view.nodes[k];
         if removed[k] || !gemm.std() || gemm.op != "Gemm" || !is_float(view, gemm.inputs[0]) {
             continue;
@@ -645,7 +928,7 @@ fn gemm_activation_fusion(view: &mut View) {
         if removed[act_k]
             || !act.std()
             || !matches!(
-                act.op.as_str(),
+                act.op,
                 "Relu" | "Sigmoid" | "Tanh" | "LeakyRelu" | "HardSigmoid" | "Elu"
             )
         {
@@ -662,7 +945,10 @@ fn gemm_activation_fusion(view: &mut View) {
         removed[act_k] = true;
         view.absorbed.push((act_anchor, gemm_anchor));
     }
+    let changed = !added.is_empty();
     commit(view, &removed, added);
+    *order = Some(vorder);
+    changed
 }
 
 fn is_matmul(n: &VNode) -> bool {
@@ -671,8 +957,29 @@ fn is_matmul(n: &VNode) -> bool {
 
 /// MatmulTransposeFusion (level 2): a Transpose of the last two axes feeding a (Fused)MatMul
 /// folds into a FusedMatMul (transA/transB); the Transpose goes once no reader is left.
-fn matmul_transpose_fusion(g: &Graph, view: &mut View) {
-    let (readers, producer) = readers_and_producers(view);
+fn matmul_transpose_fusion(g: &Graph, view: &mut View, adj: &mut Adj) -> bool {
+    let Adj {
+        readers,
+        producer,
+        kinds,
+        order,
+    } = adj;
+    let (readers, producer, kinds) = (&*readers, &*producer, &*kinds);
+    let candidate = view.nodes.iter().zip(kinds).any(|(mm, &kind)| {
+        matches!(kind, OpKind::MatMul | OpKind::FusedMatMul)
+            && mm.inputs.len() >= 2
+            && mm.inputs[..2]
+                .iter()
+                .flatten()
+                .filter_map(|x| producer[*x])
+                .any(|p| kinds[p] == OpKind::Transpose)
+    });
+    if !candidate {
+        return false;
+    }
+    let vorder = order
+        .take()
+        .unwrap_or_else(|| order_by_producers(&view.nodes, producer));
     let mut reads_left: HashMap<usize, usize> = HashMap::new();
     let mut absorbed = Vec::new();
     let mut removed = vec![false; view.nodes.len()];
@@ -690,7 +997,7 @@ fn matmul_transpose_fusion(g: &Graph, view: &mut View) {
             .first()
             .copied()
             .flatten()
-            .and_then(|x| view.vals[x].dims.as_ref().map(Vec::len))
+            .and_then(|x| view.vals[x].rank())
             .unwrap_or(0);
         let perm: Vec<i64> = match g.node(n.anchor).attr_ints("perm") {
             Some(p) => p.to_vec(),
@@ -705,7 +1012,10 @@ fn matmul_transpose_fusion(g: &Graph, view: &mut View) {
             && perm[r - 2] == r as i64 - 1
             && perm[r - 1] == r as i64 - 2
     };
-    for k in view_order(&view.nodes, view.vals.len()) {
+    for &k in &vorder {
+        if !matches!(kinds[k], OpKind::MatMul | OpKind::FusedMatMul) {
+            continue;
+        }
         let mm = &view.nodes[k];
         if removed[k] || !is_matmul(mm) || mm.inputs.len() < 2 {
             continue;
@@ -741,7 +1051,10 @@ fn matmul_transpose_fusion(g: &Graph, view: &mut View) {
         removed[k] = true;
     }
     view.absorbed.extend(absorbed);
+    let changed = !added.is_empty();
     commit(view, &removed, added);
+    *order = Some(vorder);
+    changed
 }
 
 /// A constant scalar (one element, rank at most `max_rank`).
@@ -761,11 +1074,8 @@ fn scaled_input(view: &View, k: usize) -> Option<usize> {
     if !n.std() || n.inputs.len() != 2 {
         return None;
     }
-    let rank = |v: Option<usize>| {
-        v.and_then(|v| view.vals[v].dims.as_ref().map(Vec::len))
-            .unwrap_or(0)
-    };
-    match n.op.as_str() {
+    let rank = |v: Option<usize>| v.and_then(|v| view.vals[v].rank()).unwrap_or(0);
+    match n.op {
         "Div" if scalar_constant(view, n.inputs[1], rank(n.inputs[0])) => Some(0),
         "Mul" => (0..2)
             .find(|&i| scalar_constant(view, n.inputs[i], rank(n.inputs[1 - i])))
@@ -776,8 +1086,31 @@ fn scaled_input(view: &View, k: usize) -> Option<usize> {
 
 /// MatMulScaleFusion (level 2): a Mul/Div by a constant scalar on a (Fused)MatMul input, or
 /// as its only reader, folds into FusedMatMul's alpha; the scaling node goes when unread.
-fn matmul_scale_fusion(view: &mut View) {
-    let (readers, producer) = readers_and_producers(view);
+fn matmul_scale_fusion(view: &mut View, adj: &mut Adj) -> bool {
+    let Adj {
+        readers,
+        producer,
+        kinds,
+        order,
+    } = adj;
+    let (readers, producer, kinds) = (&*readers, &*producer, &*kinds);
+    let candidate = view.nodes.iter().zip(kinds).any(|(mm, &kind)| {
+        matches!(kind, OpKind::MatMul | OpKind::FusedMatMul)
+            && mm.inputs.len() >= 2
+            && (mm.inputs[..2]
+                .iter()
+                .flatten()
+                .filter_map(|x| producer[*x])
+                .any(|p| std_op(&view.nodes[p], &["Mul", "Div"]))
+                || sole_reader(view, readers, mm)
+                    .is_some_and(|r| std_op(&view.nodes[r], &["Mul", "Div"])))
+    });
+    if !candidate {
+        return false;
+    }
+    let vorder = order
+        .take()
+        .unwrap_or_else(|| order_by_producers(&view.nodes, producer));
     let mut removed = vec![false; view.nodes.len()];
     let mut reads_left: Vec<usize> = view
         .nodes
@@ -785,7 +1118,10 @@ fn matmul_scale_fusion(view: &mut View) {
         .map(|n| n.outputs.iter().flatten().map(|o| readers[*o].len()).sum())
         .collect();
     let mut added = Vec::new();
-    for k in view_order(&view.nodes, view.vals.len()) {
+    for &k in &vorder {
+        if !matches!(kinds[k], OpKind::MatMul | OpKind::FusedMatMul) {
+            continue;
+        }
         let mm = &view.nodes[k];
         if removed[k] || !is_matmul(mm) || mm.inputs.len() < 2 || !is_float(view, mm.inputs[0]) {
             continue;
@@ -804,7 +1140,7 @@ fn matmul_scale_fusion(view: &mut View) {
             };
             let unscaled = view.nodes[p].inputs[i];
             let non_scalar = unscaled
-                .and_then(|u| view.vals[u].dims.as_ref())
+                .and_then(|u| view.vals[u].dims.as_deref())
                 .is_some_and(|d| !d.is_empty());
             if non_scalar {
                 *input = unscaled;
@@ -843,30 +1179,47 @@ fn matmul_scale_fusion(view: &mut View) {
         added.push(fused);
         removed[k] = true;
     }
+    let changed = !added.is_empty();
     commit(view, &removed, added);
+    *order = Some(vorder);
+    changed
 }
 
 fn is_reshape_like(n: &VNode) -> bool {
-    n.std() && matches!(n.op.as_str(), "Reshape" | "Squeeze" | "Unsqueeze")
+    n.std() && matches!(n.op, "Reshape" | "Squeeze" | "Unsqueeze")
 }
 
 /// ReshapeFusion's FuseContiguousReshapes: a chain of Reshape/Squeeze/Unsqueeze nodes, each
 /// the only reader of the previous one's output, ending in a statically known shape, becomes
 /// one new Reshape with a constant shape. The first node's shape input is dropped, and nodes
 /// left without readers by that (a pin's late dependency) are removed.
-fn fuse_contiguous_reshapes(view: &mut View) {
+fn fuse_contiguous_reshapes(view: &mut View, adj: &mut Adj) -> bool {
     let nv = view.vals.len();
-    let mut readers: Vec<Vec<usize>> = vec![Vec::new(); nv];
-    for (k, n) in view.nodes.iter().enumerate() {
-        for v in n.inputs.iter().flatten() {
-            readers[*v].push(k);
-        }
+    let Adj {
+        readers,
+        producer,
+        kinds,
+        order,
+    } = adj;
+    let (readers, producer, kinds) = (&*readers, &*producer, &*kinds);
+    let candidate = view.nodes.iter().zip(kinds).any(|(n, &kind)| {
+        kind == OpKind::ReshapeLike
+            && sole_reader(view, readers, n).is_some_and(|r| kinds[r] == OpKind::ReshapeLike)
+    });
+    if !candidate {
+        return false;
     }
+    let vorder = order
+        .take()
+        .unwrap_or_else(|| order_by_producers(&view.nodes, producer));
     let mut removed = vec![false; view.nodes.len()];
     let mut orphan_seeds: Vec<usize> = Vec::new();
     let mut new_nodes = Vec::new();
-    for k in view_order(&view.nodes, nv) {
-        if removed[k] || !is_reshape_like(&view.nodes[k]) {
+    for &k in &vorder {
+        if kinds[k] != OpKind::ReshapeLike || removed[k] {
+            continue;
+        }
+        if !is_reshape_like(&view.nodes[k]) {
             continue;
         }
         let mut chain = vec![k];
@@ -903,10 +1256,11 @@ fn fuse_contiguous_reshapes(view: &mut View) {
         let fused = VNode {
             anchor: last.anchor,
             index: view.next_index,
-            op: "Reshape".to_string(),
-            domain: String::new(),
-            inputs: vec![first.inputs[0]],
-            outputs: vec![last.outputs[0]],
+            op: "Reshape",
+            domain: "",
+            kind: OpKind::ReshapeLike,
+            inputs: Slots::of(&[first.inputs[0]]),
+            outputs: Slots::of(&[last.outputs[0]]),
             prepack: 0,
             scratch: Vec::new(),
             activation: false,
@@ -921,15 +1275,8 @@ fn fuse_contiguous_reshapes(view: &mut View) {
         new_nodes.push(fused);
     }
     // Remove what only fed the dropped shape inputs.
-    let mut producer: Vec<Option<usize>> = vec![None; nv];
-    for (k, n) in view.nodes.iter().enumerate() {
-        for o in n.outputs.iter().flatten() {
-            producer[*o] = Some(k);
-        }
-    }
-    let mut live_readers: Vec<usize> = readers
-        .iter()
-        .map(|r| r.iter().filter(|&&k| !removed[k]).count())
+    let mut live_readers: Vec<usize> = (0..nv)
+        .map(|v| readers[v].iter().filter(|&&k| !removed[k]).count())
         .collect();
     for n in &new_nodes {
         for v in n.inputs.iter().flatten() {
@@ -954,6 +1301,7 @@ fn fuse_contiguous_reshapes(view: &mut View) {
             }
         }
     }
+    let changed = !new_nodes.is_empty();
     let mut k = 0;
     view.nodes.retain(|_| {
         let keep = !removed[k];
@@ -961,13 +1309,22 @@ fn fuse_contiguous_reshapes(view: &mut View) {
         keep
     });
     view.nodes.extend(new_nodes);
+    *order = Some(vorder);
+    changed
+}
+
+/// Whether ONNX Runtime folds a node: now, never, or not before the value given is constant.
+enum Fold {
+    Now,
+    Never,
+    After(usize),
 }
 
 /// ONNX Runtime's constant folding: every input constant and a deterministic op ONNX Runtime
-/// folds; `Shape` of a value whose shape is fully known.
-fn foldable(g: &Graph, n: &Node, vals: &[VVal]) -> bool {
+/// folds; `Shape` of a value whose shape is fully known. When not now, what it waits for.
+fn fold_check(g: &Graph, n: &Node, vals: &[VVal<'_>]) -> Fold {
     if !n.is_standard_domain() {
-        return false;
+        return Fold::Never;
     }
     if matches!(
         n.op_type.as_str(),
@@ -983,14 +1340,25 @@ fn foldable(g: &Graph, n: &Node, vals: &[VVal]) -> bool {
             | "Loop"
             | "Scan"
     ) {
-        return false;
+        return Fold::Never;
     }
     if n.op_type == "Shape" {
-        return n
-            .input(0)
-            .is_some_and(|x| vals[x.index()].constant || dims(g, x).is_some());
+        // A shape never becomes known: only the input becoming constant can change this.
+        return match n.input(0) {
+            None => Fold::Never,
+            Some(x) if vals[x.index()].constant || dims(g, x).is_some() => Fold::Now,
+            Some(x) => Fold::After(x.index()),
+        };
     }
-    n.inputs.iter().flatten().all(|v| vals[v.index()].constant)
+    match n
+        .inputs
+        .iter()
+        .flatten()
+        .find(|v| !vals[v.index()].constant)
+    {
+        Some(v) => Fold::After(v.index()),
+        None => Fold::Now,
+    }
 }
 
 fn align(x: u64, a: u64) -> u64 {
@@ -1023,7 +1391,7 @@ fn sgemm_pack_b_size(n: u64, k: u64) -> u64 {
 }
 
 /// Bytes the kernel of `n` prepacks from its constant weights when the session is created.
-fn prepack_bytes(g: &Graph, n: &Node, vals: &[VVal]) -> u64 {
+fn prepack_bytes(g: &Graph, n: &Node, vals: &[VVal<'_>]) -> u64 {
     let Some(b) = n.input(1) else { return 0 };
     if !vals[b.index()].constant || g.value(b).dtype != Some(DType::Float) {
         return 0;
@@ -1057,12 +1425,12 @@ fn scratch_bytes(g: &Graph, n: &Node, threads: u64) -> Vec<u64> {
     if !n.is_standard_domain() {
         return Vec::new();
     }
-    let out = n.output(0).and_then(|o| g.value_bytes(o)).unwrap_or(0);
+    let out = || n.output(0).and_then(|o| g.value_bytes(o)).unwrap_or(0);
     let v = match n.op_type.as_str() {
         // Sums pairwise through one temporary of the output's size.
-        "Sum" if n.inputs.iter().flatten().count() > 2 => vec![out],
+        "Sum" if n.inputs.iter().flatten().count() > 2 => vec![out()],
         // Selects through two temporaries of the output's size.
-        "Where" => vec![out, out],
+        "Where" => vec![out(), out()],
         // Softmax over an inner axis transposes the input and the result (opset 13 and
         // later, which every graph onnx-ac writes uses).
         "Softmax" | "LogSoftmax" => {
@@ -1073,7 +1441,7 @@ fn scratch_bytes(g: &Graph, n: &Node, threads: u64) -> Vec<u64> {
             let axis = n.attr_int("axis").unwrap_or(-1);
             let axis = if axis < 0 { axis + rank } else { axis };
             if rank > 0 && axis != rank - 1 {
-                vec![out, out]
+                vec![out(), out()]
             } else {
                 Vec::new()
             }
@@ -1187,9 +1555,9 @@ struct NchwcArg {
     channels: i64,
 }
 
-struct Nchwc<'a> {
-    g: &'a Graph,
-    view: &'a mut View,
+struct Nchwc<'a, 'g> {
+    g: &'g Graph,
+    view: &'a mut View<'g>,
     block: i64,
     /// Per value: the NCHWc argument standing in for it (an index into `args`).
     arg_of: HashMap<usize, usize>,
@@ -1205,8 +1573,8 @@ struct Nchwc<'a> {
     next_index: usize,
 }
 
-impl<'a> Nchwc<'a> {
-    fn new(g: &'a Graph, view: &'a mut View, block: i64) -> Self {
+impl<'a, 'g> Nchwc<'a, 'g> {
+    fn new(g: &'g Graph, view: &'a mut View<'g>, block: i64) -> Self {
         let n = view.nodes.len();
         let mut producer = vec![None; view.vals.len()];
         for (k, node) in view.nodes.iter().enumerate() {
@@ -1252,7 +1620,12 @@ impl<'a> Nchwc<'a> {
             let orig = self.args[a].orig;
             let anchor = self.view.nodes[self.args[a].node].anchor;
             let val = self.args[a].val;
-            let r = self.add_node("ReorderOutput", anchor, vec![Some(val)], vec![Some(orig)]);
+            let r = self.add_node(
+                "ReorderOutput",
+                anchor,
+                Slots::of(&[Some(val)]),
+                Slots::of(&[Some(orig)]),
+            );
             self.view.nodes[r].follow_consumers = true;
         }
         self.view.next_index = self.next_index;
@@ -1265,20 +1638,15 @@ impl<'a> Nchwc<'a> {
         });
     }
 
-    fn add_node(
-        &mut self,
-        op: &str,
-        anchor: NodeId,
-        inputs: Vec<Option<usize>>,
-        outputs: Vec<Option<usize>>,
-    ) -> usize {
+    fn add_node(&mut self, op: &'g str, anchor: NodeId, inputs: Slots, outputs: Slots) -> usize {
         let index = self.next_index;
         self.next_index += 1;
         self.view.nodes.push(VNode {
             anchor,
             index,
-            op: op.to_string(),
-            domain: "com.microsoft.nchwc".to_string(),
+            op,
+            domain: "com.microsoft.nchwc",
+            kind: OpKind::Other,
             inputs,
             outputs,
             prepack: 0,
@@ -1294,7 +1662,7 @@ impl<'a> Nchwc<'a> {
         let mut v = self.view.vals[orig].clone();
         if let Some(d) = v.dims.as_mut() {
             if let Some(Dim::Known(c)) = d.get(1).cloned() {
-                d[1] = Dim::Known(align(c.max(0) as u64, self.block as u64) as i64);
+                d.to_mut()[1] = Dim::Known(align(c.max(0) as u64, self.block as u64) as i64);
             }
         }
         v.is_output = false;
@@ -1390,7 +1758,12 @@ impl<'a> Nchwc<'a> {
             return r;
         }
         let r = self.blocked_value(x);
-        let n = self.add_node("ReorderInput", anchor, vec![Some(x)], vec![Some(r)]);
+        let n = self.add_node(
+            "ReorderInput",
+            anchor,
+            Slots::of(&[Some(x)]),
+            Slots::of(&[Some(r)]),
+        );
         self.view.nodes[n].follow_consumers = true;
         self.reorder_inputs.insert(x, r);
         r
@@ -1407,9 +1780,30 @@ impl<'a> Nchwc<'a> {
     }
 
     fn transform(&mut self, k: usize) {
+        let n = &self.view.nodes[k];
+        if !n.std()
+            || !matches!(
+                n.op,
+                "Conv"
+                    | "MaxPool"
+                    | "AveragePool"
+                    | "Add"
+                    | "Sum"
+                    | "Mul"
+                    | "Concat"
+                    | "Relu"
+                    | "Sigmoid"
+                    | "Tanh"
+                    | "BatchNormalization"
+                    | "GlobalMaxPool"
+                    | "GlobalAveragePool"
+            )
+        {
+            return; // nothing the transformer converts
+        }
         let node = self.view.nodes[k].clone();
         let gnode = self.g.node(node.anchor);
-        let op = node.op.as_str();
+        let op = node.op;
         if node.std() && op == "Conv" {
             self.conv(k, &node, gnode);
         } else if node.std() && matches!(op, "MaxPool" | "AveragePool") {
@@ -1427,7 +1821,7 @@ impl<'a> Nchwc<'a> {
         }
     }
 
-    fn conv(&mut self, k: usize, node: &VNode, gnode: &Node) {
+    fn conv(&mut self, k: usize, node: &VNode<'g>, gnode: &Node) {
         let Some(w) = self.is_float_constant(node.inputs.get(1).copied().flatten(), 4) else {
             return;
         };
@@ -1455,7 +1849,7 @@ impl<'a> Nchwc<'a> {
             }
         }
         let mut inputs = node.inputs.clone();
-        let nc = self.add_node("Conv", node.anchor, Vec::new(), node.outputs.clone());
+        let nc = self.add_node("Conv", node.anchor, Slots::default(), node.outputs.clone());
         if reorder_input {
             if let Some(x) = inputs[0] {
                 inputs[0] = Some(self.blocked_input(x, node.anchor));
@@ -1466,7 +1860,7 @@ impl<'a> Nchwc<'a> {
         self.removed[k] = true;
     }
 
-    fn pool(&mut self, k: usize, node: &VNode) {
+    fn pool(&mut self, k: usize, node: &VNode<'g>) {
         if node.outputs.iter().rposition(Option::is_some).unwrap_or(0) > 0 {
             return; // MaxPool's indices
         }
@@ -1474,7 +1868,7 @@ impl<'a> Nchwc<'a> {
             return;
         };
         let xv = &self.view.vals[x];
-        let Some(d) = xv.dims.as_ref() else { return };
+        let Some(d) = xv.dims.as_deref() else { return };
         if xv.elem != Some(4) || d.len() != 4 {
             return;
         }
@@ -1482,7 +1876,7 @@ impl<'a> Nchwc<'a> {
         if channels % self.block != 0 {
             return;
         }
-        let nc = self.add_node(&node.op, node.anchor, Vec::new(), node.outputs.clone());
+        let nc = self.add_node(node.op, node.anchor, Slots::default(), node.outputs.clone());
         let bx = self.blocked_input(x, node.anchor);
         let mut inputs = node.inputs.clone();
         inputs[0] = Some(bx);
@@ -1491,7 +1885,7 @@ impl<'a> Nchwc<'a> {
         self.removed[k] = true;
     }
 
-    fn binary(&mut self, k: usize, node: &VNode, add: bool) {
+    fn binary(&mut self, k: usize, node: &VNode<'g>, add: bool) {
         let ins: Vec<usize> = node.inputs.iter().flatten().copied().collect();
         if ins.len() != node.inputs.len() {
             return;
@@ -1513,7 +1907,7 @@ impl<'a> Nchwc<'a> {
                 return; // the Reshape-based path for unprovable shapes is not modelled
             }
         }
-        let mut new_inputs = Vec::new();
+        let mut new_inputs = Slots::default();
         for &a in &args {
             new_inputs.push(Some(self.args[a].val));
             self.args[a].remaining_uses = self.args[a].remaining_uses.saturating_sub(1);
@@ -1543,13 +1937,13 @@ impl<'a> Nchwc<'a> {
         self.create_arg(k, k, channels);
     }
 
-    fn concat(&mut self, k: usize, node: &VNode, gnode: &Node) {
+    fn concat(&mut self, k: usize, node: &VNode<'g>, gnode: &Node) {
         if gnode.attr_int("axis") != Some(1) {
             return;
         }
         let mut args = Vec::new();
         let mut total = 0;
-        for v in &node.inputs {
+        for v in node.inputs.iter() {
             let Some(a) = v.and_then(|v| self.arg_of.get(&v).copied()) else {
                 return;
             };
@@ -1559,7 +1953,7 @@ impl<'a> Nchwc<'a> {
             total += self.args[a].channels;
             args.push(a);
         }
-        let mut new_inputs = Vec::new();
+        let mut new_inputs = Slots::default();
         for a in args {
             new_inputs.push(Some(self.args[a].val));
             self.args[a].remaining_uses = self.args[a].remaining_uses.saturating_sub(1);
@@ -1568,7 +1962,7 @@ impl<'a> Nchwc<'a> {
         self.create_arg(k, k, total);
     }
 
-    fn activation(&mut self, k: usize, node: &VNode) {
+    fn activation(&mut self, k: usize, node: &VNode<'g>) {
         let Some(a) = node.inputs[0].and_then(|v| self.arg_of.get(&v).copied()) else {
             return;
         };
@@ -1589,7 +1983,7 @@ impl<'a> Nchwc<'a> {
         }
     }
 
-    fn batch_norm(&mut self, k: usize, node: &VNode, gnode: &Node) {
+    fn batch_norm(&mut self, k: usize, node: &VNode<'g>, gnode: &Node) {
         if node.outputs.iter().rposition(Option::is_some).unwrap_or(0) > 0 {
             return;
         }
@@ -1614,7 +2008,12 @@ impl<'a> Nchwc<'a> {
         if param <= SMALL_INITIALIZER_MAX_BYTES {
             self.view.new_small_initializers += 2 * param;
         }
-        let nc = self.add_node("Conv", node.anchor, vec![Some(input)], node.outputs.clone());
+        let nc = self.add_node(
+            "Conv",
+            node.anchor,
+            Slots::of(&[Some(input)]),
+            node.outputs.clone(),
+        );
         self.args[a].remaining_uses = self.args[a].remaining_uses.saturating_sub(1);
         self.create_arg(k, nc, channels);
         self.removed[k] = true;
@@ -1629,7 +2028,7 @@ fn alias_input(n: &VNode, oi: usize) -> Option<usize> {
     (n.std()
         && oi == 0
         && matches!(
-            n.op.as_str(),
+            n.op,
             "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" | "Identity"
         ))
     .then_some(0)
@@ -1646,7 +2045,7 @@ fn inplace_input(n: &VNode, oi: usize) -> Option<usize> {
     }
     (n.std()
         && matches!(
-            n.op.as_str(),
+            n.op,
             "Relu"
                 | "LeakyRelu"
                 | "Elu"
@@ -1670,7 +2069,7 @@ fn same_shape(a: &VVal, b: &VVal) -> bool {
     if a.hidden || b.hidden || a.string || b.string || a.elem.is_none() || a.elem != b.elem {
         return false;
     }
-    let (Some(sa), Some(sb)) = (a.dims.as_ref(), b.dims.as_ref()) else {
+    let (Some(sa), Some(sb)) = (a.dims.as_deref(), b.dims.as_deref()) else {
         return false;
     };
     sa.len() == sb.len()
@@ -1684,41 +2083,44 @@ fn same_shape(a: &VVal, b: &VVal) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Orders.
 
-/// Reverse depth-first walk of ONNX Runtime's `GraphViewer`: from the nodes no node reads
-/// (pushed in index order, so the last is walked first), each node's producers sorted by
-/// index and pushed in that order, so the producer with the largest index is walked first.
-fn reverse_dfs(n: usize, producers: &[Vec<usize>]) -> Vec<usize> {
-    let mut has_consumer = vec![false; n];
-    for ps in producers {
-        for &p in ps {
-            has_consumer[p] = true;
+/// Lists of `usize` per index, flat.
+struct Csr {
+    /// Where each list starts in `items` (one more entry than lists).
+    start: Vec<usize>,
+    items: Vec<usize>,
+}
+
+impl std::ops::Index<usize> for Csr {
+    type Output = [usize];
+    fn index(&self, i: usize) -> &[usize] {
+        &self.items[self.start[i]..self.start[i + 1]]
+    }
+}
+
+/// Per value of `nvals`, the nodes reading it (a node once per input slot, in node order).
+fn readers_of(nodes: &[VNode], nvals: usize) -> Csr {
+    // Counts at `v + 2`, summed, then filled through `v + 1`: `start[v]` ends up where `v`'s
+    // list starts.
+    let mut start = vec![0usize; nvals + 2];
+    let mut total = 0;
+    for n in nodes {
+        for v in n.inputs.iter().flatten() {
+            start[*v + 2] += 1;
+            total += 1;
         }
     }
-    let mut stack: Vec<(usize, bool)> = (0..n)
-        .filter(|&i| !has_consumer[i])
-        .map(|i| (i, false))
-        .collect();
-    let mut visited = vec![false; n];
-    let mut order = Vec::with_capacity(n);
-    while let Some((i, leave)) = stack.pop() {
-        if leave {
-            order.push(i);
-            continue;
-        }
-        if visited[i] {
-            continue;
-        }
-        visited[i] = true;
-        stack.push((i, true));
-        let mut ps = producers[i].clone();
-        ps.sort_unstable();
-        for p in ps {
-            if !visited[p] {
-                stack.push((p, false));
-            }
+    for i in 2..nvals + 2 {
+        start[i] += start[i - 1];
+    }
+    let mut items = vec![0usize; total];
+    for (k, n) in nodes.iter().enumerate() {
+        for v in n.inputs.iter().flatten() {
+            items[start[*v + 1]] = k;
+            start[*v + 1] += 1;
         }
     }
-    order
+    start.truncate(nvals + 1);
+    Csr { start, items }
 }
 
 /// ONNX Runtime's order of `nodes` (positions in the slice).
@@ -1729,29 +2131,80 @@ fn view_order(nodes: &[VNode], nvals: usize) -> Vec<usize> {
             producer_of[*o] = Some(k);
         }
     }
+    order_by_producers(nodes, &producer_of)
+}
+
+/// [`view_order`], given the producer of each value: the reverse depth-first walk of ONNX
+/// Runtime's `GraphViewer`. From the nodes no node reads (pushed in index order, so the last
+/// is walked first), each node's producers sorted by index and pushed in that order, so the
+/// producer with the largest index is walked first.
+fn order_by_producers(nodes: &[VNode], producer_of: &[Option<usize>]) -> Vec<usize> {
+    let n = nodes.len();
     // Rank by ONNX Runtime index: position r in `by_index` is the node with the r-th index.
-    let mut by_index: Vec<usize> = (0..nodes.len()).collect();
-    by_index.sort_by_key(|&k| nodes[k].index);
-    let mut rank = vec![0; nodes.len()];
-    for (r, &k) in by_index.iter().enumerate() {
-        rank[k] = r;
+    let sorted = nodes.windows(2).all(|w| w[0].index <= w[1].index);
+    let mut by_index: Vec<usize> = (0..n).collect();
+    let mut rank = Vec::new();
+    if !sorted {
+        by_index.sort_by_key(|&k| nodes[k].index);
+        rank = vec![0; n];
+        for (r, &k) in by_index.iter().enumerate() {
+            rank[k] = r;
+        }
     }
-    let producers: Vec<Vec<usize>> = by_index
-        .iter()
-        .map(|&k| {
-            nodes[k]
-                .inputs
-                .iter()
-                .flatten()
-                .filter_map(|v| producer_of[*v])
-                .map(|p| rank[p])
-                .collect()
-        })
-        .collect();
-    reverse_dfs(by_index.len(), &producers)
-        .into_iter()
-        .map(|r| by_index[r])
-        .collect()
+    // Each node's producers (ranks, sorted, repeats kept), flat.
+    let mut start: Vec<u32> = Vec::with_capacity(n + 1);
+    let mut items: Vec<u32> = Vec::with_capacity(2 * n);
+    for &k in &by_index {
+        let s = items.len();
+        start.push(s as u32);
+        for v in nodes[k].inputs.iter().flatten() {
+            if let Some(p) = producer_of[*v] {
+                items.push(if sorted { p } else { rank[p] } as u32);
+            }
+        }
+        let ps = &mut items[s..];
+        match ps.len() {
+            0 | 1 => {}
+            2 => {
+                if ps[0] > ps[1] {
+                    ps.swap(0, 1);
+                }
+            }
+            _ => ps.sort_unstable(),
+        }
+    }
+    start.push(items.len() as u32);
+    let mut has_consumer = vec![false; n];
+    for &p in &items {
+        has_consumer[p as usize] = true;
+    }
+    // Stack entries: rank << 1, plus 1 when leaving the node.
+    let mut stack: Vec<u32> = Vec::with_capacity(n + items.len());
+    stack.extend(
+        (0..n as u32)
+            .filter(|&i| !has_consumer[i as usize])
+            .map(|i| i << 1),
+    );
+    let mut visited = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    while let Some(e) = stack.pop() {
+        let i = (e >> 1) as usize;
+        if e & 1 == 1 {
+            order.push(by_index[i]);
+            continue;
+        }
+        if visited[i] {
+            continue;
+        }
+        visited[i] = true;
+        stack.push(e | 1);
+        for &p in &items[start[i] as usize..start[i + 1] as usize] {
+            if !visited[p as usize] {
+                stack.push(p << 1);
+            }
+        }
+    }
+    order
 }
 
 /// ONNX Runtime's execution order under its default session options (all optimizations):
@@ -1764,8 +2217,11 @@ pub fn ort_default_order(g: &Graph) -> Vec<NodeId> {
 
 /// ONNX Runtime's execution order for the given session options; see [`ort_default_order`].
 pub fn ort_order(g: &Graph, opts: &SimOptions) -> Vec<NodeId> {
-    let view = build_view(g, opts);
-    let vorder = view_order(&view.nodes, view.vals.len());
+    let mut view = build_view(g, opts, true);
+    let vorder = match view.order.take() {
+        Some(o) => o,
+        None => view_order(&view.nodes, view.vals.len()),
+    };
     let mut placed = vec![false; g.nodes.len()];
     let mut anchors = Vec::new();
     for &k in &vorder {
@@ -1809,18 +2265,16 @@ fn schedule(view: &View, order: &[NodeId], n_graph_nodes: usize) -> (Vec<usize>,
         }
         p
     };
-    let vorder = view_order(nodes, view.vals.len());
+    let vorder = match &view.order {
+        Some(o) => o.clone(),
+        None => view_order(nodes, view.vals.len()),
+    };
     let mut ort_rank = vec![0; nodes.len()];
     for (i, &k) in vorder.iter().enumerate() {
         ort_rank[k] = i;
     }
     // Readers of each value.
-    let mut readers: Vec<Vec<usize>> = vec![Vec::new(); view.vals.len()];
-    for (k, n) in nodes.iter().enumerate() {
-        for v in n.inputs.iter().flatten() {
-            readers[*v].push(k);
-        }
-    }
+    let readers = readers_of(nodes, view.vals.len());
     // Keys: the anchor's position; for layout copies, the smallest key of their readers
     // (computed readers first: reverse ONNX Runtime order is a reverse topological order).
     let mut key: Vec<usize> = nodes.iter().map(|n| pos[n.anchor.index()]).collect();
@@ -1898,6 +2352,57 @@ fn schedule(view: &View, order: &[NodeId], n_graph_nodes: usize) -> (Vec<usize>,
 // ---------------------------------------------------------------------------------------------
 // The simulation.
 
+/// FxHash with a final mix (keys here are shapes, not attacker-chosen).
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl FxHasher {
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_i64(&mut self, i: i64) {
+        self.add(i as u64);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn write_isize(&mut self, i: isize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        let mut h = self.0;
+        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^ (h >> 31)
+    }
+}
+
+type FastHash = std::hash::BuildHasherDefault<FxHasher>;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     /// Weight, graph input, or no buffer.
@@ -1936,20 +2441,52 @@ pub fn simulate_with(
     info: Option<&TrainingInfo>,
     opts: &SimOptions,
 ) -> Simulation {
-    run(g, order, info, opts).sim
+    run(g, order, info, opts, false).sim
 }
 
 /// The allocations and releases of the simulated run, in order (to compare with a trace of
 /// ONNX Runtime's allocator).
 pub fn allocation_events(g: &Graph, order: &[NodeId], opts: &SimOptions) -> Vec<AllocEvent> {
-    run(g, order, None, opts).events
+    run(g, order, None, opts, true).events
 }
 
-fn run(g: &Graph, order: &[NodeId], info: Option<&TrainingInfo>, opts: &SimOptions) -> Run {
-    let view = build_view(g, opts);
+/// Per value, its class under the planner's SameSize (values of one class have the same
+/// element size and shape; `None`: equal to no value).
+fn shape_classes(vals: &[VVal]) -> Vec<Option<u32>> {
+    let mut ids: HashMap<(u64, &[Dim]), u32, FastHash> = HashMap::default();
+    vals.iter()
+        .map(|v| {
+            if v.hidden || v.string {
+                return None;
+            }
+            let elem = v.elem?;
+            let d = v.dims.as_deref()?;
+            let comparable = d.iter().all(|x| match x {
+                Dim::Known(_) => true,
+                Dim::Sym(p) => !p.is_empty(),
+                Dim::Unknown => false,
+            });
+            if !comparable {
+                return None;
+            }
+            let next = ids.len() as u32;
+            Some(*ids.entry((elem, d)).or_insert(next))
+        })
+        .collect()
+}
+
+fn run(
+    g: &Graph,
+    order: &[NodeId],
+    info: Option<&TrainingInfo>,
+    opts: &SimOptions,
+    want_events: bool,
+) -> Run {
+    let view = build_view(g, opts, false);
     let vals = &view.vals;
     let nv = vals.len();
-    let bytes = |v: usize| vals[v].bytes().unwrap_or(0);
+    let sizes: Vec<u64> = vals.iter().map(|v| v.bytes().unwrap_or(0)).collect();
+    let bytes = |v: usize| sizes[v];
     let name = |v: usize| match vals[v].orig {
         Some(o) if v < g.values.len() => g.value(o).name.clone(),
         Some(o) => format!("{} (NCHWc)", g.value(o).name),
@@ -2009,8 +2546,12 @@ fn run(g: &Graph, order: &[NodeId], info: Option<&TrainingInfo>, opts: &SimOptio
     }
     let mut buffer: Vec<usize> = (0..nv).collect();
     let mut kind = vec![Kind::None; nv];
-    // Most recently freed last.
-    let mut freelist: Vec<usize> = Vec::new();
+    // The freed buffers by shape class (`same_shape` is equality of classes), most recently
+    // freed last: the top of a class's list is the buffer ONNX Runtime's search of its free
+    // list (most recent first) finds. Buffers of no class are never reused.
+    let class = shape_classes(vals);
+    let classes = class.iter().flatten().max().map_or(0, |&c| c as usize + 1);
+    let mut freelist: Vec<Vec<usize>> = vec![Vec::new(); classes];
     for &k in &steps {
         let n = &view.nodes[k];
         for (oi, o) in n.outputs.iter().enumerate() {
@@ -2027,13 +2568,10 @@ fn run(g: &Graph, order: &[NodeId], info: Option<&TrainingInfo>, opts: &SimOptio
                     reuse = Some(*x);
                 }
             }
-            let scalar = vals[o].dims.as_ref().is_none_or(|s| s.is_empty());
-            if reuse.is_none() && !scalar && std::env::var_os("ONNX_AC_NOREUSE").is_none() {
-                if let Some(j) = freelist
-                    .iter()
-                    .rposition(|&f| same_shape(&vals[f], &vals[o]))
-                {
-                    reuse = Some(freelist.remove(j));
+            let scalar = vals[o].dims.as_deref().is_none_or(|s| s.is_empty());
+            if reuse.is_none() && !scalar {
+                if let Some(c) = class[o] {
+                    reuse = freelist[c as usize].pop();
                 }
             }
             match reuse {
@@ -2046,11 +2584,13 @@ fn run(g: &Graph, order: &[NodeId], info: Option<&TrainingInfo>, opts: &SimOptio
                 None => kind[o] = Kind::Allocate,
             }
         }
-        for v in n.inputs.iter().chain(&n.outputs).flatten() {
+        for v in n.inputs.iter().chain(n.outputs.iter()).flatten() {
             let orig = buffer[*v];
             use_count[orig] -= 1;
             if use_count[orig] == 0 {
-                freelist.push(orig);
+                if let Some(c) = class[orig] {
+                    freelist[c as usize].push(orig);
+                }
             }
         }
     }
@@ -2066,12 +2606,25 @@ fn run(g: &Graph, order: &[NodeId], info: Option<&TrainingInfo>, opts: &SimOptio
             }
         }
     }
-    let mut releases: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
-    for (b, r) in release_at.iter().enumerate() {
-        if let Some(s) = r {
-            releases[*s].push(b);
+    // The buffers released after each step, in buffer order.
+    let releases = {
+        let mut start = vec![0usize; steps.len() + 1];
+        for s in release_at.iter().flatten() {
+            start[s + 1] += 1;
         }
-    }
+        for s in 0..steps.len() {
+            start[s + 1] += start[s];
+        }
+        let mut fill = start.clone();
+        let mut items = vec![0usize; start[steps.len()]];
+        for (b, r) in release_at.iter().enumerate() {
+            if let Some(s) = r {
+                items[fill[*s]] = b;
+                fill[*s] += 1;
+            }
+        }
+        Csr { start, items }
+    };
 
     // Execution.
     let mut is_saved = vec![false; g.values.len()];
@@ -2092,7 +2645,7 @@ fn run(g: &Graph, order: &[NodeId], info: Option<&TrainingInfo>, opts: &SimOptio
     let mut live_after = vec![None; order.len()];
     let mut peak = (0u64, 0usize, 0u64, 0usize); // (bytes, step in order, scratch, step)
                                                  // (step, buffer, bytes allocated (+) or released (-), value now in the buffer)
-    let mut log: Vec<(usize, usize, i64, usize)> = Vec::new();
+    let mut log: Vec<(usize, usize, i64, usize)> = Vec::with_capacity(2 * steps.len());
     let mut largest = 0u64;
     let mut events = Vec::new();
     for (s, &k) in steps.iter().enumerate() {
@@ -2117,27 +2670,31 @@ fn run(g: &Graph, order: &[NodeId], info: Option<&TrainingInfo>, opts: &SimOptio
             if fresh {
                 held[target] = b;
                 live += b;
-                events.push(AllocEvent {
-                    step: at,
-                    bytes: b as i64,
-                    what: name(o),
-                });
+                if want_events {
+                    events.push(AllocEvent {
+                        step: at,
+                        bytes: b as i64,
+                        what: name(o),
+                    });
+                }
             }
         }
         let scratch: u64 = n.scratch.iter().sum();
-        for &b in &n.scratch {
-            events.push(AllocEvent {
-                step: at,
-                bytes: b as i64,
-                what: format!("scratch of {}", n.op),
-            });
-        }
-        for &b in &n.scratch {
-            events.push(AllocEvent {
-                step: at,
-                bytes: -(b as i64),
-                what: format!("scratch of {}", n.op),
-            });
+        if want_events {
+            for &b in &n.scratch {
+                events.push(AllocEvent {
+                    step: at,
+                    bytes: b as i64,
+                    what: format!("scratch of {}", n.op),
+                });
+            }
+            for &b in &n.scratch {
+                events.push(AllocEvent {
+                    step: at,
+                    bytes: -(b as i64),
+                    what: format!("scratch of {}", n.op),
+                });
+            }
         }
         let step_peak = live + scratch;
         if at < timeline.len() {
@@ -2151,11 +2708,13 @@ fn run(g: &Graph, order: &[NodeId], info: Option<&TrainingInfo>, opts: &SimOptio
             if held[b] > 0 {
                 live -= held[b];
                 log.push((s, b, -(held[b] as i64), holder[b]));
-                events.push(AllocEvent {
-                    step: at,
-                    bytes: -(held[b] as i64),
-                    what: name(holder[b]),
-                });
+                if want_events {
+                    events.push(AllocEvent {
+                        step: at,
+                        bytes: -(held[b] as i64),
+                        what: name(holder[b]),
+                    });
+                }
                 held[b] = 0;
             }
         }
