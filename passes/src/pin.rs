@@ -15,6 +15,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 pub struct Pinner<'a> {
     names: Names<'a>,
     late_zeros: HashMap<ValueId, Option<ValueId>>,
+    /// A graph whose values (by id) are read instead of the graph's being built.
+    truth: Option<&'a Graph>,
 }
 
 /// The names fresh names must avoid: every value and node name of the graph the pinner
@@ -96,6 +98,7 @@ impl Pinner<'static> {
         Pinner {
             names: Names::Owned(taken),
             late_zeros: HashMap::new(),
+            truth: None,
         }
     }
 }
@@ -123,15 +126,32 @@ impl<'a> Pinner<'a> {
                 made: HashSet::default(),
             },
             late_zeros: HashMap::new(),
+            truth: None,
         }
     }
 
-    /// The same names to avoid, with no late value shared yet (for a later pass over the
-    /// graph this pinner's names went into).
+    /// Reads the values of `src` (ids below its value count) from `src`: the graph being
+    /// built holds copies of them whose shapes and constants may be missing meanwhile.
+    pub fn reading_values_of(mut self, src: &'a Graph) -> Pinner<'a> {
+        self.truth = Some(src);
+        self
+    }
+
+    /// The value `v` as the pinner reads it.
+    fn value<'s>(&'s self, g: &'s Graph, v: ValueId) -> &'s Value {
+        match self.truth {
+            Some(t) if v.index() < t.values.len() => t.value(v),
+            _ => g.value(v),
+        }
+    }
+
+    /// The same names to avoid, with no late value shared yet and values read from the graph
+    /// (for a later pass over the graph this pinner's names went into).
     pub fn renew(self) -> Pinner<'a> {
         Pinner {
             names: self.names,
             late_zeros: HashMap::new(),
+            truth: None,
         }
     }
 
@@ -175,7 +195,7 @@ impl<'a> Pinner<'a> {
         late: ValueId,
         out: &mut Vec<Node>,
     ) -> Option<ValueId> {
-        let lv = g.value(late);
+        let lv = self.value(g, late);
         let late_numel = crate::ir::static_numel(lv.shape.as_ref()?)?;
         let ldt = lv.dtype?;
         if late_numel == 0 || ldt == DType::String {
@@ -217,8 +237,9 @@ impl<'a> Pinner<'a> {
         dep: ValueId,
         out: &mut Vec<Node>,
     ) -> Option<ValueId> {
-        let dims = crate::ir::static_dims(g.value(x).shape.as_ref()?)?;
-        let base = format!("{}/pin", g.value(x).name);
+        let xv = self.value(g, x);
+        let dims = crate::ir::static_dims(xv.shape.as_ref()?)?;
+        let base = format!("{}/pin", xv.name);
         let new_shape = self.shape_plus(g, &base, &dims, dep, out);
         Some(self.reshape_to(g, x, new_shape, "pinned", &base, out))
     }
@@ -270,9 +291,10 @@ impl<'a> Pinner<'a> {
         node_base: &str,
         out: &mut Vec<Node>,
     ) -> ValueId {
-        let xv = g.value(x);
+        let xv = self.value(g, x);
         let (dtype, xshape) = (xv.dtype, xv.shape.clone());
-        let out_v = self.fresh(g, &format!("{}/{label}", xv.name));
+        let name = format!("{}/{label}", xv.name);
+        let out_v = self.fresh(g, &name);
         let outv = g.add_value(Value {
             name: out_v,
             dtype,
@@ -299,7 +321,7 @@ impl<'a> Pinner<'a> {
         if !matches!(reader_op, "Reshape" | "Squeeze" | "Unsqueeze" | "Flatten") {
             return self.pin(g, x, dep, out);
         }
-        let xv = g.value(x);
+        let xv = self.value(g, x);
         let dt = xv.dtype?;
         if !(dt.is_float() || dt.is_int()) {
             return None;

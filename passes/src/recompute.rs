@@ -207,13 +207,16 @@ pub fn apply_recompute(
         drop[v.index()] = true;
     }
     let mut names = crate::pin::NameSet::with_capacity(g.values.len() + g.nodes.len());
-    let (copy, mut backward) = split_copy(g, info.forward_end, &mut names);
+    // With shapes to hide, what `g` knows of the values its nodes compute is left out of the
+    // copy (`hide_backward_nodes` starts by forgetting it, and restores it from `g`); until
+    // then the pinner reads values from `g`.
+    let (copy, mut backward) = split_copy(g, info.forward_end, &mut names, opts.hide_shapes);
     let mut rw = Rewriter {
         src: g,
         g: copy,
         drop,
         copies: HashMap::new(),
-        pinner: crate::pin::Pinner::avoiding(names),
+        pinner: crate::pin::Pinner::avoiding(names).reading_values_of(g),
         pending: Vec::new(),
         roots: Vec::new(),
     };
@@ -311,6 +314,7 @@ pub fn apply_recompute(
             info.loss,
             info.opset,
             rw.pinner.renew(),
+            Some(g),
         );
     } else {
         for n in out_nodes {
@@ -395,11 +399,13 @@ fn valid_in_file_order(g: &Graph) -> bool {
 
 /// A copy of `g` without its nodes from `forward_end` on (with room for what the rewrite
 /// adds), and copies of those nodes. Every value and node name of `g` goes into `names` (as
-/// it is read for the copy).
+/// it is read for the copy). `computed_unknown`: values computed by a node (initializers
+/// aside) are copied without shape and constant.
 fn split_copy<'a>(
     g: &'a Graph,
     forward_end: usize,
     names: &mut crate::pin::NameSet<'a>,
+    computed_unknown: bool,
 ) -> (Graph, Vec<Node>) {
     let Graph {
         name,
@@ -428,7 +434,23 @@ fn split_copy<'a>(
         .collect();
     let mut new_values = Vec::with_capacity(values.len() + values.len() / 2 + 64);
     for v in values {
-        new_values.push(v.clone());
+        if computed_unknown && v.producer.is_some() && v.initializer.is_none() {
+            new_values.push(crate::ir::Value {
+                name: v.name.clone(),
+                dtype: v.dtype,
+                shape: None,
+                opaque_type: v.opaque_type.clone(),
+                producer: v.producer,
+                initializer: None,
+                constant: None,
+                doc_string: v.doc_string.clone(),
+                metadata: v.metadata.clone(),
+                has_value_info: v.has_value_info,
+                hide_shape: v.hide_shape,
+            });
+        } else {
+            new_values.push(v.clone());
+        }
         names.insert(&v.name);
     }
     let copy = Graph {

@@ -32,19 +32,35 @@ fn is_alias(op: &str) -> bool {
 }
 
 /// True shapes and constants of the values whose inferred ones `g` holds meanwhile (saved
-/// when first overwritten; a value never overwritten keeps its true ones in `g`).
+/// when first overwritten, or held by `src`; a value never overwritten keeps its true ones
+/// in `g`).
 #[derive(Default)]
-struct Truths {
+struct Truths<'s> {
+    /// The graph `g` copies, holding the truth of the values `in_src` marks.
+    src: Option<&'s Graph>,
+    in_src: Vec<bool>,
     /// Per value: its true shape, once saved.
     shapes: Vec<Option<Option<Shape>>>,
     /// The saved values that had a constant, and it.
     constants: Vec<(ValueId, Tensor)>,
 }
 
-impl Truths {
+impl Truths<'_> {
+    fn held_by_src(&self, v: ValueId) -> Option<&crate::ir::Value> {
+        let src = self.src?;
+        self.in_src
+            .get(v.index())
+            .copied()
+            .unwrap_or(false)
+            .then(|| src.value(v))
+    }
+
     /// Saves `v`'s true shape and constant (once), leaving neither in `g`.
     fn save(&mut self, g: &mut Graph, v: ValueId) {
         let i = v.index();
+        if self.in_src.get(i).copied().unwrap_or(false) {
+            return; // held by `src`; `g` holds neither already
+        }
         if self.shapes.len() <= i {
             self.shapes.resize(g.values.len().max(i + 1), None);
         }
@@ -59,6 +75,9 @@ impl Truths {
 
     /// `v`'s true shape.
     fn shape<'g>(&'g self, g: &'g Graph, v: ValueId) -> Option<&'g Shape> {
+        if let Some(t) = self.held_by_src(v) {
+            return t.shape.as_ref();
+        }
         match self.shapes.get(v.index()) {
             Some(Some(s)) => s.as_ref(),
             _ => g.value(v).shape.as_ref(),
@@ -125,22 +144,34 @@ fn fully_known(s: &Option<Shape>) -> bool {
 pub fn hide_backward_shapes(g: &mut Graph, forward_end: usize, loss: ValueId, opset: i64) -> usize {
     let pinner = Pinner::new(g);
     let backward: Vec<Node> = g.nodes.drain(forward_end..).collect();
-    hide_backward_nodes(g, backward, loss, opset, pinner)
+    hide_backward_nodes(g, backward, loss, opset, pinner, None)
 }
 
 /// [`hide_backward_shapes`] of the graph made of `g` (its forward: every node of `g`) and
 /// `backward` (its backward, appended to `g`). Values of `g` produced by a node of
 /// `backward` may still record no producer. `pinner` avoids every name of that graph.
+/// `src`: a graph whose values `g` copies (by id), holding the true shape and constant of
+/// those computed by a node (initializers aside), which `g` does not hold.
 pub(crate) fn hide_backward_nodes(
     g: &mut Graph,
     backward: impl IntoIterator<Item = Node>,
     loss: ValueId,
     opset: i64,
     mut pinner: Pinner<'_>,
+    src: Option<&Graph>,
 ) -> usize {
     let forward_end = g.nodes.len();
     // The truth, restored at the end; meanwhile `g` holds what inference alone can know.
-    let mut truths = Truths::default();
+    let mut truths = Truths {
+        src,
+        in_src: src.map_or_else(Vec::new, |s| {
+            s.values
+                .iter()
+                .map(|v| v.producer.is_some() && v.initializer.is_none())
+                .collect()
+        }),
+        ..Truths::default()
+    };
     truths
         .shapes
         .reserve(g.values.len() + g.values.len() / 2 + 64);
@@ -232,11 +263,18 @@ pub(crate) fn hide_backward_nodes(
     }
 
     for (i, v) in g.values.iter_mut().enumerate() {
-        let known = fully_known(&v.shape);
-        v.hide_shape = !known
-            && v.initializer.is_none()
-            && v.producer.is_some_and(|p| p.index() >= forward_end);
-        if let Some(shape) = truths.shapes.get_mut(i).and_then(Option::take) {
+        v.hide_shape = v.initializer.is_none()
+            && v.producer.is_some_and(|p| p.index() >= forward_end)
+            && !fully_known(&v.shape);
+        if let Some(t) = truths.held_by_src(ValueId(i as u32)) {
+            // What inference found is kept where it is the truth.
+            if v.shape != t.shape {
+                v.shape = t.shape.clone();
+            }
+            if v.constant != t.constant {
+                v.constant = t.constant.clone();
+            }
+        } else if let Some(shape) = truths.shapes.get_mut(i).and_then(Option::take) {
             v.shape = shape;
             v.constant = None;
         }

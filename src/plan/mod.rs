@@ -91,8 +91,7 @@ pub fn evaluate(
     cost: NodeCost,
 ) -> Result<(Graph, Evaluation), PlanError> {
     let (rg, report) = apply_recompute(g, info, values, RewriteOptions::default())?;
-    let order = simulate::ort_default_order(&rg);
-    let sim = simulate::simulate(&rg, &order, Some(info));
+    let (_, sim) = simulate::simulate_ort_default(&rg, Some(info));
     let added: f64 = (info.forward_end..rg.nodes.len())
         .filter(|&i| rg.nodes[i].name.contains("/recompute"))
         .map(|i| cost(&rg, NodeId(i as u32)))

@@ -360,6 +360,8 @@ struct View<'g> {
 struct Adj {
     readers: Csr,
     producer: Vec<Option<usize>>,
+    /// Per node, the producers of its inputs (input order, repeats kept).
+    preds: Csr,
     /// Per node, its `kind` (dense: passes scan it instead of the nodes).
     kinds: Vec<OpKind>,
     order: Option<Vec<usize>>,
@@ -367,10 +369,11 @@ struct Adj {
 
 impl Adj {
     fn of(view: &View) -> Adj {
-        let (readers, producer) = readers_and_producers(view);
+        let (readers, producer, preds) = adjacency(&view.nodes, view.vals.len());
         Adj {
             readers,
             producer,
+            preds,
             kinds: view.nodes.iter().map(|n| n.kind).collect(),
             order: None,
         }
@@ -579,11 +582,12 @@ fn build_view<'g>(g: &'g Graph, opts: &SimOptions, order_only: bool) -> View<'g>
 fn push_transpose_through_slice(g: &Graph, view: &mut View, adj: &mut Adj) -> bool {
     let Adj {
         readers,
-        producer,
+        preds,
         kinds,
         order,
+        ..
     } = adj;
-    let (readers, producer, kinds) = (&*readers, &*producer, &*kinds);
+    let (readers, preds, kinds) = (&*readers, &*preds, &*kinds);
     let candidate = view.nodes.iter().zip(kinds).any(|(tn, &kind)| {
         kind == OpKind::Transpose
             && sole_reader(view, readers, tn).is_some_and(|sl| {
@@ -596,7 +600,7 @@ fn push_transpose_through_slice(g: &Graph, view: &mut View, adj: &mut Adj) -> bo
     }
     let vorder = order
         .take()
-        .unwrap_or_else(|| order_by_producers(&view.nodes, producer));
+        .unwrap_or_else(|| order_by_preds(&view.nodes, preds));
     let mut removed = vec![false; view.nodes.len()];
     let mut added = Vec::new();
     for &t in &vorder {
@@ -679,16 +683,48 @@ fn std_op(n: &VNode, ops: &[&str]) -> bool {
     n.std() && ops.contains(&n.op)
 }
 
-/// Per value, the nodes reading it (a node once per input slot), and its producer.
-fn readers_and_producers(view: &View) -> (Csr, Vec<Option<usize>>) {
-    let nv = view.vals.len();
-    let mut producer = vec![None; nv];
-    for (k, n) in view.nodes.iter().enumerate() {
+/// Per value, the nodes reading it (a node once per input slot) and its producer; per node,
+/// the producers of its inputs (input order, repeats kept).
+fn adjacency(nodes: &[VNode], nvals: usize) -> (Csr, Vec<Option<usize>>, Csr) {
+    let mut producer = vec![None; nvals];
+    for (k, n) in nodes.iter().enumerate() {
         for o in n.outputs.iter().flatten() {
             producer[*o] = Some(k);
         }
     }
-    (readers_of(&view.nodes, nv), producer)
+    // Readers: counts at `v + 2`, summed, then filled through `v + 1` (see `readers_of`).
+    let mut start = vec![0usize; nvals + 2];
+    let mut total = 0;
+    for n in nodes {
+        for v in n.inputs.iter().flatten() {
+            start[*v + 2] += 1;
+            total += 1;
+        }
+    }
+    for i in 2..nvals + 2 {
+        start[i] += start[i - 1];
+    }
+    let mut items = vec![0usize; total];
+    let mut pstart = Vec::with_capacity(nodes.len() + 1);
+    let mut pitems = Vec::with_capacity(total);
+    for (k, n) in nodes.iter().enumerate() {
+        pstart.push(pitems.len());
+        for v in n.inputs.iter().flatten() {
+            items[start[*v + 1]] = k;
+            start[*v + 1] += 1;
+            if let Some(p) = producer[*v] {
+                pitems.push(p);
+            }
+        }
+    }
+    pstart.push(pitems.len());
+    start.truncate(nvals + 1);
+    let readers = Csr { start, items };
+    let preds = Csr {
+        start: pstart,
+        items: pitems,
+    };
+    (readers, producer, preds)
 }
 
 /// A new node of the optimizer, taking the place of `anchor` in the caller's order.
@@ -747,10 +783,11 @@ fn matmul_add_fusion(view: &mut View, adj: &mut Adj) -> bool {
     let Adj {
         readers,
         producer,
+        preds,
         kinds,
         order,
     } = adj;
-    let (readers, producer, kinds) = (&*readers, &*producer, &*kinds);
+    let (readers, producer, preds, kinds) = (&*readers, &*producer, &*preds, &*kinds);
     let candidate = view.nodes.iter().zip(kinds).any(|(mm, &kind)| {
         kind == OpKind::MatMul
             && sole_reader(view, readers, mm).is_some_and(|a| std_op(&view.nodes[a], &["Add"]))
@@ -760,7 +797,7 @@ fn matmul_add_fusion(view: &mut View, adj: &mut Adj) -> bool {
     }
     let vorder = order
         .take()
-        .unwrap_or_else(|| order_by_producers(&view.nodes, producer));
+        .unwrap_or_else(|| order_by_preds(&view.nodes, preds));
     let mut removed = vec![false; view.nodes.len()];
     let mut added = Vec::new();
     for &k in &vorder {
@@ -887,11 +924,12 @@ fn attention_projection_input(view: &View, producer: &[Option<usize>], a: usize)
 fn gemm_activation_fusion(view: &mut View, adj: &mut Adj) -> bool {
     let Adj {
         readers,
-        producer,
+        preds,
         kinds,
         order,
+        ..
     } = adj;
-    let (readers, producer, kinds) = (&*readers, &*producer, &*kinds);
+    let (readers, preds, kinds) = (&*readers, &*preds, &*kinds);
     let candidate = view.nodes.iter().zip(kinds).any(|(gemm, &kind)| {
         kind == OpKind::Gemm
             && sole_reader(view, readers, gemm).is_some_and(|a| {
@@ -906,7 +944,7 @@ fn gemm_activation_fusion(view: &mut View, adj: &mut Adj) -> bool {
     }
     let vorder = order
         .take()
-        .unwrap_or_else(|| order_by_producers(&view.nodes, producer));
+        .unwrap_or_else(|| order_by_preds(&view.nodes, preds));
     let mut removed = vec![false; view.nodes.len()];
     let mut added = Vec::new();
     for &k in &vorder {
@@ -961,10 +999,11 @@ fn matmul_transpose_fusion(g: &Graph, view: &mut View, adj: &mut Adj) -> bool {
     let Adj {
         readers,
         producer,
+        preds,
         kinds,
         order,
     } = adj;
-    let (readers, producer, kinds) = (&*readers, &*producer, &*kinds);
+    let (readers, producer, preds, kinds) = (&*readers, &*producer, &*preds, &*kinds);
     let candidate = view.nodes.iter().zip(kinds).any(|(mm, &kind)| {
         matches!(kind, OpKind::MatMul | OpKind::FusedMatMul)
             && mm.inputs.len() >= 2
@@ -979,7 +1018,7 @@ fn matmul_transpose_fusion(g: &Graph, view: &mut View, adj: &mut Adj) -> bool {
     }
     let vorder = order
         .take()
-        .unwrap_or_else(|| order_by_producers(&view.nodes, producer));
+        .unwrap_or_else(|| order_by_preds(&view.nodes, preds));
     let mut reads_left: HashMap<usize, usize> = HashMap::new();
     let mut absorbed = Vec::new();
     let mut removed = vec![false; view.nodes.len()];
@@ -1090,10 +1129,11 @@ fn matmul_scale_fusion(view: &mut View, adj: &mut Adj) -> bool {
     let Adj {
         readers,
         producer,
+        preds,
         kinds,
         order,
     } = adj;
-    let (readers, producer, kinds) = (&*readers, &*producer, &*kinds);
+    let (readers, producer, preds, kinds) = (&*readers, &*producer, &*preds, &*kinds);
     let candidate = view.nodes.iter().zip(kinds).any(|(mm, &kind)| {
         matches!(kind, OpKind::MatMul | OpKind::FusedMatMul)
             && mm.inputs.len() >= 2
@@ -1110,7 +1150,7 @@ fn matmul_scale_fusion(view: &mut View, adj: &mut Adj) -> bool {
     }
     let vorder = order
         .take()
-        .unwrap_or_else(|| order_by_producers(&view.nodes, producer));
+        .unwrap_or_else(|| order_by_preds(&view.nodes, preds));
     let mut removed = vec![false; view.nodes.len()];
     let mut reads_left: Vec<usize> = view
         .nodes
@@ -1198,10 +1238,11 @@ fn fuse_contiguous_reshapes(view: &mut View, adj: &mut Adj) -> bool {
     let Adj {
         readers,
         producer,
+        preds,
         kinds,
         order,
     } = adj;
-    let (readers, producer, kinds) = (&*readers, &*producer, &*kinds);
+    let (readers, producer, preds, kinds) = (&*readers, &*producer, &*preds, &*kinds);
     let candidate = view.nodes.iter().zip(kinds).any(|(n, &kind)| {
         kind == OpKind::ReshapeLike
             && sole_reader(view, readers, n).is_some_and(|r| kinds[r] == OpKind::ReshapeLike)
@@ -1211,7 +1252,7 @@ fn fuse_contiguous_reshapes(view: &mut View, adj: &mut Adj) -> bool {
     }
     let vorder = order
         .take()
-        .unwrap_or_else(|| order_by_producers(&view.nodes, producer));
+        .unwrap_or_else(|| order_by_preds(&view.nodes, preds));
     let mut removed = vec![false; view.nodes.len()];
     let mut orphan_seeds: Vec<usize> = Vec::new();
     let mut new_nodes = Vec::new();
@@ -1366,7 +1407,7 @@ fn align(x: u64, a: u64) -> u64 {
 }
 
 /// ConstantSharing's key of a single-element constant: (type, rank, value bytes).
-fn sharing_key(g: &Graph, v: ValueId) -> Option<(i32, usize, Vec<u8>)> {
+fn sharing_key(g: &Graph, v: ValueId) -> Option<(i32, usize, &[u8])> {
     let val = g.value(v);
     let t = val.initializer.as_ref().or(val.constant.as_ref())?;
     if t.numel() != 1
@@ -1379,7 +1420,7 @@ fn sharing_key(g: &Graph, v: ValueId) -> Option<(i32, usize, Vec<u8>)> {
     }
     match &t.data {
         onnx_ac_passes::ir::TensorData::Raw(b) => {
-            Some((t.dtype.to_onnx(), t.dims.len(), b.to_vec()))
+            Some((t.dtype.to_onnx(), t.dims.len(), b.as_slice()))
         }
         _ => None,
     }
@@ -2131,14 +2172,21 @@ fn view_order(nodes: &[VNode], nvals: usize) -> Vec<usize> {
             producer_of[*o] = Some(k);
         }
     }
-    order_by_producers(nodes, &producer_of)
+    let mut start = Vec::with_capacity(nodes.len() + 1);
+    let mut items = Vec::with_capacity(2 * nodes.len());
+    for n in nodes {
+        start.push(items.len());
+        items.extend(n.inputs.iter().flatten().filter_map(|v| producer_of[*v]));
+    }
+    start.push(items.len());
+    order_by_preds(nodes, &Csr { start, items })
 }
 
-/// [`view_order`], given the producer of each value: the reverse depth-first walk of ONNX
-/// Runtime's `GraphViewer`. From the nodes no node reads (pushed in index order, so the last
-/// is walked first), each node's producers sorted by index and pushed in that order, so the
-/// producer with the largest index is walked first.
-fn order_by_producers(nodes: &[VNode], producer_of: &[Option<usize>]) -> Vec<usize> {
+/// [`view_order`], given the producers of each node's inputs: the reverse depth-first walk
+/// of ONNX Runtime's `GraphViewer`. From the nodes no node reads (pushed in index order, so
+/// the last is walked first), each node's producers sorted by index and pushed in that
+/// order, so the producer with the largest index is walked first.
+fn order_by_preds(nodes: &[VNode], preds: &Csr) -> Vec<usize> {
     let n = nodes.len();
     // Rank by ONNX Runtime index: position r in `by_index` is the node with the r-th index.
     let sorted = nodes.windows(2).all(|w| w[0].index <= w[1].index);
@@ -2157,10 +2205,8 @@ fn order_by_producers(nodes: &[VNode], producer_of: &[Option<usize>]) -> Vec<usi
     for &k in &by_index {
         let s = items.len();
         start.push(s as u32);
-        for v in nodes[k].inputs.iter().flatten() {
-            if let Some(p) = producer_of[*v] {
-                items.push(if sorted { p } else { rank[p] } as u32);
-            }
+        for &p in &preds[k] {
+            items.push(if sorted { p } else { rank[p] } as u32);
         }
         let ps = &mut items[s..];
         match ps.len() {
@@ -2218,13 +2264,31 @@ pub fn ort_default_order(g: &Graph) -> Vec<NodeId> {
 /// ONNX Runtime's execution order for the given session options; see [`ort_default_order`].
 pub fn ort_order(g: &Graph, opts: &SimOptions) -> Vec<NodeId> {
     let mut view = build_view(g, opts, true);
-    let vorder = match view.order.take() {
-        Some(o) => o,
-        None => view_order(&view.nodes, view.vals.len()),
-    };
+    if view.order.is_none() {
+        view.order = Some(view_order(&view.nodes, view.vals.len()));
+    }
+    order_of_view(g, &view)
+}
+
+/// [`ort_default_order`] and [`simulate`] of that order, modelling ONNX Runtime's graph once
+/// (what `plan::evaluate` needs): the same results as the two calls.
+pub fn simulate_ort_default(g: &Graph, info: Option<&TrainingInfo>) -> (Vec<NodeId>, Simulation) {
+    let opts = SimOptions::default();
+    let mut view = build_view(g, &opts, false);
+    if view.order.is_none() {
+        view.order = Some(view_order(&view.nodes, view.vals.len()));
+    }
+    let order = order_of_view(g, &view);
+    let sim = run_view(g, view, &order, info, &opts, false).sim;
+    (order, sim)
+}
+
+/// ONNX Runtime's execution order of `g` given its graph `view` (whose `order` is set).
+fn order_of_view(g: &Graph, view: &View) -> Vec<NodeId> {
+    let vorder = view.order.as_deref().expect("the view's order");
     let mut placed = vec![false; g.nodes.len()];
     let mut anchors = Vec::new();
-    for &k in &vorder {
+    for &k in vorder {
         let a = view.nodes[k].anchor;
         if !placed[a.index()] {
             placed[a.index()] = true;
@@ -2273,13 +2337,20 @@ fn schedule(view: &View, order: &[NodeId], n_graph_nodes: usize) -> (Vec<usize>,
     for (i, &k) in vorder.iter().enumerate() {
         ort_rank[k] = i;
     }
-    // Readers of each value.
-    let readers = readers_of(nodes, view.vals.len());
     // Keys: the anchor's position; for layout copies, the smallest key of their readers
     // (computed readers first: reverse ONNX Runtime order is a reverse topological order).
     let mut key: Vec<usize> = nodes.iter().map(|n| pos[n.anchor.index()]).collect();
+    let copies = nodes.iter().any(|n| n.follow_consumers);
+    let readers = if copies {
+        readers_of(nodes, view.vals.len())
+    } else {
+        Csr {
+            start: Vec::new(),
+            items: Vec::new(),
+        }
+    };
     for &k in vorder.iter().rev() {
-        if nodes[k].follow_consumers {
+        if copies && nodes[k].follow_consumers {
             let m = nodes[k]
                 .outputs
                 .iter()
@@ -2450,29 +2521,50 @@ pub fn allocation_events(g: &Graph, order: &[NodeId], opts: &SimOptions) -> Vec<
     run(g, order, None, opts, true).events
 }
 
-/// Per value, its class under the planner's SameSize (values of one class have the same
+/// A value's class under the planner's SameSize (values of one class have the same
 /// element size and shape; `None`: equal to no value).
-fn shape_classes(vals: &[VVal]) -> Vec<Option<u32>> {
-    let mut ids: HashMap<(u64, &[Dim]), u32, FastHash> = HashMap::default();
-    vals.iter()
-        .map(|v| {
-            if v.hidden || v.string {
-                return None;
-            }
-            let elem = v.elem?;
-            let d = v.dims.as_deref()?;
-            let comparable = d.iter().all(|x| match x {
-                Dim::Known(_) => true,
-                Dim::Sym(p) => !p.is_empty(),
-                Dim::Unknown => false,
-            });
-            if !comparable {
-                return None;
-            }
-            let next = ids.len() as u32;
-            Some(*ids.entry((elem, d)).or_insert(next))
-        })
-        .collect()
+fn shape_class<'v>(v: &'v VVal, ids: &mut HashMap<(u64, &'v [Dim]), u32, FastHash>) -> Option<u32> {
+    if v.hidden || v.string {
+        return None;
+    }
+    let elem = v.elem?;
+    let d = v.dims.as_deref()?;
+    let comparable = d.iter().all(|x| match x {
+        Dim::Known(_) => true,
+        Dim::Sym(p) => !p.is_empty(),
+        Dim::Unknown => false,
+    });
+    if !comparable {
+        return None;
+    }
+    let next = ids.len() as u32;
+    Some(*ids.entry((elem, d)).or_insert(next))
+}
+
+/// [`shape_class`] of each value, computed on first request.
+struct ShapeClasses<'v> {
+    vals: &'v [VVal<'v>],
+    ids: HashMap<(u64, &'v [Dim]), u32, FastHash>,
+    memo: Vec<Option<Option<u32>>>,
+}
+
+impl<'v> ShapeClasses<'v> {
+    fn new(vals: &'v [VVal<'v>]) -> Self {
+        ShapeClasses {
+            vals,
+            ids: HashMap::default(),
+            memo: vec![None; vals.len()],
+        }
+    }
+
+    fn get(&mut self, v: usize) -> Option<u32> {
+        if let Some(c) = self.memo[v] {
+            return c;
+        }
+        let c = shape_class(&self.vals[v], &mut self.ids);
+        self.memo[v] = Some(c);
+        c
+    }
 }
 
 fn run(
@@ -2482,7 +2574,24 @@ fn run(
     opts: &SimOptions,
     want_events: bool,
 ) -> Run {
-    let view = build_view(g, opts, false);
+    run_view(
+        g,
+        build_view(g, opts, false),
+        order,
+        info,
+        opts,
+        want_events,
+    )
+}
+
+fn run_view(
+    g: &Graph,
+    view: View,
+    order: &[NodeId],
+    info: Option<&TrainingInfo>,
+    opts: &SimOptions,
+    want_events: bool,
+) -> Run {
     let vals = &view.vals;
     let nv = vals.len();
     let sizes: Vec<u64> = vals.iter().map(|v| v.bytes().unwrap_or(0)).collect();
@@ -2503,7 +2612,7 @@ fn run(
     let (mut params, mut small, mut inputs) = (0u64, 0u64, 0u64);
     // With optimizations, ConstantSharing merges single-element constants of equal type,
     // rank and value.
-    let mut shared = std::collections::HashSet::new();
+    let mut shared: std::collections::HashSet<_, FastHash> = Default::default();
     for (i, v) in vals.iter().enumerate() {
         if v.is_static && i < g.values.len() {
             let b = bytes(i);
@@ -2549,9 +2658,8 @@ fn run(
     // The freed buffers by shape class (`same_shape` is equality of classes), most recently
     // freed last: the top of a class's list is the buffer ONNX Runtime's search of its free
     // list (most recent first) finds. Buffers of no class are never reused.
-    let class = shape_classes(vals);
-    let classes = class.iter().flatten().max().map_or(0, |&c| c as usize + 1);
-    let mut freelist: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    let mut class = ShapeClasses::new(vals);
+    let mut freelist: Vec<Vec<usize>> = Vec::new();
     for &k in &steps {
         let n = &view.nodes[k];
         for (oi, o) in n.outputs.iter().enumerate() {
@@ -2570,8 +2678,8 @@ fn run(
             }
             let scalar = vals[o].dims.as_deref().is_none_or(|s| s.is_empty());
             if reuse.is_none() && !scalar {
-                if let Some(c) = class[o] {
-                    reuse = freelist[c as usize].pop();
+                if let Some(c) = class.get(o) {
+                    reuse = freelist.get_mut(c as usize).and_then(Vec::pop);
                 }
             }
             match reuse {
@@ -2588,8 +2696,12 @@ fn run(
             let orig = buffer[*v];
             use_count[orig] -= 1;
             if use_count[orig] == 0 {
-                if let Some(c) = class[orig] {
-                    freelist[c as usize].push(orig);
+                if let Some(c) = class.get(orig) {
+                    let c = c as usize;
+                    if freelist.len() <= c {
+                        freelist.resize_with(c + 1, Vec::new);
+                    }
+                    freelist[c].push(orig);
                 }
             }
         }
