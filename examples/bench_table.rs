@@ -139,7 +139,7 @@ fn run_planner(
     name: &str,
     g: &Graph,
     info: &TrainingInfo,
-    cost: &dyn Fn(&Graph, NodeId) -> f64,
+    cost: onnx_ac::plan::NodeCost,
     budget: u64,
 ) -> (Result<Outcome, String>, f64) {
     let p = planner_by_name(name).unwrap();

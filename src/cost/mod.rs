@@ -21,7 +21,7 @@ use crate::profile::Profile;
 use onnx_ac_passes::ir::{Graph, NodeId};
 
 /// Seconds one node takes.
-pub trait CostModel {
+pub trait CostModel: Sync {
     /// Time of node `n` of `g`, in seconds (never negative, never NaN).
     fn node_time(&self, g: &Graph, n: NodeId) -> f64;
     /// Short name for reports, e.g. "measured", "analytic(a100)", "fixed".

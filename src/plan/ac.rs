@@ -19,25 +19,30 @@
 //! budget never selects more added time, nor a smaller peak. (Pruning a chosen plan against
 //! the budget would save a little more but would break that: it is not done.)
 
-use super::candidates::{candidates, recompute_time};
-use super::simulate::{ort_default_order, simulate};
+use super::candidates::{candidates, mutwo_order, recompute_time};
+use super::simulate::simulate_ort_default;
 use super::{PlanError, PlanInput, Planner, RecomputePlan};
 use onnx_ac_passes::ir::{NodeId, ValueId};
 use onnx_ac_passes::recompute::{apply_recompute, RewriteOptions};
+use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 
 pub struct Ac;
 
-/// Graphs up to this many nodes also get the exact program's plan.
-const EXACT_MAX_NODES: usize = 3_000;
+/// Graphs up to this many nodes also get the exact program's plan (every fixture does; its
+/// program grows much faster than the graph).
+const EXACT_MAX_NODES: usize = 1_500;
 /// Time limit for the exact program inside `ac`.
 const EXACT_TIME_LIMIT_S: f64 = 10.0;
 /// Candidates tried by simulation when none is idle across the peak.
 const TRIALS: usize = 8;
-/// About how many simulations each part of the pool may use on large graphs.
-const LARGE_GRAPH_STEPS: usize = 16;
-/// Above this many nodes a graph counts as large (batched steps).
-const LARGE_GRAPH_NODES: usize = 4_000;
+/// Each simulation rewrites and simulates the whole graph, so the parts of the pool that
+/// grow with the number of candidates (the sweep, μ-TWO's prefixes) get about this many
+/// simulated nodes each: every step of their own on graphs with few candidates, batched
+/// steps on large graphs, so planning time grows linearly with the graph.
+const SIMULATED_NODES_PER_PART: usize = 150_000;
+/// The fewest steps a part takes, however large the graph.
+const MIN_STEPS: usize = 8;
 
 /// A simulated plan: peak bytes and added seconds.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -53,6 +58,7 @@ struct Detail {
     idle_at_peak: Vec<(ValueId, u64)>,
 }
 
+#[derive(Clone)]
 struct Pool<'a, 'b> {
     input: &'a PlanInput<'b>,
     cands: Vec<ValueId>,
@@ -71,10 +77,16 @@ impl<'a, 'b> Pool<'a, 'b> {
 
     /// Rewrites and simulates `chosen`; remembers the plan in the pool.
     fn detail(&mut self, chosen: &[ValueId]) -> Result<Detail, PlanError> {
+        let d = self.simulate(chosen)?;
+        self.remember(chosen, d.score);
+        Ok(d)
+    }
+
+    /// Rewrites and simulates `chosen`.
+    fn simulate(&self, chosen: &[ValueId]) -> Result<Detail, PlanError> {
         let (g, info) = (self.input.graph, self.input.info);
         let (rg, _) = apply_recompute(g, info, chosen, RewriteOptions::default())?;
-        let order = ort_default_order(&rg);
-        let sim = simulate(&rg, &order, Some(info));
+        let (order, sim) = simulate_ort_default(&rg, Some(info));
         let time: f64 = (info.forward_end..rg.nodes.len())
             .filter(|&i| rg.nodes[i].name.contains("/recompute"))
             .map(|i| (self.input.cost)(&rg, NodeId(i as u32)))
@@ -115,11 +127,39 @@ impl<'a, 'b> Pool<'a, 'b> {
                 idle.push((v, rg.value_bytes(v).unwrap_or(0)));
             }
         }
-        self.remember(chosen, score);
         Ok(Detail {
             score,
             idle_at_peak: idle,
         })
+    }
+
+    /// Scores every plan of `plans` not scored yet, in parallel (each simulation is
+    /// independent); they join the pool in the order given.
+    fn score_all(&mut self, plans: &[Vec<ValueId>]) -> Result<Vec<Score>, PlanError> {
+        let mut todo: Vec<&Vec<ValueId>> = Vec::new();
+        let mut seen = HashSet::new();
+        for p in plans {
+            let k = Self::key(p);
+            if !self.scores.contains_key(&k) && seen.insert(k) {
+                todo.push(p);
+            }
+        }
+        let done: Vec<Result<Score, PlanError>> = todo
+            .par_iter()
+            .map(|p| self.simulate(p).map(|d| d.score))
+            .collect();
+        for (p, s) in todo.into_iter().zip(done) {
+            self.remember(p, s?);
+        }
+        Ok(plans.iter().map(|p| self.scores[&Self::key(p)]).collect())
+    }
+
+    /// Adds the plans of `other` this pool lacks, in `other`'s order.
+    fn absorb(&mut self, other: Pool) {
+        for p in other.plans {
+            let s = other.scores[&p];
+            self.remember(&p, s);
+        }
     }
 
     fn remember(&mut self, chosen: &[ValueId], score: Score) {
@@ -137,8 +177,14 @@ impl<'a, 'b> Pool<'a, 'b> {
         Ok(self.detail(chosen)?.score)
     }
 
+    /// How many simulations the sweep, and μ-TWO's prefixes, may each use.
+    fn steps(&self) -> usize {
+        (SIMULATED_NODES_PER_PART / self.input.graph.nodes.len().max(1)).max(MIN_STEPS)
+    }
+
+    /// Whether there are more candidates than steps (then steps take several candidates).
     fn large(&self) -> bool {
-        self.input.graph.nodes.len() > LARGE_GRAPH_NODES
+        self.cands.len() > self.steps()
     }
 
     /// Bytes per second of recomputation of `v` given what is already dropped.
@@ -149,16 +195,20 @@ impl<'a, 'b> Pool<'a, 'b> {
     }
 
     /// Part 1: the peak-aware sweep from no recomputation to the lowest peak it reaches.
+    /// On large graphs each step drops a batch of candidates and the sweep stops after
+    /// [`Pool::steps`] simulations.
     fn sweep(&mut self) -> Result<(), PlanError> {
-        let batch = if self.large() {
-            self.cands.len().div_ceil(LARGE_GRAPH_STEPS).max(1)
+        let (large, steps) = (self.large(), self.steps());
+        let batch = if large {
+            self.cands.len().div_ceil(steps).max(1)
         } else {
             1
         };
         let mut chosen: Vec<ValueId> = Vec::new();
         let mut dropped: HashSet<ValueId> = HashSet::new();
         let mut cur = self.detail(&chosen)?;
-        loop {
+        let mut simulations = 1;
+        while !large || simulations < steps {
             let mut ranked: Vec<(ValueId, f64)> = cur
                 .idle_at_peak
                 .iter()
@@ -170,7 +220,8 @@ impl<'a, 'b> Pool<'a, 'b> {
                 ranked.iter().take(batch).map(|x| x.0).collect()
             } else {
                 // Nothing idle across the peak (it sits where values are in use): try the
-                // best-ratio candidates and keep the best reduction per second.
+                // best-ratio candidates and keep the best reduction per second (on large
+                // graphs, one trial: the next batch of them).
                 let mut ranked: Vec<(ValueId, f64, f64)> = self
                     .cands
                     .iter()
@@ -181,60 +232,63 @@ impl<'a, 'b> Pool<'a, 'b> {
                     })
                     .collect();
                 ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-                let trials = if self.large() { 2 } else { TRIALS };
-                let mut best: Option<(ValueId, f64)> = None;
-                for &(v, _, t) in ranked.iter().take(trials) {
-                    let mut trial = chosen.clone();
-                    trial.push(v);
-                    let s = self.score(&trial)?;
+                let trials: Vec<Vec<ValueId>> = if large {
+                    vec![ranked.iter().take(batch).map(|x| x.0).collect()]
+                } else {
+                    ranked.iter().take(TRIALS).map(|x| vec![x.0]).collect()
+                };
+                let times: Vec<f64> = if large {
+                    vec![ranked.iter().take(batch).map(|x| x.2).sum()]
+                } else {
+                    ranked.iter().take(TRIALS).map(|x| x.2).collect()
+                };
+                let plans: Vec<Vec<ValueId>> = trials
+                    .iter()
+                    .map(|t| chosen.iter().chain(t).copied().collect())
+                    .collect();
+                let scores = self.score_all(&plans)?;
+                simulations += plans.len();
+                let mut best: Option<(usize, f64)> = None;
+                for (k, s) in scores.iter().enumerate() {
                     if s.peak < cur.score.peak {
-                        let gain = (cur.score.peak - s.peak) as f64 / t;
+                        let gain = (cur.score.peak - s.peak) as f64 / times[k];
                         if best.is_none_or(|b| gain > b.1) {
-                            best = Some((v, gain));
+                            best = Some((k, gain));
                         }
                     }
                 }
                 match best {
-                    Some((v, _)) => vec![v],
+                    Some((k, _)) => trials[k].clone(),
                     None => break,
                 }
             };
+            if next.is_empty() {
+                break;
+            }
             for v in next {
                 dropped.insert(v);
                 chosen.push(v);
             }
             cur = self.detail(&chosen)?;
+            simulations += 1;
         }
         Ok(())
     }
 
-    /// Part 2: prefixes of μ-TWO's bytes-per-second order (all of them on small graphs).
+    /// Part 2: prefixes of μ-TWO's bytes-per-second order (all of them on small graphs,
+    /// [`Pool::steps`] evenly spaced ones on large graphs).
     fn mutwo_prefixes(&mut self) -> Result<(), PlanError> {
-        let mut remaining = self.cands.clone();
-        let mut dropped: HashSet<ValueId> = HashSet::new();
-        let mut order = Vec::new();
-        while !remaining.is_empty() {
-            let (k, _) = remaining
-                .iter()
-                .enumerate()
-                .map(|(k, &v)| (k, self.ratio(v, &dropped).0))
-                .fold((0, f64::MIN), |best, x| if x.1 > best.1 { x } else { best });
-            let v = remaining.swap_remove(k);
-            dropped.insert(v);
-            order.push(v);
-        }
+        let order = mutwo_order(self.input.graph, &self.cands, self.input.cost);
         let n = order.len();
+        let steps = self.steps();
         let mut sizes: Vec<usize> = if self.large() {
-            (1..=LARGE_GRAPH_STEPS)
-                .map(|i| (n * i).div_ceil(LARGE_GRAPH_STEPS))
-                .collect()
+            (1..=steps).map(|i| (n * i).div_ceil(steps)).collect()
         } else {
             (1..=n).collect()
         };
         sizes.dedup();
-        for s in sizes {
-            self.score(&order[..s])?;
-        }
+        let plans: Vec<Vec<ValueId>> = sizes.into_iter().map(|s| order[..s].to_vec()).collect();
+        self.score_all(&plans)?;
         Ok(())
     }
 
@@ -258,6 +312,7 @@ impl<'a, 'b> Pool<'a, 'b> {
         let exact = super::optimal::Optimal {
             time_limit_s: EXACT_TIME_LIMIT_S,
         };
+        let mut plans = Vec::new();
         for budget in levels {
             let input = PlanInput {
                 graph: self.input.graph,
@@ -268,10 +323,10 @@ impl<'a, 'b> Pool<'a, 'b> {
             // The program may find a level infeasible or time out: the pool then lacks
             // that plan.
             if let Ok(p) = exact.plan(&input) {
-                let values = p.resolve(self.input.graph)?;
-                self.score(&values)?;
+                plans.push(p.resolve(self.input.graph)?);
             }
         }
+        self.score_all(&plans)?;
         Ok(())
     }
 
@@ -330,16 +385,26 @@ impl Planner for Ac {
             plans: Vec::new(),
         };
         pool.score(&[])?;
-        pool.sweep()?;
-        pool.mutwo_prefixes()?;
-        for preset in [
+        let presets = [
             super::presets::Preset::Selective,
             super::presets::Preset::Full,
-        ] {
-            let p = preset.plan(input)?;
-            let values = p.resolve(g)?;
-            pool.score(&values)?;
-        }
+        ]
+        .iter()
+        .map(|p| p.plan(input)?.resolve(g))
+        .collect::<Result<Vec<_>, _>>()?;
+        // The sweep is sequential; the rest of the pool is simulated meanwhile.
+        let (mut swept, mut others) = (pool.clone(), pool.clone());
+        let (a, b) = rayon::join(
+            || swept.sweep(),
+            || {
+                others.mutwo_prefixes()?;
+                others.score_all(&presets).map(|_| ())
+            },
+        );
+        a?;
+        b?;
+        pool.absorb(swept);
+        pool.absorb(others);
         if g.nodes.len() <= EXACT_MAX_NODES {
             pool.exact_plans()?;
         }

@@ -4,7 +4,7 @@
 use onnx_ac_passes::autodiff::{saved_activations, TrainingInfo};
 use onnx_ac_passes::ir::{Graph, ValueId};
 use onnx_ac_passes::recompute::not_recomputable;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// Saved activations that may be recomputed (not random, not opaque, not folded).
 pub fn candidates(g: &Graph, info: &TrainingInfo) -> Vec<ValueId> {
@@ -41,4 +41,113 @@ pub fn recompute_time(
         }
     }
     total
+}
+
+/// μ-TWO's ranking of `cands`: repeatedly the candidate with the most bytes per second of
+/// recomputation given the ones ranked before it are dropped (the first of equals in a list
+/// that loses each pick by `swap_remove`, as μ-TWO's loop does).
+///
+/// Dropping `v` only lengthens the recompute chains that pass through `v`, so a ratio is
+/// recomputed only for the candidates downstream of `v` through dropped values; the others
+/// keep their cached value (the same number `recompute_time` would give).
+pub fn mutwo_order(g: &Graph, cands: &[ValueId], cost: super::NodeCost) -> Vec<ValueId> {
+    let consumers = g.consumers();
+    let ratio = |v: ValueId, dropped: &HashSet<ValueId>| {
+        let t = recompute_time(g, v, dropped, cost).max(1e-12);
+        g.value_bytes(v).unwrap_or(0) as f64 / t
+    };
+    let mut dropped: HashSet<ValueId> = HashSet::new();
+    let mut remaining: Vec<(ValueId, f64)> =
+        cands.iter().map(|&v| (v, ratio(v, &dropped))).collect();
+    let mut slot: HashMap<ValueId, usize> = remaining
+        .iter()
+        .enumerate()
+        .map(|(k, &(v, _))| (v, k))
+        .collect();
+    let mut order = Vec::with_capacity(cands.len());
+    while !remaining.is_empty() {
+        let (k, _) = remaining
+            .iter()
+            .enumerate()
+            .map(|(k, &(_, r))| (k, r))
+            .fold((0, f64::MIN), |best, x| if x.1 > best.1 { x } else { best });
+        let (v, _) = remaining.swap_remove(k);
+        slot.remove(&v);
+        if let Some(&(moved, _)) = remaining.get(k) {
+            slot.insert(moved, k);
+        }
+        dropped.insert(v);
+        order.push(v);
+        // Candidates whose chain now runs through `v`.
+        let mut stale = Vec::new();
+        let mut stack = vec![v];
+        let mut seen = HashSet::new();
+        while let Some(x) = stack.pop() {
+            for &c in &consumers[x.index()] {
+                if !seen.insert(c) {
+                    continue;
+                }
+                for &o in g.node(c).outputs.iter().flatten() {
+                    if slot.contains_key(&o) {
+                        stale.push(o);
+                    }
+                    if dropped.contains(&o) {
+                        stack.push(o);
+                    }
+                }
+            }
+        }
+        for u in stale {
+            let r = ratio(u, &dropped);
+            remaining[slot[&u]].1 = r;
+        }
+    }
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use onnx_ac_passes::autodiff::build_training_graph;
+    use onnx_ac_passes::ir::NodeId;
+    use onnx_ac_passes::synth;
+
+    fn cost(g: &Graph, n: NodeId) -> f64 {
+        if g.node(n).op_type == "MatMul" {
+            1e-5
+        } else {
+            1e-6
+        }
+    }
+
+    /// μ-TWO's loop as written in the paper: every ratio recomputed at every pick.
+    fn naive_order(g: &Graph, cands: &[ValueId]) -> Vec<ValueId> {
+        let mut remaining = cands.to_vec();
+        let mut dropped = HashSet::new();
+        let mut order = Vec::new();
+        while !remaining.is_empty() {
+            let (k, _) = remaining
+                .iter()
+                .enumerate()
+                .map(|(k, &v)| {
+                    let t = recompute_time(g, v, &dropped, &cost).max(1e-12);
+                    (k, g.value_bytes(v).unwrap_or(0) as f64 / t)
+                })
+                .fold((0, f64::MIN), |best, x| if x.1 > best.1 { x } else { best });
+            let v = remaining.swap_remove(k);
+            dropped.insert(v);
+            order.push(v);
+        }
+        order
+    }
+
+    #[test]
+    fn cached_ratios_give_the_naive_ranking() {
+        let m = synth::transformer_with_nodes(1_000);
+        let (tm, info) = build_training_graph(&m, &synth::cross_entropy()).unwrap();
+        let g = &tm.graph;
+        let cands = candidates(g, &info);
+        assert!(cands.len() > 20, "{} candidates", cands.len());
+        assert_eq!(mutwo_order(g, &cands, &cost), naive_order(g, &cands));
+    }
 }

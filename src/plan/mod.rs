@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Seconds a node takes; planners only see costs through this.
-pub type NodeCost<'a> = &'a dyn Fn(&Graph, NodeId) -> f64;
+pub type NodeCost<'a> = &'a (dyn Fn(&Graph, NodeId) -> f64 + Sync);
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RecomputePlan {
