@@ -24,9 +24,7 @@ use onnx_ac::plan::simulate::{ort_default_order, simulate, Simulation};
 use onnx_ac::plan::{evaluate, planner_by_name, Evaluation, PlanInput, RecomputePlan};
 use onnx_ac::profile::{profile_training_graph, ProfileOptions};
 use onnx_ac::runtime::{HostTensor, ModelSession, RunOptions};
-use onnx_ac_passes::autodiff::{
-    build_training_graph, saved_activations, Loss, TrainOptions, TrainingInfo,
-};
+use onnx_ac_passes::autodiff::{build_training_graph, saved_activations, TrainingInfo};
 use onnx_ac_passes::ir::{Graph, Model, NodeId};
 use onnx_ac_passes::synth;
 use std::collections::HashMap;
@@ -206,15 +204,8 @@ impl Setup {
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("fixtures/models/{}.onnx", f.file));
         let dims = f.dims.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-        let m = onnx_ac::load_model(&path, &dims).unwrap();
-        let opts = TrainOptions {
-            loss: Loss::CrossEntropy {
-                logits: "logits".into(),
-                labels: "labels".into(),
-            },
-            ..Default::default()
-        };
-        let (tm, info) = build_training_graph(&m, &opts).unwrap();
+        let (tm, info) =
+            onnx_ac::load_training_graph(&path, &dims, &synth::cross_entropy()).unwrap();
         let profile = profile_training_graph(
             &tm,
             &path,

@@ -1,7 +1,7 @@
 //! Prints what is live at the simulated peak of a training graph, with and without a plan.
 //! `cargo run --release --example peakdump -- MODEL.onnx batch seq [planner budget%]`
 use onnx_ac::plan::simulate::{self, SimOptions};
-use onnx_ac_passes::autodiff::{build_training_graph, Loss, TrainOptions};
+use onnx_ac_passes::synth::cross_entropy;
 use std::collections::BTreeMap;
 
 fn main() {
@@ -9,15 +9,8 @@ fn main() {
     let mut dims = BTreeMap::new();
     dims.insert("batch".to_string(), a[1].parse().unwrap());
     dims.insert("seq".to_string(), a[2].parse().unwrap());
-    let m = onnx_ac::load_model(std::path::Path::new(&a[0]), &dims).unwrap();
-    let opts = TrainOptions {
-        loss: Loss::CrossEntropy {
-            logits: "logits".into(),
-            labels: "labels".into(),
-        },
-        ..Default::default()
-    };
-    let (tm, info) = build_training_graph(&m, &opts).unwrap();
+    let (tm, info) =
+        onnx_ac::load_training_graph(std::path::Path::new(&a[0]), &dims, &cross_entropy()).unwrap();
     let mut g = tm.graph.clone();
     if a.len() > 3 {
         let cands = onnx_ac::plan::candidates::candidates(&g, &info);

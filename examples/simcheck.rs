@@ -5,7 +5,7 @@
 //! events of one model as JSON (to diff against a trace of ONNX Runtime's allocator).
 use onnx_ac::plan::simulate::{self, OptLevel, SimOptions};
 use onnx_ac::runtime::{run_model, GraphOpt, HostTensor, RunOptions};
-use onnx_ac_passes::autodiff::{build_training_graph, Loss, TrainOptions};
+use onnx_ac_passes::synth::cross_entropy;
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -40,15 +40,7 @@ fn main() {
             dims.insert("batch".to_string(), 2);
             dims.insert("seq".to_string(), 16);
         }
-        let m = onnx_ac::load_model(&path, &dims).unwrap();
-        let opts = TrainOptions {
-            loss: Loss::CrossEntropy {
-                logits: "logits".into(),
-                labels: "labels".into(),
-            },
-            ..Default::default()
-        };
-        let (tm, info) = build_training_graph(&m, &opts).unwrap();
+        let (tm, info) = onnx_ac::load_training_graph(&path, &dims, &cross_entropy()).unwrap();
         if recompute {
             // Recompute every candidate, every other one, and every third one.
             let all = onnx_ac::plan::candidates::candidates(&tm.graph, &info);

@@ -20,6 +20,7 @@ pub mod verify;
 
 pub use error::{Error, Result};
 
+use onnx_ac_passes::autodiff::{build_training_graph, TrainOptions, TrainingInfo};
 use onnx_ac_passes::ir::Model;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -35,6 +36,21 @@ pub fn load_model(path: &Path, dims: &BTreeMap<String, i64>) -> Result<Model> {
     let opset = model.opset().unwrap_or(onnx::MIN_OPSET);
     onnx_ac_passes::infer::infer_shapes(&mut model.graph, opset).map_err(at)?;
     Ok(model)
+}
+
+/// [`load_model`], then the training graph with `opts`: one call for the tests and examples
+/// that train a model file with options they already hold (the CLI derives its options from
+/// the loaded model and its flags: `commands::training_graph`).
+pub fn load_training_graph(
+    path: &Path,
+    dims: &BTreeMap<String, i64>,
+    opts: &TrainOptions,
+) -> Result<(Model, TrainingInfo)> {
+    let model = load_model(path, dims)?;
+    build_training_graph(&model, opts).map_err(|source| Error::Training {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Parses `name=value` for `--dim`.

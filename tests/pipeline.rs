@@ -4,31 +4,14 @@
 
 mod common;
 
+use common::training;
 use onnx_ac::costs::fixed_time;
 use onnx_ac::pipeline::{plan_and_rewrite, PlanOptions, PlanSource, Planned};
 use onnx_ac::runtime::{GraphOpt, RunOptions};
 use onnx_ac::size::Budget;
-use onnx_ac_passes::autodiff::{build_training_graph, Loss, TrainOptions, TrainingInfo};
+use onnx_ac_passes::autodiff::TrainingInfo;
 use onnx_ac_passes::ir::{print_graph, Model};
 use onnx_ac_passes::recompute::RewriteOptions;
-
-fn training(stem: &str) -> (Model, TrainingInfo) {
-    training_with(stem, &[])
-}
-
-fn training_with(stem: &str, dims: &[(&str, i64)]) -> (Model, TrainingInfo) {
-    let path = common::root().join(format!("fixtures/models/{stem}.onnx"));
-    let dims = dims.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-    let m = onnx_ac::load_model(&path, &dims).unwrap();
-    let opts = TrainOptions {
-        loss: Loss::CrossEntropy {
-            logits: "logits".into(),
-            labels: "labels".into(),
-        },
-        ..Default::default()
-    };
-    build_training_graph(&m, &opts).unwrap()
-}
 
 fn plan(tm: &Model, info: &TrainingInfo, planner: &str, percent: f64, pin: bool) -> Planned {
     let opts = PlanOptions {
@@ -54,7 +37,7 @@ const FIXTURES: [&str; 8] = [
 #[test]
 fn plans_snapshot() {
     for stem in FIXTURES {
-        let (tm, info) = training(stem);
+        let (tm, info) = training(stem, &[]);
         let mut text = String::new();
         for planner in ["mutwo", "selective", "full"] {
             let p = plan(&tm, &info, planner, 90.0, true);
@@ -74,7 +57,7 @@ fn plans_snapshot() {
 
 #[test]
 fn rewritten_mlp_snapshot() {
-    let (tm, info) = training("mlp.ts17");
+    let (tm, info) = training("mlp.ts17", &[]);
     let p = plan(&tm, &info, "full", 90.0, true);
     let g = &p.rewritten.graph;
     let backward: String = print_graph(g)
@@ -109,7 +92,7 @@ fn save_pair(
 fn rewrites_keep_every_gradient() {
     let dir = tempfile::tempdir().unwrap();
     for stem in FIXTURES {
-        let (tm, info) = training(stem);
+        let (tm, info) = training(stem, &[]);
         let inputs = onnx_ac::costs::inputs_for(&tm.graph).unwrap();
         for (planner, pct) in [
             ("mutwo", 50.0),
@@ -139,7 +122,7 @@ fn rewrites_keep_every_gradient() {
 #[test]
 fn defences_matter() {
     let dir = tempfile::tempdir().unwrap();
-    let (tm, info) = training_with("bert_dynamic.ts17", &[("batch", 8), ("seq", 64)]);
+    let (tm, info) = training("bert_dynamic.ts17", &[("batch", 8), ("seq", 64)]);
     let inputs = onnx_ac::costs::inputs_for(&tm.graph).unwrap();
     let peak = |pin: bool| {
         let p = plan(&tm, &info, "ac", 85.0, pin);
@@ -172,7 +155,7 @@ fn defences_matter() {
 fn measured_peak_within_budget() {
     let dir = tempfile::tempdir().unwrap();
     for stem in ["gpt2_dynamic.ts17", "bert_dynamic.ts17"] {
-        let (tm, info) = training_with(stem, &[("batch", 8), ("seq", 64)]);
+        let (tm, info) = training(stem, &[("batch", 8), ("seq", 64)]);
         let inputs = onnx_ac::costs::inputs_for(&tm.graph).unwrap();
         let mut reached = 0;
         for keep in [30.0, 50.0, 70.0, 80.0, 90.0] {
@@ -215,7 +198,7 @@ fn measured_peak_within_budget() {
 #[test]
 fn embedding_gradient_is_deterministic() {
     let dir = tempfile::tempdir().unwrap();
-    let (tm, _) = training_with("gpt2_dynamic.ts17", &[("batch", 32), ("seq", 64)]);
+    let (tm, _) = training("gpt2_dynamic.ts17", &[("batch", 32), ("seq", 64)]);
     let a = dir.path().join("a.onnx");
     onnx_ac::onnx::save(&tm, &a, &Default::default()).unwrap();
     let inputs = onnx_ac::costs::inputs_for(&tm.graph).unwrap();

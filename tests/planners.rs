@@ -6,24 +6,11 @@
 
 mod common;
 
+use common::training;
 use onnx_ac::costs::fixed_time;
 use onnx_ac::plan::{evaluate, planner_by_name, simulate, PlanInput};
-use onnx_ac_passes::autodiff::{build_training_graph, Loss, TrainOptions, TrainingInfo};
+use onnx_ac_passes::autodiff::TrainingInfo;
 use onnx_ac_passes::ir::Model;
-
-fn training(stem: &str, dims: &[(&str, i64)]) -> (Model, TrainingInfo) {
-    let path = common::root().join(format!("fixtures/models/{stem}.onnx"));
-    let dims = dims.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-    let m = onnx_ac::load_model(&path, &dims).unwrap();
-    let opts = TrainOptions {
-        loss: Loss::CrossEntropy {
-            logits: "logits".into(),
-            labels: "labels".into(),
-        },
-        ..Default::default()
-    };
-    build_training_graph(&m, &opts).unwrap()
-}
 
 /// (peak bytes, added seconds) of `planner`'s plan at `budget`.
 fn outcome(tm: &Model, info: &TrainingInfo, planner: &str, budget: u64) -> (u64, f64) {

@@ -2,6 +2,9 @@
 //! errors, inputs in range on the GPT-2 and BERT fixtures, the analytic FLOP formulas, the fixed
 //! and measured models and the model selection.
 
+mod common;
+
+use common::{fixture, training};
 use onnx_ac::cost::{
     graph_time, node_bytes, node_flops, select_cost_model, spearman, AnalyticCost, CostModel,
     Device, DeviceSpec, FixedCost, MeasuredCost,
@@ -10,28 +13,9 @@ use onnx_ac::profile::{
     check_node_names, input_kind, prepare_for_ort, random_inputs, InputKind, NodeProfile, Profile,
     ProfileError, FORMAT, VERSION,
 };
-use onnx_ac_passes::autodiff::{build_training_graph, Loss, TrainOptions};
-use onnx_ac_passes::ir::{known_shape, Attribute, DType, Graph, Model, Node, NodeId, ValueId};
+use onnx_ac_passes::ir::{known_shape, Attribute, DType, Graph, Node, NodeId, ValueId};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/models")
-        .join(format!("{name}.onnx"))
-}
-
-fn training(name: &str) -> Model {
-    let m = onnx_ac::load_model(&fixture(name), &BTreeMap::new()).expect("load fixture");
-    let opts = TrainOptions {
-        loss: Loss::CrossEntropy {
-            logits: "logits".into(),
-            labels: "labels".into(),
-        },
-        ..Default::default()
-    };
-    build_training_graph(&m, &opts).expect("training graph").0
-}
+use std::path::Path;
 
 fn sample_profile() -> Profile {
     let mut nodes = BTreeMap::new();
@@ -161,7 +145,7 @@ fn i64s(t: &onnx_ac::runtime::HostTensor) -> Vec<i64> {
 
 #[test]
 fn random_inputs_in_range_gpt2() {
-    let m = training("gpt2.ts17");
+    let m = training("gpt2.ts17", &[]).0;
     let g = &m.graph;
     let vocab = 512; // transformer.wte.weight is [512, 128]; logits [2, 16, 512]
     let inputs = random_inputs(g, 7).unwrap();
@@ -195,7 +179,7 @@ fn random_inputs_in_range_gpt2() {
 
 #[test]
 fn random_inputs_in_range_bert() {
-    let m = training("bert.ts17");
+    let m = training("bert.ts17", &[]).0;
     let g = &m.graph;
     let inputs = random_inputs(g, 0).unwrap();
     let get = |n: &str| inputs.iter().find(|t| t.name == n).unwrap();
@@ -214,7 +198,7 @@ fn random_inputs_in_range_bert() {
 
 #[test]
 fn float_inputs_uniform_in_minus_one_one() {
-    let m = training("mlp.ts17");
+    let m = training("mlp.ts17", &[]).0;
     let inputs = random_inputs(&m.graph, 3).unwrap();
     let x = inputs[0].to_f32().unwrap();
     assert_eq!(inputs[0].dims, [8, 64]);
@@ -357,7 +341,7 @@ fn device_table_orders_devices() {
         "{}",
         a100.describe()
     );
-    let g = training("gpt2.ts17").graph;
+    let g = training("gpt2.ts17", &[]).0.graph;
     let t: Vec<f64> = [Device::Cpu, Device::A100, Device::H100]
         .iter()
         .map(|&d| graph_time(&AnalyticCost::new(d), &g))
@@ -462,7 +446,7 @@ fn node_names_must_be_unique_and_non_empty() {
         "{e}"
     );
     for f in ["mlp.ts17", "cnn.ts17", "gpt2.ts17", "bert.ts17"] {
-        check_node_names(&training(f).graph, &fixture(f)).unwrap();
+        check_node_names(&training(f, &[]).0.graph, &fixture(f)).unwrap();
     }
 }
 
@@ -480,7 +464,7 @@ fn spearman_handles_ties() {
 #[test]
 fn castlike_becomes_a_cast_of_the_same_name_for_onnx_runtime() {
     // The torch dynamo exports use CastLike, which ONNX Runtime inlines under generated names.
-    let m = training("cnn.dyn18");
+    let m = training("cnn.dyn18", &[]).0;
     let g = &m.graph;
     let castlikes: Vec<usize> = (0..g.nodes.len())
         .filter(|&i| g.nodes[i].op_type == "CastLike")
@@ -496,5 +480,5 @@ fn castlike_becomes_a_cast_of_the_same_name_for_onnx_runtime() {
         let target = g.value(before.input(1).unwrap()).dtype.unwrap();
         assert_eq!(after.attr_int("to"), Some(i64::from(target.to_onnx())));
     }
-    assert!(prepare_for_ort(&training("cnn.ts17")).is_none());
+    assert!(prepare_for_ort(&training("cnn.ts17", &[]).0).is_none());
 }

@@ -3,40 +3,21 @@
 //! Runtime is missing: they are never skipped. No wall-clock thresholds: times are only
 //! printed, or compared as rankings.
 
+mod common;
+
+use common::{fixture, training};
 use onnx_ac::cost::{spearman, AnalyticCost, CostModel, Device, MeasuredCost};
 use onnx_ac::profile::{
     median_step_time, profile_training_graph, random_inputs, Profile, ProfileError, ProfileOptions,
     SavedGraph,
 };
 use onnx_ac::runtime::{init, Ep, GraphOpt, RunOptions};
-use onnx_ac_passes::autodiff::{build_training_graph, Loss, TrainOptions};
-use onnx_ac_passes::ir::Model;
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Instant;
 
 fn require_ort() {
     if let Err(e) = init(None) {
         panic!("this test needs ONNX Runtime 1.31: {e}");
     }
-}
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/models")
-        .join(format!("{name}.onnx"))
-}
-
-fn training(name: &str) -> Model {
-    let m = onnx_ac::load_model(&fixture(name), &BTreeMap::new()).expect("load fixture");
-    let opts = TrainOptions {
-        loss: Loss::CrossEntropy {
-            logits: "logits".into(),
-            labels: "labels".into(),
-        },
-        ..Default::default()
-    };
-    build_training_graph(&m, &opts).expect("training graph").0
 }
 
 fn options(runs: usize) -> ProfileOptions {
@@ -51,7 +32,7 @@ fn options(runs: usize) -> ProfileOptions {
 #[test]
 fn profile_mlp_training_graph() {
     require_ort();
-    let m = training("mlp.ts17");
+    let m = training("mlp.ts17", &[]).0;
     let g = &m.graph;
     let started = Instant::now();
     let p = profile_training_graph(&m, &fixture("mlp.ts17"), &options(2)).unwrap();
@@ -121,7 +102,7 @@ fn profile_mlp_training_graph() {
 fn every_node_of_a_dynamo_export_is_mapped() {
     // cnn.dyn18 has CastLike nodes, which ONNX Runtime would otherwise inline under other names.
     require_ort();
-    let m = training("cnn.dyn18");
+    let m = training("cnn.dyn18", &[]).0;
     let p = profile_training_graph(&m, &fixture("cnn.dyn18"), &options(1)).unwrap();
     assert!(p.warnings.is_empty(), "{:?}", p.warnings);
     assert_eq!(p.nodes.len(), m.graph.nodes.len());
@@ -136,7 +117,7 @@ fn every_node_of_a_dynamo_export_is_mapped() {
 #[test]
 fn analytic_ranks_gpt2_nodes_like_onnx_runtime() {
     require_ort();
-    let m = training("gpt2.ts17");
+    let m = training("gpt2.ts17", &[]).0;
     let g = &m.graph;
     let started = Instant::now();
     // One intra-op thread: parallel tests share the machine's cores, and a preempted worker
@@ -193,7 +174,7 @@ fn analytic_ranks_gpt2_nodes_like_onnx_runtime() {
 #[test]
 fn disabled_vs_all_optimizations_step_time_gpt2() {
     require_ort();
-    let m = training("gpt2.ts17");
+    let m = training("gpt2.ts17", &[]).0;
     let inputs = random_inputs(&m.graph, 0).unwrap();
     let saved = SavedGraph::new(&m).unwrap();
     let mut line = String::from("gpt2.ts17 median step time:");
@@ -213,7 +194,7 @@ fn disabled_vs_all_optimizations_step_time_gpt2() {
 #[test]
 fn cuda_without_cuda_is_a_clear_error() {
     require_ort();
-    let m = training("mlp.ts17");
+    let m = training("mlp.ts17", &[]).0;
     let opts = ProfileOptions {
         ep: Ep::Cuda,
         ..options(1)
@@ -231,7 +212,7 @@ fn cuda_without_cuda_is_a_clear_error() {
 
 #[test]
 fn zero_runs_is_refused() {
-    let m = training("mlp.ts17");
+    let m = training("mlp.ts17", &[]).0;
     let e = profile_training_graph(&m, &fixture("mlp.ts17"), &options(0)).unwrap_err();
     assert!(e.to_string().contains("--runs must be at least 1"), "{e}");
 }

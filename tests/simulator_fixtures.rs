@@ -16,7 +16,6 @@ mod common;
 
 use onnx_ac::plan::simulate::{self, OptLevel, SimOptions};
 use onnx_ac::runtime::{init, run_model, GraphOpt, HostTensor, RunOptions};
-use onnx_ac_passes::autodiff::{build_training_graph, Loss, TrainOptions};
 use std::collections::BTreeMap;
 
 const BOUND_DEFAULT: f64 = 3.0;
@@ -49,15 +48,7 @@ fn simulated_peak_matches_onnx_runtime_on_every_fixture() {
             dims.insert("batch".to_string(), 2);
             dims.insert("seq".to_string(), 16);
         }
-        let m = onnx_ac::load_model(&path, &dims).expect("load fixture");
-        let opts = TrainOptions {
-            loss: Loss::CrossEntropy {
-                logits: "logits".into(),
-                labels: "labels".into(),
-            },
-            ..Default::default()
-        };
-        let (tm, info) = build_training_graph(&m, &opts).expect("training graph");
+        let (tm, info) = common::training_at(&path, &dims);
         let g = &tm.graph;
         let out = dir.path().join(format!("{stem}.onnx"));
         onnx_ac::onnx::save(&tm, &out, &Default::default()).expect("save");

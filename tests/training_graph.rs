@@ -7,7 +7,6 @@
 mod common;
 
 use onnx_ac::runtime::{HostTensor, ModelSession, RunOptions};
-use onnx_ac_passes::autodiff::{build_training_graph, Loss, TrainOptions};
 use onnx_ac_passes::ir::TensorData;
 use std::collections::BTreeMap;
 
@@ -75,7 +74,6 @@ fn gradients_match_torch_autograd() {
     let dir = tempfile::tempdir().unwrap();
     let mut table = String::new();
     for case in CASES {
-        let path = common::root().join(format!("fixtures/models/{}.onnx", case.stem));
         let ref_stem = case.stem.replace("mlp_dynbatch", "mlp");
         let refs: BTreeMap<String, onnx_ac_passes::ir::Tensor> = onnx_ac::onnx::load_tensors(
             &common::root().join(format!("fixtures/models/{ref_stem}.ref.pb")),
@@ -83,16 +81,7 @@ fn gradients_match_torch_autograd() {
         .unwrap()
         .into_iter()
         .collect();
-        let dims = case.dims.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-        let m = onnx_ac::load_model(&path, &dims).unwrap();
-        let opts = TrainOptions {
-            loss: Loss::CrossEntropy {
-                logits: "logits".into(),
-                labels: "labels".into(),
-            },
-            ..Default::default()
-        };
-        let (tm, info) = build_training_graph(&m, &opts).unwrap();
+        let (tm, info) = common::training(case.stem, case.dims);
         let out = dir.path().join(format!("{}.train.onnx", case.stem));
         onnx_ac::onnx::save(&tm, &out, &Default::default()).unwrap();
         let checker = common::run_py("check_model.py", &[out.to_str().unwrap()]);

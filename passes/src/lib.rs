@@ -3,6 +3,7 @@
 
 pub mod autodiff;
 pub mod error;
+pub mod fxhash;
 pub mod infer;
 pub mod ir;
 pub mod lower;

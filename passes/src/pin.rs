@@ -7,9 +7,9 @@
 //! their originals) and by the training-graph scheduler (backward nodes that read only
 //! forward values must not run during the forward).
 
+use crate::fxhash::FastHash;
 use crate::ir::{known_shape, Attribute, DType, Graph, Node, Tensor, Value, ValueId};
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 
 /// Emits pins into node lists; shares the zero dependency made from each late value.
 pub struct Pinner<'a> {
@@ -30,51 +30,6 @@ enum Names<'a> {
         made: HashSet<String, FastHash>,
     },
 }
-
-/// FxHash (rustc's hasher) with a final mix: names are not attacker-chosen keys here, and
-/// hashing every name of a large graph with SipHash on each rewrite costs more than the
-/// rewrite.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FxHasher(u64);
-
-const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl FxHasher {
-    fn add(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(FX_SEED);
-    }
-}
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut b = [0u8; 8];
-            b[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(b));
-        }
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    fn finish(&self) -> u64 {
-        // The multiply leaves the low bits (the table's bucket) depending on the input's low
-        // bits only: mix the high bits down (the splitmix64 finalizer).
-        let mut h = self.0;
-        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        h ^ (h >> 31)
-    }
-}
-
-pub(crate) type FastHash = BuildHasherDefault<FxHasher>;
 
 /// Names borrowed from a graph, for [`Pinner::avoiding`] (gathered by the caller while it
 /// reads the graph anyway).

@@ -87,7 +87,7 @@ impl Truths<'_> {
 
 /// Shape rules by op type (`ops::lookup`, remembered).
 #[derive(Default)]
-struct Rules(HashMap<String, Option<&'static ops::OpDef>, crate::pin::FastHash>);
+struct Rules(HashMap<String, Option<&'static ops::OpDef>, crate::fxhash::FastHash>);
 
 impl Rules {
     fn get(&mut self, op_type: &str) -> Option<&'static ops::OpDef> {

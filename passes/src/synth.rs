@@ -88,8 +88,8 @@ pub fn training_nodes_calibration() -> (usize, usize) {
     })
 }
 
-/// The loss the synthetic transformers are meant for: cross-entropy of `logits` against a
-/// new `labels` input.
+/// The loss the synthetic transformers (and the fixture models) are meant for: cross-entropy
+/// of `logits` against a new `labels` input.
 pub fn cross_entropy() -> crate::autodiff::TrainOptions {
     crate::autodiff::TrainOptions {
         loss: crate::autodiff::Loss::CrossEntropy {

@@ -28,6 +28,7 @@
 //!   im2col buffers of `Conv`, column buffers of `ConvTranspose`) counts at its step only.
 
 use onnx_ac_passes::autodiff::TrainingInfo;
+use onnx_ac_passes::fxhash::FastHash;
 use onnx_ac_passes::ir::{DType, Dim, Graph, Node, NodeId, ValueId};
 use serde::Serialize;
 use std::borrow::Cow;
@@ -692,34 +693,18 @@ fn adjacency(nodes: &[VNode], nvals: usize) -> (Csr, Vec<Option<usize>>, Csr) {
             producer[*o] = Some(k);
         }
     }
-    // Readers: counts at `v + 2`, summed, then filled through `v + 1` (see `readers_of`).
-    let mut start = vec![0usize; nvals + 2];
-    let mut total = 0;
-    for n in nodes {
-        for v in n.inputs.iter().flatten() {
-            start[*v + 2] += 1;
-            total += 1;
-        }
-    }
-    for i in 2..nvals + 2 {
-        start[i] += start[i - 1];
-    }
-    let mut items = vec![0usize; total];
+    let readers = readers_of(nodes, nvals);
     let mut pstart = Vec::with_capacity(nodes.len() + 1);
-    let mut pitems = Vec::with_capacity(total);
-    for (k, n) in nodes.iter().enumerate() {
+    let mut pitems = Vec::with_capacity(readers.items.len());
+    for n in nodes {
         pstart.push(pitems.len());
         for v in n.inputs.iter().flatten() {
-            items[start[*v + 1]] = k;
-            start[*v + 1] += 1;
             if let Some(p) = producer[*v] {
                 pitems.push(p);
             }
         }
     }
     pstart.push(pitems.len());
-    start.truncate(nvals + 1);
-    let readers = Csr { start, items };
     let preds = Csr {
         start: pstart,
         items: pitems,
@@ -2422,57 +2407,6 @@ fn schedule(view: &View, order: &[NodeId], n_graph_nodes: usize) -> (Vec<usize>,
 
 // ---------------------------------------------------------------------------------------------
 // The simulation.
-
-/// FxHash with a final mix (keys here are shapes, not attacker-chosen).
-#[derive(Default, Clone, Copy)]
-struct FxHasher(u64);
-
-impl FxHasher {
-    fn add(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl std::hash::Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut b = [0u8; 8];
-            b[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(b));
-        }
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-    fn write_i64(&mut self, i: i64) {
-        self.add(i as u64);
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    fn write_isize(&mut self, i: isize) {
-        self.add(i as u64);
-    }
-    fn finish(&self) -> u64 {
-        let mut h = self.0;
-        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        h ^ (h >> 31)
-    }
-}
-
-type FastHash = std::hash::BuildHasherDefault<FxHasher>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {

@@ -1,11 +1,33 @@
 //! Shared helpers of the whole-pipeline tests.
 #![allow(dead_code)]
 
+use onnx_ac_passes::autodiff::TrainingInfo;
+use onnx_ac_passes::ir::Model;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `fixtures/models/STEM.onnx`.
+pub fn fixture(stem: &str) -> PathBuf {
+    root().join(format!("fixtures/models/{stem}.onnx"))
+}
+
+/// The training graph of the fixture model at `path` with `dims` bound: cross-entropy of
+/// its `logits` output against a new `labels` input (what every fixture is exported for).
+pub fn training_at(path: &Path, dims: &BTreeMap<String, i64>) -> (Model, TrainingInfo) {
+    onnx_ac::load_training_graph(path, dims, &onnx_ac_passes::synth::cross_entropy())
+        .unwrap_or_else(|e| panic!("training graph of {}: {e}", path.display()))
+}
+
+/// [`training_at`] of `fixtures/models/STEM.onnx`, e.g. `training("bert_dynamic.ts17",
+/// &[("batch", 2), ("seq", 16)])`.
+pub fn training(stem: &str, dims: &[(&str, i64)]) -> (Model, TrainingInfo) {
+    let dims = dims.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    training_at(&fixture(stem), &dims)
 }
 
 /// Every fixture model (sorted), without the failure cases.
