@@ -24,7 +24,7 @@ use std::collections::HashMap;
 
 /// Ops whose output is a view of their input (ONNX Runtime aliases the buffer): hiding their
 /// input gains nothing, and ONNX Runtime merges chains of them, dropping shape inputs.
-fn is_alias(op: &str) -> bool {
+pub fn is_alias(op: &str) -> bool {
     matches!(
         op,
         "Reshape" | "Squeeze" | "Unsqueeze" | "Flatten" | "Identity"

@@ -19,11 +19,13 @@
 //! budget never selects more added time, nor a smaller peak. (Pruning a chosen plan against
 //! the budget would save a little more but would break that: it is not done.)
 
-use super::candidates::{candidates, mutwo_order, recompute_time};
+use super::candidates::{candidates, mutwo_order};
 use super::simulate::simulate_ort_default;
 use super::{PlanError, PlanInput, Planner, RecomputePlan};
-use onnx_ac_passes::ir::{NodeId, ValueId};
+use onnx_ac_passes::autodiff::saved_activations;
+use onnx_ac_passes::ir::{Graph, NodeId, ValueId};
 use onnx_ac_passes::recompute::{apply_recompute, RewriteOptions};
+use onnx_ac_passes::runtime_shapes::is_alias;
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 
@@ -62,6 +64,8 @@ struct Detail {
 struct Pool<'a, 'b> {
     input: &'a PlanInput<'b>,
     cands: Vec<ValueId>,
+    /// Per value: read by the backward when nothing is recomputed.
+    saved: Vec<bool>,
     scores: HashMap<Vec<ValueId>, Score>,
     /// Plans in the order they were added (the pool), keyed like `scores`.
     plans: Vec<Vec<ValueId>>,
@@ -114,11 +118,7 @@ impl<'a, 'b> Pool<'a, 'b> {
                 .map(|r| pos[r.index()])
                 .max();
             let made = rg.value(v).producer.map(|p| pos[p.index()]);
-            let first_bw = readers
-                .iter()
-                .filter(|r| r.index() >= info.forward_end)
-                .map(|r| pos[r.index()])
-                .min();
+            let first_bw = first_backward_read(&rg, &consumers, &pos, info.forward_end, v);
             let (Some(made), Some(first_bw)) = (made, first_bw) else {
                 continue;
             };
@@ -187,11 +187,43 @@ impl<'a, 'b> Pool<'a, 'b> {
         self.cands.len() > self.steps()
     }
 
-    /// Bytes per second of recomputation of `v` given what is already dropped.
+    /// Bytes per second of recomputation of `v` given what is already dropped, with chains
+    /// charged through their dropped sources. Only net bytes count: a recompute reads forward
+    /// values the backward would otherwise not keep (a Softmax recomputed from its input
+    /// keeps that input, as large as itself, alive until the backward), and those are
+    /// subtracted. Returns (ratio, seconds); the ratio is 0 when nothing would be freed.
     fn ratio(&self, v: ValueId, dropped: &HashSet<ValueId>) -> (f64, f64) {
         let g = self.input.graph;
-        let t = recompute_time(g, v, dropped, self.input.cost).max(1e-12);
-        (g.value_bytes(v).unwrap_or(0) as f64 / t, t)
+        let mut seen = HashSet::new();
+        let mut kept_instead = HashSet::new();
+        let mut stack = vec![v];
+        let (mut t, mut extra) = (0.0, 0u64);
+        while let Some(x) = stack.pop() {
+            let Some(p) = g.value(x).producer else {
+                continue;
+            };
+            if !seen.insert(p) {
+                continue;
+            }
+            t += (self.input.cost)(g, p);
+            for &i in g.node(p).inputs.iter().flatten() {
+                let iv = g.value(i);
+                if dropped.contains(&i) {
+                    stack.push(i);
+                } else if i != v
+                    && !self.saved[i.index()]
+                    && iv.producer.is_some()
+                    && iv.initializer.is_none()
+                    && iv.constant.is_none()
+                    && kept_instead.insert(i)
+                {
+                    extra += g.value_bytes(i).unwrap_or(0);
+                }
+            }
+        }
+        let t = t.max(1e-12);
+        let net = g.value_bytes(v).unwrap_or(0).saturating_sub(extra);
+        (net as f64 / t, t)
     }
 
     /// Part 1: the peak-aware sweep from no recomputation to the lowest peak it reaches.
@@ -199,21 +231,27 @@ impl<'a, 'b> Pool<'a, 'b> {
     /// [`Pool::steps`] simulations.
     fn sweep(&mut self) -> Result<(), PlanError> {
         let (large, steps) = (self.large(), self.steps());
-        let batch = if large {
+        let full_batch = if large {
             self.cands.len().div_ceil(steps).max(1)
         } else {
             1
         };
+        // Batches start at one candidate and double up to the full batch, so that budgets
+        // just under the peak without recomputation still find small plans; the ramp gets
+        // its own simulations.
+        let ramp = full_batch.next_power_of_two().trailing_zeros() as usize;
+        let mut batch = 1;
         let mut chosen: Vec<ValueId> = Vec::new();
         let mut dropped: HashSet<ValueId> = HashSet::new();
         let mut cur = self.detail(&chosen)?;
         let mut simulations = 1;
-        while !large || simulations < steps {
+        while !large || simulations < steps + ramp {
             let mut ranked: Vec<(ValueId, f64)> = cur
                 .idle_at_peak
                 .iter()
                 .filter(|(_, b)| *b > 0)
                 .map(|&(v, _)| (v, self.ratio(v, &dropped).0))
+                .filter(|&(_, r)| r > 0.0)
                 .collect();
             ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             let next: Vec<ValueId> = if !ranked.is_empty() {
@@ -269,6 +307,7 @@ impl<'a, 'b> Pool<'a, 'b> {
                 dropped.insert(v);
                 chosen.push(v);
             }
+            batch = (batch * 2).min(full_batch);
             cur = self.detail(&chosen)?;
             simulations += 1;
         }
@@ -277,8 +316,8 @@ impl<'a, 'b> Pool<'a, 'b> {
 
     /// Part 2: prefixes of μ-TWO's bytes-per-second order (all of them on small graphs,
     /// [`Pool::steps`] evenly spaced ones on large graphs).
-    fn mutwo_prefixes(&mut self) -> Result<(), PlanError> {
-        let order = mutwo_order(self.input.graph, &self.cands, self.input.cost);
+    /// Returns the prefix lengths simulated.
+    fn mutwo_prefixes(&mut self, order: &[ValueId]) -> Result<Vec<usize>, PlanError> {
         let n = order.len();
         let steps = self.steps();
         let mut sizes: Vec<usize> = if self.large() {
@@ -287,8 +326,43 @@ impl<'a, 'b> Pool<'a, 'b> {
             (1..=n).collect()
         };
         sizes.dedup();
-        let plans: Vec<Vec<ValueId>> = sizes.into_iter().map(|s| order[..s].to_vec()).collect();
+        let plans: Vec<Vec<ValueId>> = sizes.iter().map(|&s| order[..s].to_vec()).collect();
         self.score_all(&plans)?;
+        Ok(sizes)
+    }
+
+    /// Part 2b, large graphs only: μ-TWO's own plan for `budget` (its shortest prefix that
+    /// fits), which the sampled prefixes can miss by up to one batch, found by bisection
+    /// between the last sampled prefix that does not fit and the first that does. The
+    /// probes stay out of the pool; only the prefix found joins it.
+    ///
+    /// This is the one budget-dependent member of the pool. The choice stays monotone in
+    /// added time: a larger budget finds the same or an earlier prefix, and a prefix's added
+    /// time grows with its length.
+    fn refine_mutwo(
+        &mut self,
+        order: &[ValueId],
+        sizes: &[usize],
+        budget: u64,
+    ) -> Result<(), PlanError> {
+        let peak = |pool: &Self, k: usize| pool.scores[&Self::key(&order[..k])].peak;
+        let Some(j) = sizes.iter().position(|&k| peak(self, k) <= budget) else {
+            return Ok(());
+        };
+        let (mut lo, mut hi) = (if j == 0 { 0 } else { sizes[j - 1] }, sizes[j]);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            let fits = match self.scores.get(&Self::key(&order[..mid])) {
+                Some(s) => s.peak <= budget,
+                None => self.simulate(&order[..mid])?.score.peak <= budget,
+            };
+            if fits {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        self.score(&order[..hi])?;
         Ok(())
     }
 
@@ -371,6 +445,38 @@ impl<'a, 'b> Pool<'a, 'b> {
     }
 }
 
+/// Where the backward first reads `v` in ONNX Runtime's order (`pos`), looking through the
+/// in-place aliases that read it (the shape-hiding Reshapes run early but share `v`'s
+/// buffer: the data is read where the alias is).
+fn first_backward_read(
+    rg: &Graph,
+    consumers: &[Vec<NodeId>],
+    pos: &[usize],
+    forward_end: usize,
+    v: ValueId,
+) -> Option<usize> {
+    let mut first: Option<usize> = None;
+    let mut stack = vec![v];
+    let mut seen = HashSet::new();
+    while let Some(x) = stack.pop() {
+        if !seen.insert(x) {
+            continue;
+        }
+        for &r in &consumers[x.index()] {
+            if r.index() < forward_end {
+                continue;
+            }
+            let n = rg.node(r);
+            if is_alias(&n.op_type) && n.inputs.first().copied().flatten() == Some(x) {
+                stack.extend(n.outputs.iter().flatten().copied());
+            } else {
+                first = Some(first.map_or(pos[r.index()], |f| f.min(pos[r.index()])));
+            }
+        }
+    }
+    first
+}
+
 impl Planner for Ac {
     fn name(&self) -> &'static str {
         "ac"
@@ -381,6 +487,13 @@ impl Planner for Ac {
         let mut pool = Pool {
             input,
             cands: candidates(g, info),
+            saved: {
+                let mut saved = vec![false; g.values.len()];
+                for v in saved_activations(g, info) {
+                    saved[v.index()] = true;
+                }
+                saved
+            },
             scores: HashMap::new(),
             plans: Vec::new(),
         };
@@ -392,19 +505,24 @@ impl Planner for Ac {
         .iter()
         .map(|p| p.plan(input)?.resolve(g))
         .collect::<Result<Vec<_>, _>>()?;
+        let order = mutwo_order(g, &pool.cands, input.cost);
         // The sweep is sequential; the rest of the pool is simulated meanwhile.
         let (mut swept, mut others) = (pool.clone(), pool.clone());
         let (a, b) = rayon::join(
             || swept.sweep(),
             || {
-                others.mutwo_prefixes()?;
-                others.score_all(&presets).map(|_| ())
+                let sizes = others.mutwo_prefixes(&order)?;
+                others.score_all(&presets)?;
+                Ok::<_, PlanError>(sizes)
             },
         );
         a?;
-        b?;
+        let sizes = b?;
         pool.absorb(swept);
         pool.absorb(others);
+        if pool.large() {
+            pool.refine_mutwo(&order, &sizes, budget)?;
+        }
         if g.nodes.len() <= EXACT_MAX_NODES {
             pool.exact_plans()?;
         }
