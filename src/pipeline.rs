@@ -37,6 +37,11 @@ pub struct Planned {
     pub decisions: Vec<report::Decision>,
 }
 
+/// What a plan's simulated peak must fit: the budget less the planning margin.
+fn planning_target(budget: u64) -> u64 {
+    budget - budget / PLAN_MARGIN_DIVISOR
+}
+
 /// The smallest peak any plan reaches, and what no plan can remove.
 fn unreachable_error(
     g: &Graph,
@@ -56,6 +61,7 @@ fn unreachable_error(
     let grads: u64 = info.grads.iter().filter_map(|&v| g.value_bytes(v)).sum();
     Error::BudgetUnreachable {
         budget,
+        target: planning_target(budget),
         smallest_peak: min_peak,
         detail: format!(
             "incompressible: parameters {}, gradients {}, graph inputs {}, largest single tensor {}",
@@ -98,7 +104,7 @@ pub fn plan_and_rewrite(
     };
     // Plans aim a margin under the budget: the simulator's documented error against ONNX
     // Runtime's measured peak (docs/memory-model.md), so the measured peak fits too.
-    let target = budget - budget / PLAN_MARGIN_DIVISOR;
+    let target = planning_target(budget);
     let plan = match &opts.source {
         PlanSource::Planner(name) => {
             let planner = plan::planner_by_name(name).map_err(|e| Error::Usage(e.to_string()))?;

@@ -663,3 +663,38 @@ fn structured_mutations_never_panic() {
     // The fuzz must exercise both sides.
     assert!(ok > 100 && refused > 100, "ok {ok}, refused {refused}");
 }
+
+/// An unreachable budget exits 3 with one `error: ` line that explains the planning margin
+/// and suggests a budget; nothing is written; the suggested budget is reachable.
+#[test]
+fn unreachable_budget_exits_3_and_its_suggestion_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.onnx");
+    let o = out.to_str().unwrap();
+    let r = run(&[MLP, "--budget", "50%act", "--cost", "fixed", "-o", o]);
+    let err = normalized_stderr(&r, tmp.path());
+    assert_eq!(r.status.code(), Some(3), "stderr:\n{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line:\n{err}"));
+    assert!(
+        line.contains("is unreachable") && line.contains("3% margin"),
+        "{line}"
+    );
+    assert!(!out.exists(), "an unreachable budget wrote {o}");
+    let suggested = line
+        .split("use --budget ")
+        .nth(1)
+        .and_then(|s| s.split(" or more").next())
+        .unwrap_or_else(|| panic!("no suggested budget in: {line}"))
+        .replace(' ', "");
+    let r = run(&[MLP, "--budget", &suggested, "--cost", "fixed", "-o", o]);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "the suggested budget {suggested} fails:\n{}",
+        normalized_stderr(&r, tmp.path())
+    );
+    assert!(out.exists());
+}
