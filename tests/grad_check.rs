@@ -13,7 +13,7 @@
 mod harness;
 
 use harness::{case, run_family, Case, Gb};
-use onnx_ac_passes::ir::{Attribute, Tensor};
+use onnx_ac_passes::ir::{AttrValue, Attribute, Tensor};
 
 fn int(name: &str, v: i64) -> Attribute {
     Attribute::int(name, v)
@@ -181,6 +181,8 @@ fn elementwise_unary() {
         },
         u("HardSwish", (-5.0, 5.0), &[-3.0, 3.0]),
         u("Exp", (-2.0, 2.0), &[]),
+        u("Sin", (-3.0, 3.0), &[]),
+        u("Cos", (-3.0, 3.0), &[]),
         u("Log", (0.2, 3.0), &[]),
         u("Sqrt", (0.2, 3.0), &[]),
         u("Reciprocal", (-2.0, 2.0), &[0.0]),
@@ -473,6 +475,26 @@ fn batch_norm(name: &str, x: &'static [i64], train: bool) -> Case {
     }
 }
 
+/// InstanceNormalization with trained scale and bias, or (`params` false) x only with
+/// constant ones/zeros as torch exports GroupNorm with groups == channels.
+fn instance_norm(name: &str, x: &'static [i64], params: bool) -> Case {
+    case("InstanceNormalization", name, move |g| {
+        let xv = g.param_with(x, |r| r.uniform(-2.0, 2.0));
+        let ch = x[1];
+        let (s, b) = if params {
+            let s = g.param_with(&[ch], |r| r.uniform(0.5, 1.5));
+            (s, g.param(&[ch]))
+        } else {
+            let ones = vec![1.0; ch as usize];
+            let zeros = vec![0.0; ch as usize];
+            (g.fconst(&[ch], &ones), g.fconst(&[ch], &zeros))
+        };
+        let attrs = vec![float("epsilon", 1e-3)];
+        vec![g.op("InstanceNormalization", &[xv, s, b], attrs)]
+    })
+    .f32()
+}
+
 #[test]
 fn normalization_and_reductions() {
     let mut cases = vec![
@@ -584,7 +606,101 @@ fn normalization_and_reductions() {
             ]);
         }
     }
+    cases.extend([
+        instance_norm("InstanceNormalization [2,3,2,3]", &[2, 3, 2, 3], true),
+        instance_norm("InstanceNormalization 1-D [2,2,5]", &[2, 2, 5], true),
+        instance_norm(
+            "InstanceNormalization 3-D [1,2,2,2,2]",
+            &[1, 2, 2, 2, 2],
+            true,
+        ),
+        instance_norm("InstanceNormalization x only", &[2, 3, 4], false),
+    ]);
     run_family("normalization_and_reductions", cases);
+}
+
+/// ReduceL1/L2/SumSquare/LogSum/LogSumExp/Max/Min of x [2,3,4] over `axes` (None: all),
+/// at `opset`; inputs drawn for the op (away from 0 for L1, positive for LogSum, distinct
+/// values for Max/Min).
+fn reduce_other(op: &'static str, opset: i64, axes: Option<&'static [i64]>, keep: i64) -> Case {
+    let name = format!("{op} opset {opset} axes {axes:?} keepdims {keep}");
+    case(op, &name, move |g| {
+        let dims = [2, 3, 4];
+        let x = match op {
+            "ReduceL1" => g.param_with(&dims, |r| r.signed(0.2, 1.5)),
+            "ReduceLogSum" => g.param_with(&dims, |r| r.uniform(0.3, 2.0)),
+            "ReduceMax" | "ReduceMin" => {
+                let v = g.rng.distinct(24, 0.1);
+                g.param_vals(&dims, v)
+            }
+            _ => g.param_with(&dims, |r| r.uniform(-1.5, 1.5)),
+        };
+        let mut attrs = vec![int("keepdims", keep)];
+        let mut ins = vec![Some(x)];
+        if let Some(a) = axes {
+            if opset >= 18 {
+                ins.push(Some(g.ints(a)));
+            } else {
+                attrs.push(ints("axes", a));
+            }
+        }
+        vec![g.node(op, &ins, attrs, 1)[0]]
+    })
+    .opset(opset)
+}
+
+#[test]
+fn reductions() {
+    let mut cases = Vec::new();
+    for op in [
+        "ReduceL2",
+        "ReduceL1",
+        "ReduceSumSquare",
+        "ReduceLogSum",
+        "ReduceLogSumExp",
+        "ReduceMax",
+        "ReduceMin",
+    ] {
+        for opset in [13, 18] {
+            cases.extend([
+                reduce_other(op, opset, Some(&[1]), 1),
+                reduce_other(op, opset, Some(&[0, 2]), 0),
+                reduce_other(op, opset, Some(&[-1]), 0),
+                reduce_other(op, opset, None, 1),
+            ]);
+        }
+    }
+    cases.extend([
+        case("ReduceL2", "ReduceL2 noop_with_empty_axes", |g| {
+            let x = g.param_with(&[2, 3], |r| r.signed(0.2, 1.5));
+            vec![g.op("ReduceL2", &[x], vec![int("noop_with_empty_axes", 1)])]
+        }),
+        // The norm of a zero row: the gradient is 0 there (central differences give 0 too).
+        case("ReduceL2", "ReduceL2 with a zero row", |g| {
+            let vals = vec![0.0, 0.0, 0.0, 0.4, -1.2, 0.7];
+            let x = g.param_vals(&[2, 3], vals);
+            let a = g.ints(&[1]);
+            vec![g.op("ReduceL2", &[x, a], vec![])]
+        }),
+        // A tie of two: each gets dy/2, which is also what central differences measure.
+        case("ReduceMax", "ReduceMax tie of two", |g| {
+            let vals = vec![0.9, 0.3, 0.9, -0.5, 0.2, 0.2, 0.1, -0.7];
+            let x = g.param_vals(&[2, 4], vals);
+            let a = g.ints(&[1]);
+            vec![g.op("ReduceMax", &[x, a], vec![int("keepdims", 0)])]
+        }),
+        case("ReduceMin", "ReduceMin tie of two", |g| {
+            let vals = vec![-0.9, 0.3, -0.9, 0.5, 0.2, 0.2, 0.1, 0.7];
+            let x = g.param_vals(&[2, 4], vals);
+            let a = g.ints(&[1]);
+            vec![g.op("ReduceMin", &[x, a], vec![])]
+        }),
+        case("Cos", "Sin and Cos of one input (rotary tables)", |g| {
+            let x = g.param_with(&[4, 3], |r| r.uniform(-3.0, 3.0));
+            vec![g.op("Sin", &[x], vec![]), g.op("Cos", &[x], vec![])]
+        }),
+    ]);
+    run_family("reductions", cases);
 }
 
 /// `op(x, <int64 constant>)`, x uniform.
@@ -904,6 +1020,43 @@ fn indexing() {
             &[0, 2, 1, 1, 2, 2, 0, 0],
             -1,
         ),
+        case(
+            "ScatterElements",
+            "ScatterElements data and updates, axis 0",
+            |g| {
+                let x = g.param(&[3, 4]);
+                let idx = g.ints_shaped(&[2, 3], &[1, 0, 2, 2, 1, 0]);
+                let u = g.param(&[2, 3]);
+                vec![g.op("ScatterElements", &[x, idx, u], vec![int("axis", 0)])]
+            },
+        ),
+        case(
+            "ScatterElements",
+            "ScatterElements axis -1, negative index",
+            |g| {
+                let x = g.param(&[2, 4]);
+                let idx = g.ints_shaped(&[2, 2], &[3, -4, -1, 1]);
+                let u = g.param(&[2, 2]);
+                vec![g.op("ScatterElements", &[x, idx, u], vec![int("axis", -1)])]
+            },
+        ),
+        case("ScatterElements", "ScatterElements add, repeated", |g| {
+            let x = g.param(&[3, 2]);
+            let idx = g.ints_shaped(&[4, 2], &[0, 2, 0, 2, 1, 0, 0, 1]);
+            let u = g.param(&[4, 2]);
+            let attrs = vec![int("axis", 0), string("reduction", "add")];
+            vec![g.op("ScatterElements", &[x, idx, u], attrs)]
+        }),
+        case(
+            "ScatterElements",
+            "ScatterElements updates only (MoE)",
+            |g| {
+                let x = g.fconst(&[3, 2], &[0.0; 6]);
+                let idx = g.ints_shaped(&[2, 2], &[2, 2, 0, 0]);
+                let u = g.param(&[2, 2]);
+                vec![g.op("ScatterElements", &[x, idx, u], vec![int("axis", 0)])]
+            },
+        ),
     ];
     run_family("indexing", cases);
 }
@@ -945,9 +1098,35 @@ fn pool(op: &'static str, name: &str, x: &'static [i64], attrs: Vec<Attribute>) 
     .f32()
 }
 
+fn conv_transpose(
+    name: &str,
+    x: &'static [i64],
+    w: &'static [i64],
+    bias: bool,
+    attrs: Vec<Attribute>,
+) -> Case {
+    case("ConvTranspose", name, move |g| {
+        let xv = g.param(x);
+        let wv = g.param(w);
+        let mut ins = vec![Some(xv), Some(wv)];
+        if bias {
+            let group = attrs
+                .iter()
+                .find_map(|a| match (a.name.as_str(), &a.value) {
+                    ("group", AttrValue::Int(v)) => Some(*v),
+                    _ => None,
+                })
+                .unwrap_or(1);
+            ins.push(Some(g.param(&[w[1] * group])));
+        }
+        vec![g.node("ConvTranspose", &ins, attrs.clone(), 1)[0]]
+    })
+    .f32()
+}
+
 #[test]
 fn conv_and_pools() {
-    let cases = vec![
+    let mut cases = vec![
         conv(
             "Conv 2x2 kernel, bias",
             &[1, 2, 4, 4],
@@ -1164,5 +1343,253 @@ fn conv_and_pools() {
             vec![],
         ),
     ];
+    cases.extend([
+        conv_transpose(
+            "ConvTranspose 2x2 stride 2, bias (U-Net up)",
+            &[1, 4, 3, 3],
+            &[4, 2, 2, 2],
+            true,
+            vec![ints("strides", &[2, 2])],
+        ),
+        conv_transpose(
+            "ConvTranspose stride 2 pads 1 output_padding 1, batch 2",
+            &[2, 2, 3, 3],
+            &[2, 3, 3, 3],
+            true,
+            vec![
+                ints("strides", &[2, 2]),
+                ints("pads", &[1, 1, 1, 1]),
+                ints("output_padding", &[1, 1]),
+            ],
+        ),
+        conv_transpose(
+            "ConvTranspose group 2 dilations 2",
+            &[1, 4, 3, 3],
+            &[4, 1, 2, 2],
+            true,
+            vec![int("group", 2), ints("dilations", &[2, 2])],
+        ),
+        conv_transpose(
+            "ConvTranspose 1-D stride 3 asymmetric pads output_padding 2",
+            &[2, 2, 4],
+            &[2, 2, 3],
+            true,
+            vec![
+                ints("strides", &[3]),
+                ints("pads", &[1, 0]),
+                ints("output_padding", &[2]),
+            ],
+        ),
+        conv_transpose(
+            "ConvTranspose stride 2 with output_shape",
+            &[1, 2, 3, 3],
+            &[2, 2, 3, 3],
+            false,
+            vec![
+                ints("strides", &[2, 2]),
+                ints("pads", &[1, 1, 1, 1]),
+                ints("output_padding", &[1, 0]),
+                ints("output_shape", &[6, 5]),
+            ],
+        ),
+        conv_transpose(
+            "ConvTranspose auto_pad VALID depthwise",
+            &[1, 3, 3, 3],
+            &[3, 1, 2, 2],
+            false,
+            vec![string("auto_pad", "VALID"), int("group", 3)],
+        ),
+        case(
+            "ConvTranspose",
+            "ConvTranspose weight only (constant input)",
+            |g| {
+                let x = g.fconst_with(&[1, 2, 3, 3], |r| r.uniform(-1.0, 1.0));
+                let w = g.param(&[2, 2, 3, 3]);
+                vec![g.op("ConvTranspose", &[x, w], vec![ints("strides", &[2, 2])])]
+            },
+        )
+        .f32(),
+        case(
+            "ConvTranspose",
+            "ConvTranspose input only (constant weight)",
+            |g| {
+                let x = g.param(&[1, 2, 3, 3]);
+                let w = g.fconst_with(&[2, 2, 2, 2], |r| r.uniform(-1.0, 1.0));
+                let attrs = vec![ints("strides", &[2, 2]), ints("pads", &[0, 1, 1, 0])];
+                vec![g.op("ConvTranspose", &[x, w], attrs)]
+            },
+        )
+        .f32(),
+    ]);
     run_family("conv_and_pools", cases);
+}
+
+/// `Resize(x, roi?, scales)` (opset ≥ 11; `Resize(x, scales)` at opset 10).
+fn resize_scales(
+    name: &str,
+    opset: i64,
+    x: &'static [i64],
+    scales: &'static [f32],
+    attrs: Vec<Attribute>,
+) -> Case {
+    case("Resize", name, move |g| {
+        let xv = g.param(x);
+        let s = g.konst(Tensor::from_f32(vec![scales.len() as i64], scales));
+        let ins = if opset < 11 {
+            vec![Some(xv), Some(s)]
+        } else {
+            vec![Some(xv), None, Some(s)]
+        };
+        vec![g.node("Resize", &ins, attrs.clone(), 1)[0]]
+    })
+    .opset(opset)
+    .f32()
+}
+
+/// `Resize(x, "", "", sizes)`.
+fn resize_sizes(
+    name: &str,
+    x: &'static [i64],
+    sizes: &'static [i64],
+    attrs: Vec<Attribute>,
+) -> Case {
+    case("Resize", name, move |g| {
+        let xv = g.param(x);
+        let s = g.ints(sizes);
+        vec![g.node("Resize", &[Some(xv), None, None, Some(s)], attrs.clone(), 1)[0]]
+    })
+    .f32()
+}
+
+#[test]
+fn resize() {
+    let nearest = |ctm: &str, nm: &str| {
+        vec![
+            string("mode", "nearest"),
+            string("coordinate_transformation_mode", ctm),
+            string("nearest_mode", nm),
+        ]
+    };
+    let linear = |ctm: &str| {
+        vec![
+            string("mode", "linear"),
+            string("coordinate_transformation_mode", ctm),
+        ]
+    };
+    let cases = vec![
+        resize_scales(
+            "Resize nearest scale 2 (torch: asymmetric, floor)",
+            18,
+            &[1, 2, 3, 3],
+            &[1.0, 1.0, 2.0, 2.0],
+            nearest("asymmetric", "floor"),
+        ),
+        resize_scales(
+            "Resize nearest scale 2 (defaults)",
+            18,
+            &[2, 1, 3, 2],
+            &[1.0, 1.0, 2.0, 2.0],
+            vec![],
+        ),
+        resize_scales(
+            "Resize nearest scale 0.5 round_prefer_ceil",
+            18,
+            &[1, 1, 4, 6],
+            &[1.0, 1.0, 0.5, 0.5],
+            nearest("half_pixel", "round_prefer_ceil"),
+        ),
+        resize_scales(
+            "Resize bilinear align_corners=False (pytorch_half_pixel) scale 2",
+            13,
+            &[1, 2, 3, 4],
+            &[1.0, 1.0, 2.0, 2.0],
+            linear("pytorch_half_pixel"),
+        ),
+        resize_sizes(
+            "Resize bilinear align_corners=True, sizes",
+            &[1, 2, 3, 4],
+            &[1, 2, 5, 7],
+            linear("align_corners"),
+        ),
+        // F.interpolate(x, scale_factor=2, mode="bilinear") as torch.onnx exports it
+        // (TorchScript, opset 17: roi "", scales; the dynamo exporter writes the same
+        // attributes at opset 18).
+        resize_scales(
+            "Resize torch bilinear scale_factor=2 (ts17 form)",
+            17,
+            &[2, 2, 3, 3],
+            &[1.0, 1.0, 2.0, 2.0],
+            vec![
+                string("coordinate_transformation_mode", "half_pixel"),
+                float("cubic_coeff_a", -0.75),
+                string("mode", "linear"),
+                string("nearest_mode", "floor"),
+            ],
+        ),
+        resize_scales(
+            "Resize torch bilinear scale_factor=2 (dyn18 form)",
+            18,
+            &[1, 2, 3, 3],
+            &[1.0, 1.0, 2.0, 2.0],
+            vec![
+                string("keep_aspect_ratio_policy", "stretch"),
+                int("antialias", 0),
+                float("extrapolation_value", 0.0),
+                int("exclude_outside", 0),
+                string("nearest_mode", "floor"),
+                string("coordinate_transformation_mode", "half_pixel"),
+                string("mode", "linear"),
+            ],
+        ),
+        resize_scales(
+            "Resize linear scale 1.5 on H only",
+            18,
+            &[1, 2, 4, 3],
+            &[1.0, 1.0, 1.5, 1.0],
+            linear("half_pixel"),
+        ),
+        resize_scales(
+            "Resize linear 1-D (3-D input) scale 2",
+            18,
+            &[2, 2, 4],
+            &[1.0, 1.0, 2.0],
+            linear("half_pixel"),
+        ),
+        resize_scales(
+            "Resize nearest 3-D (5-D input) scale 2",
+            18,
+            &[1, 1, 2, 2, 3],
+            &[1.0, 1.0, 2.0, 2.0, 2.0],
+            nearest("asymmetric", "floor"),
+        ),
+        resize_scales(
+            "Resize cubic scale 2",
+            18,
+            &[1, 1, 4, 4],
+            &[1.0, 1.0, 2.0, 2.0],
+            vec![string("mode", "cubic")],
+        ),
+        resize_scales(
+            "Resize linear antialias scale 0.5",
+            18,
+            &[1, 1, 6, 6],
+            &[1.0, 1.0, 0.5, 0.5],
+            vec![string("mode", "linear"), int("antialias", 1)],
+        ),
+        resize_scales(
+            "Resize opset 10 nearest scale 2",
+            10,
+            &[1, 1, 2, 3],
+            &[1.0, 1.0, 2.0, 2.0],
+            vec![string("mode", "nearest")],
+        ),
+        case("Resize", "Resize axes [2, 3] scales (opset 18)", |g| {
+            let xv = g.param(&[1, 2, 3, 3]);
+            let s = g.konst(Tensor::from_f32(vec![2], &[2.0, 1.5]));
+            let attrs = vec![string("mode", "linear"), ints("axes", &[2, 3])];
+            vec![g.node("Resize", &[Some(xv), None, Some(s)], attrs, 1)[0]]
+        })
+        .f32(),
+    ];
+    run_family("resize", cases);
 }

@@ -129,6 +129,7 @@ pub static REGISTRY: &[OpDef] = &[
     op("Pad", sh::pad),
     op("CenterCropPad", sh::center_crop_pad),
     op("NonZero", sh::non_zero),
+    op("OneHot", sh::one_hot),
     op("TensorScatter", sh::like_input0),
     op("Trilu", sh::like_input0),
     op("CumSum", sh::like_input0),

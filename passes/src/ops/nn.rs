@@ -327,12 +327,15 @@ pub fn affine_grid(c: &OpCtx) -> RuleResult {
     Ok(vec![OutInfo::new(dt, out)])
 }
 
-/// Resize(X, roi?, scales?, sizes?) (opset 13+): `sizes` (through keep_aspect_ratio_policy)
-/// or `floor(dim * scale)` on `axes` (default all); other dims are kept.
+/// Resize(X, roi?, scales?, sizes?) (opset 11+): `sizes` (through keep_aspect_ratio_policy)
+/// or `floor(dim * scale)` on `axes` (default all); other dims are kept. Resize-10 is
+/// Resize(X, scales).
 pub fn resize(c: &OpCtx) -> RuleResult {
     let dt = c.dtype(0)?;
     let x = c.shape(0)?;
     let r = x.len();
+    // Resize-10: the scales are input 1 (no roi, no sizes).
+    let (scales_at, sizes_at) = if c.opset < 11 { (1, 2) } else { (2, 3) };
     let axes: Vec<usize> = match c.attr_ints("axes") {
         Some(a) => a
             .iter()
@@ -348,11 +351,11 @@ pub fn resize(c: &OpCtx) -> RuleResult {
         Ok(vec![OutInfo::new(dt, out)])
     };
     // An empty `scales` tensor stands for "absent" when `sizes` is given.
-    let sizes_given = c.has_input(3)
-        && c.constant(2)
+    let sizes_given = c.has_input(sizes_at)
+        && c.constant(scales_at)
             .is_none_or(|t| super::fold::numel(&t.dims) == Some(0));
     if sizes_given {
-        let Some(sizes) = c.const_ints(3) else {
+        let Some(sizes) = c.const_ints(sizes_at) else {
             return unknown_axes(out);
         };
         if sizes.len() != axes.len() {
@@ -392,10 +395,10 @@ pub fn resize(c: &OpCtx) -> RuleResult {
         }
         return Ok(vec![OutInfo::new(dt, out)]);
     }
-    if !c.has_input(2) {
+    if !c.has_input(scales_at) {
         return Err(RuleError("Resize needs scales or sizes".into()));
     }
-    let scales = c.constant(2).filter(|t| super::fold::small(t));
+    let scales = c.constant(scales_at).filter(|t| super::fold::small(t));
     let Some(scales) = scales.and_then(|t| t.as_f64()) else {
         return unknown_axes(out);
     };

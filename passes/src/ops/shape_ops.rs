@@ -1,7 +1,7 @@
 //! Ops that move data or compute shapes: Shape, Size, Constant, ConstantOfShape, Range,
 //! Reshape, Flatten, Transpose, Concat, Split, Slice, Gather, GatherElements, Expand,
 //! Squeeze, Unsqueeze, Tile, Pad, CenterCropPad, Trilu, ScatterND, ScatterElements,
-//! TensorScatter, CumSum, NonZero; and the generators whose shape is an input's value
+//! TensorScatter, CumSum, NonZero, OneHot; and the generators whose shape is an input's value
 //! (BlackmanWindow, HannWindow, HammingWindow, MelWeightMatrix).
 //! All fold on constants where exported transformers use them for shapes.
 //! Spec: https://onnx.ai/onnx/operators/ (opsets 13–24).
@@ -769,6 +769,23 @@ pub fn mel_weight_matrix(c: &OpCtx) -> RuleResult {
     Ok(vec![OutInfo::new(output_datatype(c)?, vec![bins, mel])])
 }
 
+/// OneHot(indices, depth, values): the indices' shape with a `depth` dim inserted at `axis`
+/// (default −1, the last), of the values' type. `depth` (a scalar or one-element tensor of
+/// any numeric type) gives a static dim when it is constant.
+pub fn one_hot(c: &OpCtx) -> RuleResult {
+    let dt = c.dtype(2)?;
+    let s = c.shape(0)?;
+    let axis = norm_axis(c.attr_int("axis", -1), s.len() + 1)?;
+    let depth = match c.const_f64_first(1) {
+        Some(d) if d >= 1.0 && d <= i64::MAX as f64 => Dim::Known(d as i64),
+        Some(d) => return Err(RuleError(format!("OneHot depth {d} is not positive"))),
+        None => Dim::Unknown,
+    };
+    let mut out = s.clone();
+    out.insert(axis, depth);
+    Ok(vec![OutInfo::new(dt, out)])
+}
+
 /// NonZero(X) -> int64 [rank, count]; the count (and the indices) when X is constant.
 pub fn non_zero(c: &OpCtx) -> RuleResult {
     let s = c.shape(0)?;
@@ -793,4 +810,64 @@ pub fn non_zero(c: &OpCtx) -> RuleResult {
         DType::Int64,
         vec![Dim::Known(r), Dim::Unknown],
     )])
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::infer::infer_shapes;
+    use crate::ir::{known_shape, shape_string, Attribute, DType, Graph, Node, Tensor};
+
+    /// OneHot: depth inserted at `axis`, the values' type; unknown depth gives an unknown dim.
+    #[test]
+    fn one_hot_inserts_depth_at_axis() {
+        let run = |axis: Option<i64>, depth: Option<Tensor>| {
+            let mut g = Graph::default();
+            let idx = g.new_value("idx");
+            g.value_mut(idx).dtype = Some(DType::Int64);
+            g.value_mut(idx).shape = Some(known_shape(&[2, 3]));
+            g.inputs.push(idx);
+            let d = match depth {
+                Some(t) => g.add_initializer("depth", t),
+                None => {
+                    let d = g.new_value("depth");
+                    g.value_mut(d).dtype = Some(DType::Int64);
+                    g.value_mut(d).shape = Some(known_shape(&[]));
+                    g.inputs.push(d);
+                    d
+                }
+            };
+            let vals = g.add_initializer(
+                "vals",
+                Tensor::from_f64_as(DType::Float16, vec![2], &[0.0, 1.0]).unwrap(),
+            );
+            let y = g.new_value("y");
+            let mut n = Node::new(
+                "OneHot",
+                vec![Some(idx), Some(d), Some(vals)],
+                vec![Some(y)],
+            );
+            n.name = "oh".into();
+            if let Some(a) = axis {
+                n.attrs.push(Attribute::int("axis", a));
+            }
+            g.add_node(n);
+            infer_shapes(&mut g, 13).map_err(|e| e.to_string())?;
+            let v = g.value(y);
+            Ok::<_, String>((v.dtype, shape_string(v.shape.as_ref())))
+        };
+        let eight = || Some(Tensor::from_i64(vec![], &[8]));
+        assert_eq!(
+            run(None, eight()).unwrap(),
+            (Some(DType::Float16), "[2,3,8]".into())
+        );
+        assert_eq!(run(Some(0), eight()).unwrap().1, "[8,2,3]");
+        assert_eq!(run(Some(-2), eight()).unwrap().1, "[2,8,3]");
+        assert_eq!(run(Some(2), eight()).unwrap().1, "[2,3,8]");
+        let fdepth = Tensor::from_f64_as(DType::Float, vec![1], &[5.0]);
+        assert_eq!(run(Some(1), fdepth).unwrap().1, "[2,5,3]");
+        assert_eq!(run(None, None).unwrap().1, "[2,3,?]");
+        assert!(run(Some(3), eight()).unwrap_err().contains("out of range"));
+        let zero = Some(Tensor::from_i64(vec![], &[0]));
+        assert!(run(None, zero).unwrap_err().contains("not positive"));
+    }
 }

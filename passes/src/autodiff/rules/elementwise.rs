@@ -5,7 +5,7 @@
 //! Dropout none; Mul the other input; Div the divisor (and the output for the divisor's
 //! gradient); Pow base, exponent (and output for the exponent's gradient); Relu, Sigmoid,
 //! Tanh, Exp, Sqrt, Reciprocal the output; Erf, Gelu, LeakyRelu, Log, Abs, HardSigmoid,
-//! HardSwish, Softplus, Clip the input; Where the condition; Max/Min both inputs;
+//! HardSwish, Softplus, Clip, Sin, Cos the input; Where the condition; Max/Min both inputs;
 //! training-mode Dropout its mask output.
 
 use super::{GradCtx, GradResult};
@@ -308,6 +308,18 @@ pub fn hard_swish(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
 pub fn exp(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
     let y = c.y(0)?;
     Ok(vec![Some(c.b.op("Mul", &[dy0(dys)?, y])?)])
+}
+
+pub fn sin(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let d = c.b.op("Cos", &[c.x(0)?])?;
+    Ok(vec![Some(c.b.op("Mul", &[dy0(dys)?, d])?)])
+}
+
+/// −dy·sin(x).
+pub fn cos(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let s = c.b.op("Sin", &[c.x(0)?])?;
+    let t = c.b.op("Mul", &[dy0(dys)?, s])?;
+    Ok(vec![Some(c.b.neg(t)?)])
 }
 
 pub fn log(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {

@@ -10,6 +10,8 @@ pub mod conv;
 pub mod elementwise;
 pub mod linalg;
 pub mod norm;
+pub mod reduce;
+pub mod resize;
 pub mod shape;
 
 use super::builder::{Builder, GradResult};
@@ -75,6 +77,8 @@ pub fn lookup(node: &Node) -> Option<GradRule> {
         "HardSigmoid" => ew::hard_sigmoid,
         "HardSwish" => ew::hard_swish,
         "Exp" => ew::exp,
+        "Sin" => ew::sin,
+        "Cos" => ew::cos,
         "Log" => ew::log,
         "Sqrt" => ew::sqrt,
         "Reciprocal" => ew::reciprocal,
@@ -95,13 +99,23 @@ pub fn lookup(node: &Node) -> Option<GradRule> {
         "Slice" => shape::slice,
         "Gather" => shape::gather,
         "GatherElements" => shape::gather_elements,
+        "ScatterElements" => shape::scatter_elements,
         "Tile" => shape::tile,
         "Softmax" => norm::softmax,
         "LogSoftmax" => norm::log_softmax,
         "ReduceSum" | "ReduceMean" => norm::reduce_sum_mean,
+        "ReduceL1" => reduce::reduce_l1,
+        "ReduceL2" => reduce::reduce_l2,
+        "ReduceSumSquare" => reduce::reduce_sum_square,
+        "ReduceLogSum" => reduce::reduce_log_sum,
+        "ReduceLogSumExp" => reduce::reduce_log_sum_exp,
+        "ReduceMax" | "ReduceMin" => reduce::reduce_max_min,
         "LayerNormalization" => norm::layer_norm,
         "BatchNormalization" => norm::batch_norm,
+        "InstanceNormalization" => norm::instance_norm,
         "Conv" => conv::conv,
+        "ConvTranspose" => conv::conv_transpose,
+        "Resize" => resize::resize,
         "MaxPool" => conv::max_pool,
         "AveragePool" => conv::average_pool,
         "GlobalAveragePool" => conv::global_average_pool,
@@ -114,8 +128,9 @@ pub fn lookup(node: &Node) -> Option<GradRule> {
 pub fn input_is_differentiable(node: &Node, i: usize) -> bool {
     match node.op_type.as_str() {
         "Reshape" | "Expand" | "Squeeze" | "Unsqueeze" | "Tile" | "Split" | "ReduceSum"
-        | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL2" | "Pad"
-        | "CumSum" | "Dropout" | "TopK" | "Resize" | "Upsample" => i == 0,
+        | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL2" | "ReduceL1"
+        | "ReduceSumSquare" | "ReduceLogSum" | "ReduceLogSumExp" | "Pad" | "CumSum" | "Dropout"
+        | "TopK" | "Resize" | "Upsample" => i == 0,
         "Slice" | "Gather" | "GatherElements" | "GatherND" => i == 0,
         "Clip" => i == 0,
         "Where" => i != 0,

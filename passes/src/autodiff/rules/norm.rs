@@ -1,5 +1,5 @@
-//! Gradients of Softmax, LogSoftmax, ReduceSum/ReduceMean, LayerNormalization and
-//! BatchNormalization. Spec: https://onnx.ai/onnx/operators/.
+//! Gradients of Softmax, LogSoftmax, ReduceSum/ReduceMean, LayerNormalization,
+//! BatchNormalization and InstanceNormalization. Spec: https://onnx.ai/onnx/operators/.
 //!
 //! Saved: Softmax and LogSoftmax their output; reductions nothing; LayerNormalization its
 //! input and scale (mean and inverse std-dev are recomputed in the backward unless the node
@@ -7,6 +7,7 @@
 //! its scale (and the input for the scale's gradient); in training mode the input and the
 //! scale (the batch statistics are recomputed from the input in the backward). The running
 //! mean and variance are read too, but they are initializers, not activations.
+//! InstanceNormalization saves its input and scale (statistics recomputed).
 
 use super::{GradCtx, GradResult};
 use crate::ir::{Attribute, Graph, ValueId};
@@ -254,4 +255,73 @@ pub fn batch_norm(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
         out[2] = Some(c.b.reshape(s, &bd)?);
     }
     Ok(out)
+}
+
+/// InstanceNormalization: y = scale_c·x̂ + B_c with x̂ normalized over the spatial axes
+/// (2..) per (n, c). dx = (scale/σ)·(g − mean(g) − x̂·mean(g·x̂)) over the spatial axes;
+/// dscale = Σ_{n,spatial} g·x̂; dB = Σ_{n,spatial} g.
+pub fn instance_norm(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let x = c.x(0)?;
+    let xd = c.dims(x)?;
+    if xd.len() < 3 {
+        return Err("InstanceNormalization needs an input of rank >= 3".into());
+    }
+    let dt = c.b.dtype(x)?;
+    let eps = f64::from(c.node.attr_float("epsilon").unwrap_or(1e-5));
+    let g = dy0(dys)?;
+    let sp: Vec<i64> = (2..xd.len() as i64).collect();
+    let red: Vec<i64> = std::iter::once(0).chain(2..xd.len() as i64).collect();
+    let mut cshape = vec![xd[1]];
+    cshape.extend(std::iter::repeat_n(1, xd.len() - 2));
+    let mut out = vec![None; c.node.inputs.len()];
+    if c.need(0) || c.need(1) {
+        // Statistics recomputed from the input.
+        let mu = c.b.reduce_mean(x, &sp, true)?;
+        let xc = c.b.op("Sub", &[x, mu])?;
+        let sq = c.b.op("Mul", &[xc, xc])?;
+        let var = c.b.reduce_mean(sq, &sp, true)?;
+        let e = c.b.scalar(dt, eps)?;
+        let ve = c.b.op("Add", &[var, e])?;
+        let sd = c.b.op("Sqrt", &[ve])?;
+        let rstd = c.b.op("Reciprocal", &[sd])?;
+        let xhat = c.b.op("Mul", &[xc, rstd])?;
+        instance_norm_dx_dscale(c, g, xhat, rstd, &cshape, &mut out)?;
+    }
+    if c.need(2) {
+        let s = c.b.reduce_sum(g, &red, false)?;
+        let bd = c.dims(c.x(2)?)?;
+        out[2] = Some(c.b.reshape(s, &bd)?);
+    }
+    Ok(out)
+}
+
+fn instance_norm_dx_dscale(
+    c: &mut GradCtx,
+    g: ValueId,
+    xhat: ValueId,
+    rstd: ValueId,
+    cshape: &[i64],
+    out: &mut [Option<ValueId>],
+) -> GradResult<()> {
+    let r = cshape.len() as i64 + 1;
+    let sp: Vec<i64> = (2..r).collect();
+    let red: Vec<i64> = std::iter::once(0).chain(2..r).collect();
+    if c.need(0) {
+        let s = c.b.reshape(c.x(1)?, cshape)?;
+        let m1 = c.b.reduce_mean(g, &sp, true)?;
+        let gx = c.b.op("Mul", &[g, xhat])?;
+        let m2 = c.b.reduce_mean(gx, &sp, true)?;
+        let t = c.b.op("Mul", &[xhat, m2])?;
+        let d = c.b.op("Sub", &[g, m1])?;
+        let d = c.b.op("Sub", &[d, t])?;
+        let sr = c.b.op("Mul", &[s, rstd])?;
+        out[0] = Some(c.b.op("Mul", &[d, sr])?);
+    }
+    if c.need(1) {
+        let t = c.b.op("Mul", &[g, xhat])?;
+        let s = c.b.reduce_sum(t, &red, false)?;
+        let sd = c.dims(c.x(1)?)?;
+        out[1] = Some(c.b.reshape(s, &sd)?);
+    }
+    Ok(())
 }

@@ -278,3 +278,48 @@ pub fn gather_elements(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
     )?;
     Ok(vec![Some(s), None])
 }
+
+/// ScatterElements: dupdates = GatherElements(dy, indices); ddata = dy with the scattered
+/// positions zeroed (`reduction="none"`: indices assumed unique, as the spec requires) or
+/// dy itself (`reduction="add"`). Other reductions are not supported.
+pub fn scatter_elements(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let (idx, upd) = (c.x(1)?, c.x(2)?);
+    let rank =
+        c.b.graph
+            .value(idx)
+            .shape
+            .as_ref()
+            .map(|s| s.len())
+            .ok_or("ScatterElements indices of unknown rank")?;
+    let axis = axis_of(c, rank, 0) as i64;
+    let reduction = c
+        .node
+        .attr_string("reduction")
+        .unwrap_or_else(|| "none".into());
+    if reduction != "none" && reduction != "add" {
+        return Err(format!("ScatterElements reduction '{reduction}'"));
+    }
+    let g = dy0(dys)?;
+    let gd = if !c.need(0) {
+        None
+    } else if reduction == "add" {
+        Some(g)
+    } else {
+        let z = c.b.zeros_like(upd)?;
+        Some(c.b.node(
+            "ScatterElements",
+            &[g, idx, z],
+            vec![Attribute::int("axis", axis)],
+        )?)
+    };
+    let gu = if c.need(2) {
+        Some(c.b.node(
+            "GatherElements",
+            &[g, idx],
+            vec![Attribute::int("axis", axis)],
+        )?)
+    } else {
+        None
+    };
+    Ok(vec![gd, None, gu])
+}
