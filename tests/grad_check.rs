@@ -1593,3 +1593,142 @@ fn resize() {
     ];
     run_family("resize", cases);
 }
+
+/// An `LSTM` or `GRU` (lowered to standard ops by shape inference) over `x` [3, 2, 4]
+/// (layout 1: [2, 3, 4]) with hidden size 5; W, R, B and the initial states are trained.
+/// `read` picks the outputs (Y, Y_h[, Y_c]) that feed the loss.
+#[allow(clippy::too_many_arguments)]
+fn rnn(
+    op: &'static str,
+    name: &str,
+    dirs: i64,
+    attrs: Vec<Attribute>,
+    bias: bool,
+    init_h: bool,
+    init_c: bool,
+    read: &'static [usize],
+) -> Case {
+    case(op, name, move |g| {
+        let gates = if op == "LSTM" { 4 } else { 3 };
+        let batch_major = attrs.iter().any(|a| a.name == "layout");
+        let (seq, batch, input, hidden) = (3, 2, 4, 5);
+        let xd = if batch_major {
+            [batch, seq, input]
+        } else {
+            [seq, batch, input]
+        };
+        let x = g.param(&xd);
+        let w = g.param_with(&[dirs, gates * hidden, input], |r| r.uniform(-0.8, 0.8));
+        let r = g.param_with(&[dirs, gates * hidden, hidden], |r| r.uniform(-0.8, 0.8));
+        let b = bias.then(|| g.param_with(&[dirs, 2 * gates * hidden], |r| r.uniform(-0.5, 0.5)));
+        let state = |g: &mut Gb| {
+            let dims = if batch_major {
+                [batch, dirs, hidden]
+            } else {
+                [dirs, batch, hidden]
+            };
+            g.param(&dims)
+        };
+        let h0 = init_h.then(|| state(g));
+        let c0 = init_c.then(|| state(g));
+        let mut ins = vec![Some(x), Some(w), Some(r), b, None, h0];
+        if op == "LSTM" {
+            ins.push(c0);
+        }
+        let mut attrs = attrs.clone();
+        attrs.push(int("hidden_size", hidden));
+        let outs = g.node(op, &ins, attrs, if op == "LSTM" { 3 } else { 2 });
+        read.iter().map(|&i| outs[i]).collect()
+    })
+}
+
+#[test]
+fn recurrent() {
+    let cases = vec![
+        rnn(
+            "LSTM",
+            "LSTM forward",
+            1,
+            vec![],
+            true,
+            false,
+            false,
+            &[0, 1, 2],
+        ),
+        rnn(
+            "LSTM",
+            "LSTM bidirectional, initial_h and initial_c",
+            2,
+            vec![string("direction", "bidirectional")],
+            true,
+            true,
+            true,
+            &[0, 1, 2],
+        ),
+        rnn(
+            "LSTM",
+            "LSTM reverse, layout 1, no bias, only Y read",
+            1,
+            vec![string("direction", "reverse"), int("layout", 1)],
+            false,
+            true,
+            false,
+            &[0],
+        ),
+        rnn(
+            "LSTM",
+            "LSTM forward opset 13, only Y_c read",
+            1,
+            vec![],
+            true,
+            false,
+            true,
+            &[2],
+        )
+        .opset(13),
+        rnn(
+            "GRU",
+            "GRU forward, linear_before_reset 1",
+            1,
+            vec![int("linear_before_reset", 1)],
+            true,
+            false,
+            false,
+            &[0, 1],
+        ),
+        rnn(
+            "GRU",
+            "GRU reverse, linear_before_reset 1, initial_h",
+            1,
+            vec![
+                int("linear_before_reset", 1),
+                string("direction", "reverse"),
+            ],
+            true,
+            true,
+            false,
+            &[0, 1],
+        ),
+        rnn(
+            "GRU",
+            "GRU bidirectional, linear_before_reset 0, initial_h",
+            2,
+            vec![string("direction", "bidirectional")],
+            true,
+            true,
+            false,
+            &[0, 1],
+        ),
+        rnn(
+            "GRU",
+            "GRU forward, linear_before_reset 0, no bias, layout 1",
+            1,
+            vec![int("layout", 1)],
+            false,
+            false,
+            false,
+            &[0, 1],
+        ),
+    ];
+    run_family("recurrent", cases);
+}

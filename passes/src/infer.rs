@@ -85,9 +85,19 @@ pub struct InferStats {
 /// file's; a node with no rule is accepted only if the file already typed all its outputs.
 pub fn infer_shapes(g: &mut Graph, opset: i64) -> Result<InferStats, IrError> {
     let mut stats = InferStats::default();
-    for nid in g.node_ids().collect::<Vec<_>>() {
+    let mut next = 0;
+    while next < g.nodes.len() {
+        let nid = NodeId(next as u32);
+        next += 1;
         if g.node(nid).op_type == "SplitToSequence" {
             crate::lower::lower_split_to_sequence(g, nid);
+        }
+        // LSTM/GRU become unrolled standard ops in the node's place: infer them from there.
+        if matches!(g.node(nid).op_type.as_str(), "LSTM" | "GRU")
+            && crate::lower_rnn::lower_rnn(g, nid, opset)
+        {
+            next -= 1;
+            continue;
         }
         let node = g.node(nid);
         let rule = if node.is_standard_domain() {

@@ -7,6 +7,7 @@ pub mod fxhash;
 pub mod infer;
 pub mod ir;
 pub mod lower;
+pub mod lower_rnn;
 pub mod ops;
 pub mod pin;
 pub mod recompute;
