@@ -703,6 +703,67 @@ fn reductions() {
     run_family("reductions", cases);
 }
 
+/// CumSum of x [3,4] along a constant axis, with `exclusive`/`reverse` when given.
+fn cum_sum(name: &str, axis: i64, exclusive: i64, reverse: i64) -> Case {
+    case("CumSum", name, move |g| {
+        let x = g.param(&[3, 4]);
+        let a = g.ints_shaped(&[], &[axis]);
+        let attrs = vec![int("exclusive", exclusive), int("reverse", reverse)];
+        vec![g.op("CumSum", &[x, a], attrs)]
+    })
+}
+
+/// DepthToSpace/SpaceToDepth, lowered to Reshape → Transpose → Reshape at inference.
+fn depth_space(op: &'static str, name: &str, x: &'static [i64], attrs: Vec<Attribute>) -> Case {
+    with_attrs(op, name, x, attrs)
+}
+
+#[test]
+fn scans_and_rearrangements() {
+    let cases = vec![
+        cum_sum("CumSum axis 0", 0, 0, 0),
+        cum_sum("CumSum axis 1 reverse", 1, 0, 1),
+        cum_sum("CumSum axis -1 exclusive", -1, 1, 0),
+        cum_sum("CumSum axis 0 exclusive reverse", 0, 1, 1),
+        depth_space(
+            "DepthToSpace",
+            "DepthToSpace DCR blocksize 2",
+            &[2, 8, 2, 3],
+            vec![int("blocksize", 2)],
+        ),
+        depth_space(
+            "DepthToSpace",
+            "DepthToSpace CRD blocksize 2 (PixelShuffle)",
+            &[1, 12, 2, 2],
+            vec![int("blocksize", 2), string("mode", "CRD")],
+        ),
+        depth_space(
+            "DepthToSpace",
+            "DepthToSpace CRD blocksize 3",
+            &[1, 18, 1, 2],
+            vec![int("blocksize", 3), string("mode", "CRD")],
+        ),
+        depth_space(
+            "SpaceToDepth",
+            "SpaceToDepth blocksize 2",
+            &[2, 2, 4, 6],
+            vec![int("blocksize", 2)],
+        ),
+        // x.new_zeros(...) exports as CastLike(zeros, x): the mask built on it carries no
+        // gradient (CastLike's second input only gives a type), so ScatterND needs no rule.
+        case("CastLike", "CastLike target only gives the type", |g| {
+            let x = g.param(&[2, 3]);
+            let zeros = g.fconst(&[2, 3], &[0.0; 6]);
+            let z = g.op("CastLike", &[zeros, x], vec![]);
+            let idx = g.ints_shaped(&[2, 2], &[0, 1, 1, 2]);
+            let ones = g.fconst(&[2], &[1.0, 1.0]);
+            let mask = g.op("ScatterND", &[z, idx, ones], vec![]);
+            vec![g.op("Mul", &[x, mask], vec![])]
+        }),
+    ];
+    run_family("scans_and_rearrangements", cases);
+}
+
 /// `op(x, <int64 constant>)`, x uniform.
 fn with_ints(
     op: &'static str,
@@ -722,6 +783,28 @@ fn with_attrs(op: &'static str, name: &str, x: &'static [i64], attrs: Vec<Attrib
     case(op, name, move |g| {
         let xv = g.param(x);
         vec![g.op(op, &[xv], attrs.clone())]
+    })
+}
+
+/// Pad (mode "constant") of x with constant pads (and axes, opset 18, when given).
+fn pad(
+    name: &str,
+    x: &'static [i64],
+    pads: &'static [i64],
+    value: Option<f64>,
+    axes: Option<&'static [i64]>,
+) -> Case {
+    case("Pad", name, move |g| {
+        let xv = g.param(x);
+        let mut ins = vec![Some(xv), Some(g.ints(pads))];
+        if value.is_some() || axes.is_some() {
+            ins.push(value.map(|v| g.fconst(&[], &[v])));
+        }
+        if let Some(a) = axes {
+            ins.push(Some(g.ints(a)));
+        }
+        let attrs = vec![string("mode", "constant")];
+        vec![g.node("Pad", &ins, attrs, 1)[0]]
     })
 }
 
@@ -924,6 +1007,23 @@ fn shape_ops() {
             &[1, 3, 2],
             vec![],
         ),
+        pad("Pad 2-D", &[3, 4], &[1, 0, 2, 1], None, None),
+        pad(
+            "Pad 4-D spatial, value 0.5",
+            &[1, 2, 3, 3],
+            &[0, 0, 1, 2, 0, 0, 2, 1],
+            Some(0.5),
+            None,
+        ),
+        pad("Pad mixed negative", &[3, 5], &[-1, 2, 1, -2], None, None),
+        pad(
+            "Pad axes (opset 18), negative axis",
+            &[2, 3, 4],
+            &[1, -1, 2, 0],
+            None,
+            Some(&[-1, 1]),
+        ),
+        pad("Pad opset 11", &[2, 3], &[0, 1, 1, 0], None, None).opset(11),
         case("Identity", "Identity then Mul", |g| {
             let x = g.param(&[2, 3]);
             let y = g.op("Identity", &[x], vec![]);
@@ -944,6 +1044,21 @@ fn gather(
         let d = g.param(data);
         let i = g.ints_shaped(idx_dims, idx);
         vec![g.op("Gather", &[d, i], vec![int("axis", axis)])]
+    })
+}
+
+fn gather_nd(
+    name: &str,
+    data: &'static [i64],
+    idx_dims: &'static [i64],
+    idx: &'static [i64],
+    batch_dims: i64,
+) -> Case {
+    case("GatherND", name, move |g| {
+        let d = g.param(data);
+        let i = g.ints_shaped(idx_dims, idx);
+        let attrs = vec![int("batch_dims", batch_dims)];
+        vec![g.op("GatherND", &[d, i], attrs)]
     })
 }
 
@@ -999,6 +1114,41 @@ fn indexing() {
             ));
             vec![g.op("Gather", &[d, i], vec![])]
         }),
+        gather_nd(
+            "GatherND k=1, repeated and negative",
+            &[4, 3],
+            &[5, 1],
+            &[0, 2, 2, -1, 0],
+            0,
+        ),
+        gather_nd(
+            "GatherND k=2, rows of 3-D data",
+            &[3, 4, 2],
+            &[2, 3, 2],
+            &[0, 1, 2, -1, 0, 1, -3, 3, 1, 0, 0, 1],
+            0,
+        ),
+        gather_nd(
+            "GatherND full index, repeated",
+            &[3, 4],
+            &[2, 2, 2],
+            &[1, 2, 1, 2, -1, -4, 0, 3],
+            0,
+        ),
+        gather_nd(
+            "GatherND batch_dims 1",
+            &[2, 3, 4],
+            &[2, 2, 1],
+            &[0, -1, 2, 2],
+            1,
+        ),
+        gather_nd(
+            "GatherND batch_dims 1, full index",
+            &[2, 3, 4],
+            &[2, 3, 2],
+            &[0, 1, 2, 3, 0, 1, -1, 0, 1, 1, 1, 1],
+            1,
+        ),
         gather_elements(
             "GatherElements axis 1, repeated",
             &[3, 4],

@@ -92,6 +92,15 @@ pub fn infer_shapes(g: &mut Graph, opset: i64) -> Result<InferStats, IrError> {
         if g.node(nid).op_type == "SplitToSequence" {
             crate::lower::lower_split_to_sequence(g, nid);
         }
+        // DepthToSpace/SpaceToDepth become Reshape → Transpose → Reshape: infer from there.
+        if matches!(
+            g.node(nid).op_type.as_str(),
+            "DepthToSpace" | "SpaceToDepth"
+        ) && crate::lower::lower_depth_space(g, nid)
+        {
+            next -= 1;
+            continue;
+        }
         // LSTM/GRU become unrolled standard ops in the node's place: infer them from there.
         if matches!(g.node(nid).op_type.as_str(), "LSTM" | "GRU")
             && crate::lower_rnn::lower_rnn(g, nid, opset)

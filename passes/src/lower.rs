@@ -4,6 +4,9 @@
 //! `SplitToSequence(x, split)` whose sequence is only read by `SequenceAt` at constant
 //! positions (how the dynamo exporter writes `torch.split`) becomes one `Split` with an
 //! output per piece, and each `SequenceAt` becomes an `Identity` of its piece.
+//!
+//! `DepthToSpace` (modes DCR and CRD) and `SpaceToDepth` on an input whose C, H and W are
+//! known become Reshape → Transpose → Reshape with the permutations of the ONNX spec.
 
 use crate::ir::{Attribute, Graph, Node, NodeId, Tensor, ValueId};
 
@@ -123,5 +126,97 @@ pub fn lower_split_to_sequence(g: &mut Graph, nid: NodeId) -> bool {
         id.name = name;
         *g.node_mut(r) = id;
     }
+    true
+}
+
+/// Lowers one `DepthToSpace` or `SpaceToDepth` node into Reshape → Transpose → Reshape
+/// (the formulas of the ONNX spec; SpaceToDepth as ONNX Runtime computes it), when the
+/// input is 4-D with known C, H and W that the block size divides. Called by shape
+/// inference when it reaches the node; on success the node's slot holds the first Reshape
+/// (later node ids shift). Returns whether the node was rewritten.
+pub fn lower_depth_space(g: &mut Graph, nid: NodeId) -> bool {
+    let n = g.node(nid).clone();
+    let to_space = match n.op_type.as_str() {
+        "DepthToSpace" => true,
+        "SpaceToDepth" => false,
+        _ => return false,
+    };
+    if !n.is_standard_domain() || n.inputs.len() != 1 || n.outputs.len() != 1 {
+        return false;
+    }
+    let (Some(x), Some(y)) = (n.input(0), n.output(0)) else {
+        return false;
+    };
+    let Some(s) = g.value(x).shape.as_ref().filter(|s| s.len() == 4) else {
+        return false;
+    };
+    let (Some(c), Some(h), Some(w)) = (s[1].known(), s[2].known(), s[3].known()) else {
+        return false;
+    };
+    let batch = s[0].known().unwrap_or(-1);
+    let Some(b) = n.attr_int("blocksize").filter(|&b| b >= 1) else {
+        return false;
+    };
+    let Some(bb) = b.checked_mul(b) else {
+        return false;
+    };
+    let (first, perm, last): ([i64; 6], [i64; 6], [i64; 4]) = if to_space {
+        if c % bb != 0 {
+            return false;
+        }
+        let (Some(hb), Some(wb)) = (h.checked_mul(b), w.checked_mul(b)) else {
+            return false;
+        };
+        let last = [batch, c / bb, hb, wb];
+        match n.attr_string("mode").as_deref() {
+            None | Some("DCR") => ([batch, b, b, c / bb, h, w], [0, 3, 4, 1, 5, 2], last),
+            Some("CRD") => ([batch, c / bb, b, b, h, w], [0, 1, 4, 2, 5, 3], last),
+            Some(_) => return false,
+        }
+    } else {
+        if h % b != 0 || w % b != 0 {
+            return false;
+        }
+        let Some(cbb) = c.checked_mul(bb) else {
+            return false;
+        };
+        (
+            [batch, c, h / b, b, w / b, b],
+            [0, 3, 5, 1, 2, 4],
+            [batch, cbb, h / b, w / b],
+        )
+    };
+    let base = if n.name.is_empty() {
+        g.value(y).name.clone()
+    } else {
+        n.name.clone()
+    };
+    let mut taken = std::collections::HashSet::new();
+    let mut fresh = |g: &mut Graph, tag: &str| {
+        let name = g.fresh_name(&format!("{base}/{tag}"), &mut taken);
+        g.new_value(name)
+    };
+    let r1 = fresh(g, "Reshape");
+    let t = fresh(g, "Transpose");
+    let n1 = g.fresh_name(&format!("{base}/shape6"), &mut taken);
+    let s1 = g.add_initializer(n1, Tensor::from_i64(vec![6], &first));
+    let n2 = g.fresh_name(&format!("{base}/shape4"), &mut taken);
+    let s2 = g.add_initializer(n2, Tensor::from_i64(vec![4], &last));
+    let mut nodes = Vec::new();
+    let mut push = |op: &str, ins: Vec<ValueId>, attrs: Vec<Attribute>, out: ValueId| {
+        let mut m = Node::new(op, ins.into_iter().map(Some).collect(), vec![Some(out)]);
+        m.name = format!("{base}/{op}_{}", nodes.len());
+        m.attrs = attrs;
+        nodes.push(m);
+    };
+    push("Reshape", vec![x, s1], vec![], r1);
+    push(
+        "Transpose",
+        vec![r1],
+        vec![Attribute::ints("perm", perm.to_vec())],
+        t,
+    );
+    push("Reshape", vec![t, s2], vec![], y);
+    crate::lower_rnn::splice(g, nid, nodes);
     true
 }

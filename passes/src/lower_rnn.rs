@@ -565,7 +565,7 @@ pub fn lower_rnn(g: &mut Graph, nid: NodeId, opset: i64) -> bool {
 }
 
 /// Replaces node `nid` by `new` (in order), renumbering the producers of later nodes.
-fn splice(g: &mut Graph, nid: NodeId, new: Vec<Node>) {
+pub(crate) fn splice(g: &mut Graph, nid: NodeId, new: Vec<Node>) {
     for o in g.node(nid).outputs.clone().into_iter().flatten() {
         g.value_mut(o).producer = None;
     }

@@ -268,6 +268,32 @@ pub fn transpose(c: &OpCtx) -> RuleResult {
         }
         out.push(s[a].clone());
     }
+    if let (Some(t), Some(dims)) = (c.constant(0), static_dims(&out)) {
+        // Integer values only (shape computations): a float initializer may be a trained
+        // weight (GPT-2's tied lm_head reads Transpose(wte)), which is no constant.
+        // Input and output hold the same (small) number of elements.
+        if t.dtype.is_int() && fold::small(t) && static_dims(s).as_deref() == Some(&t.dims[..]) {
+            let in_strides = fold::strides(&t.dims);
+            let out_strides = fold::strides(&dims);
+            let axes: Vec<usize> = perm
+                .iter()
+                .map(|&p| norm_axis(p, s.len()))
+                .collect::<Result<_, _>>()?;
+            let n = fold::numel(&dims).unwrap_or(0) as usize;
+            let flat: Vec<usize> = (0..n)
+                .map(|f| {
+                    out_strides
+                        .iter()
+                        .zip(&axes)
+                        .map(|(&os, &a)| (f / os) % (t.dims[a].max(1) as usize) * in_strides[a])
+                        .sum()
+                })
+                .collect();
+            if let Some(t) = fold::take(t, dims, &flat) {
+                return Ok(vec![OutInfo::constant(t)]);
+            }
+        }
+    }
     Ok(vec![OutInfo::new(dt, out)])
 }
 
@@ -869,5 +895,58 @@ mod tests {
         assert!(run(Some(3), eight()).unwrap_err().contains("out of range"));
         let zero = Some(Tensor::from_i64(vec![], &[0]));
         assert!(run(None, zero).unwrap_err().contains("not positive"));
+    }
+
+    /// Transpose of a small constant is folded (the ts17 exporter's F.pad pads go through
+    /// one); above the fold cap only the shape is inferred.
+    #[test]
+    fn transpose_of_a_constant_folds() {
+        let run = |dims: Vec<i64>, vals: Vec<i64>, perm: Option<Vec<i64>>| {
+            let mut g = Graph::default();
+            let x = g.add_initializer("x", Tensor::from_i64(dims, &vals));
+            let y = g.new_value("y");
+            let mut n = Node::new("Transpose", vec![Some(x)], vec![Some(y)]);
+            if let Some(p) = perm {
+                n.attrs.push(Attribute::ints("perm", p));
+            }
+            g.add_node(n);
+            infer_shapes(&mut g, 13).unwrap();
+            let v = g.value(y);
+            (
+                shape_string(v.shape.as_ref()),
+                v.constant
+                    .as_ref()
+                    .map(|t| (t.dims.clone(), t.as_i64().unwrap())),
+            )
+        };
+        // [[0,1,2],[3,4,5]] → [[0,3],[1,4],[2,5]]
+        let (s, c) = run(vec![2, 3], (0..6).collect(), Some(vec![1, 0]));
+        assert_eq!(s, "[3,2]");
+        assert_eq!(c, Some((vec![3, 2], vec![0, 3, 1, 4, 2, 5])));
+        // No perm: axes reversed.
+        let (_, c) = run(vec![2, 1, 3], (0..6).collect(), None);
+        assert_eq!(c, Some((vec![3, 1, 2], vec![0, 3, 1, 4, 2, 5])));
+        // [2,3,2] with perm [2,0,1]: y[k,i,j] = x[i,j,k].
+        let (s, c) = run(vec![2, 3, 2], (0..12).collect(), Some(vec![2, 0, 1]));
+        assert_eq!(s, "[2,2,3]");
+        assert_eq!(
+            c,
+            Some((vec![2, 2, 3], vec![0, 2, 4, 6, 8, 10, 1, 3, 5, 7, 9, 11]))
+        );
+        // A float initializer (maybe a trained weight) is not folded.
+        let mut g = Graph::default();
+        let w = g.add_initializer(
+            "w",
+            Tensor::from_f64_as(DType::Float, vec![2, 3], &[0.0; 6]).unwrap(),
+        );
+        let wt = g.new_value("wt");
+        g.add_node(Node::new("Transpose", vec![Some(w)], vec![Some(wt)]));
+        infer_shapes(&mut g, 13).unwrap();
+        assert_eq!(shape_string(g.value(wt).shape.as_ref()), "[3,2]");
+        assert!(g.value(wt).constant.is_none());
+        let big = crate::ops::fold::MAX_FOLD_ELEMENTS as i64 + 1;
+        let (s, c) = run(vec![1, big], vec![0; big as usize], Some(vec![1, 0]));
+        assert_eq!(s, format!("[{big},1]"));
+        assert_eq!(c, None);
     }
 }

@@ -1,6 +1,6 @@
 //! Gradients of the reductions other than ReduceSum/ReduceMean (those are in `norm.rs`):
-//! ReduceL1, ReduceL2, ReduceSumSquare, ReduceLogSum, ReduceLogSumExp, ReduceMax and
-//! ReduceMin. Spec: https://onnx.ai/onnx/operators/ (opsets 13–20).
+//! ReduceL1, ReduceL2, ReduceSumSquare, ReduceLogSum, ReduceLogSumExp, ReduceMax,
+//! ReduceMin and CumSum. Spec: https://onnx.ai/onnx/operators/ (opsets 13–20).
 //!
 //! The reduced axes come from the `axes` attribute before opset 18 and from the second input
 //! from 18 (they must be constant); no axes means every axis, or none with
@@ -164,4 +164,23 @@ pub fn reduce_max_min(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
     let q = c.b.op("Div", &[g, n])?;
     let dx = c.b.op("Mul", &[m, q])?;
     finish(c, dx)
+}
+
+/// CumSum: each input element reaches every output from its position on (or up to it when
+/// `reverse`), so dx is the cumulative sum of dy in the opposite direction, with the same
+/// `exclusive` and the same axis input. Saves nothing.
+pub fn cum_sum(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let g = dy0(dys)?;
+    let axis = c.x(1)?;
+    let reverse = c.node.attr_int("reverse").unwrap_or(0) != 0;
+    let exclusive = c.node.attr_int("exclusive").unwrap_or(0);
+    let dx = c.b.node(
+        "CumSum",
+        &[g, axis],
+        vec![
+            Attribute::int("exclusive", exclusive),
+            Attribute::int("reverse", i64::from(!reverse)),
+        ],
+    )?;
+    Ok(vec![Some(dx), None])
 }
