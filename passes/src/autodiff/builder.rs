@@ -3,7 +3,7 @@
 //! transpose the last two axes, zeros of a shape).
 
 use crate::ir::{
-    known_shape, static_dims, AttrValue, Attribute, DType, Graph, Node, Tensor, ValueId,
+    known_shape, static_dims, AttrValue, Attribute, DType, Graph, Node, NodeId, Tensor, ValueId,
 };
 use std::collections::HashSet;
 
@@ -18,6 +18,37 @@ pub struct Builder<'g> {
     pub prefix: String,
     counter: usize,
     consts: std::collections::HashMap<(DType, Vec<i64>, Vec<u8>), ValueId>,
+}
+
+/// Ops whose output size depends on the input values, not only on shapes.
+const DATA_DEPENDENT: [&str; 5] = ["NonZero", "Unique", "Loop", "If", "Compress"];
+
+/// The nearest node upstream of `v` (through values of unknown shape) whose output size
+/// depends on the data, if any: then `--dim` cannot make `v` static.
+fn data_dependent_source(g: &Graph, v: ValueId) -> Option<NodeId> {
+    let mut stack = vec![v];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(x) = stack.pop() {
+        let Some(p) = g.value(x).producer else {
+            continue;
+        };
+        if !seen.insert(p) || seen.len() > 10_000 {
+            continue;
+        }
+        let n = g.node(p);
+        if DATA_DEPENDENT.contains(&n.op_type.as_str()) {
+            return Some(p);
+        }
+        // Only values of unknown size can carry the data dependence.
+        stack.extend(n.inputs.iter().flatten().copied().filter(|&i| {
+            let val = g.value(i);
+            val.shape.as_ref().and_then(|s| static_dims(s)).is_none()
+                || val.constant.is_none()
+                    && val.initializer.is_none()
+                    && val.dtype == Some(DType::Int64)
+        }));
+    }
+    None
 }
 
 impl<'g> Builder<'g> {
@@ -150,11 +181,17 @@ impl<'g> Builder<'g> {
         val.shape
             .as_ref()
             .and_then(|s| static_dims(s))
-            .ok_or_else(|| {
-                format!(
+            .ok_or_else(|| match data_dependent_source(self.graph, v) {
+                Some(n) => format!(
+                    "value '{}' has no static shape: its size depends on the data through \
+                     {}, and gradients need static shapes",
+                    val.name,
+                    crate::error::NodeRef::of(self.graph, n)
+                ),
+                None => format!(
                     "value '{}' has no static shape (bind symbolic dims with --dim)",
                     val.name
-                )
+                ),
             })
     }
 
@@ -276,5 +313,55 @@ impl<'g> Builder<'g> {
 
     pub fn known_shape_of(dims: &[i64]) -> crate::ir::Shape {
         known_shape(dims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Dim, Value};
+
+    /// A value sized by NonZero names that node (no `--dim` can help); a value with a
+    /// symbolic dim only keeps the `--dim` hint.
+    #[test]
+    fn unknown_size_names_its_data_dependent_source() {
+        let mut g = Graph::default();
+        let x = g.add_value(Value {
+            name: "x".into(),
+            dtype: Some(DType::Float),
+            shape: Some(known_shape(&[4])),
+            ..Value::default()
+        });
+        let idx = g.add_value(Value {
+            name: "idx".into(),
+            dtype: Some(DType::Int64),
+            shape: Some(vec![Dim::Known(1), Dim::Unknown]),
+            ..Value::default()
+        });
+        let mut nz = Node::new("NonZero", vec![Some(x)], vec![Some(idx)]);
+        nz.name = "router/NonZero".into();
+        g.add_node(nz);
+        let picked = g.add_value(Value {
+            name: "picked".into(),
+            dtype: Some(DType::Float),
+            shape: Some(vec![Dim::Unknown]),
+            ..Value::default()
+        });
+        g.add_node(Node::new(
+            "Gather",
+            vec![Some(x), Some(idx)],
+            vec![Some(picked)],
+        ));
+        let sym = g.add_value(Value {
+            name: "sym".into(),
+            dtype: Some(DType::Float),
+            shape: Some(vec![Dim::Sym("batch".into())]),
+            ..Value::default()
+        });
+        let b = Builder::new(&mut g, 17, "grad/");
+        let e = b.dims(picked).unwrap_err();
+        assert!(e.contains("router/NonZero") && !e.contains("--dim"), "{e}");
+        let e = b.dims(sym).unwrap_err();
+        assert!(e.contains("--dim"), "{e}");
     }
 }
