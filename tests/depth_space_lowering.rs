@@ -2,11 +2,12 @@
 //! (passes/src/lower.rs): the lowered forward must give ONNX Runtime's own kernels' output
 //! exactly (it only moves elements), and forms it cannot lower stay as the node.
 
-use onnx_ac::onnx::{save, SaveOptions};
-use onnx_ac::runtime::{init, GraphOpt, HostTensor, ModelSession, RunOptions};
+mod common;
+
+use common::run_on_x;
+use onnx_ac::runtime::init;
 use onnx_ac_passes::infer::infer_shapes;
 use onnx_ac_passes::ir::{known_shape, Attribute, DType, Dim, Graph, Model, Node};
-use std::path::Path;
 
 /// `op(x)` alone, x a float32 graph input of `dims` (`None` dims are symbolic).
 fn model(op: &str, dims: &[Option<i64>], out: &[i64], attrs: Vec<Attribute>) -> Model {
@@ -43,19 +44,6 @@ fn model(op: &str, dims: &[Option<i64>], out: &[i64], attrs: Vec<Attribute>) -> 
     }
 }
 
-fn run(m: &Model, path: &Path, dims: &[i64], x: &[f32]) -> Vec<f64> {
-    save(m, path, &SaveOptions::default()).expect("save");
-    let opts = RunOptions {
-        graph_opt: GraphOpt::Disabled,
-        intra_threads: Some(1),
-        ..RunOptions::default()
-    };
-    let mut s = ModelSession::prepare(path, &opts).expect("session");
-    let input = HostTensor::from_f32("x", dims, x).expect("x");
-    let out = s.run(&[input]).expect("run");
-    out.outputs[0].to_f64().expect("f64")
-}
-
 fn ops(m: &Model) -> Vec<String> {
     m.graph.nodes.iter().map(|n| n.op_type.clone()).collect()
 }
@@ -90,8 +78,8 @@ fn check(op: &str, dims: [i64; 4], out: [i64; 4], attrs: Vec<Attribute>, batch_k
     let n: i64 = dims.iter().product();
     let x: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 3.0).collect();
     let dir = tempfile::tempdir().expect("tempdir");
-    let want = run(&orig, &dir.path().join("orig.onnx"), &dims, &x);
-    let got = run(&lowered, &dir.path().join("lowered.onnx"), &dims, &x);
+    let want = run_on_x(&orig, &dir.path().join("orig.onnx"), &dims, &x).remove(0);
+    let got = run_on_x(&lowered, &dir.path().join("lowered.onnx"), &dims, &x).remove(0);
     assert_eq!(
         want, got,
         "{op} {attrs:?}: lowered output differs from ONNX Runtime's"

@@ -2,12 +2,13 @@
 //! forward must give ONNX Runtime's own LSTM/GRU outputs (float32, to 1e-5), and the forms it
 //! does not reproduce stay as the node (so training fails with "no gradient rule").
 
-use onnx_ac::onnx::{save, SaveOptions};
-use onnx_ac::runtime::{init, GraphOpt, HostTensor, ModelSession, RunOptions};
+mod common;
+
+use common::run_on_x;
+use onnx_ac::runtime::init;
 use onnx_ac_passes::autodiff::{build_training_graph, Loss, TrainOptions};
 use onnx_ac_passes::infer::infer_shapes;
 use onnx_ac_passes::ir::{known_shape, Attribute, DType, Dim, Graph, Model, Node, Tensor, ValueId};
-use std::path::Path;
 
 const SEQ: i64 = 3;
 const BATCH: i64 = 2;
@@ -177,22 +178,6 @@ fn model(spec: &Spec, x_dims: [i64; 3], reference: bool) -> (Model, Vec<f32>) {
     (m, x_vals)
 }
 
-fn run(m: &Model, path: &Path, x_dims: &[i64], x: &[f32]) -> Vec<Vec<f64>> {
-    save(m, path, &SaveOptions::default()).expect("save");
-    let opts = RunOptions {
-        graph_opt: GraphOpt::Disabled,
-        intra_threads: Some(1),
-        ..RunOptions::default()
-    };
-    let mut s = ModelSession::prepare(path, &opts).expect("session");
-    let input = HostTensor::from_f32("x", x_dims, x).expect("x");
-    let out = s.run(&[input]).expect("run");
-    out.outputs
-        .iter()
-        .map(|t| t.to_f64().expect("f64"))
-        .collect()
-}
-
 fn ops(m: &Model) -> Vec<String> {
     m.graph.nodes.iter().map(|n| n.op_type.clone()).collect()
 }
@@ -216,8 +201,8 @@ fn check(spec: Spec) {
         spec.op
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let want = run(&orig, &dir.path().join("orig.onnx"), &x_dims, &x);
-    let got = run(&lowered, &dir.path().join("lowered.onnx"), &x_dims, &x);
+    let want = run_on_x(&orig, &dir.path().join("orig.onnx"), &x_dims, &x);
+    let got = run_on_x(&lowered, &dir.path().join("lowered.onnx"), &x_dims, &x);
     assert_eq!(want.len(), got.len());
     for (k, (w, g)) in want.iter().zip(&got).enumerate() {
         assert_eq!(w.len(), g.len(), "output {k} size");

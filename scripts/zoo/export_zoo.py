@@ -413,7 +413,10 @@ def check_ort(path, inputs, want):
     return float(np.abs(got - want).max()) if got.shape == want.shape else f"shape {got.shape} vs {want.shape}"
 
 
-def main(names):
+def main(names, builders=None, dynamic=None):
+    """Exports `names` with `builders` (default: this file's) and their `dynamic` variants."""
+    builders = BUILDERS if builders is None else builders
+    dynamic = DYNAMIC if dynamic is None else dynamic
     torch.set_num_threads(1)
     OUT.mkdir(parents=True, exist_ok=True)
     STATUS.mkdir(parents=True, exist_ok=True)
@@ -421,9 +424,9 @@ def main(names):
         seed_all(100 + i)
         gen = torch.Generator().manual_seed(2000 + i)
         t0 = time.time()
-        dyn = DYNAMIC.get(name)
+        dyn = dynamic.get(name)
         try:
-            model, inputs = BUILDERS[dyn[0] if dyn else name](gen)
+            model, inputs = builders[dyn[0] if dyn else name](gen)
             zero_dropout(model)
             randomize_bn(model, gen)
             # all models (not only HF): the TorchScript exporter merges identical-valued

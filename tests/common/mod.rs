@@ -78,3 +78,22 @@ pub fn run_py(script: &str, args: &[&str]) -> String {
     );
     stdout
 }
+
+/// Saves `m` to `path` and runs it in ONNX Runtime (optimizations off, one thread) on its
+/// single float input `x`: every output, as f64.
+pub fn run_on_x(m: &Model, path: &Path, x_dims: &[i64], x: &[f32]) -> Vec<Vec<f64>> {
+    use onnx_ac::runtime::{GraphOpt, HostTensor, ModelSession, RunOptions};
+    onnx_ac::onnx::save(m, path, &Default::default()).expect("save");
+    let opts = RunOptions {
+        graph_opt: GraphOpt::Disabled,
+        intra_threads: Some(1),
+        ..RunOptions::default()
+    };
+    let mut s = ModelSession::prepare(path, &opts).expect("session");
+    let input = HostTensor::from_f32("x", x_dims, x).expect("x");
+    let out = s.run(&[input]).expect("run");
+    out.outputs
+        .iter()
+        .map(|t| t.to_f64().expect("f64"))
+        .collect()
+}

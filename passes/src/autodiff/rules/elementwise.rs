@@ -13,7 +13,8 @@ use crate::ir::{Attribute, ValueId};
 
 type Grads = GradResult<Vec<Option<ValueId>>>;
 
-fn dy0(dys: &[Option<ValueId>]) -> GradResult<ValueId> {
+/// The gradient of a single-output op's output.
+pub(super) fn dy0(dys: &[Option<ValueId>]) -> GradResult<ValueId> {
     dys.first()
         .copied()
         .flatten()

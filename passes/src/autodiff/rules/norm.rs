@@ -9,17 +9,12 @@
 //! mean and variance are read too, but they are initializers, not activations.
 //! InstanceNormalization saves its input and scale (statistics recomputed).
 
+use super::elementwise::dy0;
+use super::reduce::reduced_axes;
 use super::{GradCtx, GradResult};
 use crate::ir::{Attribute, Graph, ValueId};
 
 type Grads = GradResult<Vec<Option<ValueId>>>;
-
-fn dy0(dys: &[Option<ValueId>]) -> GradResult<ValueId> {
-    dys.first()
-        .copied()
-        .flatten()
-        .ok_or_else(|| "no gradient for the output".to_string())
-}
 
 fn axis(c: &GradCtx, rank: usize, default: i64) -> i64 {
     let a = c.node.attr_int("axis").unwrap_or(default);
@@ -50,31 +45,6 @@ pub fn log_softmax(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
     let p = c.b.op("Exp", &[y])?;
     let ps = c.b.op("Mul", &[p, s])?;
     Ok(vec![Some(c.b.op("Sub", &[g, ps])?)])
-}
-
-/// The reduced axes of a ReduceSum/ReduceMean node (attribute or input, by opset).
-fn reduced_axes(c: &GradCtx, rank: usize) -> GradResult<Vec<usize>> {
-    let from_input = c.node.op_type == "ReduceSum" || c.b.opset >= 18;
-    let axes = if from_input && c.node.input(1).is_some() {
-        c.const_ints(1).ok_or("reduction axes are not constant")?
-    } else if from_input {
-        Vec::new()
-    } else {
-        c.node
-            .attr_ints("axes")
-            .map(|a| a.to_vec())
-            .unwrap_or_default()
-    };
-    if axes.is_empty() {
-        if c.node.attr_int("noop_with_empty_axes").unwrap_or(0) != 0 {
-            return Ok(Vec::new());
-        }
-        return Ok((0..rank).collect());
-    }
-    Ok(axes
-        .iter()
-        .map(|&a| (if a < 0 { a + rank as i64 } else { a }) as usize)
-        .collect())
 }
 
 pub fn reduce_sum_mean(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {

@@ -10,21 +10,16 @@
 //! Saved: ReduceL1 and ReduceSumSquare the input; ReduceL2, ReduceLogSumExp, ReduceMax and
 //! ReduceMin the input and the output; ReduceLogSum the output.
 
+use super::elementwise::dy0;
 use super::{GradCtx, GradResult};
 use crate::ir::{Attribute, ValueId};
 
 type Grads = GradResult<Vec<Option<ValueId>>>;
 
-fn dy0(dys: &[Option<ValueId>]) -> GradResult<ValueId> {
-    dys.first()
-        .copied()
-        .flatten()
-        .ok_or_else(|| "no gradient for the output".to_string())
-}
-
-/// The reduced axes (normalized), by opset: attribute before 18, input from 18.
-fn reduced_axes(c: &GradCtx, rank: usize) -> GradResult<Vec<usize>> {
-    let from_input = c.b.opset >= 18;
+/// The reduced axes (normalized) of a Reduce node: an input from opset 18 (ReduceSum: 13),
+/// an attribute before.
+pub(super) fn reduced_axes(c: &GradCtx, rank: usize) -> GradResult<Vec<usize>> {
+    let from_input = c.node.op_type == "ReduceSum" || c.b.opset >= 18;
     let axes = if from_input && c.node.input(1).is_some() {
         c.const_ints(1).ok_or("reduction axes are not constant")?
     } else if from_input {

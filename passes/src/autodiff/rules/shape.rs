@@ -7,17 +7,11 @@
 //! pads). None of these saves a float forward value; the gathers keep their indices.
 //! Spec: https://onnx.ai/onnx/operators/.
 
+use super::elementwise::dy0;
 use super::{GradCtx, GradResult};
 use crate::ir::{Attribute, ValueId};
 
 type Grads = GradResult<Vec<Option<ValueId>>>;
-
-fn dy0(dys: &[Option<ValueId>]) -> GradResult<ValueId> {
-    dys.first()
-        .copied()
-        .flatten()
-        .ok_or_else(|| "no gradient for the output".to_string())
-}
 
 fn pad_none(mut v: Vec<Option<ValueId>>, n: usize) -> Vec<Option<ValueId>> {
     v.resize(n, None);
