@@ -1,5 +1,5 @@
 //! Prints what is live at the simulated peak of a training graph, with and without a plan.
-//! `cargo run --release --example peakdump -- MODEL.onnx batch seq [planner budget%]`
+//! `cargo run --release --example peakdump -- MODEL.onnx (batch seq | - -) [all | PLAN.json]`
 use onnx_ac::plan::simulate::{self, SimOptions};
 use onnx_ac_passes::synth::cross_entropy;
 use std::collections::BTreeMap;
@@ -7,8 +7,11 @@ use std::collections::BTreeMap;
 fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let mut dims = BTreeMap::new();
-    dims.insert("batch".to_string(), a[1].parse().unwrap());
-    dims.insert("seq".to_string(), a[2].parse().unwrap());
+    // "-" for models whose dims are all static.
+    if a[1] != "-" {
+        dims.insert("batch".to_string(), a[1].parse().unwrap());
+        dims.insert("seq".to_string(), a[2].parse().unwrap());
+    }
     let (tm, info) =
         onnx_ac::load_training_graph(std::path::Path::new(&a[0]), &dims, &cross_entropy()).unwrap();
     let mut g = tm.graph.clone();
@@ -36,6 +39,27 @@ fn main() {
         info.forward_end
     );
     println!("{:?}", sim.breakdown);
+    // READERS=value: where the readers of that value run.
+    if let Ok(val) = std::env::var("READERS") {
+        let pos: std::collections::HashMap<_, _> =
+            order.iter().enumerate().map(|(k, n)| (*n, k)).collect();
+        if let Some(&v) = g.value_by_name().get(val.as_str()) {
+            for c in &g.consumers()[v.index()] {
+                let n = g.node(*c);
+                let outs: Vec<_> = n.outputs.iter().flatten().map(|o| g.value(*o).name.clone()).collect();
+                println!("  reader at step {:?}: {} {} -> {:?}", pos.get(c), n.op_type, n.name, outs);
+            }
+        }
+    }
+    // SHOW=text: where the nodes whose name contains it run.
+    if let Ok(pat) = std::env::var("SHOW") {
+        for (k, n) in order.iter().enumerate() {
+            let node = g.node(*n);
+            if node.name.contains(&pat) {
+                println!("  step {k:>5} node {:>5} {} {}", n.0, node.op_type, node.name);
+            }
+        }
+    }
     let ev = simulate::allocation_events(&g, &order, &so);
     let mut live: BTreeMap<String, i64> = BTreeMap::new();
     for e in &ev {

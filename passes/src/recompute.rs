@@ -101,6 +101,42 @@ pub fn not_recomputable(g: &Graph, info: &TrainingInfo, v: ValueId) -> Option<St
     None
 }
 
+/// Whether ONNX Runtime's kernel for `n` returns a view of its first input (`Alias`): the
+/// output shares the input's buffer, so it holds no memory of its own.
+pub fn is_view(n: &Node) -> bool {
+    n.is_standard_domain() && crate::runtime_shapes::is_alias(&n.op_type)
+}
+
+/// The value whose buffer the forward value `v` is a view of, when `v` is a view of another
+/// forward activation: dropping `v` frees memory only if that value is dropped too.
+pub fn view_base(g: &Graph, info: &TrainingInfo, v: ValueId) -> Option<ValueId> {
+    let p = g.value(v).producer?;
+    if p.index() >= info.forward_end || !is_view(g.node(p)) {
+        return None;
+    }
+    let base = g.node(p).input(0)?;
+    let bv = g.value(base);
+    (bv.constant.is_none() && not_recomputable(g, info, base).is_none()).then_some(base)
+}
+
+/// `values` with, for each view among them, the values it is a view of (a buffer is freed only
+/// when every value sharing it is dropped): the drop set a plan stands for.
+pub fn with_view_bases(g: &Graph, info: &TrainingInfo, values: &[ValueId]) -> Vec<ValueId> {
+    let mut seen = vec![false; g.values.len()];
+    let mut out = Vec::with_capacity(values.len());
+    for &v in values {
+        let mut cur = Some(v);
+        while let Some(x) = cur {
+            if std::mem::replace(&mut seen[x.index()], true) {
+                break;
+            }
+            out.push(x);
+            cur = view_base(g, info, x);
+        }
+    }
+    out
+}
+
 struct Rewriter<'a> {
     src: &'a Graph,
     g: Graph,
@@ -124,51 +160,46 @@ impl Rewriter<'_> {
     }
 
     /// The copy of `v` (a dropped value), made with its dropped sources on first request.
+    /// Depth-first without recursion (a chain of dropped values can be as long as the
+    /// graph): a node is copied once every dropped input of it is, in input order.
     fn copy_of(&mut self, v: ValueId) -> ValueId {
-        let p = self
-            .src
-            .value(v)
-            .producer
-            .expect("dropped values have producers");
-        if !self.copies.contains_key(&p) {
-            let node = self.src.node(p).clone();
-            let inputs: Vec<Option<ValueId>> = node
-                .inputs
-                .iter()
-                .map(|i| i.map(|i| if self.dropped(i) { self.copy_of(i) } else { i }))
-                .collect();
-            let outputs: Vec<Option<ValueId>> = node
-                .outputs
-                .iter()
-                .map(|o| {
-                    o.map(|o| {
-                        let orig = self.src.value(o);
-                        let name = self.fresh(&format!("{}/recompute", orig.name));
-                        self.g.add_value(crate::ir::Value {
-                            name,
-                            dtype: orig.dtype,
-                            shape: orig.shape.clone(),
-                            constant: orig.constant.clone(),
-                            ..Default::default()
-                        })
-                    })
-                })
-                .collect();
-            let has_kept_input = node
-                .inputs
-                .iter()
-                .flatten()
-                .any(|i| !self.dropped(*i) && self.src.value(*i).constant.is_none());
-            let mut copy = node;
-            copy.name = self.fresh_node_name(&format!("{}/recompute", copy.name));
-            copy.inputs = inputs;
-            copy.outputs = outputs.clone();
-            if has_kept_input {
-                self.roots.push(self.pending.len());
+        let src = self.src;
+        let producer = |x: ValueId| src.value(x).producer.expect("dropped values have producers");
+        let p = producer(v);
+        let mut stack: Vec<(NodeId, usize)> = vec![(p, 0)];
+        while let Some(top) = stack.last_mut() {
+            let (n, next) = (top.0, &mut top.1);
+            if self.copies.contains_key(&n) {
+                stack.pop();
+                continue;
             }
-            self.pending.push(copy);
-            self.copies.insert(p, outputs);
+            let inputs = &src.node(n).inputs;
+            let mut pending_input = None;
+            while *next < inputs.len() {
+                let i = inputs[*next];
+                *next += 1;
+                if let Some(i) = i.filter(|&i| self.dropped(i)) {
+                    let q = producer(i);
+                    if !self.copies.contains_key(&q) {
+                        pending_input = Some(q);
+                        break;
+                    }
+                }
+            }
+            match pending_input {
+                Some(q) => stack.push((q, 0)),
+                None => {
+                    stack.pop();
+                    self.make_copy(n);
+                }
+            }
         }
+        self.copied(v)
+    }
+
+    /// The copy of `v`, whose producer was copied.
+    fn copied(&self, v: ValueId) -> ValueId {
+        let p = self.src.value(v).producer.expect("dropped values have producers");
         let k = self
             .src
             .node(p)
@@ -179,14 +210,56 @@ impl Rewriter<'_> {
         self.copies[&p][k].expect("copied output")
     }
 
+    /// Copies node `p` of the forward, whose dropped inputs were copied.
+    fn make_copy(&mut self, p: NodeId) {
+        let node = self.src.node(p).clone();
+        let inputs: Vec<Option<ValueId>> = node
+            .inputs
+            .iter()
+            .map(|i| i.map(|i| if self.dropped(i) { self.copied(i) } else { i }))
+            .collect();
+        let outputs: Vec<Option<ValueId>> = node
+            .outputs
+            .iter()
+            .map(|o| {
+                o.map(|o| {
+                    let orig = self.src.value(o);
+                    let name = self.fresh(&format!("{}/recompute", orig.name));
+                    self.g.add_value(crate::ir::Value {
+                        name,
+                        dtype: orig.dtype,
+                        shape: orig.shape.clone(),
+                        constant: orig.constant.clone(),
+                        ..Default::default()
+                    })
+                })
+            })
+            .collect();
+        let has_kept_input = node
+            .inputs
+            .iter()
+            .flatten()
+            .any(|i| !self.dropped(*i) && self.src.value(*i).constant.is_none());
+        let mut copy = node;
+        copy.name = self.fresh_node_name(&format!("{}/recompute", copy.name));
+        copy.inputs = inputs;
+        copy.outputs = outputs.clone();
+        if has_kept_input {
+            self.roots.push(self.pending.len());
+        }
+        self.pending.push(copy);
+        self.copies.insert(p, outputs);
+    }
+
     fn fresh_node_name(&mut self, base: &str) -> String {
         // Node names share the value namespace here: both must be unique for profiling.
         self.fresh(base)
     }
 }
 
-/// Rewrites `g` so that the values in `recompute` are dropped after their last forward use
-/// and recomputed for the backward. Value ids of `g` stay valid in the result (new values
+/// Rewrites `g` so that the values in `recompute` (and the values they are views of,
+/// [`with_view_bases`]) are dropped after their last forward use and recomputed for the
+/// backward. Value ids of `g` stay valid in the result (new values
 /// are appended); node ids after `info.forward_end` change.
 pub fn apply_recompute(
     g: &Graph,
@@ -203,7 +276,7 @@ pub fn apply_recompute(
         }
     }
     let mut drop = vec![false; g.values.len()];
-    for &v in recompute {
+    for v in with_view_bases(g, info, recompute) {
         drop[v.index()] = true;
     }
     let mut names = crate::pin::NameSet::with_capacity(g.values.len() + g.nodes.len());

@@ -8,6 +8,37 @@
 use crate::ir::{Graph, Node, ValueId};
 use crate::pin::Pinner;
 
+/// Moves the backward's sinks (nodes whose outputs no node reads: weight gradients, mostly)
+/// to the end of the file, the one the builder placed first last.
+///
+/// ONNX Runtime's default order walks depth-first from the sinks, the last in the file first,
+/// and runs a node only when the walk reaches it. In builder order the last sink is the
+/// first layer's gradient, whose walk runs the whole chain of activation gradients before
+/// any other sink: every weight-gradient MatMul then waits for the end of the step, holding
+/// its activation gradient and its saved (or recomputed) input across the whole backward.
+/// Reversed at the end, the sinks are walked in backward order, so each weight gradient runs
+/// as soon as its inputs exist and frees them. Sinks read nothing another node writes after
+/// them, so the file stays topologically sorted. Value ids are kept; node ids after
+/// `forward_end` change. Returns how many sinks moved.
+pub fn sinks_last(g: &mut Graph, forward_end: usize) -> usize {
+    let mut read = vec![false; g.values.len()];
+    for n in &g.nodes {
+        for i in n.inputs.iter().flatten() {
+            read[i.index()] = true;
+        }
+    }
+    let backward: Vec<Node> = g.nodes.drain(forward_end..).collect();
+    let (mut sinks, rest): (Vec<Node>, Vec<Node>) = backward
+        .into_iter()
+        .partition(|n| n.outputs.iter().flatten().all(|o| !read[o.index()]));
+    sinks.reverse();
+    let moved = sinks.len();
+    for n in rest.into_iter().chain(sinks) {
+        g.add_node(n);
+    }
+    moved
+}
+
 /// Pins backward roots (backward nodes none of whose inputs the backward computes).
 /// Returns how many were pinned. Value ids are kept; node ids after `forward_end` change.
 pub fn pin_backward_roots(g: &mut Graph, forward_end: usize) -> usize {

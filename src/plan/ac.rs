@@ -13,7 +13,10 @@
 //!    their dropped sources); every step is a plan of the pool;
 //! 2. **μ-TWO's order**: prefixes of the global bytes-per-second ranking;
 //! 3. the **presets** (none, selective, full);
-//! 4. on graphs small enough, the **exact program** at a fixed grid of budget levels.
+//! 4. **segment plans** (`segments.rs`): stretches between checkpoints recomputed whole,
+//!    segment by segment, at three levels of cost (pointwise and normalizations, then
+//!    attention's MatMuls, then everything), then the checkpoints inside each layer;
+//! 5. on graphs small enough, the **exact program** at a fixed grid of budget levels.
 //!
 //! None of these depend on the budget, so the choice among them is monotone: a larger
 //! budget never selects more added time, nor a smaller peak. (Pruning a chosen plan against
@@ -43,6 +46,8 @@ const TRIALS: usize = 8;
 /// simulated nodes each: every step of their own on graphs with few candidates, batched
 /// steps on large graphs, so planning time grows linearly with the graph.
 const SIMULATED_NODES_PER_PART: usize = 150_000;
+/// The most segment plans simulated (`segments.rs`: about 3 per segment and one per layer).
+const MAX_SEGMENT_PLANS: usize = 96;
 /// The fewest steps a part takes, however large the graph.
 const MIN_STEPS: usize = 8;
 
@@ -505,6 +510,8 @@ impl Planner for Ac {
         .iter()
         .map(|p| p.plan(input)?.resolve(g))
         .collect::<Result<Vec<_>, _>>()?;
+        let segment_plans =
+            super::segments::Segments::new(g, info).plans(pool.steps().min(MAX_SEGMENT_PLANS));
         let order = mutwo_order(g, &pool.cands, input.cost);
         // The sweep is sequential; the rest of the pool is simulated meanwhile.
         let (mut swept, mut others) = (pool.clone(), pool.clone());
@@ -513,6 +520,7 @@ impl Planner for Ac {
             || {
                 let sizes = others.mutwo_prefixes(&order)?;
                 others.score_all(&presets)?;
+                others.score_all(&segment_plans)?;
                 Ok::<_, PlanError>(sizes)
             },
         );

@@ -3,7 +3,7 @@
 
 use onnx_ac_passes::autodiff::{saved_activations, TrainingInfo};
 use onnx_ac_passes::ir::{Graph, ValueId};
-use onnx_ac_passes::recompute::not_recomputable;
+use onnx_ac_passes::recompute::{is_view, not_recomputable};
 use std::collections::{HashMap, HashSet};
 
 /// Saved activations that may be recomputed (not random, not opaque, not folded).
@@ -16,7 +16,8 @@ pub fn candidates(g: &Graph, info: &TrainingInfo) -> Vec<ValueId> {
 }
 
 /// Seconds to recompute `v` when the values in `dropped` are not kept: its producer plus,
-/// recursively, the producers of dropped inputs (each node once).
+/// recursively, the producers of dropped inputs (each node once). A dropped view is
+/// recomputed with the value it is a view of (the rewrite drops both: `with_view_bases`).
 pub fn recompute_time(
     g: &Graph,
     v: ValueId,
@@ -34,8 +35,11 @@ pub fn recompute_time(
             continue;
         }
         total += cost(g, p);
-        for i in g.node(p).inputs.iter().flatten() {
-            if dropped.contains(i) {
+        let node = g.node(p);
+        let view_of = is_view(node).then(|| node.input(0)).flatten();
+        for i in node.inputs.iter().flatten() {
+            let computed = g.value(*i).producer.is_some() && g.value(*i).constant.is_none();
+            if dropped.contains(i) || (Some(*i) == view_of && computed) {
                 stack.push(*i);
             }
         }

@@ -6,6 +6,7 @@ pub mod candidates;
 pub mod mutwo;
 pub mod optimal;
 pub mod presets;
+pub mod segments;
 pub mod simulate;
 
 use onnx_ac_passes::autodiff::TrainingInfo;

@@ -4,14 +4,9 @@
 //! - `selective` (Megatron-style, Korthikanti et al. 2022): recompute the attention core —
 //!   from the score MatMul (Q·Kᵀ) through scaling, masking, Softmax and dropout, up to but
 //!   not including the probabilities·V MatMul.
-//! - `full`: keep only each layer's input. Layer boundaries come from the graph's
-//!   structure: a forward activation is a boundary when no other activation that carries a
-//!   gradient is alive across it (produced before it, read after it) — the points where a
-//!   sequential network's state is a single tensor, such as the residual stream between
-//!   transformer sub-blocks — and it is read by a node with a trainable parameter (the
-//!   layer's first op: a LayerNorm, MatMul, Gemm or Conv), so the cut points inside a chain
-//!   of activations are not boundaries. Values that depend only on graph inputs (attention masks,
-//!   position ids) are kept: they cost no parameter work and most are not float.
+//! - `full`: keep only each layer's input and recompute everything else, intermediates
+//!   the backward does not read included (`segments.rs` finds the checkpoints and the
+//!   layers from the graph's structure).
 
 use super::candidates::candidates;
 use super::{PlanError, PlanInput, Planner, RecomputePlan};
@@ -50,76 +45,8 @@ impl Planner for Preset {
     }
 }
 
-/// Forward values that depend on a trainable parameter.
-fn param_dependent(g: &Graph, info: &TrainingInfo) -> Vec<bool> {
-    let mut dep = vec![false; g.values.len()];
-    for &p in &info.params {
-        dep[p.index()] = true;
-    }
-    for n in &g.nodes[..info.forward_end] {
-        if n.inputs.iter().flatten().any(|i| dep[i.index()]) {
-            for o in n.outputs.iter().flatten() {
-                dep[o.index()] = true;
-            }
-        }
-    }
-    dep
-}
-
 fn full(g: &Graph, info: &TrainingInfo) -> Vec<ValueId> {
-    let dep = param_dependent(g, info);
-    let fe = info.forward_end;
-    // For each forward activation: produced at p, last forward read at l.
-    let mut last_read = vec![None::<usize>; g.values.len()];
-    for (k, n) in g.nodes[..fe].iter().enumerate() {
-        for i in n.inputs.iter().flatten() {
-            last_read[i.index()] = Some(k);
-        }
-    }
-    // crossing[k] = number of dependent activations produced before k and read after k.
-    let mut delta = vec![0i64; fe + 1];
-    for (k, n) in g.nodes[..fe].iter().enumerate() {
-        for o in n.outputs.iter().flatten() {
-            if !dep[o.index()] || g.value(*o).constant.is_some() {
-                continue;
-            }
-            if let Some(l) = last_read[o.index()] {
-                if l > k + 1 {
-                    delta[k + 1] += 1;
-                    delta[l] -= 1;
-                }
-            }
-        }
-    }
-    let params: HashSet<ValueId> = info.params.iter().copied().collect();
-    let consumers = g.consumers();
-    let feeds_layer = |v: ValueId| {
-        consumers[v.index()].iter().any(|c| {
-            c.index() < fe
-                && g.node(*c)
-                    .inputs
-                    .iter()
-                    .flatten()
-                    .any(|i| params.contains(i))
-        })
-    };
-    let mut boundary = HashSet::new();
-    let mut crossing = 0i64;
-    for (k, n) in g.nodes[..fe].iter().enumerate() {
-        crossing += delta[k];
-        // The node's output is a boundary if nothing else crosses the step after it.
-        if crossing + delta[k + 1] <= 1 {
-            for o in n.outputs.iter().flatten() {
-                if feeds_layer(*o) {
-                    boundary.insert(*o);
-                }
-            }
-        }
-    }
-    candidates(g, info)
-        .into_iter()
-        .filter(|v| dep[v.index()] && !boundary.contains(v))
-        .collect()
+    super::segments::Segments::new(g, info).full()
 }
 
 fn producer(g: &Graph, v: ValueId) -> Option<NodeId> {
@@ -129,7 +56,7 @@ fn producer(g: &Graph, v: ValueId) -> Option<NodeId> {
 /// Walks back from each forward Softmax through elementwise ops to a MatMul of two
 /// activations (the scores), and forward through Dropout/Cast to a MatMul (probs·V).
 fn attention_core(g: &Graph, info: &TrainingInfo) -> Vec<ValueId> {
-    let dep = param_dependent(g, info);
+    let dep = super::segments::param_dependent(g, info);
     let consumers = g.consumers();
     let passthrough = |op: &str| {
         matches!(
