@@ -46,8 +46,19 @@ fn main() {
         if let Some(&v) = g.value_by_name().get(val.as_str()) {
             for c in &g.consumers()[v.index()] {
                 let n = g.node(*c);
-                let outs: Vec<_> = n.outputs.iter().flatten().map(|o| g.value(*o).name.clone()).collect();
-                println!("  reader at step {:?}: {} {} -> {:?}", pos.get(c), n.op_type, n.name, outs);
+                let outs: Vec<_> = n
+                    .outputs
+                    .iter()
+                    .flatten()
+                    .map(|o| g.value(*o).name.clone())
+                    .collect();
+                println!(
+                    "  reader at step {:?}: {} {} -> {:?}",
+                    pos.get(c),
+                    n.op_type,
+                    n.name,
+                    outs
+                );
             }
         }
     }
@@ -56,7 +67,10 @@ fn main() {
         for (k, n) in order.iter().enumerate() {
             let node = g.node(*n);
             if node.name.contains(&pat) {
-                println!("  step {k:>5} node {:>5} {} {}", n.0, node.op_type, node.name);
+                println!(
+                    "  step {k:>5} node {:>5} {} {}",
+                    n.0, node.op_type, node.name
+                );
             }
         }
     }

@@ -148,12 +148,19 @@ pub fn plan_and_rewrite(
     }
     let (_, eval) = evaluate(g, info, &values, cost).map_err(plan_err)?;
     let order = plan::simulate::ort_default_order(g);
-    let decisions = report::decisions(g, info, &order, &values, cost);
+    let kept = report::Kept::new(g, &rg, info);
+    let decisions = report::decisions(g, info, &order, &kept, &values, cost);
     let step_before: f64 = g.node_ids().map(|n| cost(g, n)).sum();
-    let saved = saved_activations(g, info);
-    let saved_bytes: u64 = values.iter().filter_map(|&v| g.value_bytes(v)).sum();
-    let all_saved_bytes: u64 = saved.iter().filter_map(|&v| g.value_bytes(v)).sum();
-    let n_saved = saved.len().max(1) as f64;
+    let recomputed = decisions
+        .iter()
+        .filter(|d| d.decision == "RECOMPUTE")
+        .count();
+    let recomputed_bytes: u64 = decisions
+        .iter()
+        .filter(|d| d.decision == "RECOMPUTE")
+        .map(|d| d.median_mem_size_bytes)
+        .sum();
+    let share = |b: u64| 100.0 * b as f64 / kept.before_bytes.max(1) as f64;
     let reduction = base.peak_bytes as i64 - after.peak_bytes as i64;
     let summary = Summary {
         format: "onnx-ac-summary",
@@ -172,12 +179,12 @@ pub fn plan_and_rewrite(
         overhead_s: eval.added_time_s,
         overhead_percent: 100.0 * eval.added_time_s / step_before.max(1e-12),
         recompute_time_s: eval.added_time_s,
-        retained_activations: saved.len() - values.len(),
-        recomputed_activations: values.len(),
-        retained_percent: 100.0 * (saved.len() - values.len()) as f64 / n_saved,
-        recomputed_percent: 100.0 * values.len() as f64 / n_saved,
-        retained_memory_bytes: all_saved_bytes - saved_bytes,
-        saved_memory_bytes: saved_bytes,
+        retained_activations: kept.after.len(),
+        recomputed_activations: recomputed,
+        retained_percent: share(kept.after_bytes),
+        recomputed_percent: share(recomputed_bytes),
+        retained_memory_bytes: kept.after_bytes,
+        saved_memory_bytes: kept.before_bytes.saturating_sub(kept.after_bytes),
         simulated_initial_peak_bytes: base.peak_bytes,
         simulated_final_peak_bytes: after.peak_bytes,
         unallocated_bytes: after.peak_bytes - after.counted_peak_bytes,

@@ -164,7 +164,11 @@ impl Rewriter<'_> {
     /// graph): a node is copied once every dropped input of it is, in input order.
     fn copy_of(&mut self, v: ValueId) -> ValueId {
         let src = self.src;
-        let producer = |x: ValueId| src.value(x).producer.expect("dropped values have producers");
+        let producer = |x: ValueId| {
+            src.value(x)
+                .producer
+                .expect("dropped values have producers")
+        };
         let p = producer(v);
         let mut stack: Vec<(NodeId, usize)> = vec![(p, 0)];
         while let Some(top) = stack.last_mut() {
@@ -199,7 +203,11 @@ impl Rewriter<'_> {
 
     /// The copy of `v`, whose producer was copied.
     fn copied(&self, v: ValueId) -> ValueId {
-        let p = self.src.value(v).producer.expect("dropped values have producers");
+        let p = self
+            .src
+            .value(v)
+            .producer
+            .expect("dropped values have producers");
         let k = self
             .src
             .node(p)

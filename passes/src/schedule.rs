@@ -41,7 +41,13 @@ pub fn sinks_last(g: &mut Graph, forward_end: usize) -> usize {
 
 /// Pins backward roots (backward nodes none of whose inputs the backward computes).
 /// Returns how many were pinned. Value ids are kept; node ids after `forward_end` change.
-pub fn pin_backward_roots(g: &mut Graph, forward_end: usize) -> usize {
+///
+/// A pin must not extend a lifetime nor make a value run early: the late value it reads is
+/// one the root's first reader reads anyway (a backward input of it made before the root).
+/// Only when there is none does the pin read the loss (alive the whole run anyway): the root
+/// then cannot run before the forward ends, and ONNX Runtime's walk reaches it through its
+/// reader.
+pub fn pin_backward_roots(g: &mut Graph, forward_end: usize, loss: ValueId) -> usize {
     let mut pinner = Pinner::new(g);
     let backward: Vec<Node> = g.nodes.drain(forward_end..).collect();
     let mut made_by_backward = vec![false; g.values.len()];
@@ -50,46 +56,60 @@ pub fn pin_backward_roots(g: &mut Graph, forward_end: usize) -> usize {
             made_by_backward[o.index()] = true;
         }
     }
-    let mut out: Vec<Node> = Vec::with_capacity(backward.len());
-    let mut last: Option<ValueId> = None;
-    let mut pinned = 0;
-    for mut node in backward {
-        let reads_backward = node
-            .inputs
-            .iter()
-            .flatten()
-            .any(|&i| made_by_backward.get(i.index()).copied().unwrap_or(false));
-        if !reads_backward {
-            // The forward input to pin: an activation, else a parameter; never a constant
-            // (ONNX Runtime folds nodes of constants away).
-            let pick = node.inputs.iter().enumerate().find_map(|(k, i)| {
-                let i = (*i)?;
-                let v = g.value(i);
-                (v.producer.is_some() && v.constant.is_none()).then_some((k, i))
-            });
-            let pick = pick.or_else(|| {
-                node.inputs.iter().enumerate().find_map(|(k, i)| {
-                    let i = (*i)?;
-                    let v = g.value(i);
-                    (v.initializer.is_some()
-                        && v.dtype.is_some_and(|d| d.is_float())
-                        && v.value_bytes_hint() > 64)
-                        .then_some((k, i))
-                })
-            });
-            if let (Some((k, x)), Some(late)) = (pick, last) {
-                let mut pins = Vec::new();
-                if let Some(dep) = pinner.late_zero(g, late, &mut pins) {
-                    if let Some(p) = pinner.pin_for(g, x, dep, &node.op_type, &mut pins) {
-                        node.inputs[k] = Some(p);
-                        pinned += 1;
-                    }
-                }
-                out.append(&mut pins);
+    let made = |v: ValueId| made_by_backward.get(v.index()).copied().unwrap_or(false);
+    // Each backward node's backward-made inputs.
+    let readers_inputs: Vec<Vec<ValueId>> = backward
+        .iter()
+        .map(|n| {
+            n.inputs
+                .iter()
+                .flatten()
+                .copied()
+                .filter(|&i| made(i))
+                .collect()
+        })
+        .collect();
+    // Where in `backward` each value is made.
+    let mut made_at: Vec<Option<usize>> = vec![None; g.values.len()];
+    for (k, n) in backward.iter().enumerate() {
+        for o in n.outputs.iter().flatten() {
+            made_at[o.index()] = Some(k);
+        }
+    }
+    let is_root: Vec<bool> = backward
+        .iter()
+        .map(|n| !n.inputs.iter().flatten().any(|&i| made(i)))
+        .collect();
+    // The first backward reader of each value, by position in `backward`.
+    let mut first_reader: Vec<Option<usize>> = vec![None; g.values.len()];
+    for (k, n) in backward.iter().enumerate() {
+        for &i in n.inputs.iter().flatten() {
+            if let Some(slot) = first_reader.get_mut(i.index()) {
+                slot.get_or_insert(k);
             }
         }
-        if let Some(&o) = node.outputs.iter().flatten().next() {
-            last = Some(o);
+    }
+    let mut out: Vec<Node> = Vec::with_capacity(backward.len());
+    let mut pinned = 0;
+    for (k, mut node) in backward.into_iter().enumerate() {
+        if is_root[k] {
+            // A backward input of the root's first reader, made before the root (so it cannot
+            // depend on it).
+            let reader = node
+                .outputs
+                .iter()
+                .flatten()
+                .filter_map(|o| first_reader[o.index()])
+                .min();
+            let read_anyway = reader.and_then(|r| {
+                readers_inputs[r]
+                    .iter()
+                    .copied()
+                    .find(|&i| made_at[i.index()].is_some_and(|m| m < k))
+            });
+            if let Some(late) = read_anyway.or(Some(loss)) {
+                pinned += pin_one(g, &mut pinner, &mut node, late, &mut out);
+            }
         }
         out.push(node);
     }
@@ -97,6 +117,49 @@ pub fn pin_backward_roots(g: &mut Graph, forward_end: usize) -> usize {
         g.add_node(n);
     }
     pinned
+}
+
+/// The forward input of a root to pin: an activation, else a parameter; never a constant
+/// (ONNX Runtime folds nodes of constants away).
+fn pick_input(g: &Graph, node: &Node) -> Option<(usize, ValueId)> {
+    let pick = node.inputs.iter().enumerate().find_map(|(k, i)| {
+        let i = (*i)?;
+        let v = g.value(i);
+        (v.producer.is_some() && v.constant.is_none()).then_some((k, i))
+    });
+    pick.or_else(|| {
+        node.inputs.iter().enumerate().find_map(|(k, i)| {
+            let i = (*i)?;
+            let v = g.value(i);
+            (v.initializer.is_some()
+                && v.dtype.is_some_and(|d| d.is_float())
+                && v.value_bytes_hint() > 64)
+                .then_some((k, i))
+        })
+    })
+}
+
+/// Pins `node` (a root) on `late`, emitting the pin's nodes into `out`; 1 if pinned.
+fn pin_one(
+    g: &mut Graph,
+    pinner: &mut Pinner,
+    node: &mut Node,
+    late: ValueId,
+    out: &mut Vec<Node>,
+) -> usize {
+    let Some((k, x)) = pick_input(g, node) else {
+        return 0;
+    };
+    let mut pins = Vec::new();
+    let mut done = 0;
+    if let Some(dep) = pinner.late_zero(g, late, &mut pins) {
+        if let Some(p) = pinner.pin_for(g, x, dep, &node.op_type, &mut pins) {
+            node.inputs[k] = Some(p);
+            done = 1;
+        }
+    }
+    out.append(&mut pins);
+    done
 }
 
 trait BytesHint {

@@ -165,6 +165,7 @@ impl Segments {
                     continue;
                 }
                 let droppable = dep[o.index()]
+                    && !g.outputs.contains(&o)
                     && g.value(o).constant.is_none()
                     && g.value_bytes(o).unwrap_or(0) > 0
                     && not_recomputable(g, info, o).is_none();
@@ -194,10 +195,16 @@ impl Segments {
         let mut seg_of_node = vec![usize::MAX; fe];
         {
             let mut s = 0;
-            let mut ends = seg_of_boundary.iter().map(|(_, b)| g.value(*b).producer).peekable();
+            let mut ends = seg_of_boundary
+                .iter()
+                .map(|(_, b)| g.value(*b).producer)
+                .peekable();
             for (k, slot) in seg_of_node.iter_mut().enumerate() {
                 *slot = s;
-                if ends.peek().is_some_and(|p| *p == Some(onnx_ac_passes::ir::NodeId(k as u32))) {
+                if ends
+                    .peek()
+                    .is_some_and(|p| *p == Some(onnx_ac_passes::ir::NodeId(k as u32)))
+                {
                     ends.next();
                     s += 1;
                 }
@@ -278,7 +285,10 @@ impl Segments {
             ));
         }
         for (s, b) in &self.inner_checkpoints {
-            out.push_str(&format!("inner checkpoint after segment {s}: {}\n", g.value(*b).name));
+            out.push_str(&format!(
+                "inner checkpoint after segment {s}: {}\n",
+                g.value(*b).name
+            ));
         }
         out
     }

@@ -6,6 +6,7 @@ use crate::plan::NodeCost;
 use crate::size::human_bytes;
 use onnx_ac_passes::autodiff::{saved_activations, TrainingInfo};
 use onnx_ac_passes::ir::{Graph, NodeId, ValueId};
+use onnx_ac_passes::recompute::{is_view, with_view_bases};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::fmt::Write;
@@ -24,12 +25,76 @@ pub struct Decision {
     pub recompute_sources: String,
 }
 
-/// Decisions for every saved activation of the training graph `g` (before the rewrite),
-/// ranked by the execution order `order`.
+/// The buffer `v` shares: the forward activation it is a view of (through any chain of
+/// views), else `v` itself.
+fn buffer_of(g: &Graph, info: &TrainingInfo, v: ValueId) -> ValueId {
+    let mut cur = v;
+    for _ in 0..g.nodes.len() {
+        let Some(p) = g.value(cur).producer else {
+            break;
+        };
+        let n = g.node(p);
+        let base = n.input(0).filter(|b| {
+            let bv = g.value(*b);
+            bv.constant.is_none() && bv.producer.is_some_and(|q| q.index() < info.forward_end)
+        });
+        match base {
+            Some(b) if p.index() < info.forward_end && is_view(n) => cur = b,
+            _ => break,
+        }
+    }
+    cur
+}
+
+/// The forward buffers the backward of `g` keeps: the forward values it reads, views
+/// resolved to the values whose buffers they share, once each, in id order. For a rewritten
+/// graph this is what the plan really keeps (recompute sources included).
+pub fn kept_buffers(g: &Graph, info: &TrainingInfo) -> Vec<ValueId> {
+    let mut kept: Vec<ValueId> = saved_activations(g, info)
+        .into_iter()
+        .map(|v| buffer_of(g, info, v))
+        .collect();
+    kept.sort_unstable();
+    kept.dedup();
+    kept
+}
+
+/// What a plan keeps, from the rewritten graph: buffers and bytes before and after.
+#[derive(Debug, Clone, Default)]
+pub struct Kept {
+    pub before: Vec<ValueId>,
+    pub after: Vec<ValueId>,
+    pub before_bytes: u64,
+    pub after_bytes: u64,
+}
+
+impl Kept {
+    /// `g` the training graph, `rg` its rewrite (the values of `g` keep their ids in it).
+    pub fn new(g: &Graph, rg: &Graph, info: &TrainingInfo) -> Kept {
+        let before = kept_buffers(g, info);
+        let after: Vec<ValueId> = kept_buffers(rg, info)
+            .into_iter()
+            .filter(|v| v.index() < g.values.len())
+            .collect();
+        let bytes = |vs: &[ValueId]| vs.iter().filter_map(|&v| g.value_bytes(v)).sum::<u64>();
+        Kept {
+            before_bytes: bytes(&before),
+            after_bytes: bytes(&after),
+            before,
+            after,
+        }
+    }
+}
+
+/// Decisions for every forward buffer the backward keeps before or after the rewrite
+/// (views resolved, [`Kept`]), ranked by the execution order `order` of `g` (before the
+/// rewrite): RETAINED (kept by both), RECOMPUTE (kept before, recomputed after), SOURCE
+/// (kept only after: a recompute reads it).
 pub fn decisions(
     g: &Graph,
     info: &TrainingInfo,
     order: &[NodeId],
+    kept: &Kept,
     dropped: &[ValueId],
     cost: NodeCost,
 ) -> Vec<Decision> {
@@ -37,13 +102,28 @@ pub fn decisions(
     for (k, n) in order.iter().enumerate() {
         rank[n.index()] = k;
     }
-    let dropped_set: HashSet<ValueId> = dropped.iter().copied().collect();
+    let dropped_set: HashSet<ValueId> = with_view_bases(g, info, dropped).into_iter().collect();
+    let before: HashSet<ValueId> = kept.before.iter().copied().collect();
+    let after: HashSet<ValueId> = kept.after.iter().copied().collect();
+    let mut all: Vec<ValueId> = before.union(&after).copied().collect();
+    all.sort_unstable();
     let consumers = g.consumers();
+    // A buffer's readers: its own and its views' (the backward may read only a view).
+    let mut readers_of = vec![Vec::new(); g.values.len()];
+    for v in g.value_ids() {
+        if g.value(v)
+            .producer
+            .is_some_and(|p| p.index() < info.forward_end)
+        {
+            let b = buffer_of(g, info, v);
+            readers_of[b.index()].extend(consumers[v.index()].iter().copied());
+        }
+    }
     let mut rows = Vec::new();
-    for v in saved_activations(g, info) {
+    for v in all {
         let val = g.value(v);
         let Some(p) = val.producer else { continue };
-        let readers = &consumers[v.index()];
+        let readers = &readers_of[v.index()];
         let first_bw = readers
             .iter()
             .filter(|r| r.index() >= info.forward_end)
@@ -52,11 +132,16 @@ pub fn decisions(
             .unwrap_or(usize::MAX);
         let last_fw = readers
             .iter()
-            .filter(|r| r.index() < info.forward_end)
+            .filter(|r| r.index() < info.forward_end && !is_view(g.node(**r)))
             .map(|r| rank[r.index()])
             .max()
             .unwrap_or(rank[p.index()]);
-        let recompute = dropped_set.contains(&v);
+        let decision = match (before.contains(&v), after.contains(&v)) {
+            (true, true) => "RETAINED",
+            (true, false) => "RECOMPUTE",
+            _ => "SOURCE",
+        };
+        let recompute = decision == "RECOMPUTE";
         let sources = if recompute {
             let mut src: Vec<String> = Vec::new();
             let mut stack = vec![v];
@@ -89,7 +174,7 @@ pub fn decisions(
         };
         rows.push(Decision {
             activation_name: val.name.clone(),
-            decision: if recompute { "RECOMPUTE" } else { "RETAINED" },
+            decision,
             median_mem_size_bytes: g.value_bytes(v).unwrap_or(0),
             recomp_time_s: t,
             creation_rank: rank[p.index()],
@@ -149,11 +234,18 @@ pub struct Summary {
     pub overhead_s: f64,
     pub overhead_percent: f64,
     pub recompute_time_s: f64,
+    /// Forward buffers the rewritten backward keeps (views resolved, recompute sources
+    /// included: [`Kept`]).
     pub retained_activations: usize,
+    /// Buffers the plain backward keeps that the rewritten one recomputes.
     pub recomputed_activations: usize,
+    /// Kept bytes after the rewrite, as a share of the plain graph's kept bytes.
     pub retained_percent: f64,
+    /// Bytes of the recomputed buffers, as a share of the plain graph's kept bytes.
     pub recomputed_percent: f64,
+    /// Bytes the rewritten backward keeps from the forward.
     pub retained_memory_bytes: u64,
+    /// Kept bytes before minus after.
     pub saved_memory_bytes: u64,
     pub simulated_initial_peak_bytes: u64,
     pub simulated_final_peak_bytes: u64,
