@@ -4,9 +4,9 @@
 use crate::error::{Error, Result};
 use crate::plan::{self, candidates::candidates, evaluate, NodeCost, PlanInput, RecomputePlan};
 use crate::report::{self, Summary};
-use crate::size::{human_bytes, Budget};
+use crate::size::{human_bytes, human_bytes_up, Budget};
 use onnx_ac_passes::autodiff::{saved_activations, TrainingInfo};
-use onnx_ac_passes::ir::{Graph, Model};
+use onnx_ac_passes::ir::{Graph, Model, ValueId};
 use onnx_ac_passes::recompute::{apply_recompute, RewriteOptions};
 use std::path::{Path, PathBuf};
 
@@ -53,11 +53,13 @@ fn unreachable_error(
     let all = candidates(g, info);
     let order = plan::simulate::ort_default_order(g);
     let sim = plan::simulate::simulate(g, &order, Some(info));
-    let min_peak = evaluate(g, info, &all, cost)
-        .map(|(_, e)| e.peak_bytes)
+    // Every emitted graph is a rewrite (the empty plan's included, whose shape-hiding
+    // defence adds a few bytes): the plain graph's own peak is not one a plan reaches.
+    let peak_of = |values: &[ValueId]| evaluate(g, info, values, cost).map(|(_, e)| e.peak_bytes);
+    let min_peak = peak_of(&all)
         .unwrap_or(best)
         .min(best)
-        .min(sim.peak_bytes);
+        .min(peak_of(&[]).unwrap_or(best));
     let grads: u64 = info.grads.iter().filter_map(|&v| g.value_bytes(v)).sum();
     Error::BudgetUnreachable {
         budget,
@@ -72,7 +74,7 @@ fn unreachable_error(
         ),
         suggestion: format!(
             "use --budget {} or more, a smaller batch (--dim), or --best-effort to write the closest plan",
-            human_bytes(min_peak + min_peak / (PLAN_MARGIN_DIVISOR - 1) + 1)
+            human_bytes_up(min_peak + min_peak / (PLAN_MARGIN_DIVISOR - 1) + 1)
         ),
     }
 }
@@ -161,6 +163,12 @@ pub fn plan_and_rewrite(
         .map(|d| d.median_mem_size_bytes)
         .sum();
     let share = |b: u64| 100.0 * b as f64 / kept.before_bytes.max(1) as f64;
+    let step_matmul_flops = crate::cost::matmul_flops(g, g.node_ids());
+    let added_matmul_flops = crate::cost::matmul_flops(
+        &rg,
+        rg.node_ids()
+            .filter(|n| n.index() >= info.forward_end && rg.node(*n).name.contains("/recompute")),
+    );
     let reduction = base.peak_bytes as i64 - after.peak_bytes as i64;
     let summary = Summary {
         format: "onnx-ac-summary",
@@ -189,6 +197,9 @@ pub fn plan_and_rewrite(
         simulated_final_peak_bytes: after.peak_bytes,
         unallocated_bytes: after.peak_bytes - after.counted_peak_bytes,
         within_budget: after.peak_bytes <= budget,
+        step_matmul_flops,
+        added_matmul_flops,
+        added_matmul_flops_percent: 100.0 * added_matmul_flops / step_matmul_flops.max(1.0),
         verify: None,
     };
     let mut rewritten = model.clone();

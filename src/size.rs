@@ -86,6 +86,16 @@ impl fmt::Display for Budget {
 
 /// Bytes in binary units with three significant digits: `1.50 MiB`.
 pub fn human_bytes(b: u64) -> String {
+    human_bytes_rounded(b, false)
+}
+
+/// [`human_bytes`] rounded up at the printed precision: a suggested budget read back is never
+/// below the bytes it was made from.
+pub fn human_bytes_up(b: u64) -> String {
+    human_bytes_rounded(b, true)
+}
+
+fn human_bytes_rounded(b: u64, up: bool) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b as f64;
     let mut u = 0;
@@ -96,6 +106,9 @@ pub fn human_bytes(b: u64) -> String {
     if u == 0 {
         format!("{b} B")
     } else {
+        if up {
+            v = (v * 100.0).ceil() / 100.0;
+        }
         format!("{v:.2} {}", UNITS[u])
     }
 }

@@ -163,6 +163,25 @@ pub fn node_bytes(g: &Graph, n: NodeId) -> f64 {
     }
 }
 
+/// MatMul-class ops: the compute-heavy ones recomputation is measured by (PyTorch's
+/// partitioner bans them from recomputation below its budget 1; its trade-off is reported
+/// in their FLOPs).
+pub fn is_matmul_class(op: &str) -> bool {
+    matches!(
+        op,
+        "MatMul" | "Gemm" | "Conv" | "ConvTranspose" | "Einsum" | "MatMulInteger" | "ConvInteger"
+    )
+}
+
+/// FLOPs of the MatMul-class nodes of `g` among `nodes`.
+pub fn matmul_flops(g: &Graph, nodes: impl Iterator<Item = NodeId>) -> f64 {
+    nodes
+        .filter(|&n| is_matmul_class(&g.node(n).op_type))
+        .map(|n| node_flops(g, n))
+        .sum::<f64>()
+        + 0.0
+}
+
 /// Floating-point operations of a node (a multiply-add counts two).
 pub fn node_flops(g: &Graph, n: NodeId) -> f64 {
     let node = g.node(n);

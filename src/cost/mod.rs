@@ -13,7 +13,9 @@ mod analytic;
 mod fixed;
 mod measured;
 
-pub use analytic::{node_bytes, node_flops, AnalyticCost, Device, DeviceSpec};
+pub use analytic::{
+    is_matmul_class, matmul_flops, node_bytes, node_flops, AnalyticCost, Device, DeviceSpec,
+};
 pub use fixed::FixedCost;
 pub use measured::MeasuredCost;
 

@@ -27,6 +27,7 @@
 //! masks, position ids) are never dropped: they cost no parameter work and most are not
 //! float.
 
+use crate::cost::is_matmul_class;
 use onnx_ac_passes::autodiff::TrainingInfo;
 use onnx_ac_passes::ir::{Graph, ValueId};
 use onnx_ac_passes::recompute::{is_view, not_recomputable};
@@ -50,13 +51,6 @@ pub struct Segments {
     /// The checkpoints inside a layer (every boundary that does not start a layer), each
     /// with the index of the segment it ends.
     inner_checkpoints: Vec<(usize, ValueId)>,
-}
-
-fn is_matmul_class(op: &str) -> bool {
-    matches!(
-        op,
-        "MatMul" | "Gemm" | "Conv" | "ConvTranspose" | "Einsum" | "MatMulInteger" | "ConvInteger"
-    )
 }
 
 /// Forward values that depend on a trainable parameter.

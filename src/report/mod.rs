@@ -254,6 +254,13 @@ pub struct Summary {
     pub unallocated_bytes: u64,
     /// The final peak (measured with `--verify`, else simulated) is at most the budget.
     pub within_budget: bool,
+    /// FLOPs of the plain training step's MatMul-class ops (MatMul, Gemm, Conv, ...).
+    pub step_matmul_flops: f64,
+    /// FLOPs of the MatMul-class ops the plan recomputes.
+    pub added_matmul_flops: f64,
+    /// `added_matmul_flops` as a share of `step_matmul_flops` (the measure of PyTorch's
+    /// published trade-off).
+    pub added_matmul_flops_percent: f64,
     pub verify: Option<crate::verify::VerifyReport>,
 }
 
@@ -325,6 +332,14 @@ impl Summary {
                 format!("{:.6} s, {}", self.overhead_s, pct(self.overhead_percent)),
             ),
             ("recompute time", format!("{:.6} s", self.recompute_time_s)),
+            (
+                "added matmul FLOPs",
+                format!(
+                    "{:.3} GFLOP, {} of the step's",
+                    self.added_matmul_flops / 1e9,
+                    pct(self.added_matmul_flops_percent)
+                ),
+            ),
             (
                 "retained activations",
                 format!(
