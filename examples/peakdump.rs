@@ -75,16 +75,22 @@ fn main() {
         }
     }
     let ev = simulate::allocation_events(&g, &order, &so);
-    let mut live: BTreeMap<String, i64> = BTreeMap::new();
+    // Per buffer: bytes held and the name of the value that allocated it.
+    let mut live: BTreeMap<usize, (String, i64)> = BTreeMap::new();
     for e in &ev {
         if e.step > sim.peak_step {
             break;
         }
-        if e.step == sim.peak_step && e.bytes < 0 {
+        if e.buffer == usize::MAX || (e.step == sim.peak_step && e.bytes < 0) {
             continue;
         }
-        *live.entry(e.what.clone()).or_default() += e.bytes;
+        let slot = live.entry(e.buffer).or_insert((e.what.clone(), 0));
+        if e.bytes > 0 {
+            slot.0 = e.what.clone();
+        }
+        slot.1 += e.bytes;
     }
+    let live: BTreeMap<String, i64> = live.into_values().collect();
     let mut v: Vec<_> = live.into_iter().filter(|(_, b)| *b > 0).collect();
     v.sort_by_key(|(_, b)| -b);
     let tot: i64 = v.iter().map(|x| x.1).sum();

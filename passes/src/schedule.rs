@@ -28,15 +28,89 @@ pub fn sinks_last(g: &mut Graph, forward_end: usize) -> usize {
         }
     }
     let backward: Vec<Node> = g.nodes.drain(forward_end..).collect();
-    let (mut sinks, rest): (Vec<Node>, Vec<Node>) = backward
-        .into_iter()
-        .partition(|n| n.outputs.iter().flatten().all(|o| !read[o.index()]));
+    let is_sink: Vec<bool> = backward
+        .iter()
+        .map(|n| n.outputs.iter().flatten().all(|o| !read[o.index()]))
+        .collect();
+    let early = early_contributions(g, &backward, &is_sink);
+    let mut pinner = Pinner::new(g);
+    let mut rest = Vec::with_capacity(backward.len());
+    let mut sinks = Vec::new();
+    for (k, mut n) in backward.into_iter().enumerate() {
+        if is_sink[k] {
+            sinks.push(n);
+            continue;
+        }
+        for &c in &early[k] {
+            let x = n.inputs.iter().enumerate().find_map(|(j, i)| {
+                let i = (*i)?;
+                let v = g.value(i);
+                (v.producer.is_some() && v.constant.is_none()).then_some((j, i))
+            });
+            let Some((j, x)) = x else { continue };
+            let mut pins = Vec::new();
+            if let Some(dep) = pinner.late_zero(g, c, &mut pins) {
+                if let Some(p) = pinner.pin_for(g, x, dep, &n.op_type, &mut pins) {
+                    n.inputs[j] = Some(p);
+                }
+            }
+            rest.append(&mut pins);
+        }
+        rest.push(n);
+    }
     sinks.reverse();
     let moved = sinks.len();
     for n in rest.into_iter().chain(sinks) {
         g.add_node(n);
     }
     moved
+}
+
+/// A parameter used in several places gets its gradient from a sink that sums the
+/// contributions (a tied embedding: the LM head's part at the start of the backward, the
+/// embedding's at its end). ONNX Runtime's walk reaches a contribution only through that
+/// sink, at the end, so the first part would be computed last and hold its inputs (the
+/// logits' gradient) across the whole backward. Each contribution but the last is made an
+/// input of the next backward node that is not a sink (through a pin, zero-size), so it runs
+/// as soon as its inputs exist. Returns, per node of `backward`, the contributions to pin
+/// it on.
+fn early_contributions(g: &Graph, backward: &[Node], is_sink: &[bool]) -> Vec<Vec<ValueId>> {
+    let mut made_at: Vec<Option<usize>> = vec![None; g.values.len()];
+    for (k, n) in backward.iter().enumerate() {
+        for o in n.outputs.iter().flatten() {
+            made_at[o.index()] = Some(k);
+        }
+    }
+    let mut early: Vec<Vec<ValueId>> = vec![Vec::new(); backward.len()];
+    for (k, n) in backward.iter().enumerate() {
+        if !is_sink[k] || n.op_type != "Sum" {
+            continue;
+        }
+        let mut parts: Vec<(usize, ValueId)> = n
+            .inputs
+            .iter()
+            .flatten()
+            .filter_map(|&i| made_at[i.index()].map(|m| (m, i)))
+            .collect();
+        parts.sort_unstable();
+        parts.pop();
+        for (m, c) in parts {
+            // The next node after the contribution's producer that is no sink and reads a
+            // computed value (it cannot be an ancestor of the contribution: the file is
+            // sorted).
+            let next = (m + 1..backward.len()).find(|&j| {
+                !is_sink[j]
+                    && backward[j].inputs.iter().flatten().any(|&i| {
+                        let v = g.value(i);
+                        v.producer.is_some() && v.constant.is_none()
+                    })
+            });
+            if let Some(j) = next {
+                early[j].push(c);
+            }
+        }
+    }
+    early
 }
 
 /// Pins backward roots (backward nodes none of whose inputs the backward computes).

@@ -2426,6 +2426,9 @@ pub struct AllocEvent {
     /// What the buffer holds: a value's name, `name (NCHWc)` for a blocked copy, or
     /// `scratch of <op>`.
     pub what: String,
+    /// The buffer (an index of the simulator's own), to pair an allocation with its release;
+    /// `usize::MAX` for kernel scratch.
+    pub buffer: usize,
 }
 
 struct Run {
@@ -2721,6 +2724,7 @@ fn run_view(
                         step: at,
                         bytes: b as i64,
                         what: name(o),
+                        buffer: target,
                     });
                 }
             }
@@ -2732,6 +2736,7 @@ fn run_view(
                     step: at,
                     bytes: b as i64,
                     what: format!("scratch of {}", n.op),
+                    buffer: usize::MAX,
                 });
             }
             for &b in &n.scratch {
@@ -2739,6 +2744,7 @@ fn run_view(
                     step: at,
                     bytes: -(b as i64),
                     what: format!("scratch of {}", n.op),
+                    buffer: usize::MAX,
                 });
             }
         }
@@ -2759,6 +2765,7 @@ fn run_view(
                         step: at,
                         bytes: -(held[b] as i64),
                         what: name(holder[b]),
+                        buffer: b,
                     });
                 }
                 held[b] = 0;
