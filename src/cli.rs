@@ -131,8 +131,9 @@ pub struct MainArgs {
     pub model: Option<PathBuf>,
     /// Memory budget (the whole training step: weights, inputs, activations, gradients): 2GB,
     /// 1.5GiB, 512MiB, 1000000B; a percentage of the peak without recomputation (60%); or the
-    /// share of activation memory to keep (50%act: the peak without recomputation minus half
-    /// of the forward values the backward reads).
+    /// share of activation memory to keep (30%act: the peak without recomputation with only
+    /// 30% of the forward buffers its backward keeps, plus the gradients that peak has not
+    /// allocated yet; docs/cli.md).
     #[arg(long, required = true)]
     pub budget: Option<Budget>,
     /// Where to write the rewritten training graph.
