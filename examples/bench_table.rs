@@ -1077,6 +1077,10 @@ fn main() {
          at the end: the machine was shared with other work). ONNX Runtime {ort} (CPU \
          execution provider, default session options: all graph optimizations, one intra-op \
          thread per physical core unless said otherwise); {rustc}, release build.\n\n\
+         The 8-layer transformers at batch 8 × 128 (issue #11: budgets down to 10%act, \
+         kept fraction and added MatMul FLOPs against PyTorch's partitioner, the seed-style \
+         batch table) are in [benchmarks-deep.md](benchmarks-deep.md) \
+         (scripts/zoo/bench_deep.py, scripts/zoo/bench_seed.py).\n\n\
          ## Summary\n\n- {gaps}\n- {seed_summary}\n- Planning time (synthetic transformers, one plan each): {synth_note}.\n\n\
          ## Fixtures × budgets × planners\n\n\
          Each fixture's training graph (cross-entropy loss on `logits`) is profiled in ONNX \

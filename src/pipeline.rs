@@ -11,8 +11,10 @@ use onnx_ac_passes::ir::{Graph, Model, ValueId};
 use onnx_ac_passes::recompute::{apply_recompute, RewriteOptions};
 use std::path::{Path, PathBuf};
 
-/// Plans aim 1/PLAN_MARGIN_DIVISOR (3%) under the budget (see `plan_and_rewrite`).
-pub const PLAN_MARGIN_DIVISOR: u64 = 33;
+/// Plans aim 1/PLAN_MARGIN_DIVISOR (1%) under the budget (see `plan_and_rewrite`): on the
+/// fixtures and the 8-layer transformers of docs/benchmarks-deep.md the measured peak of a
+/// rewritten graph is at most 0.05% above its simulation.
+pub const PLAN_MARGIN_DIVISOR: u64 = 100;
 
 /// How the plan is chosen.
 #[derive(Clone, Debug)]

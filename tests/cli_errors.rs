@@ -679,7 +679,7 @@ fn unreachable_budget_exits_3_and_its_suggestion_works() {
         .find(|l| l.starts_with("error: "))
         .unwrap_or_else(|| panic!("no error line:\n{err}"));
     assert!(
-        line.contains("is unreachable") && line.contains("3% margin"),
+        line.contains("is unreachable") && line.contains("1% margin"),
         "{line}"
     );
     assert!(!out.exists(), "an unreachable budget wrote {o}");

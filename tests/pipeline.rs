@@ -180,7 +180,7 @@ fn measured_peak_within_budget() {
                 "{stem} {keep}%act: budget {budget}, simulated {}, measured {measured}",
                 p.summary.final_peak_bytes
             );
-            // Plans aim 3% under the budget (the simulator's error), so the measured peak
+            // Plans aim 1% under the budget (the simulator's error), so the measured peak
             // itself must fit.
             assert!(
                 measured <= budget,

@@ -8,7 +8,8 @@ exporters, output `logits`), at realistic depth and batch instead of tiny config
   vit_8l    ViTForImageClassification, 8 layers, width 256, 4 heads, MLP 1024, 64 x 128 image,
             patch 8 (128 patches + CLS), batch 8
 
-All with eager attention. Usage (a venv with fixtures/requirements-export.txt installed):
+All with eager attention; `gpt2_8l_dynbatch` (asked for by name) is gpt2_8l with a symbolic
+batch, for scripts/zoo/bench_seed.py. Usage (a venv with fixtures/requirements-export.txt installed):
     python scripts/zoo/export_deep.py [NAME ...]   (default: all)
 Writes $ZOO_DIR/models/NAME.{ts17,dyn18}.onnx ($ZOO_DIR defaults to /tmp/zoo_deep); then
 scripts/zoo/bench_deep.sh runs the budget table on them.
@@ -76,6 +77,9 @@ def b_vit_8l(gen):
 
 
 BUILDERS = {"gpt2_8l": b_gpt2_8l, "llama_8l": b_llama_8l, "vit_8l": b_vit_8l}
+# The seed-style table (scripts/zoo/bench_seed.py): GPT-2 with a symbolic batch (ts17 only,
+# traced at batch 8; bind it with --dim batch=N). Not in the default list.
+DYNAMIC = {"gpt2_8l_dynbatch": ("gpt2_8l", {0: "batch"}, {0: "batch"})}
 
 if __name__ == "__main__":
-    export_zoo.main(sys.argv[1:] or list(BUILDERS), builders=BUILDERS, dynamic={})
+    export_zoo.main(sys.argv[1:] or list(BUILDERS), builders=BUILDERS, dynamic=DYNAMIC)

@@ -2,16 +2,16 @@
 //!
 //! - `none`: keep everything.
 //! - `selective` (Megatron-style, Korthikanti et al. 2022): recompute the attention core —
-//!   from the score MatMul (Q·Kᵀ) through scaling, masking, Softmax and dropout, up to but
-//!   not including the probabilities·V MatMul.
+//!   the score MatMul (Q·Kᵀ), scaling, masking, Softmax and dropout, up to but not including
+//!   the probabilities·V MatMul — from Q and K.
 //! - `full`: keep only each layer's input and recompute everything else, intermediates
 //!   the backward does not read included (`segments.rs` finds the checkpoints and the
 //!   layers from the graph's structure).
 
-use super::candidates::candidates;
 use super::{PlanError, PlanInput, Planner, RecomputePlan};
 use onnx_ac_passes::autodiff::TrainingInfo;
 use onnx_ac_passes::ir::{Graph, NodeId, ValueId};
+use onnx_ac_passes::recompute::not_recomputable;
 use std::collections::HashSet;
 
 pub enum Preset {
@@ -125,8 +125,16 @@ fn attention_core(g: &Graph, info: &TrainingInfo) -> Vec<ValueId> {
             }
         }
     }
-    candidates(g, info)
+    // Every tensor of the core, not only those the backward reads: the scores feed the
+    // Softmax being recomputed, and keeping them would keep as much as is dropped.
+    let mut core: Vec<ValueId> = core
         .into_iter()
-        .filter(|v| core.contains(v))
-        .collect()
+        .filter(|&v| {
+            not_recomputable(g, info, v).is_none()
+                && g.value(v).constant.is_none()
+                && g.value_bytes(v).unwrap_or(0) > 0
+        })
+        .collect();
+    core.sort_unstable();
+    core
 }

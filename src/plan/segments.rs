@@ -18,12 +18,14 @@
 //! A 4th step drops the checkpoints inside a layer (a layer is the repeating unit of
 //! segments), leaving about one layer input per layer, as full recomputation does.
 //!
-//! Checkpoints (segment boundaries): a forward activation is one when no other activation
-//! that carries a gradient is alive across it (produced before it, read after it) — the
-//! points where a sequential network's state is a single tensor, such as the residual stream
-//! between transformer sub-blocks — and it is read by a node with a trainable parameter (the
-//! layer's first op: a LayerNorm, MatMul, Gemm or Conv), so the cut points inside a chain
-//! of activations are not boundaries. Values that depend only on graph inputs (attention
+//! Checkpoints (segment boundaries): a forward activation is one when it is the only
+//! activation that carries a gradient alive after its producer (weight-like values, computed
+//! from parameters and constants only, do not count) — the points where a sequential
+//! network's state is a single tensor, such as the residual stream between transformer
+//! sub-blocks — and it starts something: it is read by a node with a trainable parameter
+//! (a LayerNorm, MatMul, Gemm or Conv) or by two nodes (a residual stream, read by the
+//! block and by the addition after it), so the cut points inside a chain of pointwise ops
+//! are not boundaries. Values that depend only on graph inputs (attention
 //! masks, position ids) are never dropped: they cost no parameter work and most are not
 //! float.
 
@@ -69,29 +71,59 @@ pub fn param_dependent(g: &Graph, info: &TrainingInfo) -> Vec<bool> {
     dep
 }
 
+/// Forward values computed from parameters and constants only (a transposed weight, rotary
+/// tables from a trained frequency buffer): weights in all but name. They are alive across
+/// many layers without being part of the state a layer passes on.
+pub fn weight_like(g: &Graph, info: &TrainingInfo) -> Vec<bool> {
+    let mut wl = vec![false; g.values.len()];
+    for &p in &info.params {
+        wl[p.index()] = true;
+    }
+    for n in &g.nodes[..info.forward_end] {
+        let mut any = false;
+        let all = n.inputs.iter().flatten().all(|&i| {
+            let v = g.value(i);
+            any |= wl[i.index()];
+            wl[i.index()]
+                || v.constant.is_some()
+                || (v.initializer.is_some() && v.producer.is_none())
+        });
+        if all && any {
+            for o in n.outputs.iter().flatten() {
+                wl[o.index()] = true;
+            }
+        }
+    }
+    wl
+}
+
 /// The checkpoints, in forward order (see the module's comment).
 pub fn boundaries(g: &Graph, info: &TrainingInfo) -> Vec<ValueId> {
-    let dep = param_dependent(g, info);
+    let mut dep = param_dependent(g, info);
+    // Weight-like values cross layers without carrying their state.
+    for (d, w) in dep.iter_mut().zip(weight_like(g, info)) {
+        *d &= !w;
+    }
     let fe = info.forward_end;
-    // For each forward activation: produced at p, last forward read at l.
+    // For each forward activation: produced at p, last forward read at l; it is alive
+    // after each step p..l-1.
     let mut last_read = vec![None::<usize>; g.values.len()];
+    let mut readers = vec![0u32; g.values.len()];
     for (k, n) in g.nodes[..fe].iter().enumerate() {
         for i in n.inputs.iter().flatten() {
             last_read[i.index()] = Some(k);
+            readers[i.index()] += 1;
         }
     }
-    // crossing[k] = number of dependent activations produced before k and read after k.
     let mut delta = vec![0i64; fe + 1];
     for (k, n) in g.nodes[..fe].iter().enumerate() {
         for o in n.outputs.iter().flatten() {
             if !dep[o.index()] || g.value(*o).constant.is_some() {
                 continue;
             }
-            if let Some(l) = last_read[o.index()] {
-                if l > k + 1 {
-                    delta[k + 1] += 1;
-                    delta[l] -= 1;
-                }
+            if let Some(l) = last_read[o.index()].filter(|&l| l > k) {
+                delta[k] += 1;
+                delta[l] -= 1;
             }
         }
     }
@@ -108,15 +140,20 @@ pub fn boundaries(g: &Graph, info: &TrainingInfo) -> Vec<ValueId> {
         })
     };
     let mut boundary = Vec::new();
-    let mut crossing = 0i64;
+    let mut alive = 0i64;
     for (k, n) in g.nodes[..fe].iter().enumerate() {
-        crossing += delta[k];
-        // The node's output is a boundary if nothing else crosses the step after it.
-        if crossing + delta[k + 1] <= 1 {
-            for o in n.outputs.iter().flatten() {
-                if feeds_layer(*o) {
-                    boundary.push(*o);
-                }
+        alive += delta[k];
+        // The node's output is a boundary if it is the only activation alive after it, and
+        // it starts something: read by a node with a parameter, or forked (a residual
+        // stream, read by a block and by the addition after it). Single values inside a
+        // chain of pointwise ops are not.
+        if alive != 1 {
+            continue;
+        }
+        for o in n.outputs.iter().flatten() {
+            let starts = feeds_layer(*o) || readers[o.index()] >= 2;
+            if dep[o.index()] && last_read[o.index()].is_some_and(|l| l > k) && starts {
+                boundary.push(*o);
             }
         }
     }
@@ -127,11 +164,11 @@ impl Segments {
     pub fn new(g: &Graph, info: &TrainingInfo) -> Segments {
         let fe = info.forward_end;
         let dep = param_dependent(g, info);
+        let wl = weight_like(g, info);
         let bounds = boundaries(g, info);
         let is_boundary: HashSet<ValueId> = bounds.iter().copied().collect();
         // Each forward value's class: its producer's, a view's that of its base.
         let mut class: Vec<Option<Class>> = vec![None; g.values.len()];
-        let params: HashSet<ValueId> = info.params.iter().copied().collect();
         let mut segs: Vec<Vec<(ValueId, Class)>> = vec![Vec::new()];
         // Per segment, its op types (to find the layer's period).
         let mut sigs: Vec<Vec<&str>> = vec![Vec::new()];
@@ -142,7 +179,7 @@ impl Segments {
                     .and_then(|i| class[i.index()])
                     .unwrap_or(Class::Cheap)
             } else if is_matmul_class(&n.op_type) {
-                if n.inputs.iter().flatten().any(|i| params.contains(i)) {
+                if n.inputs.iter().flatten().any(|i| wl[i.index()]) {
                     Class::Linear
                 } else {
                     Class::Attention
