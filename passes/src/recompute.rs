@@ -110,13 +110,20 @@ pub fn is_view(n: &Node) -> bool {
 /// The value whose buffer the forward value `v` is a view of, when `v` is a view of another
 /// forward activation: dropping `v` frees memory only if that value is dropped too.
 pub fn view_base(g: &Graph, info: &TrainingInfo, v: ValueId) -> Option<ValueId> {
+    viewed(g, info, v).filter(|&b| not_recomputable(g, info, b).is_none())
+}
+
+/// The forward activation whose buffer the forward value `v` shares, when `v` is a view of
+/// one (whether or not that activation can be recomputed).
+pub fn viewed(g: &Graph, info: &TrainingInfo, v: ValueId) -> Option<ValueId> {
     let p = g.value(v).producer?;
     if p.index() >= info.forward_end || !is_view(g.node(p)) {
         return None;
     }
     let base = g.node(p).input(0)?;
     let bv = g.value(base);
-    (bv.constant.is_none() && not_recomputable(g, info, base).is_none()).then_some(base)
+    let computed = bv.producer.is_some_and(|q| q.index() < info.forward_end);
+    (bv.constant.is_none() && computed).then_some(base)
 }
 
 /// `values` with, for each view among them, the values it is a view of (a buffer is freed only

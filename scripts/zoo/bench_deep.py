@@ -92,6 +92,15 @@ def alternate(plain: Path, rewritten: Path, rounds: int) -> tuple[float, float, 
     return statistics.median(ta), statistics.median(tb), spread
 
 
+def write_table(lines: list[str], output: str | None) -> None:
+    """The table to `output`, or to standard output."""
+    text = "\n".join(lines) + "\n"
+    if output:
+        Path(output).write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
 def mib(b) -> str:
     return f"{b / 2**20:.1f}"
 
@@ -148,11 +157,7 @@ def main() -> int:
                 f"| {mib(s['final_peak_bytes'])} (from {mib(s['initial_peak_bytes'])}) | {fits} "
                 f"| {overhead} | {ref:.1f} → {PYTORCH[ref]} |")
             print(lines[-1], flush=True)
-    text = "\n".join(lines) + "\n"
-    if args.output:
-        Path(args.output).write_text(text)
-    else:
-        sys.stdout.write(text)
+    write_table(lines, args.output)
     return 0
 
 

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_deep import AC, LIB, alternate  # noqa: E402
+from bench_deep import AC, LIB, alternate, write_table  # noqa: E402
 
 ENV = {**os.environ, "ORT_DYLIB_PATH": str(LIB)}
 
@@ -67,11 +67,7 @@ def main() -> int:
             f"| {'yes' if s['within_budget'] else 'NO'} | {tp:.3f} | {tr:.3f} | {d:+.1f}% ± {spread:.1f} "
             f"| +{s['added_matmul_flops_percent']:.1f}% | {s['retained_percent'] / 100:.2f} |")
         print(lines[-1], flush=True)
-    text = "\n".join(lines) + "\n"
-    if args.output:
-        Path(args.output).write_text(text)
-    else:
-        sys.stdout.write(text)
+    write_table(lines, args.output)
     return 0
 
 

@@ -22,6 +22,7 @@ os.environ.setdefault("ZOO_DIR", "/tmp/zoo_deep")  # read by export_zoo at impor
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import export_zoo  # noqa: E402
 from export_zoo import hf_eager, torch  # noqa: E402
+from export_zoo2 import causal_lm, pixcls  # noqa: E402  (the HF forward wrappers)
 
 LAYERS, WIDTH, HEADS, VOCAB = 8, 256, 4, 1000
 BATCH, SEQ = 8, 128
@@ -35,45 +36,31 @@ def ids_mask(gen):
 def b_gpt2_8l(gen):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    class M(GPT2LMHeadModel):
-        def forward(self, input_ids, attention_mask):
-            return super().forward(input_ids=input_ids, attention_mask=attention_mask,
-                                   use_cache=False, return_dict=True).logits
-
     cfg = hf_eager(GPT2Config(n_layer=LAYERS, n_embd=WIDTH, n_head=HEADS, vocab_size=VOCAB,
                               n_positions=SEQ, resid_pdrop=0.0, embd_pdrop=0.0,
                               attn_pdrop=0.0, use_cache=False))
-    return M(cfg), ids_mask(gen)
+    return causal_lm(GPT2LMHeadModel)(cfg), ids_mask(gen)
 
 
 def b_llama_8l(gen):
     from transformers import LlamaConfig, LlamaForCausalLM
-
-    class M(LlamaForCausalLM):
-        def forward(self, input_ids, attention_mask):
-            return super().forward(input_ids=input_ids, attention_mask=attention_mask,
-                                   use_cache=False, return_dict=True).logits
 
     cfg = hf_eager(LlamaConfig(num_hidden_layers=LAYERS, hidden_size=WIDTH,
                                num_attention_heads=HEADS, num_key_value_heads=2,
                                intermediate_size=688, vocab_size=VOCAB,
                                max_position_embeddings=SEQ, use_cache=False,
                                tie_word_embeddings=False, attention_dropout=0.0))
-    return M(cfg), ids_mask(gen)
+    return causal_lm(LlamaForCausalLM)(cfg), ids_mask(gen)
 
 
 def b_vit_8l(gen):
     from transformers import ViTConfig, ViTForImageClassification
 
-    class M(ViTForImageClassification):
-        def forward(self, pixel_values):
-            return super().forward(pixel_values=pixel_values, return_dict=True).logits
-
     cfg = hf_eager(ViTConfig(num_hidden_layers=LAYERS, hidden_size=WIDTH,
                              num_attention_heads=HEADS, intermediate_size=4 * WIDTH,
                              image_size=(64, 128), patch_size=8, num_labels=10,
                              hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
-    return M(cfg), [("pixel_values", torch.randn(BATCH, 3, 64, 128, generator=gen))]
+    return pixcls(ViTForImageClassification)(cfg), [("pixel_values", torch.randn(BATCH, 3, 64, 128, generator=gen))]
 
 
 BUILDERS = {"gpt2_8l": b_gpt2_8l, "llama_8l": b_llama_8l, "vit_8l": b_vit_8l}

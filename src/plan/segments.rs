@@ -173,7 +173,10 @@ impl Segments {
         // Per segment, its op types (to find the layer's period).
         let mut sigs: Vec<Vec<&str>> = vec![Vec::new()];
         let mut seg_of_boundary = Vec::new();
+        // The segment of each forward node (a boundary's producer ends its segment).
+        let mut seg_of_node = Vec::with_capacity(fe);
         for n in &g.nodes[..fe] {
+            seg_of_node.push(segs.len() - 1);
             let c = if is_view(n) {
                 n.input(0)
                     .and_then(|i| class[i.index()])
@@ -223,24 +226,6 @@ impl Segments {
         // which the whole layer is recomputed without reaching into the previous one), then
         // the smallest, then the first.
         let consumers = g.consumers();
-        let mut seg_of_node = vec![usize::MAX; fe];
-        {
-            let mut s = 0;
-            let mut ends = seg_of_boundary
-                .iter()
-                .map(|(_, b)| g.value(*b).producer)
-                .peekable();
-            for (k, slot) in seg_of_node.iter_mut().enumerate() {
-                *slot = s;
-                if ends
-                    .peek()
-                    .is_some_and(|p| *p == Some(onnx_ac_passes::ir::NodeId(k as u32)))
-                {
-                    ends.next();
-                    s += 1;
-                }
-            }
-        }
         let outlives = |seg: usize, b: ValueId| {
             consumers[b.index()]
                 .iter()
@@ -271,14 +256,6 @@ impl Segments {
     /// contains the previous one.
     pub fn plans(&self, max_plans: usize) -> Vec<Vec<ValueId>> {
         let n = self.segs.len();
-        let with = |level: &[u8], inner: usize| -> Vec<ValueId> {
-            let mut v: Vec<ValueId> = Vec::new();
-            for (seg, &l) in self.segs.iter().zip(level) {
-                v.extend(seg.iter().filter(|(_, c)| *c as u8 <= l).map(|(x, _)| *x));
-            }
-            v.extend(self.inner_checkpoints[..inner].iter().map(|(_, b)| *b));
-            v
-        };
         // (levels, inner checkpoints dropped) of every step.
         let mut steps: Vec<(Vec<u8>, usize)> = Vec::new();
         let mut level = vec![0u8; n];
@@ -297,8 +274,19 @@ impl Segments {
             .iter()
             .enumerate()
             .filter(|(k, _)| (k + 1) % stride == 0 || *k == last)
-            .map(|(_, (l, i))| with(l, *i))
+            .map(|(_, (l, i))| self.drops(l, *i))
             .collect()
+    }
+
+    /// What segments at `level` (per segment) drop, with the first `inner` inner
+    /// checkpoints.
+    fn drops(&self, level: &[u8], inner: usize) -> Vec<ValueId> {
+        let mut v: Vec<ValueId> = Vec::new();
+        for (seg, &l) in self.segs.iter().zip(level) {
+            v.extend(seg.iter().filter(|(_, c)| *c as u8 <= l).map(|(x, _)| *x));
+        }
+        v.extend(self.inner_checkpoints[..inner].iter().map(|(_, b)| *b));
+        v
     }
 
     /// One line per segment: its droppable values by class, and the inner checkpoints.
@@ -326,7 +314,7 @@ impl Segments {
 
     /// Full recomputation: everything but about one layer input per layer.
     pub fn full(&self) -> Vec<ValueId> {
-        self.plans(usize::MAX).pop().unwrap_or_default()
+        self.drops(&vec![3; self.segs.len()], self.inner_checkpoints.len())
     }
 }
 

@@ -6,7 +6,7 @@ use crate::plan::NodeCost;
 use crate::size::human_bytes;
 use onnx_ac_passes::autodiff::{saved_activations, TrainingInfo};
 use onnx_ac_passes::ir::{Graph, NodeId, ValueId};
-use onnx_ac_passes::recompute::{is_view, with_view_bases};
+use onnx_ac_passes::recompute::{is_view, viewed, with_view_bases};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::fmt::Write;
@@ -29,19 +29,8 @@ pub struct Decision {
 /// views), else `v` itself.
 fn buffer_of(g: &Graph, info: &TrainingInfo, v: ValueId) -> ValueId {
     let mut cur = v;
-    for _ in 0..g.nodes.len() {
-        let Some(p) = g.value(cur).producer else {
-            break;
-        };
-        let n = g.node(p);
-        let base = n.input(0).filter(|b| {
-            let bv = g.value(*b);
-            bv.constant.is_none() && bv.producer.is_some_and(|q| q.index() < info.forward_end)
-        });
-        match base {
-            Some(b) if p.index() < info.forward_end && is_view(n) => cur = b,
-            _ => break,
-        }
+    while let Some(b) = viewed(g, info, cur) {
+        cur = b;
     }
     cur
 }
