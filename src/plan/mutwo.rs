@@ -20,9 +20,18 @@ impl Planner for MuTwo {
         let order = mutwo_order(g, &candidates(g, input.info), input.cost);
         let mut taken = 0;
         let (_, mut eval) = evaluate(g, input.info, &[], input.cost)?;
+        // When no prefix fits, the lowest peak any prefix reached (the shortest on ties):
+        // dropping more can raise the peak, so the whole ranking is not the best effort.
+        let mut lowest = (eval.peak_bytes, 0);
         while eval.peak_bytes > input.budget_bytes && taken < order.len() {
             taken += 1;
             eval = evaluate(g, input.info, &order[..taken], input.cost)?.1;
+            if eval.peak_bytes < lowest.0 {
+                lowest = (eval.peak_bytes, taken);
+            }
+        }
+        if eval.peak_bytes > input.budget_bytes {
+            taken = lowest.1;
         }
         Ok(RecomputePlan::new(
             self.name(),

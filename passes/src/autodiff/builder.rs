@@ -220,11 +220,48 @@ impl<'g> Builder<'g> {
         if perm.iter().enumerate().all(|(i, &p)| p == i as i64) {
             return Ok(x);
         }
+        if perm == [1, 0] && self.swap_own_gemm(x)? {
+            return Ok(x);
+        }
         self.node(
             "Transpose",
             &[x],
             vec![Attribute::ints("perm", perm.to_vec())],
         )
+    }
+
+    /// (A'B')ᵀ = B'ᵀA'ᵀ: transposes the product of a Gemm this builder emitted, and nothing
+    /// reads yet, by swapping its operands. Left to ONNX Runtime, that fusion creates a node
+    /// its execution order runs at the very end of the step (a linear layer's weight gradient,
+    /// `Gemm` then `Transpose`), holding the activation gradients it reads until then.
+    fn swap_own_gemm(&mut self, x: ValueId) -> GradResult<bool> {
+        let Some(nid) = self.graph.value(x).producer else {
+            return Ok(false);
+        };
+        let node = self.graph.node(nid);
+        let own = node.op_type == "Gemm"
+            && node.inputs.len() == 2
+            && node.name.starts_with(&self.prefix)
+            && !self.graph.outputs.contains(&x)
+            && !self.graph.nodes[nid.index() + 1..]
+                .iter()
+                .any(|n| n.inputs.contains(&Some(x)));
+        if !own {
+            return Ok(false);
+        }
+        let node = self.graph.node_mut(nid);
+        let flag = |n: &Node, a: &str| n.attr_int(a).unwrap_or(0) != 0;
+        let (ta, tb) = (flag(node, "transA"), flag(node, "transB"));
+        node.inputs.swap(0, 1);
+        node.attrs
+            .retain(|a| a.name != "transA" && a.name != "transB");
+        node.attrs.push(Attribute::int("transA", i64::from(!tb)));
+        node.attrs.push(Attribute::int("transB", i64::from(!ta)));
+        let v = self.graph.value_mut(x);
+        if let Some(shape) = v.shape.as_mut() {
+            shape.reverse();
+        }
+        Ok(true)
     }
 
     /// Swaps the last two axes (matrix transpose of a batched matrix).

@@ -32,6 +32,9 @@ pub fn matmul(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
     let out_dims = crate::ir::static_dims(&out).ok_or("MatMul output shape unknown")?;
     let g2 = c.b.reshape(g, &out_dims)?;
     let ga = if c.need(0) {
+        // (As a Gemm over flattened rows, Bᵀ would be read through the rewrite's hidden
+        // reshapes, which copy folded weights for the whole backward: +23 MiB measured on
+        // the 8-layer LLaMA. A MatMul with a transposed B is fused by ONNX Runtime instead.)
         let bt = c.b.transpose_last2(b2)?;
         let t = c.b.op("MatMul", &[g2, bt])?;
         let t = c.b.unbroadcast(t, &a2d)?;
@@ -39,7 +42,21 @@ pub fn matmul(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
     } else {
         None
     };
-    let gb = if c.need(1) {
+    let gb = if c.need(1) && bd.len() == 2 && a2d.len() > 2 {
+        // B is a matrix shared by every batch of A (a linear layer's weight): dB = Σᵢ Aᵢᵀ gᵢ
+        // is one Gemm over A's flattened rows, with no transposed copy of A and no
+        // [batch, K, N] product to reduce afterwards (-8 MiB measured on the 8-layer LLaMA).
+        let (k, n) = (a2d[a2d.len() - 1], out_dims[out_dims.len() - 1]);
+        let rows: i64 = a2d[..a2d.len() - 1].iter().product();
+        let af = c.b.reshape(a2, &[rows, k])?;
+        let gf = c.b.reshape(g2, &[rows, n])?;
+        let t = c.b.node(
+            "Gemm",
+            &[af, gf],
+            vec![Attribute::int("transA", 1), Attribute::int("transB", 0)],
+        )?;
+        Some(c.b.reshape(t, &bd)?)
+    } else if c.need(1) {
         let at = c.b.transpose_last2(a2)?;
         let t = c.b.op("MatMul", &[at, g2])?;
         let t = c.b.unbroadcast(t, &b2d)?;
