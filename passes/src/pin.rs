@@ -17,6 +17,10 @@ pub struct Pinner<'a> {
     late_zeros: HashMap<ValueId, Option<ValueId>>,
     /// A graph whose values (by id) are read instead of the graph's being built.
     truth: Option<&'a Graph>,
+    /// Per base name, the first suffix not tried yet: names are only ever added, so a base
+    /// asked for again (every pin's `…/Reshape`) resumes there instead of probing `_1`,
+    /// `_2`, … from the start, which made the rewrite quadratic in the number of pins.
+    next_suffix: HashMap<String, usize>,
 }
 
 /// The names fresh names must avoid: every value and node name of the graph the pinner
@@ -54,6 +58,7 @@ impl Pinner<'static> {
             names: Names::Owned(taken),
             late_zeros: HashMap::new(),
             truth: None,
+            next_suffix: HashMap::new(),
         }
     }
 }
@@ -82,6 +87,7 @@ impl<'a> Pinner<'a> {
             },
             late_zeros: HashMap::new(),
             truth: None,
+            next_suffix: HashMap::new(),
         }
     }
 
@@ -107,25 +113,37 @@ impl<'a> Pinner<'a> {
             names: self.names,
             late_zeros: HashMap::new(),
             truth: None,
+            next_suffix: self.next_suffix,
         }
     }
 
     /// A name unused by values and nodes (both must be unique: profiles key on node names).
-    pub fn fresh(&mut self, g: &Graph, base: &str) -> String {
+    pub fn fresh(&mut self, base: &str) -> String {
+        // As `Graph::fresh_name`: `base`, else `base_1`, `base_2`, ...
+        let taken = |names: &Names, name: &str| match names {
+            Names::Owned(taken) => taken.contains(name),
+            Names::Borrowed { graph, made } => graph.contains(name) || made.contains(name),
+        };
+        let mut k = self.next_suffix.get(base).copied().unwrap_or(0);
+        let mut name = if k == 0 {
+            base.to_string()
+        } else {
+            format!("{base}_{k}")
+        };
+        while taken(&self.names, &name) {
+            k += 1;
+            name = format!("{base}_{k}");
+        }
+        self.next_suffix.insert(base.to_string(), k + 1);
         match &mut self.names {
-            Names::Owned(taken) => g.fresh_name(base, taken),
-            Names::Borrowed { graph, made } => {
-                // As `Graph::fresh_name`: `base`, else `base_1`, `base_2`, ...
-                let mut name = base.to_string();
-                let mut k = 1;
-                while graph.contains(name.as_str()) || made.contains(&name) {
-                    name = format!("{base}_{k}");
-                    k += 1;
-                }
+            Names::Owned(taken) => {
+                taken.insert(name.clone());
+            }
+            Names::Borrowed { made, .. } => {
                 made.insert(name.clone());
-                name
             }
         }
+        name
     }
 
     /// `0 * int64(late.flat[0])`, an int64 `[1]` that is always zero but cannot be known
@@ -169,10 +187,9 @@ impl<'a> Pinner<'a> {
         let first = self.val(g, &format!("{base}/first"), ldt, &[1]);
         let as_int = self.val(g, &format!("{base}/int"), DType::Int64, &[1]);
         let dep = self.val(g, &format!("{base}/zero_dep"), DType::Int64, &[1]);
-        self.emit(g, out, &base, "Reshape", &[late, flat_shape], flat, vec![]);
-        self.emit(g, out, &base, "Slice", &[flat, start, end], first, vec![]);
+        self.emit(out, &base, "Reshape", &[late, flat_shape], flat, vec![]);
+        self.emit(out, &base, "Slice", &[flat, start, end], first, vec![]);
         self.emit(
-            g,
             out,
             &base,
             "Cast",
@@ -180,7 +197,7 @@ impl<'a> Pinner<'a> {
             as_int,
             vec![Attribute::int("to", 7)],
         );
-        self.emit(g, out, &base, "Mul", &[as_int, zero], dep, vec![]);
+        self.emit(out, &base, "Mul", &[as_int, zero], dep, vec![]);
         Some(dep)
     }
 
@@ -231,7 +248,7 @@ impl<'a> Pinner<'a> {
             DType::Int64,
             &[dims.len() as i64],
         );
-        self.emit(g, out, base, "Add", &[shape, dep], new_shape, vec![]);
+        self.emit(out, base, "Add", &[shape, dep], new_shape, vec![]);
         new_shape
     }
 
@@ -249,14 +266,14 @@ impl<'a> Pinner<'a> {
         let xv = self.value(g, x);
         let (dtype, xshape) = (xv.dtype, xv.shape.clone());
         let name = format!("{}/{label}", xv.name);
-        let out_v = self.fresh(g, &name);
+        let out_v = self.fresh(&name);
         let outv = g.add_value(Value {
             name: out_v,
             dtype,
             shape: xshape,
             ..Default::default()
         });
-        self.emit(g, out, node_base, "Reshape", &[x, shape], outv, vec![]);
+        self.emit(out, node_base, "Reshape", &[x, shape], outv, vec![]);
         outv
     }
 
@@ -288,9 +305,8 @@ impl<'a> Pinner<'a> {
         let one_dep = self.val(g, &format!("{base}/one_dep"), DType::Int64, &[1]);
         let factor = self.val(g, &format!("{base}/factor"), dt, &[1]);
         let pinned = self.val(g, &format!("{xname}/pinned"), dt, &dims);
-        self.emit(g, out, &base, "Add", &[one, dep], one_dep, vec![]);
+        self.emit(out, &base, "Add", &[one, dep], one_dep, vec![]);
         self.emit(
-            g,
             out,
             &base,
             "Cast",
@@ -298,17 +314,17 @@ impl<'a> Pinner<'a> {
             factor,
             vec![Attribute::int("to", i64::from(dt.to_onnx()))],
         );
-        self.emit(g, out, &base, "Mul", &[x, factor], pinned, vec![]);
+        self.emit(out, &base, "Mul", &[x, factor], pinned, vec![]);
         Some(pinned)
     }
 
     fn init(&mut self, g: &mut Graph, name: &str, t: Tensor) -> ValueId {
-        let name = self.fresh(g, name);
+        let name = self.fresh(name);
         g.add_initializer(name, t)
     }
 
     fn val(&mut self, g: &mut Graph, name: &str, dtype: DType, dims: &[i64]) -> ValueId {
-        let name = self.fresh(g, name);
+        let name = self.fresh(name);
         g.add_value(Value {
             name,
             dtype: Some(dtype),
@@ -317,10 +333,8 @@ impl<'a> Pinner<'a> {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn emit(
         &mut self,
-        g: &Graph,
         out: &mut Vec<Node>,
         base: &str,
         op: &str,
@@ -329,7 +343,7 @@ impl<'a> Pinner<'a> {
         attrs: Vec<Attribute>,
     ) {
         let mut n = Node::new(op, ins.iter().map(|&i| Some(i)).collect(), vec![Some(outv)]);
-        n.name = self.fresh(g, &format!("{base}/{op}"));
+        n.name = self.fresh(&format!("{base}/{op}"));
         n.attrs = attrs;
         out.push(n);
     }

@@ -159,7 +159,7 @@ struct Rewriter<'a> {
 
 impl Rewriter<'_> {
     fn fresh(&mut self, base: &str) -> String {
-        self.pinner.fresh(&self.g, base)
+        self.pinner.fresh(base)
     }
 
     fn dropped(&self, v: ValueId) -> bool {

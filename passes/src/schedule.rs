@@ -113,15 +113,23 @@ fn early_contributions(g: &Graph, backward: &[Node], is_sink: &[bool]) -> Vec<Ve
     early
 }
 
-/// Pins backward roots (backward nodes none of whose inputs the backward computes).
-/// Returns how many were pinned. Value ids are kept; node ids after `forward_end` change.
+/// How many readers computing from forward values alone a root's pin looks through.
+const MAX_FACTOR_DEPTH: usize = 16;
+
+/// Pins backward roots (backward nodes none of whose inputs the backward computes); `seed`
+/// is the gradient the backward starts from. Returns how many were pinned. Value ids are kept; node ids after `forward_end` change.
 ///
 /// A pin must not extend a lifetime nor make a value run early: the late value it reads is
 /// one the root's first reader reads anyway (a backward input of it made before the root).
 /// Only when there is none does the pin read the loss (alive the whole run anyway): the root
 /// then cannot run before the forward ends, and ONNX Runtime's walk reaches it through its
 /// reader.
-pub fn pin_backward_roots(g: &mut Graph, forward_end: usize, loss: ValueId) -> usize {
+pub fn pin_backward_roots(
+    g: &mut Graph,
+    forward_end: usize,
+    loss: ValueId,
+    seed: ValueId,
+) -> usize {
     let mut pinner = Pinner::new(g);
     let backward: Vec<Node> = g.nodes.drain(forward_end..).collect();
     let mut made_by_backward = vec![false; g.values.len()];
@@ -154,6 +162,15 @@ pub fn pin_backward_roots(g: &mut Graph, forward_end: usize, loss: ValueId) -> u
         .iter()
         .map(|n| !n.inputs.iter().flatten().any(|&i| made(i)))
         .collect();
+    // Backward nodes that do not read the gradient flowing from `seed` (derivative factors
+    // such as `y * (1 - y)`, computed from forward values alone).
+    let mut forward_only = vec![true; backward.len()];
+    for (k, n) in backward.iter().enumerate() {
+        forward_only[k] =
+            !n.inputs.iter().flatten().any(|&i| {
+                i == seed || made_at[i.index()].is_some_and(|m| m < k && !forward_only[m])
+            });
+    }
     // The first backward reader of each value, by position in `backward`.
     let mut first_reader: Vec<Option<usize>> = vec![None; g.values.len()];
     for (k, n) in backward.iter().enumerate() {
@@ -163,23 +180,49 @@ pub fn pin_backward_roots(g: &mut Graph, forward_end: usize, loss: ValueId) -> u
             }
         }
     }
+    // Per backward node: the first backward node reading one of its outputs.
+    let next_reader: Vec<Option<usize>> = backward
+        .iter()
+        .map(|n| {
+            n.outputs
+                .iter()
+                .flatten()
+                .filter_map(|o| first_reader[o.index()])
+                .min()
+        })
+        .collect();
     let mut out: Vec<Node> = Vec::with_capacity(backward.len());
     let mut pinned = 0;
     for (k, mut node) in backward.into_iter().enumerate() {
         if is_root[k] {
             // A backward input of the root's first reader, made before the root (so it cannot
             // depend on it).
-            let reader = node
-                .outputs
-                .iter()
-                .flatten()
-                .filter_map(|o| first_reader[o.index()])
-                .min();
-            let read_anyway = reader.and_then(|r| {
+            let reader = next_reader[k];
+            // Through the readers that compute from forward values alone, to the first one
+            // that reads a gradient: pinned on that gradient, the root runs when it is
+            // needed instead of as soon as the forward ends, where ONNX Runtime's walk puts
+            // a factor visited before the gradient it multiplies (every layer's factors
+            // would then be alive at once).
+            let mut at = reader;
+            for _ in 0..MAX_FACTOR_DEPTH {
+                match at {
+                    Some(r) if forward_only[r] => at = next_reader[r],
+                    _ => break,
+                }
+            }
+            let gradient = at.filter(|&r| !forward_only[r]).and_then(|r| {
                 readers_inputs[r]
                     .iter()
                     .copied()
-                    .find(|&i| made_at[i.index()].is_some_and(|m| m < k))
+                    .find(|&i| made_at[i.index()].is_some_and(|m| m < k && !forward_only[m]))
+            });
+            let read_anyway = gradient.or_else(|| {
+                reader.and_then(|r| {
+                    readers_inputs[r]
+                        .iter()
+                        .copied()
+                        .find(|&i| made_at[i.index()].is_some_and(|m| m < k))
+                })
             });
             if let Some(late) = read_anyway.or(Some(loss)) {
                 pinned += pin_one(g, &mut pinner, &mut node, late, &mut out);

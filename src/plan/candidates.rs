@@ -4,7 +4,7 @@
 use onnx_ac_passes::autodiff::{saved_activations, TrainingInfo};
 use onnx_ac_passes::ir::{Graph, ValueId};
 use onnx_ac_passes::recompute::{is_view, not_recomputable};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 /// Saved activations that may be recomputed (not random, not opaque, not folded).
 pub fn candidates(g: &Graph, info: &TrainingInfo) -> Vec<ValueId> {
@@ -24,22 +24,60 @@ pub fn recompute_time(
     dropped: &HashSet<ValueId>,
     cost: super::NodeCost,
 ) -> f64 {
-    let mut seen = HashSet::new();
+    let mut seen = Stamps::new(g.nodes.len());
+    chain_time(g, v, &|x| dropped.contains(&x), &mut seen, &|p| cost(g, p))
+}
+
+/// Marks that clear in O(1): a node is marked when its stamp is the current one.
+struct Stamps {
+    stamp: Vec<u32>,
+    now: u32,
+}
+
+impl Stamps {
+    fn new(n: usize) -> Stamps {
+        Stamps {
+            stamp: vec![0; n],
+            now: 0,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.now += 1;
+    }
+
+    /// Marks `i`; false if it was marked already.
+    fn mark(&mut self, i: usize) -> bool {
+        let fresh = self.stamp[i] != self.now;
+        self.stamp[i] = self.now;
+        fresh
+    }
+}
+
+/// [`recompute_time`] with the dropped set as a predicate and the node costs as a lookup.
+fn chain_time(
+    g: &Graph,
+    v: ValueId,
+    dropped: &dyn Fn(ValueId) -> bool,
+    seen: &mut Stamps,
+    cost: &dyn Fn(onnx_ac_passes::ir::NodeId) -> f64,
+) -> f64 {
+    seen.clear();
     let mut stack = vec![v];
     let mut total = 0.0;
     while let Some(x) = stack.pop() {
         let Some(p) = g.value(x).producer else {
             continue;
         };
-        if !seen.insert(p) {
+        if !seen.mark(p.index()) {
             continue;
         }
-        total += cost(g, p);
+        total += cost(p);
         let node = g.node(p);
         let view_of = is_view(node).then(|| node.input(0)).flatten();
         for i in node.inputs.iter().flatten() {
             let computed = g.value(*i).producer.is_some() && g.value(*i).constant.is_none();
-            if dropped.contains(i) || (Some(*i) == view_of && computed) {
+            if dropped(*i) || (Some(*i) == view_of && computed) {
                 stack.push(*i);
             }
         }
@@ -55,19 +93,31 @@ pub fn recompute_time(
 /// recomputed only for the candidates downstream of `v` through dropped values; the others
 /// keep their cached value (the same number `recompute_time` would give).
 pub fn mutwo_order(g: &Graph, cands: &[ValueId], cost: super::NodeCost) -> Vec<ValueId> {
+    // Flat tables instead of hashed sets: on long chains every pick re-rates the
+    // candidates downstream of it, and each rating walks the dropped chain.
     let consumers = g.consumers();
-    let ratio = |v: ValueId, dropped: &HashSet<ValueId>| {
-        let t = recompute_time(g, v, dropped, cost).max(1e-12);
+    let node_cost: Vec<f64> = (0..g.nodes.len())
+        .map(|i| cost(g, onnx_ac_passes::ir::NodeId(i as u32)))
+        .collect();
+    let mut dropped = vec![false; g.values.len()];
+    let mut seen = Stamps::new(g.nodes.len());
+    let ratio = |v: ValueId, dropped: &[bool], seen: &mut Stamps| {
+        let t = chain_time(g, v, &|x| dropped[x.index()], seen, &|p| {
+            node_cost[p.index()]
+        })
+        .max(1e-12);
         g.value_bytes(v).unwrap_or(0) as f64 / t
     };
-    let mut dropped: HashSet<ValueId> = HashSet::new();
-    let mut remaining: Vec<(ValueId, f64)> =
-        cands.iter().map(|&v| (v, ratio(v, &dropped))).collect();
-    let mut slot: HashMap<ValueId, usize> = remaining
+    let mut remaining: Vec<(ValueId, f64)> = cands
         .iter()
-        .enumerate()
-        .map(|(k, &(v, _))| (v, k))
+        .map(|&v| (v, ratio(v, &dropped, &mut seen)))
         .collect();
+    // Per value: its index in `remaining`, if it is there.
+    let mut slot = vec![usize::MAX; g.values.len()];
+    for (k, &(v, _)) in remaining.iter().enumerate() {
+        slot[v.index()] = k;
+    }
+    let mut walked = Stamps::new(g.nodes.len());
     let mut order = Vec::with_capacity(cands.len());
     while !remaining.is_empty() {
         let (k, _) = remaining
@@ -76,34 +126,34 @@ pub fn mutwo_order(g: &Graph, cands: &[ValueId], cost: super::NodeCost) -> Vec<V
             .map(|(k, &(_, r))| (k, r))
             .fold((0, f64::MIN), |best, x| if x.1 > best.1 { x } else { best });
         let (v, _) = remaining.swap_remove(k);
-        slot.remove(&v);
+        slot[v.index()] = usize::MAX;
         if let Some(&(moved, _)) = remaining.get(k) {
-            slot.insert(moved, k);
+            slot[moved.index()] = k;
         }
-        dropped.insert(v);
+        dropped[v.index()] = true;
         order.push(v);
         // Candidates whose chain now runs through `v`.
         let mut stale = Vec::new();
         let mut stack = vec![v];
-        let mut seen = HashSet::new();
+        walked.clear();
         while let Some(x) = stack.pop() {
             for &c in &consumers[x.index()] {
-                if !seen.insert(c) {
+                if !walked.mark(c.index()) {
                     continue;
                 }
                 for &o in g.node(c).outputs.iter().flatten() {
-                    if slot.contains_key(&o) {
+                    if slot[o.index()] != usize::MAX {
                         stale.push(o);
                     }
-                    if dropped.contains(&o) {
+                    if dropped[o.index()] {
                         stack.push(o);
                     }
                 }
             }
         }
         for u in stale {
-            let r = ratio(u, &dropped);
-            remaining[slot[&u]].1 = r;
+            let r = ratio(u, &dropped, &mut seen);
+            remaining[slot[u.index()]].1 = r;
         }
     }
     order

@@ -286,7 +286,7 @@ pub fn build_training_graph(
     drop(b);
     g.outputs = std::iter::once(loss).chain(grads.iter().copied()).collect();
     crate::schedule::sinks_last(g, forward_end);
-    crate::schedule::pin_backward_roots(g, forward_end, loss);
+    crate::schedule::pin_backward_roots(g, forward_end, loss, seed);
     // Values folded to constants during the build keep their producing nodes; the
     // constants are only hints for later analyses.
     crate::ir::verify(g)?;
