@@ -1008,7 +1008,7 @@ fn machine() -> String {
     format!(
         "{cpu}, {} logical / {} physical cores{mem}, {} {}",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
-        onnx_ac::plan::simulate::physical_cores(),
+        onnx_ac::plan::host::Host::detect().cores,
         std::env::consts::OS,
         std::env::consts::ARCH
     )

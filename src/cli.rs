@@ -19,6 +19,11 @@ Exit codes: 0 success, 1 internal failure, 2 bad input or usage, 3 budget unreac
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// The machine the memory simulation models: `auto` (this one) or NAME[:CORES], NAME one
+    /// of x86-64-avx512, x86-64-avx2, x86-64, aarch64 (CORES: its physical cores, default 1).
+    /// Default: the ONNX_AC_HOST environment variable, else auto.
+    #[arg(long, global = true, value_name = "PROFILE", value_parser = parse_host)]
+    pub host: Option<crate::plan::host::Host>,
     #[command(flatten)]
     pub main: MainArgs,
 }
@@ -207,4 +212,8 @@ pub struct RuntimeArgs {
     /// Measured runs for profiling and --verify timing.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
+}
+
+fn parse_host(s: &str) -> Result<crate::plan::host::Host, String> {
+    crate::plan::host::Host::parse(s).map_err(|e| e.to_string())
 }

@@ -11,6 +11,10 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if let Err(e) = onnx_ac::plan::host::init(cli.host) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let result: Result<(), Error> = match cli.command {
         Some(Command::Inspect(a)) => commands::inspect(&a),
         Some(Command::TrainGraph(a)) => commands::train_graph(&a),

@@ -34,6 +34,30 @@ const FIXTURES: [&str; 8] = [
     "bert.dyn18",
 ];
 
+/// The plain CNN training graph's simulated peak under every named host profile (NCHWc
+/// block 16, 8 or none; 2 cores): the snapshots hold one profile's numbers, this holds each.
+#[test]
+fn cnn_peak_per_host_profile() {
+    use onnx_ac::plan::host::PROFILES;
+    use onnx_ac::plan::simulate::{ort_order, simulate_with, SimOptions};
+    let (tm, info) = training("cnn.ts17", &[]);
+    let mut text = String::new();
+    for (name, block) in PROFILES {
+        let so = SimOptions {
+            nchwc_block: Some(block),
+            intra_threads: Some(2),
+            ..SimOptions::default()
+        };
+        let order = ort_order(&tm.graph, &so);
+        let sim = simulate_with(&tm.graph, &order, Some(&info), &so);
+        text.push_str(&format!(
+            "{name}: peak {} (prepacked {}, transients {})\n",
+            sim.peak_bytes, sim.breakdown.prepacked, sim.breakdown.transients
+        ));
+    }
+    insta::assert_snapshot!("cnn_peak_per_host_profile", text);
+}
+
 #[test]
 fn plans_snapshot() {
     for stem in FIXTURES {

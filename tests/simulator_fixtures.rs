@@ -66,9 +66,12 @@ fn simulated_peak_matches_onnx_runtime_on_every_fixture() {
             (OptLevel::All, GraphOpt::All),
             (OptLevel::Disabled, GraphOpt::Disabled),
         ] {
+            // Compared with ONNX Runtime on this machine: this machine is the host modelled.
+            let this = onnx_ac::plan::host::Host::detect();
             let so = SimOptions {
                 level,
-                ..SimOptions::default()
+                nchwc_block: Some(this.nchwc_block),
+                intra_threads: Some(this.cores),
             };
             let order = simulate::ort_order(g, &so);
             let sim = simulate::simulate_with(g, &order, Some(&info), &so);

@@ -3,6 +3,7 @@
 
 pub mod ac;
 pub mod candidates;
+pub mod host;
 pub mod mutwo;
 pub mod optimal;
 pub mod presets;

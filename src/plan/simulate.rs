@@ -49,70 +49,25 @@ pub enum OptLevel {
 pub struct SimOptions {
     pub level: OptLevel,
     /// Intra-op threads of the session; `None` is ONNX Runtime's default, one per physical
-    /// core of this machine. Convolution scratch buffers grow with it.
+    /// core of the modelled host ([`super::host`]). Convolution scratch buffers grow with it.
     pub intra_threads: Option<usize>,
     /// Channel block of the NCHWc layout (MLAS: 16 with AVX-512, 8 with AVX2, none
-    /// otherwise); `None` detects this machine's. `Some(1)` models no NCHWc transformer.
+    /// otherwise); `None` is the modelled host's ([`super::host`]). `Some(1)` models no
+    /// NCHWc transformer.
     pub nchwc_block: Option<usize>,
 }
 
 impl SimOptions {
     fn threads(&self) -> u64 {
-        self.intra_threads.unwrap_or_else(physical_cores).max(1) as u64
+        self.intra_threads
+            .unwrap_or_else(|| super::host::current().cores)
+            .max(1) as u64
     }
     fn block(&self) -> i64 {
-        self.nchwc_block.unwrap_or_else(nchwc_block_size).max(1) as i64
+        self.nchwc_block
+            .unwrap_or_else(|| super::host::current().nchwc_block)
+            .max(1) as i64
     }
-}
-
-/// Physical cores (ONNX Runtime's default intra-op thread count): distinct (package, core)
-/// pairs of /proc/cpuinfo where available, else the available parallelism.
-pub fn physical_cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| {
-        let logical = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let Ok(text) = std::fs::read_to_string("/proc/cpuinfo") else {
-            return logical;
-        };
-        let mut cores = std::collections::HashSet::new();
-        let (mut package, mut core) = (None, None);
-        for line in text.lines().chain(std::iter::once("")) {
-            let mut kv = line.splitn(2, ':');
-            let key = kv.next().unwrap_or("").trim();
-            let val = kv.next().map(str::trim);
-            match key {
-                "physical id" => package = val.map(str::to_string),
-                "core id" => core = val.map(str::to_string),
-                "" => {
-                    if let (Some(p), Some(c)) = (package.take(), core.take()) {
-                        cores.insert((p, c));
-                    }
-                }
-                _ => {}
-            }
-        }
-        if cores.is_empty() {
-            logical
-        } else {
-            cores.len().min(logical)
-        }
-    })
-}
-
-/// MLAS's NCHWc channel block on this machine (1: ONNX Runtime registers no NCHWc
-/// transformer).
-pub fn nchwc_block_size() -> usize {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return 16;
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            return 8;
-        }
-    }
-    1
 }
 
 /// Initializers up to this many bytes are copied into buffers from the session allocator;

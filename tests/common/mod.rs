@@ -18,9 +18,18 @@ pub fn fixture(stem: &str) -> PathBuf {
 
 /// The training graph of the fixture model at `path` with `dims` bound: cross-entropy of
 /// its `logits` output against a new `labels` input (what every fixture is exported for).
+/// Simulations model the fixed host profile tests use (a 2-core AVX2 machine), never the
+/// machine the tests run on.
 pub fn training_at(path: &Path, dims: &BTreeMap<String, i64>) -> (Model, TrainingInfo) {
+    fixed_host();
     onnx_ac::load_training_graph(path, dims, &onnx_ac_passes::synth::cross_entropy())
         .unwrap_or_else(|e| panic!("training graph of {}: {e}", path.display()))
+}
+
+/// Makes this test process's simulations model [`onnx_ac::plan::host::TEST_PROFILE`].
+pub fn fixed_host() {
+    let host = onnx_ac::plan::host::Host::parse(onnx_ac::plan::host::TEST_PROFILE).unwrap();
+    assert!(onnx_ac::plan::host::set(host), "another host was set first");
 }
 
 /// [`training_at`] of `fixtures/models/STEM.onnx`, e.g. `training("bert_dynamic.ts17",
