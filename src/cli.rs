@@ -168,7 +168,7 @@ pub struct MainArgs {
 #[derive(Args, Debug, Clone)]
 pub struct PlanArgs {
     /// The planner: ac (peak-aware greedy with pruning, the default), optimal (integer
-    /// program solved by HiGHS, the quality reference), mutwo (μ-TWO's greedy recompute
+    /// program solved by microlp, the quality reference), mutwo (μ-TWO's greedy recompute
     /// selection), or a preset policy.
     #[arg(long, default_value = "ac", value_parser = ["ac", "optimal", "mutwo", "none", "selective", "full"])]
     pub planner: String,

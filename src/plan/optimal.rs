@@ -26,7 +26,7 @@ use microlp::{ComparisonOp, OptimizationDirection, Problem, Variable};
 use onnx_ac_passes::ir::ValueId;
 use std::collections::HashMap;
 
-/// Seconds HiGHS may take per solve.
+/// Seconds the solver may take per solve.
 pub const TIME_LIMIT_S: f64 = 60.0;
 const ROUNDS: usize = 6;
 
