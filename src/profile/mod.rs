@@ -696,8 +696,9 @@ pub struct ProfileArgs {
     /// Execution provider.
     #[arg(long, value_enum, default_value = "cpu")]
     pub ep: EpArg,
-    /// The libonnxruntime to use (file or folder); default: ORT_DYLIB_PATH, python3's
-    /// onnxruntime, then the project's .venv.
+    /// The libonnxruntime to use (file or folder); default: ORT_DYLIB_PATH, else the
+    /// onnxruntime package of the python3 on PATH, else the .venv of the project the binary
+    /// was built in; never the current directory.
     #[arg(long, value_name = "PATH")]
     pub ort_lib: Option<PathBuf>,
     /// Seed of the random inputs.
