@@ -15,6 +15,7 @@ pub mod plan;
 pub mod profile;
 pub mod report;
 pub mod runtime;
+pub mod safefs;
 pub mod size;
 pub mod verify;
 
