@@ -140,10 +140,11 @@ pub fn plan_and_rewrite(
                 .map_err(plan_err)?
         }
         PlanSource::File(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::Output {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
+            let text = crate::safefs::read_input_text(path, crate::safefs::JSON_LIMIT_BYTES)
+                .map_err(|e| Error::Output {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
             let p: RecomputePlan = serde_json::from_str(&text).map_err(|e| Error::Output {
                 path: path.clone(),
                 reason: format!("not a plan file: {e}"),

@@ -33,7 +33,7 @@ fn kind_name(t: FileType) -> &'static str {
         FileType::Socket => "a socket",
         FileType::Symlink => "a symbolic link",
         FileType::Directory => "a directory",
-        _ => "not a regular file",
+        _ => "of an unknown type",
     }
 }
 
@@ -45,7 +45,7 @@ fn not_regular(t: FileType) -> io::Error {
     }
     io::Error::new(
         io::ErrorKind::InvalidInput,
-        format!("{}, not a regular file (refused)", kind_name(t)),
+        format!("it is {}, not a regular file (refused)", kind_name(t)),
     )
 }
 
@@ -88,8 +88,8 @@ pub fn read_limited(file: File, limit: u64) -> io::Result<Vec<u8>> {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
-                "the file has {n}{} bytes, above the {} limit of onnx-ac (refused)",
-                if n > len { "+" } else { "" },
+                "the file has {}{n} bytes, above onnx-ac's limit of {} for this input (refused)",
+                if n > len { "more than " } else { "" },
                 crate::size::human_bytes(limit)
             ),
         )
@@ -308,6 +308,9 @@ mod tests {
         let p = t.path().join("secret.bin");
         assert_eq!(read_input(&p, 6).unwrap(), b"secret");
         let e = read_input(&p, 5).unwrap_err().to_string();
-        assert!(e.contains("has 6 bytes, above the 5 B limit"), "{e}");
+        assert!(
+            e.contains("has 6 bytes, above onnx-ac's limit of 5 B"),
+            "{e}"
+        );
     }
 }

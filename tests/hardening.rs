@@ -307,3 +307,128 @@ fn external_data_inside_links_work_and_fifos_are_refused() {
         "{line}"
     );
 }
+
+// ---- item 3 (issue item 7): FIFOs, devices and huge files as inputs ------------------------
+
+/// Runs onnx-ac from `cwd` and waits for it; a run still going after two minutes is killed
+/// and reported (a hang guard, so a regression fails the test instead of blocking the
+/// suite: the fixed tool answers these inputs without reading or waiting).
+fn run_guarded(cwd: &Path, args: &[&str]) -> Output {
+    use std::process::Stdio;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run onnx-ac");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?} hung (killed after 120 s)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A FIFO, /dev/zero or a 3 GB file as the model, as `--plan` or as `--profile`: exit 2 at
+/// once naming the file and what it is, nothing read (a FIFO used to block forever,
+/// /dev/zero was read until memory ran out, a 3 GB file was read whole before failing).
+#[test]
+fn non_regular_and_huge_inputs_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let fifo = dir.join("fifo.onnx");
+    mkfifo(&fifo);
+    // Sparse: takes no disk space, but its size says 3 GB.
+    let huge = dir.join("huge.onnx");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(3_000_000_000)
+        .unwrap();
+    let big_json = dir.join("big.json");
+    std::fs::File::create(&big_json)
+        .unwrap()
+        .set_len(300 << 20)
+        .unwrap();
+    let (f, h, j) = (
+        fifo.to_str().unwrap(),
+        huge.to_str().unwrap(),
+        big_json.to_str().unwrap(),
+    );
+    let out = dir.join("out.onnx");
+    let o = out.to_str().unwrap();
+    let mlp = root("fixtures/models/mlp.ts17.onnx");
+    let m = mlp.to_str().unwrap();
+    let fifo_msg = "it is a named pipe (FIFO), not a regular file";
+    let dev_msg = "it is a character device, not a regular file";
+    let cases: Vec<(Vec<&str>, &str, &str)> = vec![
+        (vec!["inspect", f], f, fifo_msg),
+        (vec!["train-graph", f, "-o", o], f, fifo_msg),
+        (vec![f, "--budget", "2GB", "-o", o], f, fifo_msg),
+        (vec!["verify", f, m], f, fifo_msg),
+        (vec!["profile", f, "-o", "p.json"], f, fifo_msg),
+        (vec!["inspect", "/dev/zero"], "/dev/zero", dev_msg),
+        (
+            vec!["inspect", h],
+            h,
+            "has 3000000000 bytes, above onnx-ac's limit of 2.00 GiB",
+        ),
+        (
+            vec![
+                m, "--budget", "2GB", "-o", o, "--cost", "fixed", "--plan", f,
+            ],
+            f,
+            fifo_msg,
+        ),
+        (
+            vec![
+                m,
+                "--budget",
+                "2GB",
+                "-o",
+                o,
+                "--cost",
+                "fixed",
+                "--plan",
+                "/dev/zero",
+            ],
+            "/dev/zero",
+            dev_msg,
+        ),
+        (
+            vec![
+                m, "--budget", "2GB", "-o", o, "--cost", "fixed", "--plan", j,
+            ],
+            j,
+            "has 314572800 bytes, above onnx-ac's limit of 256.00 MiB",
+        ),
+        (
+            vec![m, "--budget", "2GB", "-o", o, "--profile", f],
+            f,
+            fifo_msg,
+        ),
+        (
+            vec![m, "--budget", "2GB", "-o", o, "--profile", "/dev/zero"],
+            "/dev/zero",
+            dev_msg,
+        ),
+    ];
+    for (args, file, reason) in cases {
+        let r = run_guarded(dir, &args);
+        let line = assert_refused(&format!("{args:?}"), &r);
+        assert!(
+            line.contains(file) && line.contains(reason),
+            "{args:?}: {line}"
+        );
+        assert!(!out.exists(), "{args:?} wrote -o");
+        assert!(!dir.join("p.json").exists(), "{args:?} wrote -o");
+    }
+}

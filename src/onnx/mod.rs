@@ -21,13 +21,17 @@ use std::path::{Path, PathBuf};
 pub const MIN_OPSET: i64 = 13;
 pub const MAX_OPSET: i64 = 24;
 
-/// Reads and parses a model file; external data is located and checked but not read.
+/// Reads and parses a model file; external data is located and checked but not read. The file
+/// must be a regular file of at most [`crate::safefs::MODEL_LIMIT_BYTES`].
 /// The graph is checked (every input defined, no cycle) and put in topological order.
 pub fn load(path: &Path) -> Result<Model, OnnxError> {
-    let bytes = std::fs::read(path).map_err(|source| OnnxError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes =
+        crate::safefs::read_input(path, crate::safefs::MODEL_LIMIT_BYTES).map_err(|source| {
+            OnnxError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
     let proto = parse_model(path, &bytes)?;
     drop(bytes);
     let base_dir = match path.parent() {

@@ -173,10 +173,12 @@ impl Profile {
 
     /// Reads a profile written by [`Profile::save`], checking its format and version.
     pub fn load(path: &Path) -> Result<Profile, ProfileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::safefs::read_input_text(path, crate::safefs::JSON_LIMIT_BYTES).map_err(
+            |source| ProfileError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+        )?;
         Profile::from_json(&text).map_err(|reason| ProfileError::Format {
             path: path.to_path_buf(),
             reason,
