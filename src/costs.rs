@@ -136,6 +136,7 @@ pub fn verify_models(
     rt: &RuntimeArgs,
 ) -> Result<crate::verify::VerifyReport> {
     let dir = tempfile::tempdir().map_err(|e| Error::Internal(e.to_string()))?;
+    let _guard = crate::output::TempGuard::new(dir.path());
     let (a, b) = (
         dir.path().join("original.onnx"),
         dir.path().join("rewritten.onnx"),

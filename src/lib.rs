@@ -10,6 +10,7 @@ pub mod costs;
 pub mod error;
 pub mod inspect;
 pub mod onnx;
+pub mod output;
 pub mod pipeline;
 pub mod plan;
 pub mod profile;

@@ -11,6 +11,11 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    // Ctrl-C (and SIGTERM, SIGHUP) removes staged outputs and temporary folders, then exits
+    // with 128 + the signal number. Without the handler they would only be left behind.
+    if let Err(e) = onnx_ac::output::install_signal_cleanup() {
+        eprintln!("warning: cannot install the signal handler ({e}); an interrupted run may leave temporary files");
+    }
     let result: Result<(), Error> = match cli.command {
         Some(Command::Inspect(a)) => commands::inspect(&a),
         Some(Command::TrainGraph(a)) => commands::train_graph(&a),

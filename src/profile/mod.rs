@@ -58,6 +58,9 @@ pub enum ProfileError {
         #[source]
         source: std::io::Error,
     },
+
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
 }
 
 impl ProfileError {
@@ -76,6 +79,7 @@ impl ProfileError {
     pub fn into_cli_error(self) -> crate::Error {
         match self {
             ProfileError::Save(o) => crate::Error::Onnx(o),
+            ProfileError::Output(o) => crate::Error::OutputFile(o),
             ProfileError::Io { path, source } => crate::Error::Output {
                 path,
                 reason: source.to_string(),
@@ -156,14 +160,13 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// Writes the profile as pretty-printed JSON.
+    /// Writes the profile as pretty-printed JSON (through a temporary renamed into place).
     pub fn save(&self, path: &Path) -> Result<(), ProfileError> {
         let mut text = self.to_json();
         text.push('\n');
-        std::fs::write(path, text).map_err(|source| ProfileError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        let mut staging = crate::output::Staging::new();
+        staging.write(path, text.as_bytes())?;
+        Ok(staging.commit()?)
     }
 
     /// The profile as pretty-printed JSON (keys in a fixed order).
@@ -423,6 +426,8 @@ pub fn median_step_time(
 pub struct SavedGraph {
     dir: tempfile::TempDir,
     path: PathBuf,
+    /// Removes the folder on Ctrl-C too (a saved training graph may be hundreds of MB).
+    _guard: crate::output::TempGuard,
 }
 
 impl SavedGraph {
@@ -434,9 +439,14 @@ impl SavedGraph {
                 path: std::env::temp_dir(),
                 source,
             })?;
+        let guard = crate::output::TempGuard::new(dir.path());
         let path = dir.path().join("training.onnx");
         crate::onnx::save(model, &path, &crate::onnx::SaveOptions::default())?;
-        Ok(SavedGraph { dir, path })
+        Ok(SavedGraph {
+            dir,
+            path,
+            _guard: guard,
+        })
     }
     pub fn path(&self) -> &Path {
         &self.path
@@ -730,6 +740,10 @@ impl ProfileArgs {
 pub fn profile_command(a: &ProfileArgs) -> crate::Result<()> {
     let dims = a.model.dims.iter().cloned().collect();
     let m = crate::load_model(&a.model.model, &dims)?;
+    crate::commands::check_outputs(
+        &[("-o", a.out.clone())],
+        &crate::commands::model_inputs(&m, &a.model.model),
+    )?;
     let (tm, _) = crate::commands::training_graph(&m, &a.loss, &a.model.model)?;
     let started = Instant::now();
     let p = profile_training_graph(&tm, &a.model.model, &a.options())
