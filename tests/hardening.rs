@@ -684,3 +684,132 @@ fn interrupt_profiling(sig: rustix::process::Signal, code: i32) {
     assert!(left.is_empty(), "left {left:?}");
     assert!(!tmp.path().join("p.json").exists());
 }
+
+// ---- item 6 (issue item 10): outputs respect the umask; only regular files are replaced ----
+
+/// The mode bits of `path`.
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Under umask 022 and 027 every output gets 0666 less the umask (it was always 0600, from
+/// the temporary file it was renamed from), the external-data side file included.
+#[test]
+fn outputs_respect_the_umask() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let ext = external_model(dir, "ext.onnx", "w.bin", Some(&weights(0x11)));
+    let mlp = root("fixtures/models/mlp.ts17.onnx");
+    for (umask, want) in [("022", 0o644), ("027", 0o640)] {
+        let out = dir.join(format!("u{umask}"));
+        std::fs::create_dir(&out).unwrap();
+        let script = format!("umask {umask} && exec \"$0\" \"$@\"");
+        let sh = |args: &[&str]| {
+            let r = Command::new("sh")
+                .arg("-c")
+                .arg(&script)
+                .arg(BIN)
+                .args(args)
+                .current_dir(&out)
+                .output()
+                .unwrap();
+            assert_eq!(r.status.code(), Some(0), "{args:?}: {}", stderr(&r));
+        };
+        sh(&[
+            ext.to_str().unwrap(),
+            "--budget",
+            "2GB",
+            "--cost",
+            "fixed",
+            "-o",
+            "ext_ac.onnx",
+            "--decisions",
+            "d.csv",
+            "--save-plan",
+            "plan.json",
+        ]);
+        sh(&["train-graph", mlp.to_str().unwrap(), "-o", "tg.onnx"]);
+        for f in [
+            "ext_ac.onnx",
+            "ext_ac.onnx.data",
+            "d.csv",
+            "plan.json",
+            "tg.onnx",
+        ] {
+            assert_eq!(mode(&out.join(f)), want, "umask {umask}: {f}");
+        }
+    }
+}
+
+/// An existing output that is a symlink, a device, a FIFO or a directory is refused (exit 2,
+/// naming it and what it is) and left as it was; before the fix a symlink or /dev/null given
+/// as -o was replaced by a regular file (as root, the system's /dev/null).
+#[test]
+fn non_regular_outputs_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("target.onnx"), b"keep").unwrap();
+    std::os::unix::fs::symlink("target.onnx", dir.join("link.onnx")).unwrap();
+    std::os::unix::fs::symlink("target.onnx", dir.join("out.onnx.data")).unwrap();
+    mkfifo(&dir.join("fifo.csv"));
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    let mlp = root("fixtures/models/mlp.ts17.onnx");
+    let m = mlp.to_str().unwrap();
+    let main = |extra: &[&'static str]| {
+        let mut v = vec![m, "--budget", "2GB", "--cost", "fixed"];
+        v.extend_from_slice(extra);
+        v
+    };
+    let before = snapshot(dir);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            main(&["-o", "link.onnx"]),
+            "link.onnx: cannot write: it is a symbolic link",
+        ),
+        (
+            vec!["train-graph", m, "-o", "link.onnx"],
+            "link.onnx: cannot write: it is a symbolic link",
+        ),
+        (
+            main(&["-o", "out.onnx"]),
+            "out.onnx.data: cannot write: it is a symbolic link",
+        ),
+        (
+            main(&["-o", "/dev/null"]),
+            "/dev/null: cannot write: it is a character device",
+        ),
+        (
+            main(&["-o", "x.onnx", "--decisions", "/dev/null"]),
+            "/dev/null: cannot write: it is a character device",
+        ),
+        (
+            main(&["-o", "x.onnx", "--decisions", "fifo.csv"]),
+            "fifo.csv: cannot write: it is a named pipe (FIFO)",
+        ),
+        (
+            vec!["profile", m, "-o", "fifo.csv"],
+            "fifo.csv: cannot write: it is a named pipe (FIFO)",
+        ),
+        (main(&["-o", "sub"]), "sub: cannot write: it is a directory"),
+        (main(&["-o", "."]), ".: cannot write: it is a directory"),
+    ];
+    for (args, reason) in cases {
+        let r = run_guarded(dir, &args);
+        let line = assert_refused(&format!("{args:?}"), &r);
+        assert!(line.contains(reason), "{args:?}: {line}");
+        assert!(snapshot(dir) == before, "{args:?} changed the folder");
+        assert!(
+            std::fs::symlink_metadata(dir.join("link.onnx"))
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "{args:?}"
+        );
+    }
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+}
