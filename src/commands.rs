@@ -67,9 +67,9 @@ pub fn inspect(a: &InspectArgs) -> Result<()> {
     if a.json {
         let s =
             serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
-        println!("{s}");
+        crate::console::print(&(s + "\n"))?;
     } else {
-        print!("{}", report.to_text());
+        crate::console::print(&report.to_text())?;
     }
     Ok(())
 }
@@ -123,13 +123,13 @@ pub fn train_graph(a: &TrainGraphArgs) -> Result<()> {
     check_outputs(&model_outputs(&a.out), &model_inputs(&m, &a.model.model))?;
     let (tm, info) = training_graph(&m, &a.loss, &a.model.model)?;
     crate::onnx::save(&tm, &a.out, &crate::onnx::SaveOptions::default())?;
-    eprintln!(
+    crate::console::eprint_line(&format!(
         "wrote {}: loss + {} gradients, {} forward and {} backward nodes",
         a.out.display(),
         info.grads.len(),
         info.forward_end,
         tm.graph.nodes.len() - info.forward_end
-    );
+    ));
     Ok(())
 }
 
@@ -137,7 +137,7 @@ pub fn train_graph(a: &TrainGraphArgs) -> Result<()> {
 pub fn progress(msg: &str) {
     use std::io::IsTerminal;
     if std::io::stderr().is_terminal() {
-        eprintln!("onnx-ac: {msg}");
+        crate::console::eprint_line(&format!("onnx-ac: {msg}"));
     }
 }
 
@@ -165,7 +165,7 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
     progress("building the training graph");
     let (tm, info) = training_graph(&m, &a.loss, model_path)?;
     let costs = crate::costs::select(&tm, &info, &a.plan, &a.runtime, model_path)?;
-    eprintln!("{}", costs.description);
+    crate::console::eprint_line(&costs.description);
     let source = match (&a.plan.plan_file, &a.plan.policy) {
         (Some(p), _) => PlanSource::File(p.clone()),
         (None, Some(policy)) => PlanSource::Planner(policy.clone()),
@@ -239,9 +239,9 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
     if a.json {
         let text = serde_json::to_string_pretty(&planned.summary)
             .map_err(|e| Error::Internal(e.to_string()))?;
-        println!("{text}");
+        crate::console::print(&(text + "\n"))?;
     } else {
-        print!("{}", planned.summary.to_text());
+        crate::console::print(&planned.summary.to_text())?;
     }
     Ok(())
 }
@@ -276,12 +276,11 @@ pub fn verify(a: &VerifyArgs) -> Result<()> {
         a.runtime.runs,
     )?;
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?
-        );
+        let text =
+            serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
+        crate::console::print(&(text + "\n"))?;
     } else {
-        println!("{}", report.one_line());
+        crate::console::print(&(report.one_line() + "\n"))?;
     }
     if report.passed {
         Ok(())

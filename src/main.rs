@@ -14,7 +14,9 @@ fn main() -> ExitCode {
     // Ctrl-C (and SIGTERM, SIGHUP) removes staged outputs and temporary folders, then exits
     // with 128 + the signal number. Without the handler they would only be left behind.
     if let Err(e) = onnx_ac::output::install_signal_cleanup() {
-        eprintln!("warning: cannot install the signal handler ({e}); an interrupted run may leave temporary files");
+        onnx_ac::console::eprint_line(&format!(
+            "warning: cannot install the signal handler ({e}); an interrupted run may leave temporary files"
+        ));
     }
     let result: Result<(), Error> = match cli.command {
         Some(Command::Inspect(a)) => commands::inspect(&a),
@@ -26,7 +28,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            onnx_ac::console::eprint_line(&format!("error: {e}"));
             ExitCode::from(e.exit_code() as u8)
         }
     }

@@ -813,3 +813,99 @@ fn non_regular_outputs_are_refused() {
         .file_type()
         .is_char_device());
 }
+
+// ---- item 7 (issue item 6, I/O): a closed or full stdout/stderr is not a panic --------------
+
+/// The write end of a pipe whose read end is already closed: every write fails with EPIPE.
+fn closed_pipe() -> std::process::Stdio {
+    let (read, write) = rustix::pipe::pipe().unwrap();
+    drop(read);
+    std::process::Stdio::from(write)
+}
+
+fn run_with(
+    args: &[&str],
+    dir: &Path,
+    stdout: std::process::Stdio,
+    err: std::process::Stdio,
+) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("ORT_DYLIB_PATH")
+        .stdin(std::process::Stdio::null())
+        .stdout(stdout)
+        .stderr(err)
+        .output()
+        .unwrap()
+}
+
+/// stdout a closed pipe (`| true`, `| head -1`): the output is dropped, the exit code is the
+/// command's own (0 here, 2 for a refused model), nothing on stderr. stdout `/dev/full`:
+/// exit 2 with one line naming standard output. stderr closed or full: the command still
+/// ends with its own exit code. Each of these used to panic (exit 101).
+#[test]
+fn closed_or_full_stdout_and_stderr_are_not_panics() {
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mlp = root("fixtures/models/mlp.ts17.onnx");
+    let m = mlp.to_str().unwrap();
+    let main = |json: bool| {
+        let mut v = vec![m, "--budget", "2GB", "--cost", "fixed", "-o", "out.onnx"];
+        if json {
+            v.push("--json");
+        }
+        v
+    };
+    for args in [
+        vec!["inspect", m],
+        vec!["inspect", m, "--json"],
+        main(false),
+        main(true),
+    ] {
+        let r = run_with(&args, dir, closed_pipe(), Stdio::piped());
+        assert_eq!(r.status.code(), Some(0), "{args:?} | true: {}", stderr(&r));
+        assert!(!stderr(&r).contains("panicked"), "{args:?}: {}", stderr(&r));
+    }
+    assert!(dir.join("out.onnx").exists());
+    let bad = root("fixtures/fail/cycle.onnx");
+    let r = run_with(
+        &["inspect", bad.to_str().unwrap()],
+        dir,
+        closed_pipe(),
+        Stdio::piped(),
+    );
+    assert_refused("refused model | true", &r);
+
+    // stderr closed or full: the command's own result, no panic.
+    let full = || std::fs::OpenOptions::new().write(true).open("/dev/full");
+    for err in [Some(closed_pipe()), full().ok().map(Stdio::from)]
+        .into_iter()
+        .flatten()
+    {
+        let r = run_with(&main(false), dir, Stdio::null(), err);
+        assert_eq!(r.status.code(), Some(0), "stderr closed or full");
+    }
+    let r = run_with(
+        &["inspect", bad.to_str().unwrap()],
+        dir,
+        Stdio::null(),
+        closed_pipe(),
+    );
+    assert_eq!(r.status.code(), Some(2), "refused model, stderr closed");
+
+    // /dev/full (Linux): exit 2, one line naming standard output.
+    if let Ok(f) = full() {
+        for args in [vec!["inspect", m, "--json"], vec!["inspect", m], main(true)] {
+            let f = f.try_clone().unwrap();
+            let r = run_with(&args, dir, Stdio::from(f), Stdio::piped());
+            let line = assert_refused(&format!("{args:?} > /dev/full"), &r);
+            assert!(
+                line.contains("cannot write to standard output: No space left on device"),
+                "{line}"
+            );
+        }
+    }
+}

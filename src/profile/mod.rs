@@ -749,7 +749,7 @@ pub fn profile_command(a: &ProfileArgs) -> crate::Result<()> {
     let p = profile_training_graph(&tm, &a.model.model, &a.options())
         .map_err(ProfileError::into_cli_error)?;
     p.save(&a.out).map_err(ProfileError::into_cli_error)?;
-    eprintln!(
+    crate::console::eprint_line(&format!(
         "wrote {}: {} nodes, {} runs on {} in {:.1} s; step {:.2} ms (kernels {:.2} ms); peak {} (parameters {})",
         a.out.display(),
         p.nodes.len(),
@@ -761,9 +761,9 @@ pub fn profile_command(a: &ProfileArgs) -> crate::Result<()> {
         p.measured_peak_bytes
             .map_or("not measured".to_string(), crate::size::human_bytes),
         crate::size::human_bytes(p.parameter_bytes),
-    );
+    ));
     for w in &p.warnings {
-        eprintln!("warning: {w}");
+        crate::console::eprint_line(&format!("warning: {w}"));
     }
     Ok(())
 }
