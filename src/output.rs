@@ -339,10 +339,14 @@ impl Staging {
             .map_err(|e| OutputError::write(dest, e))
     }
 
-    /// Renames every staged file into place, in the order staged. A target that became a
-    /// non-regular file meanwhile is refused (and nothing after it is renamed).
+    /// Renames every staged file into place, in the order staged. Every target is checked
+    /// first: if one became a non-regular file meanwhile, nothing is renamed. (Only a rename
+    /// failing midway, which the checks make unlikely, can leave the earlier ones in place.)
     pub fn commit(mut self) -> Result<(), OutputError> {
         let mut list = live();
+        for s in &self.files {
+            check_target(&s.dest)?;
+        }
         while !self.files.is_empty() {
             let s = self.files.remove(0);
             let done = check_target(&s.dest).and_then(|_| {

@@ -818,7 +818,9 @@ fn non_regular_outputs_are_refused() {
 
 /// The write end of a pipe whose read end is already closed: every write fails with EPIPE.
 fn closed_pipe() -> std::process::Stdio {
-    let (read, write) = rustix::pipe::pipe().unwrap();
+    use rustix::pipe::{pipe_with, PipeFlags};
+    // CLOEXEC: a child spawned meanwhile by another test must not inherit the read end.
+    let (read, write) = pipe_with(PipeFlags::CLOEXEC).unwrap();
     drop(read);
     std::process::Stdio::from(write)
 }
