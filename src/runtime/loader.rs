@@ -326,7 +326,7 @@ fn is_executable(p: &Path) -> bool {
 /// running binary (the first ancestor of its real location holding both `Cargo.toml` and
 /// `.venv`, e.g. `<root>/target/release/onnx-ac`), then this crate's build-time manifest
 /// directory. Never the current directory.
-pub(crate) fn project_roots() -> Vec<PathBuf> {
+fn project_roots() -> Vec<PathBuf> {
     let mut roots: Vec<PathBuf> = Vec::new();
     if let Some(exe) = std::env::current_exe()
         .ok()
