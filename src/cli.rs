@@ -203,7 +203,9 @@ pub struct PlanArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct RuntimeArgs {
-    /// libonnxruntime to load (default: ORT_DYLIB_PATH, python3's onnxruntime, .venv).
+    /// libonnxruntime to load (default: ORT_DYLIB_PATH, else the onnxruntime package of the
+    /// python3 on PATH, else the .venv of the project the binary was built in; never the
+    /// current directory).
     #[arg(long, value_name = "PATH")]
     pub ort_lib: Option<PathBuf>,
     /// Execution provider for profiling and --verify.

@@ -9,6 +9,7 @@ use onnx_ac_passes::autodiff::{self, Loss, TrainOptions};
 use onnx_ac_passes::ir::Model;
 use onnx_ac_passes::recompute::RewriteOptions;
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 fn dims_map(dims: &[(String, i64)]) -> BTreeMap<String, i64> {
     dims.iter().cloned().collect()
@@ -66,9 +67,9 @@ pub fn inspect(a: &InspectArgs) -> Result<()> {
     if a.json {
         let s =
             serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
-        println!("{s}");
+        crate::console::print(&(s + "\n"))?;
     } else {
-        print!("{}", report.to_text());
+        crate::console::print(&report.to_text())?;
     }
     Ok(())
 }
@@ -86,17 +87,49 @@ pub fn training_graph(
     })
 }
 
+/// The input files of a command reading `model` (loaded from `path`): the model and its
+/// external data, for [`crate::output::check`].
+pub fn model_inputs(model: &Model, path: &Path) -> Vec<(&'static str, PathBuf)> {
+    let mut inputs = vec![("the input model", path.to_path_buf())];
+    for f in crate::onnx::external_files(model) {
+        inputs.push(("external data of the input model", f));
+    }
+    inputs
+}
+
+/// `-o OUT` and the `OUT.data` file a model with external data is saved with.
+pub fn model_outputs(out: &Path) -> Vec<(&'static str, PathBuf)> {
+    vec![
+        ("-o", out.to_path_buf()),
+        (
+            "-o's external data",
+            crate::output::with_suffix(out, ".data"),
+        ),
+    ]
+}
+
+/// [`crate::output::check`] on owned pairs.
+pub fn check_outputs(
+    outputs: &[(&'static str, PathBuf)],
+    inputs: &[(&'static str, PathBuf)],
+) -> Result<()> {
+    let o: Vec<(&str, &Path)> = outputs.iter().map(|(w, p)| (*w, p.as_path())).collect();
+    let i: Vec<(&str, &Path)> = inputs.iter().map(|(w, p)| (*w, p.as_path())).collect();
+    Ok(crate::output::check(&o, &i)?)
+}
+
 pub fn train_graph(a: &TrainGraphArgs) -> Result<()> {
     let m = load(&a.model)?;
+    check_outputs(&model_outputs(&a.out), &model_inputs(&m, &a.model.model))?;
     let (tm, info) = training_graph(&m, &a.loss, &a.model.model)?;
     crate::onnx::save(&tm, &a.out, &crate::onnx::SaveOptions::default())?;
-    eprintln!(
+    crate::console::eprint_line(&format!(
         "wrote {}: loss + {} gradients, {} forward and {} backward nodes",
         a.out.display(),
         info.grads.len(),
         info.forward_end,
         tm.graph.nodes.len() - info.forward_end
-    );
+    ));
     Ok(())
 }
 
@@ -104,7 +137,7 @@ pub fn train_graph(a: &TrainGraphArgs) -> Result<()> {
 pub fn progress(msg: &str) {
     use std::io::IsTerminal;
     if std::io::stderr().is_terminal() {
-        eprintln!("onnx-ac: {msg}");
+        crate::console::eprint_line(&format!("onnx-ac: {msg}"));
     }
 }
 
@@ -122,10 +155,17 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
         .ok_or_else(|| Error::Usage("missing --budget".into()))?;
     progress(&format!("loading {}", model_path.display()));
     let m = crate::load_model(model_path, &dims_map(&a.dims))?;
+    let mut outputs = model_outputs(out);
+    outputs.extend(a.decisions.iter().map(|p| ("--decisions", p.clone())));
+    outputs.extend(a.plan.save_plan.iter().map(|p| ("--save-plan", p.clone())));
+    let mut inputs = model_inputs(&m, model_path);
+    inputs.extend(a.plan.plan_file.iter().map(|p| ("--plan", p.clone())));
+    inputs.extend(a.plan.profile.iter().map(|p| ("--profile", p.clone())));
+    check_outputs(&outputs, &inputs)?;
     progress("building the training graph");
     let (tm, info) = training_graph(&m, &a.loss, model_path)?;
     let costs = crate::costs::select(&tm, &info, &a.plan, &a.runtime, model_path)?;
-    eprintln!("{}", costs.description);
+    crate::console::eprint_line(&costs.description);
     let source = match (&a.plan.plan_file, &a.plan.policy) {
         (Some(p), _) => PlanSource::File(p.clone()),
         (None, Some(policy)) => PlanSource::Planner(policy.clone()),
@@ -177,25 +217,31 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
         }
     }
     progress(&format!("writing {}", out.display()));
-    crate::onnx::save(
+    // Every output is staged and all are renamed into place together: a failure on any
+    // leaves none of them (nor a temporary) behind.
+    let mut staging = crate::output::Staging::new();
+    crate::onnx::save_staged(
         &planned.rewritten,
         out,
         &crate::onnx::SaveOptions::default(),
+        &mut staging,
     )?;
     if let Some(path) = &a.decisions {
-        crate::pipeline::write_atomic(path, &crate::report::decisions_csv(&planned.decisions))?;
+        let csv = crate::report::decisions_csv(&planned.decisions);
+        staging.write(path, csv.as_bytes())?;
     }
     if let Some(path) = &a.plan.save_plan {
         let text = serde_json::to_string_pretty(&planned.plan)
             .map_err(|e| Error::Internal(e.to_string()))?;
-        crate::pipeline::write_atomic(path, &(text + "\n"))?;
+        staging.write(path, (text + "\n").as_bytes())?;
     }
+    staging.commit()?;
     if a.json {
         let text = serde_json::to_string_pretty(&planned.summary)
             .map_err(|e| Error::Internal(e.to_string()))?;
-        println!("{text}");
+        crate::console::print(&(text + "\n"))?;
     } else {
-        print!("{}", planned.summary.to_text());
+        crate::console::print(&planned.summary.to_text())?;
     }
     Ok(())
 }
@@ -230,12 +276,11 @@ pub fn verify(a: &VerifyArgs) -> Result<()> {
         a.runtime.runs,
     )?;
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?
-        );
+        let text =
+            serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
+        crate::console::print(&(text + "\n"))?;
     } else {
-        println!("{}", report.one_line());
+        crate::console::print(&(report.one_line() + "\n"))?;
     }
     if report.passed {
         Ok(())

@@ -29,7 +29,9 @@ pub fn fixed_time(g: &Graph, n: NodeId) -> f64 {
 
 /// `--cost`/`--profile`/`--device`: a given profile is used as is; `fixed` and `analytic`
 /// need no runtime; otherwise (the default) the training graph is profiled now when ONNX
-/// Runtime can be loaded, and the analytic model is used when it cannot.
+/// Runtime can be loaded, and the analytic model is used when none is found. A library named
+/// by `--ort-lib` or `ORT_DYLIB_PATH` that cannot be used is an error, never a fallback, and
+/// `--ort-lib` must name a library even when this cost model does not load it.
 pub fn select(
     tm: &Model,
     _info: &TrainingInfo,
@@ -41,6 +43,9 @@ pub fn select(
         .device
         .parse()
         .map_err(|e: String| Error::Usage(format!("--device: {e}")))?;
+    if let Some(lib) = &rt.ort_lib {
+        crate::runtime::locate(Some(lib))?;
+    }
     if let Some(path) = &plan.profile {
         let profile = Profile::load(path).map_err(ProfileError::into_cli_error)?;
         let (model, description) = select_cost_model(Some(profile), true, device);
@@ -74,6 +79,7 @@ pub fn select(
                     Ok(Costs { description, model })
                 }
                 (Err(e), Some("measured")) => Err(e.into()),
+                (Err(e), _) if rt.ort_lib.is_some() || ort_dylib_path_set() => Err(e.into()),
                 (Err(_), _) => {
                     let (model, description) = select_cost_model(None, false, device);
                     Ok(Costs { description, model })
@@ -81,6 +87,11 @@ pub fn select(
             }
         }
     }
+}
+
+/// `ORT_DYLIB_PATH` names a library (which the loader treats as authoritative).
+fn ort_dylib_path_set() -> bool {
+    std::env::var_os("ORT_DYLIB_PATH").is_some_and(|v| !v.is_empty())
 }
 
 pub fn run_options(rt: &RuntimeArgs) -> RunOptions {
@@ -125,6 +136,7 @@ pub fn verify_models(
     rt: &RuntimeArgs,
 ) -> Result<crate::verify::VerifyReport> {
     let dir = tempfile::tempdir().map_err(|e| Error::Internal(e.to_string()))?;
+    let _guard = crate::output::TempGuard::new(dir.path());
     let (a, b) = (
         dir.path().join("original.onnx"),
         dir.path().join("rewritten.onnx"),

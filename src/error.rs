@@ -33,8 +33,15 @@ pub enum Error {
     StageMissing { stage: &'static str },
     #[error("{}: {}", OneLine(.path.display()), OneLine(.reason))]
     Output { path: PathBuf, reason: String },
+    /// An output refused (it is an input, or another output, or not a regular file) or not
+    /// written.
+    #[error("{}", OneLine(.0))]
+    OutputFile(#[from] crate::output::OutputError),
     #[error("internal error: {}", OneLine(.0))]
     Internal(String),
+    /// Standard output failed (other than a closed pipe, which is not an error).
+    #[error("cannot write to standard output: {0}")]
+    Stdout(std::io::Error),
     #[error("verification failed: {}", OneLine(.0))]
     VerifyFailed(String),
     #[error("{}", OneLine(.0))]
@@ -73,7 +80,7 @@ impl Error {
             Error::Onnx(OnnxError::Serialize { .. }) => 1,
             Error::Onnx(_) | Error::Model { .. } | Error::Usage(_) | Error::Size(_) => 2,
             Error::Training { .. } => 2,
-            Error::Output { .. } => 2,
+            Error::Output { .. } | Error::OutputFile(_) | Error::Stdout(_) => 2,
             Error::StageMissing { .. } | Error::Internal(_) => 1,
             Error::BudgetUnreachable { .. } => 3,
             Error::VerifyFailed(_) => 1,

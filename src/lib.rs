@@ -5,16 +5,19 @@
 
 pub mod cli;
 pub mod commands;
+pub mod console;
 pub mod cost;
 pub mod costs;
 pub mod error;
 pub mod inspect;
 pub mod onnx;
+pub mod output;
 pub mod pipeline;
 pub mod plan;
 pub mod profile;
 pub mod report;
 pub mod runtime;
+pub mod safefs;
 pub mod size;
 pub mod verify;
 

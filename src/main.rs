@@ -12,8 +12,15 @@ fn main() -> ExitCode {
         }
     };
     if let Err(e) = onnx_ac::plan::host::init(cli.host) {
-        eprintln!("error: {e}");
+        onnx_ac::console::eprint_line(&format!("error: {e}"));
         return ExitCode::from(2);
+    }
+    // Ctrl-C (and SIGTERM, SIGHUP) removes staged outputs and temporary folders, then exits
+    // with 128 + the signal number. Without the handler they would only be left behind.
+    if let Err(e) = onnx_ac::output::install_signal_cleanup() {
+        onnx_ac::console::eprint_line(&format!(
+            "warning: cannot install the signal handler ({e}); an interrupted run may leave temporary files"
+        ));
     }
     let result: Result<(), Error> = match cli.command {
         Some(Command::Inspect(a)) => commands::inspect(&a),
@@ -25,7 +32,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            onnx_ac::console::eprint_line(&format!("error: {e}"));
             ExitCode::from(e.exit_code() as u8)
         }
     }

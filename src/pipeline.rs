@@ -9,7 +9,7 @@ use crate::size::{human_bytes, human_bytes_up, Budget};
 use onnx_ac_passes::autodiff::TrainingInfo;
 use onnx_ac_passes::ir::{Graph, Model, ValueId};
 use onnx_ac_passes::recompute::{apply_recompute, RewriteOptions};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Plans aim 1/PLAN_MARGIN_DIVISOR (1%) under the budget (see `plan_and_rewrite`): on the
 /// fixtures and the 8-layer transformers of docs/benchmarks-deep.md the measured peak of a
@@ -140,10 +140,11 @@ pub fn plan_and_rewrite(
                 .map_err(plan_err)?
         }
         PlanSource::File(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::Output {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
+            let text = crate::safefs::read_input_text(path, crate::safefs::JSON_LIMIT_BYTES)
+                .map_err(|e| Error::Output {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
             let p: RecomputePlan = serde_json::from_str(&text).map_err(|e| Error::Output {
                 path: path.clone(),
                 reason: format!("not a plan file: {e}"),
@@ -245,21 +246,4 @@ fn plan_err(e: plan::PlanError) -> Error {
         plan::PlanError::UnknownPlanner(_) => Error::Usage(e.to_string()),
         other => Error::Internal(other.to_string()),
     }
-}
-
-/// Writes `text` to `path` through a temporary file and a rename.
-pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let err = |e: std::io::Error| Error::Output {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(err)?;
-    tmp.write_all(text.as_bytes()).map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
 }

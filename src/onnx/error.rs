@@ -98,6 +98,9 @@ pub enum OnnxError {
     },
     #[error("{path}: cannot serialize: {reason}")]
     Serialize { path: PathBuf, reason: String },
+    /// Staging, checking or renaming an output file failed.
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
 }
 
 impl OnnxError {

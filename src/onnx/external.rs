@@ -1,24 +1,24 @@
 //! External data: tensors whose bytes live in side files next to the model. Locations are
 //! refused when they leave the model's folder (absolute, `..`, or a symlink pointing out),
-//! the path-traversal class of CVE-2022-25882 and CVE-2024-27318.
+//! the path-traversal class of CVE-2022-25882 and CVE-2024-27318. The check is the opening
+//! itself (`safefs::open_beneath`): a file is opened once, beneath the folder, and read from
+//! that handle, so no symlink swapped in after a check can lead outside (issue #12). FIFOs
+//! and devices are refused.
 
 use super::error::OnnxError;
+use crate::safefs::{open_beneath, BeneathError};
 use onnx_ac_passes::ir::ExternalRef;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
-pub(crate) fn check_external_location(
+/// Refuses a location that names no file or leaves the folder on its face (absolute, `..`);
+/// symbolic links are checked while opening ([`open_located`]).
+fn check_external_location(
     model_path: &Path,
-    base_dir: &Path,
     tensor: &str,
     location: &str,
-) -> Result<PathBuf, OnnxError> {
-    let escapes = || OnnxError::ExternalEscapes {
-        path: model_path.to_path_buf(),
-        tensor: tensor.to_string(),
-        location: location.to_string(),
-    };
+) -> Result<(), OnnxError> {
     if location.is_empty() {
         return Err(OnnxError::BadTensor {
             path: model_path.to_path_buf(),
@@ -33,37 +33,52 @@ pub(crate) fn check_external_location(
             .components()
             .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
     {
-        return Err(escapes());
+        return Err(escapes(model_path, tensor, location));
     }
-    let full = base_dir.join(rel);
-    // A symlink (at any level) may point anywhere: compare canonical paths.
-    let canon_base = base_dir
-        .canonicalize()
-        .map_err(|e| OnnxError::io(base_dir, e))?;
-    match full.canonicalize() {
-        Ok(canon) if canon.starts_with(&canon_base) => Ok(full),
-        Ok(_) => Err(escapes()),
-        Err(e) => Err(OnnxError::ExternalMissing {
-            path: model_path.to_path_buf(),
-            tensor: tensor.to_string(),
-            location: location.to_string(),
-            reason: e.to_string(),
-        }),
+    Ok(())
+}
+
+fn escapes(model_path: &Path, tensor: &str, location: &str) -> OnnxError {
+    OnnxError::ExternalEscapes {
+        path: model_path.to_path_buf(),
+        tensor: tensor.to_string(),
+        location: location.to_string(),
     }
 }
 
-/// The number of bytes an external tensor occupies.
-pub(crate) fn external_len(
+/// Opens an external-data file once, beneath the model's folder (a symbolic link is followed
+/// only while it stays inside: `safefs::open_beneath`, race-free), as a regular file, and
+/// returns the handle with its size. Every later read uses this handle.
+fn open_located(
     model_path: &Path,
     base_dir: &Path,
     tensor: &str,
+    location: &str,
+) -> Result<(File, u64), OnnxError> {
+    check_external_location(model_path, tensor, location)?;
+    let cannot_read = |e: std::io::Error| OnnxError::ExternalMissing {
+        path: model_path.to_path_buf(),
+        tensor: tensor.to_string(),
+        location: location.to_string(),
+        reason: e.to_string(),
+    };
+    let file = match open_beneath(base_dir, Path::new(location)) {
+        Ok(f) => f,
+        Err(BeneathError::Escapes) => return Err(escapes(model_path, tensor, location)),
+        Err(BeneathError::Io(e)) => return Err(cannot_read(e)),
+    };
+    let available = file.metadata().map_err(cannot_read)?.len();
+    Ok((file, available))
+}
+
+/// The number of bytes of `ext` in a file of `available` bytes, or the error when it is short.
+fn needed_bytes(
+    model_path: &Path,
+    tensor: &str,
     ext: &ExternalRef,
     expected: Option<u64>,
+    available: u64,
 ) -> Result<u64, OnnxError> {
-    let full = check_external_location(model_path, base_dir, tensor, &ext.location)?;
-    let available = std::fs::metadata(&full)
-        .map_err(|e| OnnxError::io(&full, e))?
-        .len();
     let needed = ext
         .length
         .or(expected)
@@ -85,7 +100,20 @@ pub(crate) fn external_len(
     Ok(needed)
 }
 
-/// Opens an external tensor's bytes as a reader limited to its length.
+/// The number of bytes an external tensor occupies (its file is opened and checked, not read).
+pub(crate) fn external_len(
+    model_path: &Path,
+    base_dir: &Path,
+    tensor: &str,
+    ext: &ExternalRef,
+    expected: Option<u64>,
+) -> Result<u64, OnnxError> {
+    let (_file, available) = open_located(model_path, base_dir, tensor, &ext.location)?;
+    needed_bytes(model_path, tensor, ext, expected, available)
+}
+
+/// Opens an external tensor's bytes as a reader limited to its length: the file is opened
+/// once and only that handle is read.
 pub(crate) fn open_external(
     model_path: &Path,
     base_dir: &Path,
@@ -93,9 +121,9 @@ pub(crate) fn open_external(
     ext: &ExternalRef,
     expected: Option<u64>,
 ) -> Result<(std::io::Take<File>, u64), OnnxError> {
-    let len = external_len(model_path, base_dir, tensor, ext, expected)?;
+    let (mut f, available) = open_located(model_path, base_dir, tensor, &ext.location)?;
+    let len = needed_bytes(model_path, tensor, ext, expected, available)?;
     let full = base_dir.join(&ext.location);
-    let mut f = File::open(&full).map_err(|e| OnnxError::io(&full, e))?;
     f.seek(SeekFrom::Start(ext.offset))
         .map_err(|e| OnnxError::io(&full, e))?;
     Ok((f.take(len), len))

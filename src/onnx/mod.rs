@@ -14,20 +14,23 @@ pub use tensors::load_tensors;
 
 use onnx_ac_passes::ir::{self, Model, TensorData};
 use protobuf::Message;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The ai.onnx opset versions onnx-ac's shape and gradient rules are written for.
 pub const MIN_OPSET: i64 = 13;
 pub const MAX_OPSET: i64 = 24;
 
-/// Reads and parses a model file; external data is located and checked but not read.
+/// Reads and parses a model file; external data is located and checked but not read. The file
+/// must be a regular file of at most [`crate::safefs::MODEL_LIMIT_BYTES`].
 /// The graph is checked (every input defined, no cycle) and put in topological order.
 pub fn load(path: &Path) -> Result<Model, OnnxError> {
-    let bytes = std::fs::read(path).map_err(|source| OnnxError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes =
+        crate::safefs::read_input(path, crate::safefs::MODEL_LIMIT_BYTES).map_err(|source| {
+            OnnxError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
     let proto = parse_model(path, &bytes)?;
     drop(bytes);
     let base_dir = match path.parent() {
@@ -146,6 +149,19 @@ fn needs_external(model: &Model) -> bool {
 /// `<file name>.data` beside it when [`needs_external`]. Both files are written under
 /// temporary names and renamed at the end: a failure leaves nothing half-written.
 pub fn save(model: &Model, path: &Path, opts: &SaveOptions) -> Result<(), OnnxError> {
+    let mut staging = crate::output::Staging::new();
+    save_staged(model, path, opts, &mut staging)?;
+    Ok(staging.commit()?)
+}
+
+/// [`save`] into `staging`: the model (and its `.data` file) are written to temporaries that
+/// become `path` when the caller commits, with the command's other outputs.
+pub fn save_staged(
+    model: &Model,
+    path: &Path,
+    opts: &SaveOptions,
+    staging: &mut crate::output::Staging,
+) -> Result<(), OnnxError> {
     let file_name = path
         .file_name()
         .ok_or_else(|| OnnxError::Serialize {
@@ -171,12 +187,9 @@ pub fn save(model: &Model, path: &Path, opts: &SaveOptions) -> Result<(), OnnxEr
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    let mut staged: Vec<(tempfile::TempPath, PathBuf)> = Vec::new();
     if !ex.pending.is_empty() {
         let side_path = dir.join(&side_name);
-        let tmp =
-            tempfile::NamedTempFile::new_in(&dir).map_err(|e| OnnxError::write(&side_path, e))?;
-        let (file, tmp_path) = tmp.into_parts();
+        let file = staging.create(&side_path)?;
         let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
         export::write_side_file(
             &mut w,
@@ -185,20 +198,31 @@ pub fn save(model: &Model, path: &Path, opts: &SaveOptions) -> Result<(), OnnxEr
             model.base_dir.as_deref(),
             &side_path,
         )?;
-        w.flush().map_err(|e| OnnxError::write(&side_path, e))?;
-        staged.push((tmp_path, side_path));
+        let file = w
+            .into_inner()
+            .map_err(|e| OnnxError::write(&side_path, e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| OnnxError::write(&side_path, e))?;
     }
-    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| OnnxError::write(path, e))?;
-    let (mut file, tmp_path) = tmp.into_parts();
-    file.write_all(&bytes)
-        .map_err(|e| OnnxError::write(path, e))?;
-    file.sync_all().map_err(|e| OnnxError::write(path, e))?;
-    staged.push((tmp_path, path.to_path_buf()));
-    for (tmp, dest) in staged {
-        tmp.persist(&dest)
-            .map_err(|e| OnnxError::write(&dest, e.error))?;
-    }
+    staging.write(path, &bytes)?;
     Ok(())
+}
+
+/// The external-data files a loaded model reads (beside the model, as named in the file).
+pub fn external_files(model: &Model) -> Vec<PathBuf> {
+    let base = model.base_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let mut files: Vec<PathBuf> = Vec::new();
+    for &i in &model.graph.initializers {
+        if let Some(TensorData::External(ext)) =
+            model.graph.value(i).initializer.as_ref().map(|t| &t.data)
+        {
+            let p = base.join(&ext.location);
+            if !files.contains(&p) {
+                files.push(p);
+            }
+        }
+    }
+    files
 }
 
 fn model_source(model: &Model) -> PathBuf {

@@ -9,7 +9,8 @@ use protobuf::Message;
 use std::path::Path;
 
 pub fn load_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, OnnxError> {
-    let bytes = std::fs::read(path).map_err(|e| OnnxError::io(path, e))?;
+    let bytes = crate::safefs::read_input(path, crate::safefs::MODEL_LIMIT_BYTES)
+        .map_err(|e| OnnxError::io(path, e))?;
     let g = proto::GraphProto::parse_from_bytes(&bytes).map_err(|e| OnnxError::Parse {
         path: path.to_path_buf(),
         reason: e.to_string(),

@@ -58,6 +58,9 @@ pub enum ProfileError {
         #[source]
         source: std::io::Error,
     },
+
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
 }
 
 impl ProfileError {
@@ -76,6 +79,7 @@ impl ProfileError {
     pub fn into_cli_error(self) -> crate::Error {
         match self {
             ProfileError::Save(o) => crate::Error::Onnx(o),
+            ProfileError::Output(o) => crate::Error::OutputFile(o),
             ProfileError::Io { path, source } => crate::Error::Output {
                 path,
                 reason: source.to_string(),
@@ -156,14 +160,13 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// Writes the profile as pretty-printed JSON.
+    /// Writes the profile as pretty-printed JSON (through a temporary renamed into place).
     pub fn save(&self, path: &Path) -> Result<(), ProfileError> {
         let mut text = self.to_json();
         text.push('\n');
-        std::fs::write(path, text).map_err(|source| ProfileError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        let mut staging = crate::output::Staging::new();
+        staging.write(path, text.as_bytes())?;
+        Ok(staging.commit()?)
     }
 
     /// The profile as pretty-printed JSON (keys in a fixed order).
@@ -173,10 +176,12 @@ impl Profile {
 
     /// Reads a profile written by [`Profile::save`], checking its format and version.
     pub fn load(path: &Path) -> Result<Profile, ProfileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::safefs::read_input_text(path, crate::safefs::JSON_LIMIT_BYTES).map_err(
+            |source| ProfileError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+        )?;
         Profile::from_json(&text).map_err(|reason| ProfileError::Format {
             path: path.to_path_buf(),
             reason,
@@ -421,6 +426,8 @@ pub fn median_step_time(
 pub struct SavedGraph {
     dir: tempfile::TempDir,
     path: PathBuf,
+    /// Removes the folder on Ctrl-C too (a saved training graph may be hundreds of MB).
+    _guard: crate::output::TempGuard,
 }
 
 impl SavedGraph {
@@ -432,9 +439,14 @@ impl SavedGraph {
                 path: std::env::temp_dir(),
                 source,
             })?;
+        let guard = crate::output::TempGuard::new(dir.path());
         let path = dir.path().join("training.onnx");
         crate::onnx::save(model, &path, &crate::onnx::SaveOptions::default())?;
-        Ok(SavedGraph { dir, path })
+        Ok(SavedGraph {
+            dir,
+            path,
+            _guard: guard,
+        })
     }
     pub fn path(&self) -> &Path {
         &self.path
@@ -696,8 +708,9 @@ pub struct ProfileArgs {
     /// Execution provider.
     #[arg(long, value_enum, default_value = "cpu")]
     pub ep: EpArg,
-    /// The libonnxruntime to use (file or folder); default: ORT_DYLIB_PATH, python3's
-    /// onnxruntime, then the project's .venv.
+    /// The libonnxruntime to use (file or folder); default: ORT_DYLIB_PATH, else the
+    /// onnxruntime package of the python3 on PATH, else the .venv of the project the binary
+    /// was built in; never the current directory.
     #[arg(long, value_name = "PATH")]
     pub ort_lib: Option<PathBuf>,
     /// Seed of the random inputs.
@@ -727,12 +740,16 @@ impl ProfileArgs {
 pub fn profile_command(a: &ProfileArgs) -> crate::Result<()> {
     let dims = a.model.dims.iter().cloned().collect();
     let m = crate::load_model(&a.model.model, &dims)?;
+    crate::commands::check_outputs(
+        &[("-o", a.out.clone())],
+        &crate::commands::model_inputs(&m, &a.model.model),
+    )?;
     let (tm, _) = crate::commands::training_graph(&m, &a.loss, &a.model.model)?;
     let started = Instant::now();
     let p = profile_training_graph(&tm, &a.model.model, &a.options())
         .map_err(ProfileError::into_cli_error)?;
     p.save(&a.out).map_err(ProfileError::into_cli_error)?;
-    eprintln!(
+    crate::console::eprint_line(&format!(
         "wrote {}: {} nodes, {} runs on {} in {:.1} s; step {:.2} ms (kernels {:.2} ms); peak {} (parameters {})",
         a.out.display(),
         p.nodes.len(),
@@ -744,9 +761,9 @@ pub fn profile_command(a: &ProfileArgs) -> crate::Result<()> {
         p.measured_peak_bytes
             .map_or("not measured".to_string(), crate::size::human_bytes),
         crate::size::human_bytes(p.parameter_bytes),
-    );
+    ));
     for w in &p.warnings {
-        eprintln!("warning: {w}");
+        crate::console::eprint_line(&format!("warning: {w}"));
     }
     Ok(())
 }

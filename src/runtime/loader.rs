@@ -1,10 +1,18 @@
 //! Finding libonnxruntime and loading it once per process.
 //!
 //! Search order: an explicit path (`--ort-lib`), `ORT_DYLIB_PATH`, the `onnxruntime` package of
-//! the active `python3`, then the project-local `.venv` relative to the current directory and
-//! to this crate's manifest directory. Explicit paths and `ORT_DYLIB_PATH` are authoritative: if
-//! they name nothing usable that is an error, never a silent fallback. Discovered libraries that
-//! are too old are skipped in favour of the next place.
+//! the `python3` on `PATH`, then the project's `.venv` (found from the running binary's location
+//! and from this crate's build-time manifest directory). Explicit paths and `ORT_DYLIB_PATH` are
+//! authoritative: if they name nothing usable that is an error, never a silent fallback.
+//! Discovered libraries that are too old are skipped in favour of the next place.
+//!
+//! Nothing is looked up in, imported from or loaded out of the current directory (which may be
+//! an untrusted download folder, docs/security.md): `python3` is taken from the absolute
+//! directories of `PATH` only and run isolated (`-I`: no `PYTHON*` variables, no script or
+//! current directory on `sys.path`) from `/`, and it only *locates* the package
+//! (`importlib.machinery.PathFinder.find_spec`, which executes no code of the package); the
+//! project `.venv` is looked for next to the binary (`<root>/target/release/onnx-ac` →
+//! `<root>/.venv`), never relative to the current directory.
 //!
 //! `ort` panics if `ORT_DYLIB_PATH` names nothing, so every path is checked here first and the
 //! library is loaded with `ort::init_from`, whose failures are errors.
@@ -23,9 +31,10 @@ pub enum LibrarySource {
     Explicit,
     /// The `ORT_DYLIB_PATH` environment variable.
     EnvVar,
-    /// The `onnxruntime` package importable by the active `python3`.
+    /// The `onnxruntime` package of the `python3` on `PATH` (located, not imported).
     Python,
-    /// `.venv/lib/python3*/site-packages/onnxruntime/capi/` of the project.
+    /// `.venv/lib/python3*/site-packages/onnxruntime/capi/` of the project (beside the binary
+    /// or the crate's manifest directory, never the current directory).
     ProjectVenv,
 }
 
@@ -183,18 +192,10 @@ pub fn locate(explicit: Option<&Path>) -> Result<(Vec<Candidate>, Vec<String>), 
                 push(lib, LibrarySource::Python, &mut found);
             }
         }
-        None => searched.push("python3 (no importable onnxruntime)".to_string()),
+        None => searched.push("python3 on PATH (no onnxruntime package)".to_string()),
     }
 
-    let mut bases: Vec<PathBuf> = Vec::new();
-    if let Ok(cwd) = std::env::current_dir() {
-        bases.push(cwd);
-    }
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    if !bases.iter().any(|b| same_file(b, &manifest)) {
-        bases.push(manifest);
-    }
-    for base in bases {
+    for base in project_roots() {
         let lib_dir = base.join(".venv").join("lib");
         searched.push(format!(
             "{}/python3*/site-packages/onnxruntime/capi",
@@ -271,13 +272,21 @@ fn absolute(p: &Path) -> PathBuf {
     p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// The `onnxruntime` package directory of the active `python3`, if it has one.
+/// Locates the `onnxruntime` package without importing it: `PathFinder.find_spec` reads the
+/// folders of `sys.path` (plus the user's site-packages, which `-I` leaves out) and runs no code
+/// of the package. `-I` keeps the current directory and `PYTHONPATH` off `sys.path`.
+const FIND_PACKAGE: &str = "import importlib.machinery as m, site, sys\n\
+paths = [p for p in sys.path if p] + [site.getusersitepackages()]\n\
+s = m.PathFinder.find_spec('onnxruntime', paths)\n\
+locs = list(s.submodule_search_locations or []) if s else []\n\
+print(locs[0] if locs else '')";
+
+/// The `onnxruntime` package directory of the `python3` on `PATH`, if it has one.
 fn python_package_dir() -> Option<PathBuf> {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))",
-        ])
+    let python = find_on_path("python3")?;
+    let out = Command::new(python)
+        .args(["-I", "-c", FIND_PACKAGE])
+        .current_dir("/")
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
@@ -287,7 +296,55 @@ fn python_package_dir() -> Option<PathBuf> {
     }
     let s = String::from_utf8(out.stdout).ok()?;
     let dir = PathBuf::from(s.trim());
-    dir.is_dir().then_some(dir)
+    (dir.is_absolute() && dir.is_dir()).then_some(dir)
+}
+
+/// `name` in the absolute directories of `PATH` (an empty or relative entry, which would mean
+/// the current directory, is skipped).
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .filter(|d| d.is_absolute())
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        p.is_file()
+    }
+}
+
+/// Folders whose `.venv` may hold the project's ONNX Runtime: the project root above the
+/// running binary (the first ancestor of its real location holding both `Cargo.toml` and
+/// `.venv`, e.g. `<root>/target/release/onnx-ac`), then this crate's build-time manifest
+/// directory. Never the current directory.
+fn project_roots() -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = Vec::new();
+    if let Some(exe) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.canonicalize().ok())
+    {
+        if let Some(root) = exe
+            .ancestors()
+            .skip(1)
+            .find(|d| d.join("Cargo.toml").is_file() && d.join(".venv").is_dir())
+        {
+            roots.push(root.to_path_buf());
+        }
+    }
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if manifest.is_absolute() && !roots.iter().any(|b| same_file(b, &manifest)) {
+        roots.push(manifest);
+    }
+    roots
 }
 
 /// `<lib_dir>/python3*/site-packages/onnxruntime/capi` for every python3* folder.

@@ -193,12 +193,13 @@ impl ModelSession {
                     path: std::env::temp_dir(),
                     source,
                 })?;
+            let guard = crate::output::TempGuard::new(dir.path());
             run_options
                 .enable_profiling(dir.path().join("run"))
                 .map_err(|e| RuntimeError::Profile {
                     reason: e.to_string(),
                 })?;
-            Some(dir)
+            Some((dir, guard))
         } else {
             None
         };
@@ -237,7 +238,7 @@ impl ModelSession {
                 result.baseline_bytes = Some(base);
             }
         }
-        if let Some(dir) = profile_dir {
+        if let Some((dir, _guard)) = profile_dir {
             result.node_times = profile::read_profile_dir(dir.path())?;
             // `dir` is deleted here, with the profile in it.
         }

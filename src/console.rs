@@ -1,0 +1,28 @@
+//! Standard output and standard error without panics (issue #12): `println!` panics when
+//! stdout is a closed pipe (`onnx-ac inspect M --json | true`) or a full device
+//! (`> /dev/full`), and `eprintln!` likewise for stderr.
+
+use crate::error::Error;
+use std::io::{self, Write};
+
+/// Writes `text` to standard output and flushes it. A closed pipe (EPIPE: the reader went
+/// away, as in `onnx-ac inspect M --json | head -1`) is not an error: the rest of the output is
+/// dropped and the command ends as it would have, with its own exit code. Any other failure
+/// (`/dev/full`, a full disk) is an error naming standard output (exit 2).
+pub fn print(text: &str) -> Result<(), Error> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::Stdout(e)),
+    }
+}
+
+/// Writes `text` and a newline to standard error, ignoring failures: there is nowhere left
+/// to report them, and a closed stderr must not turn a result into a panic.
+pub fn eprint_line(text: &str) {
+    let mut err = io::stderr().lock();
+    let _ = err
+        .write_all(text.as_bytes())
+        .and_then(|()| err.write_all(b"\n"));
+}
