@@ -14,6 +14,11 @@ fn run(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
         .current_dir(ROOT)
+        // Numbers in the messages model the tests' host profile, not this machine.
+        .env(
+            onnx_ac::plan::host::HOST_ENV,
+            onnx_ac::plan::host::TEST_PROFILE,
+        )
         .env_remove("RUST_BACKTRACE")
         .env_remove("RUST_LIB_BACKTRACE")
         .output()
@@ -697,4 +702,29 @@ fn unreachable_budget_exits_3_and_its_suggestion_works() {
         normalized_stderr(&r, tmp.path())
     );
     assert!(out.exists());
+}
+
+#[test]
+fn unknown_host_profile_is_a_usage_error() {
+    let out = run(&[
+        "--host",
+        "x86-64-avx3",
+        "inspect",
+        "fixtures/models/mlp.ts17.onnx",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown host profile 'x86-64-avx3'"), "{err}");
+    let out = Command::new(BIN)
+        .args(["inspect", "fixtures/models/mlp.ts17.onnx"])
+        .current_dir(ROOT)
+        .env(onnx_ac::plan::host::HOST_ENV, "sparc")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: ONNX_AC_HOST: unknown host profile 'sparc'"),
+        "{err}"
+    );
 }
