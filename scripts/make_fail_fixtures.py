@@ -300,6 +300,101 @@ def main() -> int:
             initializers=[i64("shape", [1 << 31, 1 << 31])],
         ),
     )
+
+    # Item 13 of issue #12: models onnx-ac once accepted and turned into graphs ONNX
+    # Runtime refuses.
+    # `axis` of Concat given as a FLOAT (1.0): the rule read it as absent (axis 0).
+    write(
+        "attribute_wrong_type.onnx",
+        model(
+            [helper.make_node("Concat", ["x", "x"], ["y"], name="concat", axis=1.0)],
+            [vi("x", [2, 3])],
+            [vi("y", [2, 6])],
+        ),
+    )
+    # CumSum along axis 5 of a rank-2 input.
+    write(
+        "cumsum_axis.onnx",
+        model(
+            [helper.make_node("CumSum", ["x", "axis"], ["y"], name="cumsum")],
+            [vi("x", [2, 3])],
+            [vi("y", [2, 3])],
+            initializers=[helper.make_tensor("axis", TensorProto.INT64, [], [5])],
+        ),
+    )
+    # A valid model declaring IR version 14, above what ONNX Runtime 1.31.1 reads (13).
+    ir14 = valid()
+    ir14.ir_version = 14
+    write("ir_version_14.onnx", ir14)
+
+    # Item 6 of issue #12: inputs that once panicked.
+    # ConvTranspose with a rank-2 weight (the rule indexed its dims 1 and 2..).
+    write(
+        "conv_transpose_rank2.onnx",
+        model(
+            [helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="deconv")],
+            [vi("x", [1, 2, 4, 4])],
+            [vi("y", None)],
+            initializers=[helper.make_tensor("w", F, [2, 3], [0.5] * 6)],
+        ),
+    )
+    # A Constant whose value tensor keeps its 8 bytes in external data (a file in this
+    # folder): refused, naming the node, not read.
+    cval = TensorProto()
+    cval.data_type = F
+    cval.dims.extend([2])
+    cval.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", "external_short.bin"), ("offset", "0"), ("length", "8")):
+        e = cval.external_data.add()
+        e.key = k
+        e.value = v
+    write(
+        "constant_external.onnx",
+        model(
+            [
+                helper.make_node("Constant", [], ["c"], name="const", value=cval),
+                helper.make_node("Add", ["x", "c"], ["y"], name="add"),
+            ],
+            [vi("x", [2])],
+            [vi("y", [2])],
+        ),
+    )
+
+    # Item 5 of issue #12: logits with 2^40 classes (a graph input, so the file is tiny).
+    # The cross-entropy gradient once built a constant [0, classes) and aborted on 8 TiB;
+    # `inspect` picks that loss by default.
+    write(
+        "huge_classes.onnx",
+        model(
+            [helper.make_node("Add", ["x", "b"], ["logits"], name="add")],
+            [vi("x", [2, 1 << 40])],
+            [vi("logits", [2, 1 << 40])],
+            initializers=[helper.make_tensor("b", F, [1], [0.5])],
+        ),
+    )
+
+    # Item 4 of issue #12: a valid model whose OneHot (depth 2^40, a constant) makes ONNX
+    # Runtime allocate 8 TiB when the training graph runs (profiling, --verify); the
+    # counting allocator once handed back null and ONNX Runtime segfaulted.
+    write(
+        "onehot_huge_depth.onnx",
+        model(
+            [
+                helper.make_node("OneHot", ["idx", "depth", "vals"], ["hot"], name="onehot"),
+                helper.make_node("Mul", ["hot", "x"], ["hx"], name="mul_x"),
+                helper.make_node("Mul", ["hx", "w"], ["y"], name="mul_w"),
+                helper.make_node("ReduceSum", ["y"], ["loss"], name="sum", keepdims=0),
+            ],
+            [vi("x", [2, 1])],
+            [vi("loss", [])],
+            initializers=[
+                i64("idx", [0, 1]),
+                helper.make_tensor("depth", TensorProto.INT64, [], [1 << 40]),
+                helper.make_tensor("vals", F, [2], [0.0, 1.0]),
+                helper.make_tensor("w", F, [1], [0.5]),
+            ],
+        ),
+    )
     return 0
 
 

@@ -172,8 +172,9 @@ pub struct PlanArgs {
     /// selection), or a preset policy.
     #[arg(long, default_value = "ac", value_parser = ["ac", "optimal", "mutwo", "none", "selective", "full"])]
     pub planner: String,
-    /// A preset policy instead of a planner (same as --planner none|selective|full).
-    #[arg(long, value_parser = ["none", "selective", "full"], conflicts_with = "plan_file")]
+    /// A preset policy instead of a planner (same as --planner none|selective|full; not
+    /// with --planner).
+    #[arg(long, value_parser = ["none", "selective", "full"], conflicts_with_all = ["plan_file", "planner"])]
     pub policy: Option<String>,
     /// Apply a saved plan (JSON from --save-plan) instead of planning.
     #[arg(long = "plan", value_name = "PLAN.json")]
@@ -211,9 +212,25 @@ pub struct RuntimeArgs {
     /// Execution provider for profiling and --verify.
     #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
     pub ep: String,
-    /// Measured runs for profiling and --verify timing.
-    #[arg(long, default_value_t = 5)]
+    /// Measured runs for profiling and --verify timing (at most 1000000).
+    #[arg(long, default_value_t = 5, value_parser = parse_runs)]
     pub runs: usize,
+}
+
+/// The most measured or warm-up runs a command accepts: bounds the time buffers
+/// (`Vec::with_capacity(runs)`) and the `warmup + runs` count, which once overflowed for
+/// `--runs 18446744073709551615`. A million runs of even a tiny model take hours.
+pub const MAX_RUNS: usize = 1_000_000;
+
+/// `--runs`/`--warmup`: an integer in 0..=[`MAX_RUNS`].
+pub fn parse_runs(s: &str) -> Result<usize, String> {
+    let n: u64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a non-negative integer"))?;
+    usize::try_from(n)
+        .ok()
+        .filter(|&n| n <= MAX_RUNS)
+        .ok_or_else(|| format!("{n} is above the most runs onnx-ac accepts ({MAX_RUNS})"))
 }
 
 fn parse_host(s: &str) -> Result<crate::plan::host::Host, String> {

@@ -48,6 +48,12 @@ pub fn select(
     }
     if let Some(path) = &plan.profile {
         let profile = Profile::load(path).map_err(ProfileError::into_cli_error)?;
+        profile
+            .check_graph(&tm.graph)
+            .map_err(|reason| Error::Output {
+                path: path.clone(),
+                reason,
+            })?;
         let (model, description) = select_cost_model(Some(profile), true, device);
         return Ok(Costs { description, model });
     }

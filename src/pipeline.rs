@@ -158,12 +158,24 @@ pub fn plan_and_rewrite(
                     ),
                 });
             }
+            check_plan_names(&p, g).map_err(|reason| Error::Output {
+                path: path.clone(),
+                reason,
+            })?;
             p
         }
     };
-    let values = plan.resolve(g).map_err(plan_err)?;
+    // A plan file is input: a value its rewrite cannot recompute is its fault (exit 2).
+    let from_file = |e: plan::PlanError| match &opts.source {
+        PlanSource::File(path) => Error::Output {
+            path: path.clone(),
+            reason: e.to_string(),
+        },
+        PlanSource::Planner(_) => plan_err(e),
+    };
+    let values = plan.resolve(g).map_err(from_file)?;
     let (rg, _report) =
-        apply_recompute(g, info, &values, opts.rewrite).map_err(|e| plan_err(e.into()))?;
+        apply_recompute(g, info, &values, opts.rewrite).map_err(|e| from_file(e.into()))?;
     let order_after = plan::simulate::ort_default_order(&rg);
     let after = plan::simulate::simulate(&rg, &order_after, Some(info));
     if after.peak_bytes > target && !opts.best_effort {
@@ -239,6 +251,54 @@ pub fn plan_and_rewrite(
         summary,
         decisions,
     })
+}
+
+/// How many names a message lists before "and N more".
+const LIST_NAMES: usize = 5;
+
+/// A plan file's names must be distinct values of this training graph; lists the
+/// offenders (a plan of another model, or a hand-edited one).
+fn check_plan_names(p: &RecomputePlan, g: &onnx_ac_passes::ir::Graph) -> Result<(), String> {
+    let by_name = g.value_by_name();
+    let list = |names: &[&str]| {
+        let mut s: Vec<String> = names
+            .iter()
+            .take(LIST_NAMES)
+            .map(|n| format!("'{n}'"))
+            .collect();
+        if names.len() > LIST_NAMES {
+            s.push(format!("and {} more", names.len() - LIST_NAMES));
+        }
+        s.join(", ")
+    };
+    let unknown: Vec<&str> = p
+        .recompute
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !by_name.contains_key(n))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(format!(
+            "the plan names {} value(s) the training graph does not have (a plan of another model?): {}",
+            unknown.len(),
+            list(&unknown)
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut dups: Vec<&str> = Vec::new();
+    for n in &p.recompute {
+        if !seen.insert(n.as_str()) && !dups.contains(&n.as_str()) {
+            dups.push(n);
+        }
+    }
+    if !dups.is_empty() {
+        return Err(format!(
+            "the plan names {} value(s) more than once: {}",
+            dups.len(),
+            list(&dups)
+        ));
+    }
+    Ok(())
 }
 
 fn plan_err(e: plan::PlanError) -> Error {

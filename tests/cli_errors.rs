@@ -165,6 +165,27 @@ fail_fixture!(
     "expand_huge_rank.onnx",
     "node 'expand' (Expand)"
 );
+fail_fixture!(
+    attribute_wrong_type,
+    "attribute_wrong_type.onnx",
+    "node 'concat' (Concat): attribute 'axis' must be INT, not FLOAT"
+);
+fail_fixture!(cumsum_axis, "cumsum_axis.onnx", "node 'cumsum' (CumSum)");
+fail_fixture!(
+    ir_version_14,
+    "ir_version_14.onnx",
+    "IR version 14 is not supported (ONNX Runtime 1.31.1 reads IR versions up to 13)"
+);
+fail_fixture!(
+    conv_transpose_rank2,
+    "conv_transpose_rank2.onnx",
+    "node 'deconv' (ConvTranspose)"
+);
+fail_fixture!(
+    constant_external,
+    "constant_external.onnx",
+    "node 'const' (Constant)"
+);
 
 /// Fail fixtures whose overflowing shapes used to panic in the shape rules (checked like
 /// the others, without a snapshot).
@@ -727,4 +748,152 @@ fn unknown_host_profile_is_a_usage_error() {
         err.starts_with("error: ONNX_AC_HOST: unknown host profile 'sparc'"),
         "{err}"
     );
+}
+
+/// IR version 99 is refused like 14 (the fixture), naming the version and the maximum.
+#[test]
+fn ir_version_99_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut bytes =
+        std::fs::read(Path::new(ROOT).join("fixtures/fail/ir_version_14.onnx")).unwrap();
+    // ir_version is field 1 (varint): the file starts with 0x08 0x0e.
+    assert_eq!(&bytes[..2], &[0x08, 14]);
+    bytes[1] = 99;
+    let p = tmp.path().join("ir99.onnx");
+    std::fs::write(&p, &bytes).unwrap();
+    let out = run(&["inspect", p.to_str().unwrap()]);
+    let err = assert_one_line_error("ir 99", &out, tmp.path());
+    assert!(
+        err.contains("IR version 99") && err.contains("up to 13"),
+        "{err}"
+    );
+}
+
+/// `--labels`/`--target` name a new input: an empty name, a name the model already uses
+/// and an output name of the training graph (`loss`, `<param>.grad`) are refused, named.
+#[test]
+fn bad_new_input_names_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_path = tmp.path().join("out.onnx");
+    let o = out_path.to_str().unwrap();
+    for (name, culprit) in [
+        ("", "empty"),
+        ("x", "'x'"),
+        ("loss", "'loss' is reserved"),
+        ("fc1.weight.grad", "'fc1.weight.grad' is reserved"),
+    ] {
+        let out = run(&[
+            "train-graph",
+            MLP,
+            "-o",
+            o,
+            "--loss",
+            "mse",
+            "--target",
+            name,
+        ]);
+        let err = assert_one_line_error(&format!("--target {name:?}"), &out, tmp.path());
+        assert!(err.contains(culprit), "--target {name:?}: {err}");
+        assert!(!out_path.exists());
+    }
+}
+
+/// Logits with 2^40 classes (fixture `huge_classes.onnx`): `train-graph --loss
+/// cross-entropy` refuses them with exit 2 naming the logits and the limit, and `inspect`
+/// (whose default loss is cross-entropy on them) reports the estimate unavailable, giving
+/// the same reason. Both once aborted on an 8 TiB allocation.
+#[test]
+fn huge_classes_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_path = tmp.path().join("out.onnx");
+    let o = out_path.to_str().unwrap();
+    let rel = &format!("fixtures/fail/{}", "huge_classes.onnx");
+    let why = "logits 'logits' have 1099511627776 classes (last axis), above the most onnx-ac supports (16777216)";
+    let out = run(&[
+        "train-graph",
+        rel,
+        "-o",
+        o,
+        "--loss",
+        "cross-entropy",
+        "--logits",
+        "logits",
+    ]);
+    let err = assert_one_line_error("train-graph", &out, tmp.path());
+    assert!(err.contains(rel) && err.contains(why), "{err}");
+    assert!(!out_path.exists());
+    let out = run(&["inspect", rel]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        normalized_stderr(&out, tmp.path())
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("unavailable: {why}")), "{text}");
+}
+
+/// `--dim batch=2^40` implies a random input of 512 TiB: profiling refuses it before
+/// allocating (exit 2, the input and its size named), in `profile` and in the main command
+/// (whose default cost model profiles). Both once aborted in the allocator. Needs ONNX
+/// Runtime (as every profiling test).
+#[test]
+fn huge_dims_are_refused_before_allocating() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("p.json");
+    let o = tmp.path().join("o.onnx");
+    for args in [
+        vec!["profile", MLP_DYN, "-o", p.to_str().unwrap()],
+        vec![MLP_DYN, "--budget", "2GB", "-o", o.to_str().unwrap()],
+    ] {
+        let mut args = args.clone();
+        args.extend(["--dim", "batch=1099511627776"]);
+        let out = run(&args);
+        let err = normalized_stderr(&out, tmp.path());
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        let line = err.lines().last().unwrap_or_default();
+        assert!(
+            line.starts_with("error: ")
+                && line.contains("input 'x'")
+                && line.contains("512.00 TiB")
+                && line.contains("limit of 4.00 GiB"),
+            "{args:?}: {err}"
+        );
+        assert!(!p.exists() && !o.exists());
+    }
+}
+
+/// `onehot_huge_depth.onnx`: its OneHot output is 8 TiB. Under `--verify` ONNX Runtime asks
+/// the counting allocator for it: exit 2 naming the size (once a segfault, the allocator
+/// handing back null). `profile` times runs with ONNX Runtime's own allocator first, whose
+/// failure ONNX Runtime reports: exit 2 too. Needs ONNX Runtime.
+#[test]
+fn huge_allocation_in_onnx_runtime_is_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = tmp.path().join("o.onnx");
+    let p = tmp.path().join("p.json");
+    let rel = &format!("fixtures/fail/{}", "onehot_huge_depth.onnx");
+    let out = run(&[
+        rel,
+        "--budget",
+        "100%",
+        "--cost",
+        "fixed",
+        "--verify",
+        "-o",
+        o.to_str().unwrap(),
+    ]);
+    let err = normalized_stderr(&out, tmp.path());
+    assert_eq!(out.status.code(), Some(2), "--verify: {err}");
+    assert!(
+        err.contains("error: ONNX Runtime asked for 8796093022208 bytes (8.00 TiB)"),
+        "--verify: {err}"
+    );
+    let out = run(&["profile", rel, "-o", p.to_str().unwrap()]);
+    let err = normalized_stderr(&out, tmp.path());
+    assert_eq!(out.status.code(), Some(2), "profile: {err}");
+    assert!(err.contains("8796093022208"), "profile: {err}");
+    assert!(!o.exists() && !p.exists());
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "left {left:?}");
 }

@@ -86,6 +86,20 @@ pub enum OnnxError {
         value: String,
         shape: String,
     },
+    #[error("{path}: IR version {version} is not supported (ONNX Runtime 1.31.1 reads IR versions up to {max})")]
+    UnsupportedIrVersion {
+        path: PathBuf,
+        version: i64,
+        max: i64,
+    },
+    #[error("{path}: {node}: attribute '{attr}' must be {expected}, not {found}")]
+    BadAttributeType {
+        path: PathBuf,
+        node: onnx_ac_passes::error::NodeRef,
+        attr: String,
+        expected: &'static str,
+        found: &'static str,
+    },
     #[error("{path}: the model imports no ai.onnx opset (onnx-ac supports ai.onnx {min}..={max})")]
     NoOpset { path: PathBuf, min: i64, max: i64 },
     #[error("{path}: {reason}")]

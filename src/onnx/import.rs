@@ -273,20 +273,34 @@ impl Importer<'_> {
         let ty = a.type_.map(|t| t.enum_value());
         // Attribute tensors are usually unnamed: name the attribute and node instead.
         let in_attr = |e| relabel(e, format!("attribute '{}' of {node}", a.name()));
+        // An attribute tensor (a Constant's value) is used by the shape rules and folded
+        // like inline data; its external data is refused rather than read here.
+        let attr_tensor = |t: &proto::TensorProto| -> Result<Tensor, OnnxError> {
+            let x = self.tensor(t).map_err(in_attr)?;
+            if let TensorData::External(ext) = &x.data {
+                return Err(in_attr(OnnxError::BadTensor {
+                    path: self.path.to_path_buf(),
+                    tensor: String::new(),
+                    reason: format!(
+                        "external data (at '{}') in an attribute is not supported; store it as an initializer",
+                        ext.location
+                    ),
+                }));
+            }
+            Ok(x)
+        };
         let value = match ty {
             Some(Ok(AT::FLOAT)) => AttrValue::Float(a.f()),
             Some(Ok(AT::INT)) => AttrValue::Int(a.i()),
             Some(Ok(AT::STRING)) => AttrValue::String(a.s().to_vec()),
-            Some(Ok(AT::TENSOR)) if a.t.is_some() => {
-                AttrValue::Tensor(self.tensor(&a.t).map_err(in_attr)?)
-            }
+            Some(Ok(AT::TENSOR)) if a.t.is_some() => AttrValue::Tensor(attr_tensor(&a.t)?),
             Some(Ok(AT::FLOATS)) => AttrValue::Floats(a.floats.clone()),
             Some(Ok(AT::INTS)) => AttrValue::Ints(a.ints.clone()),
             Some(Ok(AT::STRINGS)) => AttrValue::Strings(a.strings.clone()),
             Some(Ok(AT::TENSORS)) => AttrValue::Tensors(
                 a.tensors
                     .iter()
-                    .map(|t| self.tensor(t).map_err(in_attr))
+                    .map(attr_tensor)
                     .collect::<Result<_, _>>()?,
             ),
             _ => AttrValue::Opaque(a.write_to_bytes().map_err(|e| OnnxError::Parse {

@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 /// The ai.onnx opset versions onnx-ac's shape and gradient rules are written for.
 pub const MIN_OPSET: i64 = 13;
 pub const MAX_OPSET: i64 = 24;
+/// The newest ONNX IR version the pinned ONNX Runtime (1.31.1) loads; a model declaring a
+/// later one is refused at load (ONNX Runtime would refuse the training graph).
+pub const MAX_IR_VERSION: i64 = 13;
 
 /// Reads and parses a model file; external data is located and checked but not read. The file
 /// must be a regular file of at most [`crate::safefs::MODEL_LIMIT_BYTES`].
@@ -90,6 +93,13 @@ pub fn check_supported(model: &Model, path: &Path) -> Result<(), OnnxError> {
             });
         }
     }
+    if model.ir_version > MAX_IR_VERSION {
+        return Err(OnnxError::UnsupportedIrVersion {
+            path: path.to_path_buf(),
+            version: model.ir_version,
+            max: MAX_IR_VERSION,
+        });
+    }
     if model.opset().is_none() {
         return Err(OnnxError::NoOpset {
             path: path.to_path_buf(),
@@ -106,8 +116,83 @@ pub fn check_supported(model: &Model, path: &Path) -> Result<(), OnnxError> {
                 domain: n.domain.clone(),
             });
         }
+        if n.is_standard_domain() {
+            for a in &n.attrs {
+                let Some(expected) = attr_kind_by_name(&a.name) else {
+                    continue;
+                };
+                let found = attr_kind(&a.value);
+                if found != expected {
+                    return Err(OnnxError::BadAttributeType {
+                        path: path.to_path_buf(),
+                        node: onnx_ac_passes::error::NodeRef::of(&model.graph, id),
+                        attr: a.name.clone(),
+                        expected,
+                        found,
+                    });
+                }
+            }
+        }
     }
     Ok(())
+}
+
+/// The ONNX type of an attribute value, as the spec names it.
+fn attr_kind(v: &onnx_ac_passes::ir::AttrValue) -> &'static str {
+    use onnx_ac_passes::ir::AttrValue as A;
+    match v {
+        A::Float(_) => "FLOAT",
+        A::Int(_) => "INT",
+        A::String(_) => "STRING",
+        A::Tensor(_) => "TENSOR",
+        A::Floats(_) => "FLOATS",
+        A::Ints(_) => "INTS",
+        A::Strings(_) => "STRINGS",
+        A::Tensors(_) => "TENSORS",
+        A::Opaque(_) => "a graph, sparse tensor, type or no type",
+    }
+}
+
+/// The type an ai.onnx attribute must have, for the names whose type is the same in every
+/// ai.onnx op of opsets 13..=24 (the shape rules read most of them; a wrong type would be
+/// read as "absent" and give a graph ONNX Runtime refuses). Names whose type depends on the
+/// op (`seed`, `value`, `dtype`, `mode`) are not listed.
+fn attr_kind_by_name(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "axis"
+        | "keepdims"
+        | "group"
+        | "transA"
+        | "transB"
+        | "exclusive"
+        | "reverse"
+        | "ceil_mode"
+        | "count_include_pad"
+        | "storage_order"
+        | "blocksize"
+        | "batch_dims"
+        | "select_last_index"
+        | "noop_with_empty_axes"
+        | "stash_type"
+        | "largest"
+        | "sorted"
+        | "allowzero"
+        | "upper"
+        | "to"
+        | "num_outputs"
+        | "training_mode"
+        | "ignore_index"
+        | "hidden_size"
+        | "layout"
+        | "value_int"
+        | "start"
+        | "end" => "INT",
+        "perm" | "axes" | "pads" | "strides" | "kernel_shape" | "dilations" | "output_shape"
+        | "output_padding" | "split" | "value_ints" => "INTS",
+        "epsilon" | "alpha" | "beta" | "momentum" | "value_float" | "lambd" | "gamma" => "FLOAT",
+        "auto_pad" | "reduction" | "direction" | "equation" | "approximate" => "STRING",
+        _ => return None,
+    })
 }
 
 /// Serializes a model to bytes (all tensors inline; for models without external data).

@@ -184,9 +184,18 @@ fn input_kind_with(g: &Graph, consumers: &[Vec<NodeId>], v: ValueId) -> InputKin
 
 /// Random values for every graph input of `g` (initializers excluded), in input order,
 /// deterministic for `seed`. Every input needs a static shape and a numeric or bool type.
+/// The most host memory one random input may take while it is filled (8 bytes per
+/// element, then its own type): 4 GiB. A bound from `--dim` or the model that passes it
+/// (say `--dim batch=1099511627776`) is refused before anything is allocated, not aborted
+/// on by the allocator.
+pub const MAX_INPUT_BYTES: u64 = 4 << 30;
+/// The same for all random inputs of one graph together: 8 GiB.
+pub const MAX_INPUTS_TOTAL_BYTES: u64 = 8 << 30;
+
 pub fn random_inputs(g: &Graph, seed: u64) -> Result<Vec<HostTensor>, ProfileError> {
     let consumers = g.consumers();
     let mut out = Vec::new();
+    let mut total = 0u64;
     for &v in &g.inputs {
         let value = g.value(v);
         if value.initializer.is_some() {
@@ -213,6 +222,23 @@ pub fn random_inputs(g: &Graph, seed: u64) -> Result<Vec<HostTensor>, ProfileErr
             .iter()
             .try_fold(1usize, |n, &d| n.checked_mul(usize::try_from(d).ok()?))
             .ok_or_else(|| bad(format!("shape {dims:?} is too large")))?;
+        // Refuse before allocating: filling goes through one f64 or i64 per element.
+        let host_bytes = (numel as u64).saturating_mul(dtype.size_bytes().unwrap_or(1).max(8));
+        if host_bytes > MAX_INPUT_BYTES {
+            return Err(bad(format!(
+                "shape {dims:?} of {dtype} needs {} of host memory to fill, above onnx-ac's limit of {} for one random input (lower the --dim values)",
+                crate::size::human_bytes(host_bytes),
+                crate::size::human_bytes(MAX_INPUT_BYTES)
+            )));
+        }
+        total = total.saturating_add(host_bytes);
+        if total > MAX_INPUTS_TOTAL_BYTES {
+            return Err(bad(format!(
+                "the random inputs up to this one need {} of host memory to fill, above onnx-ac's limit of {} for all of them (lower the --dim values)",
+                crate::size::human_bytes(total),
+                crate::size::human_bytes(MAX_INPUTS_TOTAL_BYTES)
+            )));
+        }
         let mut rng = SplitMix64::new(seed ^ name_hash(&value.name));
         let kind = input_kind_with(g, &consumers, v);
         let t = fill(&value.name, dtype, &dims, numel, kind, &mut rng).map_err(|reason| {

@@ -208,7 +208,60 @@ impl Profile {
             }
             None => return Err("the profile has no integer \"version\" field".to_string()),
         }
-        serde_json::from_value(doc).map_err(|e| format!("malformed onnx-ac profile: {e}"))
+        let p: Profile =
+            serde_json::from_value(doc).map_err(|e| format!("malformed onnx-ac profile: {e}"))?;
+        p.check_times()?;
+        Ok(p)
+    }
+
+    /// Every time must be a finite number of seconds, not negative: a NaN or negative
+    /// time would make recomputation look free or profitable to every planner.
+    fn check_times(&self) -> Result<(), String> {
+        let bad = |t: f64| !t.is_finite() || t < 0.0;
+        for (name, n) in &self.nodes {
+            if bad(n.time_s) {
+                return Err(format!(
+                    "node '{name}' ({}) has time_s {}; times must be finite and not negative",
+                    n.op, n.time_s
+                ));
+            }
+        }
+        for (field, t) in [
+            ("step_time_s", self.step_time_s),
+            ("kernel_time_s", self.kernel_time_s),
+        ] {
+            if bad(t) {
+                return Err(format!(
+                    "{field} is {t}; times must be finite and not negative"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A profile is of this training graph: every node it times is a node of `g` (it may
+    /// miss some, listed in its warnings). Lists up to 5 names it has that `g` does not.
+    pub fn check_graph(&self, g: &Graph) -> Result<(), String> {
+        let names: std::collections::HashSet<&str> =
+            g.nodes.iter().map(|n| n.name.as_str()).collect();
+        let extra: Vec<&str> = self
+            .nodes
+            .keys()
+            .map(String::as_str)
+            .filter(|n| !names.contains(n))
+            .collect();
+        if extra.is_empty() {
+            return Ok(());
+        }
+        let mut list: Vec<String> = extra.iter().take(5).map(|n| format!("'{n}'")).collect();
+        if extra.len() > 5 {
+            list.push(format!("and {} more", extra.len() - 5));
+        }
+        Err(format!(
+            "the profile times {} node(s) the training graph does not have (a profile of another model, or of other --loss/--dim options?): {}",
+            extra.len(),
+            list.join(", ")
+        ))
     }
 
     /// The median time of the node named `name`, if the profile has it.
@@ -699,12 +752,12 @@ pub struct ProfileArgs {
     /// Where to write the profile (JSON, see docs/profiling.md).
     #[arg(short = 'o', long = "output-file", value_name = "OUT")]
     pub out: PathBuf,
-    /// Measured runs; per-node times are medians over them.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
-    pub runs: u64,
-    /// Unmeasured warm-up runs before them.
-    #[arg(long, default_value_t = 1)]
-    pub warmup: u64,
+    /// Measured runs; per-node times are medians over them (1 to 1000000).
+    #[arg(long, default_value_t = 5, value_parser = crate::cli::parse_runs)]
+    pub runs: usize,
+    /// Unmeasured warm-up runs before them (at most 1000000).
+    #[arg(long, default_value_t = 1, value_parser = crate::cli::parse_runs)]
+    pub warmup: usize,
     /// Execution provider.
     #[arg(long, value_enum, default_value = "cpu")]
     pub ep: EpArg,
@@ -724,8 +777,8 @@ pub struct ProfileArgs {
 impl ProfileArgs {
     pub fn options(&self) -> ProfileOptions {
         ProfileOptions {
-            runs: self.runs as usize,
-            warmup: self.warmup as usize,
+            runs: self.runs,
+            warmup: self.warmup,
             ep: self.ep.into(),
             ort_lib: self.ort_lib.clone(),
             seed: self.seed,

@@ -182,16 +182,19 @@ unsafe extern "system" fn counting_alloc(
 ) -> *mut c_void {
     // SAFETY: see `counter`.
     let c = unsafe { counter(this) };
+    if size as u64 > physical_memory_bytes() {
+        allocation_failed(size, "more than this machine's physical memory");
+    }
     let Some(total) = size.checked_add(HEADER) else {
-        return ptr::null_mut();
+        allocation_failed(size, "the size overflows");
     };
     let Ok(layout) = Layout::from_size_align(total, ALIGN) else {
-        return ptr::null_mut();
+        allocation_failed(size, "the size overflows");
     };
     // SAFETY: `layout` has a non-zero size (at least HEADER bytes).
     let block = unsafe { alloc(layout) };
     if block.is_null() {
-        return ptr::null_mut();
+        allocation_failed(size, "the system refused it");
     }
     // SAFETY: the block is at least HEADER (64) bytes and 64-aligned, so a usize fits at its
     // start; the user part starts HEADER bytes in and is `size` bytes long.
@@ -201,6 +204,41 @@ unsafe extern "system" fn counting_alloc(
     c.allocations.fetch_add(1, Ordering::SeqCst);
     // SAFETY: HEADER < total, so the offset stays inside the block.
     unsafe { block.add(HEADER).cast() }
+}
+
+/// The machine's physical memory (`sysconf`), read once; `u64::MAX` when unknown.
+fn physical_memory_bytes() -> u64 {
+    static BYTES: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *BYTES.get_or_init(|| {
+        // SAFETY: `sysconf` only reads system configuration.
+        let (pages, page) = unsafe {
+            (
+                libc::sysconf(libc::_SC_PHYS_PAGES),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        match (u64::try_from(pages), u64::try_from(page)) {
+            (Ok(n), Ok(p)) if n > 0 && p > 0 => n.saturating_mul(p),
+            _ => u64::MAX,
+        }
+    })
+}
+
+/// An allocation ONNX Runtime asked for cannot be made. The C allocator interface has no
+/// error status: a null pointer is used as memory by ONNX Runtime (a segfault, seen with a
+/// huge OneHot depth under `--verify`). So this reports the size on stderr, removes the
+/// registered temporaries (as the signal handler does) and ends the process with exit code
+/// 2 through `_exit` (no atexit handlers or static destructors run while ONNX Runtime's
+/// threads are inside the library).
+fn allocation_failed(size: usize, why: &str) -> ! {
+    use std::io::Write;
+    let msg = format!(
+        "error: ONNX Runtime asked for {size} bytes ({}) in one allocation and it cannot be made: {why}; the model or its --dim values imply tensors too large for this machine\n",
+        crate::size::human_bytes(size as u64)
+    );
+    let _ = std::io::stderr().write_all(msg.as_bytes());
+    crate::output::remove_registered();
+    signal_hook::low_level::exit(2)
 }
 
 unsafe extern "system" fn counting_reserve(

@@ -100,6 +100,10 @@ fn single_output(b: &Builder) -> Result<ValueId, AutodiffError> {
     }
 }
 
+/// The most classes cross-entropy accepts: its gradient holds a constant int64 tensor of
+/// `[0, classes)` (128 MiB at this limit; vocabularies are below 2^18).
+pub const MAX_CLASSES: i64 = 1 << 24;
+
 fn new_input(
     b: &mut Builder,
     name: &str,
@@ -111,7 +115,26 @@ fn new_input(
             "the model already has a value named '{name}'; pick another name for the new input"
         )));
     }
+    if name.is_empty() {
+        return Err(AutodiffError::Loss(
+            "the name of the new input is empty; pass a non-empty --labels/--target NAME".into(),
+        ));
+    }
+    if name == "loss" || name.ends_with(".grad") {
+        // The training graph's outputs are `loss` and `<param>.grad`: the new input would
+        // take the name and the output would be renamed silently.
+        return Err(AutodiffError::Loss(format!(
+            "the name '{name}' is reserved for an output of the training graph (loss, <param>.grad); pick another name for the new input"
+        )));
+    }
     let real = b.named(name);
+    if real != name {
+        // Taken by a node or another name in the model: a silent rename would make the
+        // caller feed an input that does not exist.
+        return Err(AutodiffError::Loss(format!(
+            "the name '{name}' is already used in the model; pick another name for the new input"
+        )));
+    }
     let id = b.graph.new_value(real);
     let v = b.graph.value_mut(id);
     v.dtype = Some(dtype);
@@ -155,6 +178,13 @@ pub(crate) fn build(b: &mut Builder, loss: &Loss) -> Result<LossParts, AutodiffE
                 )));
             }
             let classes = *zd.last().unwrap();
+            if classes > MAX_CLASSES {
+                // The gradient compares the labels with a constant [0, classes): 8 bytes a
+                // class, allocated here (2^40 classes once aborted on 8 TiB).
+                return Err(e(format!(
+                    "logits '{logits}' have {classes} classes (last axis), above the most onnx-ac supports ({MAX_CLASSES})"
+                )));
+            }
             let n: i64 = zd[..zd.len() - 1].iter().product();
             let lead = &zd[..zd.len() - 1];
             let y = new_input(b, labels, DType::Int64, lead)?;

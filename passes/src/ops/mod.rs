@@ -132,7 +132,7 @@ pub static REGISTRY: &[OpDef] = &[
     op("OneHot", sh::one_hot),
     op("TensorScatter", sh::like_input0),
     op("Trilu", sh::like_input0),
-    op("CumSum", sh::like_input0),
+    op("CumSum", sh::cum_sum),
     op("BlackmanWindow", sh::window),
     op("HannWindow", sh::window),
     op("HammingWindow", sh::window),

@@ -126,7 +126,14 @@ pub fn conv_transpose(c: &OpCtx) -> RuleResult {
     let dt = c.dtype(0)?;
     let x = c.shape(0)?;
     let wsh = c.shape(1)?;
-    let n = x.len().saturating_sub(2);
+    if x.len() < 3 || wsh.len() != x.len() {
+        return Err(RuleError(format!(
+            "ConvTranspose input rank {} and weight rank {} do not match (both must be at least 3)",
+            x.len(),
+            wsh.len()
+        )));
+    }
+    let n = x.len() - 2;
     let kernel: Vec<i64> = match c.attr_ints("kernel_shape") {
         Some(k) => k,
         None => wsh[2..].iter().map(|d| d.known().unwrap_or(0)).collect(),

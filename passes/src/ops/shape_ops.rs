@@ -554,6 +554,26 @@ pub fn like_input0(c: &OpCtx) -> RuleResult {
     }])
 }
 
+/// CumSum: the output is like the input; a constant `axis` must be one value in
+/// [-rank, rank-1] (ONNX Runtime refuses the model otherwise).
+pub fn cum_sum(c: &OpCtx) -> RuleResult {
+    if let (Some(axis), Some(s)) = (c.const_ints(1), c.shape_opt(0)) {
+        match axis[..] {
+            [a] => {
+                norm_axis(a, s.len())?;
+            }
+            _ => {
+                return Err(RuleError(format!(
+                    "axis input '{}' must hold one value, not {}",
+                    c.input_name(1),
+                    axis.len()
+                )))
+            }
+        }
+    }
+    like_input0(c)
+}
+
 pub fn expand(c: &OpCtx) -> RuleResult {
     let dt = c.dtype(0)?;
     let s = c.shape(0)?;
