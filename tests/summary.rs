@@ -176,3 +176,27 @@ fn json_summary_fields_and_files_written() {
     assert!(tail[0].starts_with("wrote <tmp>/plan.json ("), "{text}");
     assert_eq!(byte_units(&text).len(), 1, "one unit:\n{text}");
 }
+
+/// What the budget bounds is said in one sentence in `--help` and in README next to the
+/// commands, in the terms the summary's step peak uses.
+#[test]
+fn the_budget_is_defined_where_it_is_given() {
+    let help = run(&["--help"]);
+    let help = String::from_utf8_lossy(&help.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+    let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    for text in [&help, &readme] {
+        assert!(
+            text.contains(
+                "bounds the peak of the whole training step as ONNX Runtime allocates it \
+                 (weights, prepacked weights, inputs, activations, gradients, transients), not \
+                 the process's code, the allocator's arena slack or Python"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("step peak"), "{text}");
+    }
+}
