@@ -271,12 +271,12 @@ pub struct Summary {
 const NEGLIGIBLE_PEAK_CHANGE: f64 = 0.0005;
 
 impl Summary {
-    /// The unit of every byte figure of the text summary, from the largest peak.
+    /// The unit of every byte figure of the text summary, from the model's largest peak (not
+    /// the budget: a generous `2GB` must not show a 30 MiB step in GiB).
     pub fn byte_scale(&self) -> ByteScale {
         ByteScale::for_largest(
             self.initial_peak_bytes
                 .max(self.final_peak_bytes)
-                .max(self.budget_bytes)
                 .max(self.simulated_initial_peak_bytes)
                 .max(self.simulated_final_peak_bytes),
         )
@@ -523,5 +523,12 @@ mod tests {
         assert!(text.contains("100.00 MiB -> 60.00 MiB simulated: -40.00 MiB (-40.0%), within the budget (10.00 MiB under)"), "{text}");
         assert!(!text.contains("GiB") && !text.contains("KiB"), "{text}");
         assert_eq!(text.matches("fixed table").count(), 1, "{text}");
+        // The model's size picks the unit, not a generous budget.
+        let text = summary(30 * MIB, 29 * MIB, 2_000_000_000, 0).to_text();
+        assert!(
+            text.contains("budget       1907.35 MiB (30%act) for the step peak"),
+            "{text}"
+        );
+        assert!(!text.contains("GiB"), "{text}");
     }
 }
