@@ -2,7 +2,7 @@
 # Sets up onnx-ac on a fresh machine (scripts/setup.sh) and runs the main job on a bundled
 # fixture: a 6-layer GPT-2 (width 64) at batch 8 × 64 tokens, planned to keep 30% of its
 # activation memory (--budget 30%act), verified in ONNX Runtime (same gradients, measured peak
-# under the budget). Outputs go to out/.
+# under the budget). Outputs go to out/; the summary lists them last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -13,4 +13,3 @@ mkdir -p out
   --decisions out/gpt2.decisions.csv \
   --save-plan out/gpt2.plan.json \
   --verify
-echo "demo: wrote out/gpt2.ac.onnx, out/gpt2.decisions.csv, out/gpt2.plan.json" >&2

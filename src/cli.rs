@@ -134,11 +134,13 @@ pub struct MainArgs {
     /// The ONNX model.
     #[arg(required = true)]
     pub model: Option<PathBuf>,
-    /// Memory budget (the whole training step: weights, inputs, activations, gradients): 2GB,
-    /// 1.5GiB, 512MiB, 1000000B; a percentage of the peak without recomputation (60%); or the
-    /// share of activation memory to keep (30%act: the peak without recomputation with only
-    /// 30% of the forward buffers its backward keeps, plus the gradients that peak has not
-    /// allocated yet; docs/cli.md).
+    /// Memory budget. It bounds the peak of the whole training step as ONNX Runtime allocates
+    /// it (weights, prepacked weights, inputs, activations, gradients, transients), not the
+    /// process's code, the allocator's arena slack or Python; the summary's "step peak" is in
+    /// the same terms. 2GB, 1.5GiB, 512MiB, 1000000B; a percentage of the peak without
+    /// recomputation (60%); or the share of activation memory to keep (30%act: the peak
+    /// without recomputation with only 30% of the forward buffers its backward keeps, plus the
+    /// gradients that peak has not allocated yet; docs/cli.md).
     #[arg(long, required = true)]
     pub budget: Option<Budget>,
     /// Where to write the rewritten training graph.

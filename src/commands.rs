@@ -165,7 +165,9 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
     progress("building the training graph");
     let (tm, info) = training_graph(&m, &a.loss, model_path)?;
     let costs = crate::costs::select(&tm, &info, &a.plan, &a.runtime, model_path)?;
-    crate::console::eprint_line(&costs.description);
+    if let Some(note) = &costs.note {
+        crate::console::eprint_line(note);
+    }
     let source = match (&a.plan.plan_file, &a.plan.policy) {
         (Some(p), _) => PlanSource::File(p.clone()),
         (None, Some(policy)) => PlanSource::Planner(policy.clone()),
@@ -216,6 +218,7 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
             ));
         }
     }
+    planned.summary.warnings = planned.summary.peak_warnings();
     progress(&format!("writing {}", out.display()));
     // Every output is staged and all are renamed into place together: a failure on any
     // leaves none of them (nor a temporary) behind.
@@ -235,7 +238,16 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
             .map_err(|e| Error::Internal(e.to_string()))?;
         staging.write(path, (text + "\n").as_bytes())?;
     }
+    let mut written = staging.destinations();
+    written.sort_by_key(|p| p != out); // the model first, then its external data
     staging.commit()?;
+    planned.summary.written = written
+        .iter()
+        .map(|p| crate::report::WrittenFile {
+            path: p.display().to_string(),
+            bytes: std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+        })
+        .collect();
     if a.json {
         let text = serde_json::to_string_pretty(&planned.summary)
             .map_err(|e| Error::Internal(e.to_string()))?;

@@ -10,10 +10,33 @@ use onnx_ac_passes::autodiff::TrainingInfo;
 use onnx_ac_passes::ir::{Graph, Model, NodeId};
 use std::path::Path;
 
-/// The chosen cost model and a one-line description of why.
+/// The chosen cost model: what it is (named once in the summary) and, when it is a fallback
+/// the user did not ask for, a one-line note saying why (printed on stderr).
 pub struct Costs {
     pub description: String,
+    pub note: Option<String>,
     pub model: Box<dyn CostModel>,
+}
+
+/// [`select_cost_model`]'s explanation without its `cost model: ` lead (the summary labels it).
+fn measured(profile: crate::profile::Profile, device: Device) -> Costs {
+    let (model, why) = select_cost_model(Some(profile), true, device);
+    let description = why.strip_prefix("cost model: ").unwrap_or(&why).to_string();
+    Costs {
+        description,
+        note: None,
+        model,
+    }
+}
+
+/// The analytic model for `device`, chosen (`note` None) or fallen back to.
+fn analytic(device: Device, note: Option<String>) -> Costs {
+    let spec = crate::cost::DeviceSpec::from(device);
+    Costs {
+        description: format!("analytic roofline for {}", spec.describe()),
+        note,
+        model: Box::new(crate::cost::AnalyticCost::new(spec)),
+    }
 }
 
 impl Costs {
@@ -54,20 +77,15 @@ pub fn select(
                 path: path.clone(),
                 reason,
             })?;
-        let (model, description) = select_cost_model(Some(profile), true, device);
-        return Ok(Costs { description, model });
+        return Ok(measured(profile, device));
     }
     match plan.cost.as_deref() {
         Some("fixed") => Ok(Costs {
-            description:
-                "cost model: fixed table (1e-5 s per MatMul/Gemm/Conv, 1e-6 s per other node)"
-                    .into(),
+            description: "fixed table (1e-5 s per MatMul/Gemm/Conv, 1e-6 s per other node)".into(),
+            note: None,
             model: Box::new(FixedCost::default()),
         }),
-        Some("analytic") => {
-            let (model, description) = select_cost_model(None, false, device);
-            Ok(Costs { description, model })
-        }
+        Some("analytic") => Ok(analytic(device, None)),
         explicit => {
             let available = crate::runtime::init(rt.ort_lib.as_deref());
             match (available, explicit) {
@@ -81,15 +99,18 @@ pub fn select(
                     };
                     let profile = profile_training_graph(tm, model_path, &opts)
                         .map_err(ProfileError::into_cli_error)?;
-                    let (model, description) = select_cost_model(Some(profile), true, device);
-                    Ok(Costs { description, model })
+                    Ok(measured(profile, device))
                 }
                 (Err(e), Some("measured")) => Err(e.into()),
                 (Err(e), _) if rt.ort_lib.is_some() || ort_dylib_path_set() => Err(e.into()),
-                (Err(_), _) => {
-                    let (model, description) = select_cost_model(None, false, device);
-                    Ok(Costs { description, model })
-                }
+                (Err(_), _) => Ok(analytic(
+                    device,
+                    Some(
+                        "note: ONNX Runtime not found, so node times are estimated (analytic cost model); \
+                         --ort-lib PATH or ORT_DYLIB_PATH names a libonnxruntime to measure them"
+                            .into(),
+                    ),
+                )),
             }
         }
     }

@@ -339,6 +339,11 @@ impl Staging {
             .map_err(|e| OutputError::write(dest, e))
     }
 
+    /// The files staged so far, in order.
+    pub fn destinations(&self) -> Vec<PathBuf> {
+        self.files.iter().map(|s| s.dest.clone()).collect()
+    }
+
     /// Renames every staged file into place, in the order staged. Every target is checked
     /// first: if one became a non-regular file meanwhile, nothing is renamed. (Only a rename
     /// failing midway, which the checks make unlikely, can leave the earlier ones in place.)

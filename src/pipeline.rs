@@ -209,6 +209,7 @@ pub fn plan_and_rewrite(
         planner: plan.planner.clone(),
         cost_model: cost_name.to_string(),
         budget_bytes: budget,
+        budget_requested: opts.budget.spec(),
         initial_peak_bytes: base.peak_bytes,
         final_peak_bytes: after.peak_bytes,
         peak_source: "simulated".into(),
@@ -234,6 +235,12 @@ pub fn plan_and_rewrite(
         added_matmul_flops,
         added_matmul_flops_percent: 100.0 * added_matmul_flops / step_matmul_flops.max(1.0),
         verify: None,
+        warnings: Vec::new(),
+        written: Vec::new(),
+    };
+    let summary = Summary {
+        warnings: summary.peak_warnings(),
+        ..summary
     };
     let mut rewritten = model.clone();
     rewritten.graph = rg;

@@ -74,6 +74,17 @@ impl FromStr for Budget {
     }
 }
 
+impl Budget {
+    /// The budget as it was asked for, exactly: `2000000000B`, `60%`, `30%act`.
+    pub fn spec(&self) -> String {
+        match self {
+            Budget::Bytes(b) => format!("{b}B"),
+            Budget::Percent(p) => format!("{p}%"),
+            Budget::ActivationPercent(p) => format!("{p}%act"),
+        }
+    }
+}
+
 impl fmt::Display for Budget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -113,6 +124,50 @@ fn human_bytes_rounded(b: u64, up: bool) -> String {
     }
 }
 
+/// One binary unit for every byte figure of a report, chosen from its largest figure (the
+/// largest unit that figure reaches, `human_bytes`'s choice for it): a report never mixes
+/// `GiB` with `MiB`, and its small figures read as fractions of the big ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteScale {
+    shift: u32,
+}
+
+impl ByteScale {
+    const UNITS: [&'static str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+
+    /// The scale for figures up to `largest` bytes.
+    pub fn for_largest(largest: u64) -> ByteScale {
+        let mut shift = 0;
+        while (shift as usize) + 1 < Self::UNITS.len() && largest >> (10 * (shift + 1)) > 0 {
+            shift += 1;
+        }
+        ByteScale { shift }
+    }
+
+    pub fn unit(&self) -> &'static str {
+        Self::UNITS[self.shift as usize]
+    }
+
+    /// `b` in this scale: `12.34 MiB` (bytes as an integer: `512 B`); a size that is not
+    /// zero never reads as zero: `<0.01 GiB`.
+    pub fn format(&self, b: u64) -> String {
+        let v = b as f64 / (1u64 << (10 * self.shift)) as f64;
+        if self.shift == 0 {
+            format!("{b} B")
+        } else if b > 0 && v < 0.005 {
+            format!("<0.01 {}", self.unit())
+        } else {
+            format!("{v:.2} {}", self.unit())
+        }
+    }
+
+    /// A signed difference with its sign always shown: `-12.34 MiB`, `+0.50 MiB`.
+    pub fn format_signed(&self, d: i64) -> String {
+        let sign = if d < 0 { '-' } else { '+' };
+        format!("{sign}{}", self.format(d.unsigned_abs()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +198,25 @@ mod tests {
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(1536), "1.50 KiB");
         assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.00 GiB");
+    }
+
+    #[test]
+    fn one_scale_for_a_report() {
+        const MIB: u64 = 1 << 20;
+        let s = ByteScale::for_largest(248 * MIB);
+        assert_eq!(s.unit(), "MiB");
+        assert_eq!(s.format(248 * MIB), "248.00 MiB");
+        assert_eq!(s.format(65 * 1024), "0.06 MiB");
+        assert_eq!(s.format_signed(-(3 * MIB as i64)), "-3.00 MiB");
+        assert_eq!(s.format_signed(MIB as i64 / 2), "+0.50 MiB");
+        assert_eq!(
+            ByteScale::for_largest(5 << 30).format(512 * MIB),
+            "0.50 GiB"
+        );
+        assert_eq!(ByteScale::for_largest(1023).format(1000), "1000 B");
+        assert_eq!(s.format(1), "<0.01 MiB");
+        assert_eq!(s.format(0), "0.00 MiB");
+        assert_eq!(ByteScale::for_largest(1024).unit(), "KiB");
+        assert_eq!(ByteScale::for_largest(u64::MAX).unit(), "TiB");
     }
 }

@@ -33,10 +33,33 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
+    /// The comparison alone: `PASSED: 75 outputs, max |diff| 1.2e-6 (0.010 of tolerance)`.
+    pub fn result_line(&self) -> String {
+        format!(
+            "{}: {} outputs, {}max |diff| {:.3e} ({:.3} of tolerance){}",
+            if self.passed { "PASSED" } else { "FAILED" },
+            self.outputs_compared,
+            if self.bit_identical {
+                "bit-identical, "
+            } else {
+                ""
+            },
+            self.max_abs_diff,
+            self.max_scaled_error,
+            if self.passed || self.worst_output.is_empty() {
+                String::new()
+            } else {
+                format!(", worst: {}", self.worst_output)
+            }
+        )
+    }
+
+    /// The comparison, each graph's peak as ONNX Runtime's allocator measured it (without
+    /// the weights and inputs it uses in place) and the median step times.
     pub fn one_line(&self) -> String {
         let peaks = match (self.original_peak_bytes, self.rewritten_peak_bytes) {
             (Some(a), Some(b)) => format!(
-                "; measured peak {} -> {}",
+                "; allocator peak {} -> {}",
                 crate::size::human_bytes(a),
                 crate::size::human_bytes(b)
             ),

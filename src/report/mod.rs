@@ -3,7 +3,7 @@
 
 use crate::plan::candidates::recompute_time;
 use crate::plan::NodeCost;
-use crate::size::human_bytes;
+use crate::size::ByteScale;
 use onnx_ac_passes::autodiff::{saved_activations, TrainingInfo};
 use onnx_ac_passes::ir::{Graph, NodeId, ValueId};
 use onnx_ac_passes::recompute::{is_view, viewed, with_view_bases};
@@ -203,14 +203,23 @@ pub fn decisions_csv(rows: &[Decision]) -> String {
     s
 }
 
-/// The summary, with the seed's columns.
+/// A file the main command wrote, for the summary's last lines.
 #[derive(Debug, Clone, Serialize)]
+pub struct WrittenFile {
+    pub path: String,
+    pub bytes: u64,
+}
+
+/// The summary, with the seed's columns.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     pub format: &'static str,
     pub version: u32,
     pub planner: String,
     pub cost_model: String,
     pub budget_bytes: u64,
+    /// The budget as asked for on the command line: `2000000000B`, `60%`, `30%act`.
+    pub budget_requested: String,
     pub initial_peak_bytes: u64,
     pub final_peak_bytes: u64,
     /// Where the peaks come from: "simulated" or "measured".
@@ -251,109 +260,275 @@ pub struct Summary {
     /// published trade-off).
     pub added_matmul_flops_percent: f64,
     pub verify: Option<crate::verify::VerifyReport>,
+    /// What the numbers above do not say by themselves ([`Summary::peak_warnings`]).
+    pub warnings: Vec<String>,
+    /// The files written, the model first.
+    pub written: Vec<WrittenFile>,
 }
 
+/// A peak change smaller than this share of the initial peak (0.05%) is not worth a warning:
+/// the rewrite's defences alone add a few bytes.
+const NEGLIGIBLE_PEAK_CHANGE: f64 = 0.0005;
+
 impl Summary {
-    pub fn to_text(&self) -> String {
-        let mut s = String::new();
-        let pct = |x: f64| format!("{x:.1}%");
-        let gb = |b: u64| format!("{:.3} GB", b as f64 / 1e9);
-        let rows: Vec<(&str, String)> = vec![
-            (
-                "planner",
-                format!("{} (costs: {})", self.planner, self.cost_model),
-            ),
-            (
-                "budget",
-                format!(
-                    "{} ({})",
-                    human_bytes(self.budget_bytes),
-                    gb(self.budget_bytes)
-                ),
-            ),
-            (
-                "initial peak",
-                format!(
-                    "{} ({}, {})",
-                    human_bytes(self.initial_peak_bytes),
-                    gb(self.initial_peak_bytes),
-                    self.peak_source
-                ),
-            ),
-            (
-                "final peak",
-                format!(
-                    "{} ({}, {})",
-                    human_bytes(self.final_peak_bytes),
-                    gb(self.final_peak_bytes),
-                    self.peak_source
-                ),
-            ),
-            (
-                "within budget",
-                format!(
-                    "{} ({})",
-                    if self.within_budget { "yes" } else { "NO" },
-                    self.peak_source
-                ),
-            ),
-            (
-                "reduction",
-                format!(
-                    "{:.6} GB, {}",
-                    self.reduction_bytes as f64 / 1e9,
-                    pct(self.reduction_percent)
-                ),
-            ),
-            (
-                "initial step time",
-                format!(
-                    "{:.6} s ({})",
-                    self.initial_step_time_s, self.step_time_source
-                ),
-            ),
-            (
-                "final step time",
-                format!("{:.6} s", self.final_step_time_s),
-            ),
-            (
-                "overhead",
-                format!("{:.6} s, {}", self.overhead_s, pct(self.overhead_percent)),
-            ),
-            ("recompute time", format!("{:.6} s", self.recompute_time_s)),
-            (
-                "added matmul FLOPs",
-                format!(
-                    "{:.3} GFLOP, {} of the step's",
-                    self.added_matmul_flops / 1e9,
-                    pct(self.added_matmul_flops_percent)
-                ),
-            ),
-            (
-                "retained activations",
-                format!(
-                    "{} ({})",
-                    self.retained_activations,
-                    pct(self.retained_percent)
-                ),
-            ),
-            (
-                "recomputed activations",
-                format!(
-                    "{} ({})",
-                    self.recomputed_activations,
-                    pct(self.recomputed_percent)
-                ),
-            ),
-            ("retained memory", human_bytes(self.retained_memory_bytes)),
-            ("saved memory", human_bytes(self.saved_memory_bytes)),
-        ];
-        for (k, v) in rows {
-            let _ = writeln!(s, "{k:<24} {v}");
+    /// The unit of every byte figure of the text summary, from the model's largest peak (not
+    /// the budget: a generous `2GB` must not show a 30 MiB step in GiB).
+    pub fn byte_scale(&self) -> ByteScale {
+        ByteScale::for_largest(
+            self.initial_peak_bytes
+                .max(self.final_peak_bytes)
+                .max(self.simulated_initial_peak_bytes)
+                .max(self.simulated_final_peak_bytes),
+        )
+    }
+
+    /// Warnings about the result: a peak above the budget, a peak that rose, a peak change
+    /// with nothing recomputed (the rewritten graph's execution order alone moved it).
+    pub fn peak_warnings(&self) -> Vec<String> {
+        let b = self.byte_scale();
+        let mut w = Vec::new();
+        let (x, y) = (self.initial_peak_bytes, self.final_peak_bytes);
+        let change = y as i64 - x as i64;
+        let notable = change.unsigned_abs() as f64 > NEGLIGIBLE_PEAK_CHANGE * x.max(1) as f64;
+        let pct = 100.0 * change as f64 / x.max(1) as f64;
+        if !self.within_budget {
+            w.push(format!(
+                "warning: the final step peak ({}) is {} over the budget",
+                self.peak_source,
+                b.format(y.saturating_sub(self.budget_bytes))
+            ));
         }
+        if notable && self.recomputed_activations == 0 {
+            w.push(format!(
+                "warning: nothing is recomputed, yet the step peak {} by {} ({pct:+.1}%): \
+                 the rewritten graph's execution order alone changed it, not recomputation",
+                if change < 0 { "fell" } else { "rose" },
+                b.format(change.unsigned_abs()),
+            ));
+        } else if notable && change > 0 {
+            w.push(format!(
+                "warning: the final step peak is {} ({pct:+.1}%) above the initial one: \
+                 this plan does not reduce the peak",
+                b.format(change.unsigned_abs()),
+            ));
+        }
+        w
+    }
+
+    pub fn to_text(&self) -> String {
+        let b = self.byte_scale();
+        let mut s = String::new();
+        let mut row = |k: &str, v: String| {
+            let _ = writeln!(s, "{k:<12} {v}");
+        };
+        row("cost model", self.cost_model.clone());
+        row("planner", self.planner.clone());
+        let requested =
+            if self.budget_requested.ends_with('%') || self.budget_requested.ends_with("act") {
+                format!(" ({})", self.budget_requested)
+            } else {
+                String::new()
+            };
+        row(
+            "budget",
+            format!(
+                "{}{requested} for the step peak: weights, inputs, activations, gradients and \
+                 transients, as ONNX Runtime allocates them",
+                b.format(self.budget_bytes)
+            ),
+        );
+        let (x, y) = (self.initial_peak_bytes, self.final_peak_bytes);
+        let fit = if self.within_budget {
+            format!(
+                "within the budget ({} under)",
+                b.format(self.budget_bytes - y)
+            )
+        } else {
+            format!("OVER the budget by {}", b.format(y - self.budget_bytes))
+        };
+        row(
+            "step peak",
+            format!(
+                "{} -> {} {}: {} ({:+.1}%), {fit}",
+                b.format(x),
+                b.format(y),
+                self.peak_source,
+                b.format_signed(-self.reduction_bytes),
+                -self.reduction_percent
+            ),
+        );
+        if self.peak_source == "measured" {
+            row(
+                "",
+                format!(
+                    "measured = ONNX Runtime's allocator peak + {} of weights and inputs it \
+                     uses in place; simulated {} -> {}",
+                    b.format(self.unallocated_bytes),
+                    b.format(self.simulated_initial_peak_bytes),
+                    b.format(self.simulated_final_peak_bytes)
+                ),
+            );
+        }
+        let kept_before = self.retained_memory_bytes + self.saved_memory_bytes;
+        row(
+            "activations",
+            format!(
+                "{} -> {} kept for the backward ({:.1}%): {} buffers recomputed ({:.1}%), {} kept \
+                 (recompute sources included)",
+                b.format(kept_before),
+                b.format(self.retained_memory_bytes),
+                self.retained_percent,
+                self.recomputed_activations,
+                self.recomputed_percent,
+                self.retained_activations
+            ),
+        );
+        // One time unit too: milliseconds below a second.
+        let ms = self.initial_step_time_s < 1.0;
+        let t = |x: f64| {
+            if ms {
+                format!("{:.2} ms", x * 1e3)
+            } else {
+                format!("{x:.3} s")
+            }
+        };
+        let t_signed = |x: f64| format!("{}{}", if x < 0.0 { "-" } else { "+" }, t(x.abs()));
+        let measured_time = self.step_time_source == "measured";
+        row(
+            "step time",
+            format!(
+                "{} -> {} {}: {} ({:+.1}%){}",
+                t(self.initial_step_time_s),
+                t(self.final_step_time_s),
+                if measured_time {
+                    "measured (median)"
+                } else {
+                    "estimated"
+                },
+                t_signed(self.overhead_s),
+                self.overhead_percent,
+                if measured_time {
+                    format!("; recomputation estimated {}", t(self.recompute_time_s))
+                } else {
+                    String::new()
+                }
+            ),
+        );
+        let flops = |f: f64| {
+            let (div, unit) = match self.step_matmul_flops {
+                x if x >= 1e12 => (1e12, "TFLOP"),
+                x if x >= 1e9 => (1e9, "GFLOP"),
+                x if x >= 1e6 => (1e6, "MFLOP"),
+                _ => (1e3, "kFLOP"),
+            };
+            format!("{:.2} {unit}", f / div)
+        };
+        row(
+            "matmul FLOPs",
+            format!(
+                "{} recomputed, {:.1}% of the step's {}",
+                flops(self.added_matmul_flops),
+                self.added_matmul_flops_percent,
+                flops(self.step_matmul_flops)
+            ),
+        );
         if let Some(v) = &self.verify {
-            let _ = writeln!(s, "{:<24} {}", "verify", v.one_line());
+            row("verify", v.result_line());
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "{w}");
+        }
+        for f in &self.written {
+            let _ = writeln!(s, "wrote {} ({})", f.path, b.format(f.bytes));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    fn summary(initial: u64, fin: u64, budget: u64, recomputed: usize) -> Summary {
+        let reduction = initial as i64 - fin as i64;
+        let mut s = Summary {
+            planner: "ac".into(),
+            cost_model: "fixed table".into(),
+            budget_bytes: budget,
+            budget_requested: "30%act".into(),
+            initial_peak_bytes: initial,
+            final_peak_bytes: fin,
+            simulated_initial_peak_bytes: initial,
+            simulated_final_peak_bytes: fin,
+            peak_source: "simulated".into(),
+            reduction_bytes: reduction,
+            reduction_percent: 100.0 * reduction as f64 / initial as f64,
+            within_budget: fin <= budget,
+            recomputed_activations: recomputed,
+            unallocated_bytes: 65 * 1024,
+            step_time_source: "estimated".into(),
+            written: vec![WrittenFile {
+                path: "out.onnx".into(),
+                bytes: 3 * MIB,
+            }],
+            ..Summary::default()
+        };
+        s.warnings = s.peak_warnings();
+        s
+    }
+
+    #[test]
+    fn a_peak_change_without_recomputation_is_explained() {
+        let s = summary(100 * MIB, 90 * MIB, 95 * MIB, 0);
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        assert!(s.warnings[0]
+            .contains("nothing is recomputed, yet the step peak fell by 10.00 MiB (-10.0%)"));
+        assert!(s.warnings[0].contains("execution order alone"));
+        let s = summary(100 * MIB, 110 * MIB, 200 * MIB, 0);
+        assert!(
+            s.warnings[0].contains("rose by 10.00 MiB (+10.0%)"),
+            "{:?}",
+            s.warnings
+        );
+    }
+
+    #[test]
+    fn a_higher_or_over_budget_peak_is_a_warning() {
+        let s = summary(100 * MIB, 110 * MIB, 105 * MIB, 3);
+        assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+        assert!(s.warnings[0].contains("5.00 MiB over the budget"));
+        assert!(s.warnings[1].contains("10.00 MiB (+10.0%) above the initial one"));
+        // A reduction that recomputes something, or a change of a few bytes, is no warning.
+        assert!(summary(100 * MIB, 60 * MIB, 70 * MIB, 3)
+            .warnings
+            .is_empty());
+        assert!(summary(100 * MIB, 100 * MIB + 200, 200 * MIB, 0)
+            .warnings
+            .is_empty());
+    }
+
+    #[test]
+    fn the_text_has_one_unit_and_ends_with_the_files_written() {
+        let text = summary(5 << 30, 3 << 30, 4 << 30, 3).to_text();
+        assert!(
+            text.contains("5.00 GiB -> 3.00 GiB simulated: -2.00 GiB (-40.0%)"),
+            "{text}"
+        );
+        assert!(text.contains("wrote out.onnx (<0.01 GiB)"), "{text}");
+        assert!(!text.contains("MiB") && !text.contains("GB"), "{text}");
+        assert!(text.ends_with("wrote out.onnx (<0.01 GiB)\n"), "{text}");
+        let text = summary(100 * MIB, 60 * MIB, 70 * MIB, 3).to_text();
+        assert!(text.contains("100.00 MiB -> 60.00 MiB simulated: -40.00 MiB (-40.0%), within the budget (10.00 MiB under)"), "{text}");
+        assert!(!text.contains("GiB") && !text.contains("KiB"), "{text}");
+        assert_eq!(text.matches("fixed table").count(), 1, "{text}");
+        // The model's size picks the unit, not a generous budget.
+        let text = summary(30 * MIB, 29 * MIB, 2_000_000_000, 0).to_text();
+        assert!(
+            text.contains("budget       1907.35 MiB (30%act) for the step peak"),
+            "{text}"
+        );
+        assert!(!text.contains("GiB"), "{text}");
     }
 }
