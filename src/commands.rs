@@ -258,10 +258,25 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
     Ok(())
 }
 
+/// Model metadata the training graph builder writes (`passes/src/autodiff`).
+const TRAINING_GRAPH_KEY: &str = "onnx_ac.training_graph";
+
 pub fn verify(a: &VerifyArgs) -> Result<()> {
     // Both graphs must take the same inputs; the original's decide them.
     let original = crate::onnx::load(&a.original)?;
     let rewritten = crate::onnx::load(&a.rewritten)?;
+    // Two forward models would "pass" by comparing their outputs alone.
+    for (path, m) in [(&a.original, &original), (&a.rewritten, &rewritten)] {
+        if !m.metadata.iter().any(|(k, _)| k == TRAINING_GRAPH_KEY) {
+            return Err(Error::Usage(format!(
+                "{} is not a training graph (no {TRAINING_GRAPH_KEY} metadata): verify compares \
+                 the loss and gradients of two training graphs; write the original with \
+                 `onnx-ac train-graph MODEL -o TRAIN.onnx` and the rewritten one with the main \
+                 command",
+                path.display()
+            )));
+        }
+    }
     let names = |m: &Model| -> Vec<String> {
         m.graph
             .inputs

@@ -897,3 +897,15 @@ fn huge_allocation_in_onnx_runtime_is_exit_2() {
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
     assert!(left.is_empty(), "left {left:?}");
 }
+
+#[test]
+fn verify_of_forward_models_says_to_build_training_graphs() {
+    let m = "fixtures/models/mlp.ts17.onnx";
+    let out = run(&["verify", m, m]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mlp.ts17.onnx is not a training graph") && err.contains("train-graph"),
+        "{err}"
+    );
+}
