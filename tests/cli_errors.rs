@@ -3,6 +3,8 @@
 //! panic, and nothing is written to `-o`. Plus a small mutation fuzz of a real model
 //! through the library.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -11,18 +13,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_onnx-ac");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(ROOT)
-        // Numbers in the messages model the tests' host profile, not this machine.
-        .env(
-            onnx_ac::plan::host::HOST_ENV,
-            onnx_ac::plan::host::TEST_PROFILE,
-        )
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LIB_BACKTRACE")
-        .output()
-        .expect("run onnx-ac")
+    common::run_cli(args)
 }
 
 /// Stderr with the repository and temp paths replaced, so snapshots are stable.

@@ -1,6 +1,8 @@
 //! Issue #12 (hardening): the tool run by a careless user or on hostile files. Each test is
 //! a regression test for one item of the issue; docs/security.md says what is checked.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -53,18 +55,7 @@ fn assert_refused(what: &str, o: &Output) -> String {
 fn planted_onnxruntime_in_cwd_is_never_imported() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let marker = dir.join("PWNED");
-    std::fs::write(
-        dir.join("onnxruntime.py"),
-        format!(
-            "open({:?}, 'w').write('imported')\n",
-            marker.display().to_string()
-        ),
-    )
-    .unwrap();
-    let capi = dir.join(".venv/lib/python3.11/site-packages/onnxruntime/capi");
-    std::fs::create_dir_all(&capi).unwrap();
-    std::fs::write(capi.join("libonnxruntime.so.1.31.1"), b"not a library").unwrap();
+    let marker = common::plant_runtime_trap(dir);
     let dir_s = dir.to_str().unwrap();
     let model = root("fixtures/models/mlp.ts17.onnx");
     let model = model.to_str().unwrap();

@@ -2,6 +2,8 @@
 //! `.venv` and `onnxruntime.py` in the working directory are not candidates. Its own test
 //! binary (one test): it changes the process's working directory.
 
+mod common;
+
 use onnx_ac::runtime::locate;
 
 #[test]
@@ -9,18 +11,7 @@ fn library_search_ignores_the_working_directory() {
     std::env::remove_var("ORT_DYLIB_PATH");
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().canonicalize().unwrap();
-    let marker = dir.join("PWNED");
-    std::fs::write(
-        dir.join("onnxruntime.py"),
-        format!(
-            "open({:?}, 'w').write('imported')\n",
-            marker.display().to_string()
-        ),
-    )
-    .unwrap();
-    let capi = dir.join(".venv/lib/python3.11/site-packages/onnxruntime/capi");
-    std::fs::create_dir_all(&capi).unwrap();
-    std::fs::write(capi.join("libonnxruntime.so.1.31.1"), b"not a library").unwrap();
+    let marker = common::plant_runtime_trap(&dir);
     // A package folder too, as `python3 -c "import onnxruntime"` would have found it.
     let pkg = dir.join("onnxruntime");
     std::fs::create_dir_all(pkg.join("capi")).unwrap();

@@ -1,23 +1,15 @@
 //! The main command's summary as a user reads it (issue #13 items 3 and 4): one unit for
 //! every byte figure, each fact once, the files written last; and its JSON fields.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_onnx-ac");
+use std::path::Path;
+use std::process::Output;
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(ROOT)
-        // The simulation models the tests' host profile, not this machine.
-        .env(
-            onnx_ac::plan::host::HOST_ENV,
-            onnx_ac::plan::host::TEST_PROFILE,
-        )
-        .output()
-        .expect("run onnx-ac")
+    common::run_cli(args)
 }
 
 fn stdout(out: &Output, tmp: &Path) -> String {

@@ -109,3 +109,38 @@ pub fn run_on_x(m: &Model, path: &Path, x_dims: &[i64], x: &[f32]) -> Vec<Vec<f6
         .map(|t| t.to_f64().expect("f64"))
         .collect()
 }
+
+/// Runs the onnx-ac binary from the repository root, its simulations modelling the tests'
+/// host profile (never this machine), without Rust backtraces in its messages.
+pub fn run_cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_onnx-ac"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env(
+            onnx_ac::plan::host::HOST_ENV,
+            onnx_ac::plan::host::TEST_PROFILE,
+        )
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .output()
+        .expect("run onnx-ac")
+}
+
+/// Plants in `dir` what a hostile working directory would hold: an `onnxruntime.py` that
+/// writes the returned marker file when imported, and a `.venv` whose libonnxruntime is not a
+/// library.
+pub fn plant_runtime_trap(dir: &Path) -> PathBuf {
+    let marker = dir.join("PWNED");
+    std::fs::write(
+        dir.join("onnxruntime.py"),
+        format!(
+            "open({:?}, 'w').write('imported')\n",
+            marker.display().to_string()
+        ),
+    )
+    .unwrap();
+    let capi = dir.join(".venv/lib/python3.11/site-packages/onnxruntime/capi");
+    std::fs::create_dir_all(&capi).unwrap();
+    std::fs::write(capi.join("libonnxruntime.so.1.31.1"), b"not a library").unwrap();
+    marker
+}
