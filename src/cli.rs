@@ -105,6 +105,43 @@ pub struct LossArgs {
     /// BatchNormalization statistics in the training graph.
     #[arg(long, value_enum, default_value = "as-exported")]
     pub batch_norm: BatchNormMode,
+    /// Append an optimizer step: the graph then takes the trained parameters and the
+    /// optimizer state as inputs (their initial values as defaults) and returns the loss, the
+    /// updated parameters (`P.next`) and the updated state, as torch.optim computes them
+    /// (docs/cli.md, "Training step").
+    #[arg(long, value_enum, help_heading = "Training step")]
+    pub optimizer: Option<OptimizerKind>,
+    /// Learning rate of --optimizer.
+    #[arg(long, default_value_t = 1e-3, help_heading = "Training step")]
+    pub lr: f64,
+    /// Momentum of --optimizer momentum.
+    #[arg(long, default_value_t = 0.9, help_heading = "Training step")]
+    pub momentum: f64,
+    /// Weight decay of --optimizer (default: 0 for sgd and momentum, 0.01 for adamw, as
+    /// torch.optim).
+    #[arg(long, help_heading = "Training step")]
+    pub weight_decay: Option<f64>,
+    /// AdamW's β1,β2.
+    #[arg(long, value_name = "B1,B2", value_delimiter = ',', num_args = 1, default_values_t = [0.9, 0.999], help_heading = "Training step")]
+    pub betas: Vec<f64>,
+    /// AdamW's ε.
+    #[arg(long, default_value_t = 1e-8, help_heading = "Training step")]
+    pub eps: f64,
+    /// Trained parameters as graph inputs (their initial values as defaults) and gradients as
+    /// outputs, for a loop that applies its own update (implied by --optimizer).
+    #[arg(long, help_heading = "Training step")]
+    pub params_as_inputs: bool,
+}
+
+/// The optimizer step of `--optimizer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerKind {
+    /// Plain SGD: p − lr·(g + wd·p).
+    Sgd,
+    /// SGD with momentum (torch.optim.SGD, no dampening).
+    Momentum,
+    /// AdamW (torch.optim.AdamW, decoupled weight decay, bias correction).
+    Adamw,
 }
 
 #[derive(Args, Debug)]

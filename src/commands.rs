@@ -1,7 +1,8 @@
 //! The subcommands as library calls: parse nothing, print results.
 
 use crate::cli::{
-    BatchNormMode, InspectArgs, LossArgs, LossKind, MainArgs, ModelArgs, TrainGraphArgs, VerifyArgs,
+    BatchNormMode, InspectArgs, LossArgs, LossKind, MainArgs, ModelArgs, OptimizerKind,
+    TrainGraphArgs, VerifyArgs,
 };
 use crate::pipeline::{plan_and_rewrite, PlanOptions, PlanSource};
 use crate::{Error, Result};
@@ -57,7 +58,70 @@ pub fn train_options(model: &Model, a: &LossArgs) -> Result<TrainOptions> {
         loss,
         freeze: a.freeze.clone(),
         batch_norm_train: a.batch_norm == BatchNormMode::Train,
+        params_as_inputs: a.params_as_inputs || a.optimizer.is_some(),
+        optimizer: optimizer(a)?,
     })
+}
+
+/// The optimizer step of the flags, with their ranges checked.
+fn optimizer(a: &LossArgs) -> Result<Option<autodiff::Optimizer>> {
+    use autodiff::OptimizerRule as R;
+    let Some(kind) = a.optimizer else {
+        return Ok(None);
+    };
+    let bad = |flag: &str, v: f64, range: &str| {
+        Err(Error::Usage(format!(
+            "{flag} {v} is out of range: it must be {range}"
+        )))
+    };
+    let in_unit = |v: f64| (0.0..1.0).contains(&v);
+    if !(a.lr.is_finite() && a.lr > 0.0) {
+        return bad("--lr", a.lr, "a positive number");
+    }
+    let weight_decay = a.weight_decay.unwrap_or(match kind {
+        OptimizerKind::Adamw => 0.01,
+        _ => 0.0,
+    });
+    if !(weight_decay.is_finite() && weight_decay >= 0.0) {
+        return bad("--weight-decay", weight_decay, "0 or more");
+    }
+    let rule = match kind {
+        OptimizerKind::Sgd => R::Sgd,
+        OptimizerKind::Momentum => {
+            if !in_unit(a.momentum) {
+                return bad("--momentum", a.momentum, "in [0, 1)");
+            }
+            R::Momentum {
+                momentum: a.momentum,
+            }
+        }
+        OptimizerKind::Adamw => {
+            let [beta1, beta2] = a.betas[..] else {
+                return Err(Error::Usage(format!(
+                    "--betas takes two numbers B1,B2 (got {})",
+                    a.betas.len()
+                )));
+            };
+            for b in [beta1, beta2] {
+                if !in_unit(b) {
+                    return bad("--betas", b, "in [0, 1)");
+                }
+            }
+            if !(a.eps.is_finite() && a.eps > 0.0) {
+                return bad("--eps", a.eps, "a positive number");
+            }
+            R::AdamW {
+                beta1,
+                beta2,
+                eps: a.eps,
+            }
+        }
+    };
+    Ok(Some(autodiff::Optimizer {
+        rule,
+        lr: a.lr,
+        weight_decay,
+    }))
 }
 
 pub fn inspect(a: &InspectArgs) -> Result<()> {
@@ -123,10 +187,17 @@ pub fn train_graph(a: &TrainGraphArgs) -> Result<()> {
     check_outputs(&model_outputs(&a.out), &model_inputs(&m, &a.model.model))?;
     let (tm, info) = training_graph(&m, &a.loss, &a.model.model)?;
     crate::onnx::save(&tm, &a.out, &crate::onnx::SaveOptions::default())?;
+    let outputs = match &info.optimizer {
+        Some(o) => format!(
+            "loss + {} updated parameters and state ({})",
+            info.step_outputs.len(),
+            o.describe()
+        ),
+        None => format!("loss + {} gradients", info.grads.len()),
+    };
     crate::console::eprint_line(&format!(
-        "wrote {}: loss + {} gradients, {} forward and {} backward nodes",
+        "wrote {}: {outputs}, {} forward and {} backward nodes",
         a.out.display(),
-        info.grads.len(),
         info.forward_end,
         tm.graph.nodes.len() - info.forward_end
     ));

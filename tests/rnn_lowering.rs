@@ -365,6 +365,7 @@ fn unsupported_forms_are_left_alone() {
             loss: Loss::Auto,
             freeze: vec![],
             batch_norm_train: false,
+            ..Default::default()
         };
         let err = build_training_graph(&m, &opts).expect_err(what).to_string();
         assert!(

@@ -19,6 +19,8 @@ pub struct ModelSession {
     path: PathBuf,
     options: RunOptions,
     input_names: Vec<String>,
+    /// Initializers the caller may override (graph inputs with a default): optional inputs.
+    overridable: Vec<String>,
     output_names: Vec<String>,
     warnings: Vec<String>,
 }
@@ -118,6 +120,11 @@ impl ModelSession {
             .iter()
             .map(|o| o.name().to_string())
             .collect();
+        let overridable = session
+            .overridable_initializers()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
         let output_names = session
             .outputs()
             .iter()
@@ -129,6 +136,7 @@ impl ModelSession {
             path: model_path.to_path_buf(),
             options: opts.clone(),
             input_names,
+            overridable,
             output_names,
             warnings,
         })
@@ -252,7 +260,7 @@ impl ModelSession {
     ) -> Result<Vec<(String, DynTensor)>, RuntimeError> {
         let mut seen: Vec<&str> = Vec::new();
         for t in inputs {
-            if !self.input_names.contains(&t.name) {
+            if !self.input_names.contains(&t.name) && !self.overridable.contains(&t.name) {
                 return Err(RuntimeError::BadInput {
                     name: t.name.clone(),
                     reason: format!(

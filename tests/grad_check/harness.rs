@@ -462,6 +462,7 @@ fn check(case: &Case, dir: &Path, out: &mut Outcome) -> Result<(), String> {
         loss: Loss::Auto,
         freeze: vec!["k*".into()],
         batch_norm_train: case.bn_train,
+        ..Default::default()
     };
     let (train, info) =
         build_training_graph(&model, &opts).map_err(|e| format!("training graph: {e}"))?;

@@ -4,11 +4,13 @@
 
 mod builder;
 mod loss;
+pub mod optimizer;
 pub mod rules;
 mod saved;
 
 pub use builder::{Builder, GradResult};
 pub use loss::Loss;
+pub use optimizer::{Optimizer, Rule as OptimizerRule};
 pub use saved::saved_activations;
 
 use crate::error::{IrError, NodeRef};
@@ -24,6 +26,12 @@ pub struct TrainOptions {
     /// Differentiate BatchNormalization with batch statistics (torch's `train()`) instead of
     /// the running statistics the graph was exported with.
     pub batch_norm_train: bool,
+    /// Trainable parameters become graph inputs (their initializers the defaults), so a
+    /// loop can feed updated weights without rebuilding the session.
+    pub params_as_inputs: bool,
+    /// An optimizer step after the backward (implies `params_as_inputs`): the outputs are
+    /// then the loss, the updated parameters and the updated state (`optimizer.rs`).
+    pub optimizer: Option<Optimizer>,
 }
 
 /// What the builder made: which outputs are the loss and the gradients, and where the
@@ -40,6 +48,11 @@ pub struct TrainingInfo {
     pub loss_inputs: Vec<ValueId>,
     /// The model's ai.onnx opset (for shape rules run by later passes).
     pub opset: i64,
+    /// The optimizer step appended after the backward, if any; the gradients are then
+    /// intermediate values, and the outputs after the loss are `step_outputs`.
+    pub optimizer: Option<Optimizer>,
+    /// Updated parameters and optimizer state (empty without an optimizer).
+    pub step_outputs: Vec<ValueId>,
 }
 
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -283,8 +296,33 @@ pub fn build_training_graph(
         };
         grads.push(gid);
     }
+    let step = if opts.params_as_inputs || opts.optimizer.is_some() {
+        Some(
+            optimizer::append(&mut b, &trainable, &grads, opts.optimizer.as_ref()).map_err(
+                |reason| AutodiffError::Rule {
+                    node: NodeRef::new(0, "optimizer step", "optimizer", None),
+                    reason,
+                },
+            )?,
+        )
+    } else {
+        None
+    };
     drop(b);
-    g.outputs = std::iter::once(loss).chain(grads.iter().copied()).collect();
+    let step_outputs = match &step {
+        Some(s) if opts.optimizer.is_some() => s.outputs.clone(),
+        _ => Vec::new(),
+    };
+    g.outputs = std::iter::once(loss)
+        .chain(if opts.optimizer.is_some() {
+            step_outputs.clone()
+        } else {
+            grads.clone()
+        })
+        .collect();
+    if let Some(s) = step {
+        g.inputs.extend(s.inputs);
+    }
     crate::schedule::sinks_last(g, forward_end);
     crate::schedule::pin_backward_roots(g, forward_end, loss, seed);
     // Values folded to constants during the build keep their producing nodes; the
@@ -300,7 +338,11 @@ pub fn build_training_graph(
             } else {
                 "as-exported"
             }
-        ),
+        ) + &match (&opts.optimizer, opts.params_as_inputs) {
+            (Some(o), _) => format!("; optimizer={}", o.describe()),
+            (None, true) => "; params=inputs".to_string(),
+            (None, false) => String::new(),
+        },
     ));
     Ok((
         m,
@@ -311,6 +353,8 @@ pub fn build_training_graph(
             forward_end,
             loss_inputs,
             opset,
+            optimizer: opts.optimizer,
+            step_outputs,
         },
     ))
 }

@@ -479,6 +479,7 @@ mod tests {
             loss: Loss::Auto,
             freeze: vec![],
             batch_norm_train: false,
+            ..Default::default()
         };
         build_training_graph(&m, &opts).err().map(|e| e.to_string())
     }
