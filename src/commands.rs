@@ -61,9 +61,11 @@ pub fn train_options(model: &Model, a: &LossArgs) -> Result<TrainOptions> {
 }
 
 pub fn inspect(a: &InspectArgs) -> Result<()> {
+    let stage = crate::console::Stage::start(&format!("inspecting {}", a.model.model.display()));
     let m = load(&a.model)?;
     let opts = train_options(&m, &a.loss)?;
     let report = crate::inspect::inspect(&m, &opts);
+    drop(stage);
     if a.json {
         let s =
             serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
@@ -119,10 +121,15 @@ pub fn check_outputs(
 }
 
 pub fn train_graph(a: &TrainGraphArgs) -> Result<()> {
+    let stage = crate::console::Stage::start(&format!(
+        "building the training graph of {}",
+        a.model.model.display()
+    ));
     let m = load(&a.model)?;
     check_outputs(&model_outputs(&a.out), &model_inputs(&m, &a.model.model))?;
     let (tm, info) = training_graph(&m, &a.loss, &a.model.model)?;
     crate::onnx::save(&tm, &a.out, &crate::onnx::SaveOptions::default())?;
+    drop(stage);
     crate::console::eprint_line(&format!(
         "wrote {}: loss + {} gradients, {} forward and {} backward nodes",
         a.out.display(),
@@ -305,6 +312,10 @@ pub fn verify(a: &VerifyArgs) -> Result<()> {
         )));
     }
     let inputs = crate::costs::inputs_for(&original.graph)?;
+    let stage = crate::console::Stage::start(&format!(
+        "running both graphs in ONNX Runtime ({} timed runs of each)",
+        a.runtime.runs
+    ));
     let report = crate::verify::verify(
         &a.original,
         &a.rewritten,
@@ -312,6 +323,7 @@ pub fn verify(a: &VerifyArgs) -> Result<()> {
         &crate::costs::run_options(&a.runtime),
         a.runtime.runs,
     )?;
+    drop(stage);
     if a.json {
         let text =
             serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;

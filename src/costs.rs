@@ -63,8 +63,11 @@ pub struct ProfileShape<'a> {
     /// `--profile-limit`, in bytes: replaces the budget as the limit.
     pub limit: Option<u64>,
     /// Builds the training graph at other dim values.
-    pub build: &'a dyn Fn(&BTreeMap<String, i64>) -> Result<(Model, TrainingInfo)>,
+    pub build: &'a BuildAt<'a>,
 }
+
+/// Builds the training graph at the given `--dim` values.
+pub type BuildAt<'a> = dyn Fn(&BTreeMap<String, i64>) -> Result<(Model, TrainingInfo)> + 'a;
 
 /// Where the step is profiled.
 enum ProfileAt {
@@ -73,7 +76,7 @@ enum ProfileAt {
     /// At smaller dims (`dims`), whose training graph is `model`.
     Reduced {
         dims: BTreeMap<String, i64>,
-        model: Model,
+        model: Box<Model>,
     },
     /// Nowhere: the reason, for the note or the error.
     Nowhere(String),
@@ -185,7 +188,7 @@ fn profile_what_fits(
         ProfileAt::Reduced { dims, model } => Some((dims, model)),
         ProfileAt::Nowhere(why) => return fall_back(why),
     };
-    let profiled = reduced.as_ref().map_or(tm, |(_, m)| m);
+    let profiled = reduced.as_ref().map_or(tm, |(_, m)| &**m);
     let opts = ProfileOptions {
         runs: rt.runs.max(1),
         ep: run_options(rt).ep,
@@ -298,7 +301,10 @@ fn choose_shape(peak: u64, limit: u64, limit_name: &str, shape: &ProfileShape) -
             .1
             .peak_bytes;
         if last_peak <= limit {
-            return ProfileAt::Reduced { dims, model };
+            return ProfileAt::Reduced {
+                dims,
+                model: Box::new(model),
+            };
         }
     }
     ProfileAt::Nowhere(format!("{over}; {allow}"))
@@ -472,4 +478,142 @@ pub fn verify_models(
         &run_options(rt),
         rt.runs,
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cost::{AnalyticCost, CostModel};
+
+    fn dims(d: &[(&str, i64)]) -> BTreeMap<String, i64> {
+        d.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    }
+
+    #[test]
+    fn batch_dims_are_halved_first_then_the_largest() {
+        let d = dims(&[("batch_size", 2), ("seq", 512), ("heads", 8)]);
+        assert_eq!(dim_to_halve(&d).as_deref(), Some("batch_size"));
+        let d = dims(&[("Batch", 1), ("seq", 512), ("width", 512)]);
+        assert_eq!(
+            dim_to_halve(&d).as_deref(),
+            Some("seq"),
+            "ties: first by name"
+        );
+        assert_eq!(dim_to_halve(&dims(&[("batch", 1), ("seq", 1)])), None);
+        assert_eq!(dim_to_halve(&dims(&[])), None);
+    }
+
+    #[test]
+    fn dims_text_names_only_the_changed_dims() {
+        let (at, was) = dims_text(
+            &dims(&[("batch", 4), ("seq", 16)]),
+            &dims(&[("batch", 8), ("seq", 16)]),
+        );
+        assert_eq!((at.as_str(), was.as_str()), ("batch=4", "batch=8"));
+        let (at, was) = dims_text(
+            &dims(&[("batch", 1), ("seq", 8)]),
+            &dims(&[("batch", 8), ("seq", 16)]),
+        );
+        assert_eq!(
+            (at.as_str(), was.as_str()),
+            ("batch=1, seq=8", "batch=8, seq=16")
+        );
+    }
+
+    #[test]
+    fn out_of_memory_is_recognized_from_onnx_runtime_messages() {
+        // As ONNX Runtime 1.31.1 reports a failed arena allocation.
+        let reason = "Non-zero status code returned while running Mul node. Name:'/transformer/h.1/mlp/act/Mul_3' Status Message: /onnxruntime_src/onnxruntime/core/framework/bfc_arena.cc:360 void* onnxruntime::BFCArena::AllocateRawInternal(size_t, bool, onnxruntime::Stream*) Failed to allocate memory for requested buffer of size 33554432";
+        let run = crate::runtime::RuntimeError::Run {
+            path: "t.onnx".into(),
+            reason: reason.into(),
+        };
+        assert_eq!(
+            out_of_memory(&run).as_deref(),
+            Some("failed to allocate 32.00 MiB in node '/transformer/h.1/mlp/act/Mul_3'")
+        );
+        let load = crate::runtime::RuntimeError::ModelLoad {
+            path: "t.onnx".into(),
+            reason: "std::bad_alloc".into(),
+        };
+        assert_eq!(out_of_memory(&load).as_deref(), Some("failed to allocate"));
+        let other = crate::runtime::RuntimeError::Run {
+            path: "t.onnx".into(),
+            reason: "Non-zero status code returned while running Reshape node".into(),
+        };
+        assert_eq!(out_of_memory(&other), None);
+    }
+
+    /// Each node's time is scaled by its analytic ratio (full / small); byte figures become
+    /// the full graph's and the small step's measured peaks are dropped.
+    #[test]
+    fn a_small_profile_is_scaled_to_the_full_graph_per_node() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/models/mlp_dynbatch.ts17.onnx");
+        let opts = onnx_ac_passes::synth::cross_entropy();
+        let at = |b| {
+            crate::load_training_graph(&path, &dims(&[("batch", b)]), &opts)
+                .unwrap()
+                .0
+        };
+        let (small, full) = (at(2), at(64));
+        let nodes: BTreeMap<String, crate::profile::NodeProfile> = small
+            .graph
+            .nodes
+            .iter()
+            .map(|n| {
+                let p = crate::profile::NodeProfile {
+                    op: n.op_type.clone(),
+                    time_s: 1e-3,
+                };
+                (n.name.clone(), p)
+            })
+            .collect();
+        let profile = Profile {
+            format: crate::profile::FORMAT.into(),
+            version: crate::profile::VERSION,
+            model: "m".into(),
+            ep: "cpu".into(),
+            ort_version: String::new(),
+            graph_optimization: "disabled".into(),
+            runs: 1,
+            warmup: 0,
+            seed: 0,
+            kernel_time_s: 1e-3 * nodes.len() as f64,
+            step_time_s: 2e-3 * nodes.len() as f64,
+            nodes,
+            values: crate::profile::value_bytes(&small.graph),
+            measured_peak_bytes: Some(1),
+            runtime_peak_bytes: Some(1),
+            runtime_baseline_bytes: Some(0),
+            parameter_bytes: 0,
+            input_bytes: 0,
+            warnings: Vec::new(),
+        };
+        let analytic = AnalyticCost::new(Device::Cpu);
+        let scaled = scale_profile(profile, &small.graph, &full.graph, &analytic);
+        let (g, s) = (&full.graph, &small.graph);
+        let mut grew = 0;
+        assert_eq!(g.nodes.len(), s.nodes.len());
+        for n in g.node_ids() {
+            let name = &g.node(n).name;
+            let sn = s.node_ids().find(|&x| &s.node(x).name == name).unwrap();
+            let (a_full, a_small) = (analytic.node_time(g, n), analytic.node_time(s, sn));
+            let want = if a_small > 0.0 {
+                1e-3 * a_full / a_small
+            } else {
+                1e-3
+            };
+            let got = scaled.time_of_name(name).unwrap();
+            assert!((got - want).abs() <= 1e-12 * want, "{name}");
+            grew += usize::from(got > 1.5e-3);
+        }
+        assert!(grew > 0, "the batch-proportional nodes take longer");
+        let sum: f64 = scaled.nodes.values().map(|n| n.time_s).sum();
+        assert!((scaled.kernel_time_s - sum).abs() < 1e-12);
+        assert!((scaled.step_time_s - 2.0 * sum).abs() < 1e-9);
+        assert_eq!(scaled.values, crate::profile::value_bytes(g));
+        assert_eq!(scaled.measured_peak_bytes, None);
+        assert_eq!(scaled.runtime_peak_bytes, None);
+    }
 }
