@@ -199,9 +199,10 @@ pub struct PlanArgs {
     #[arg(long, value_name = "PROFILE.json")]
     pub profile: Option<PathBuf>,
     /// The most memory the default profiling may give the step it runs (its simulated peak
-    /// without recomputation, the budget's terms); default: the budget. A step above it is
-    /// profiled at halved --dim values (batch first) and its node times scaled back by the
-    /// analytic model; with no --dim to halve, node times are estimated (analytic).
+    /// without recomputation, in the budget's terms); default: the budget, or no limit with
+    /// --verify (which runs that step anyway). A step above it is profiled at halved --dim
+    /// values (batch first), its node times scaled back by the analytic model; with no --dim
+    /// to halve, node times are estimated (analytic).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub profile_limit: Option<u64>,
     /// Device of the analytic cost model.

@@ -173,6 +173,7 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
         dims: dims_map(&a.dims),
         budget,
         limit: a.plan.profile_limit,
+        verify: a.verify,
         build: &build,
     };
     let costs = crate::costs::select(&tm, &info, &a.plan, &a.runtime, model_path, &shape)?;

@@ -62,6 +62,9 @@ pub struct ProfileShape<'a> {
     pub budget: Budget,
     /// `--profile-limit`, in bytes: replaces the budget as the limit.
     pub limit: Option<u64>,
+    /// `--verify`: the step without recomputation runs anyway, so without `--profile-limit`
+    /// it is profiled as it is.
+    pub verify: bool,
     /// Builds the training graph at other dim values.
     pub build: &'a BuildAt<'a>,
 }
@@ -89,7 +92,7 @@ enum ProfileAt {
 /// `--ort-lib` must name a library even when this cost model does not load it.
 ///
 /// Profiling never runs a step whose simulated peak is above the limit (the budget, or
-/// `--profile-limit`): such a step is profiled at the largest halving of its dims (batch
+/// `--profile-limit`; none with `--verify`, which runs that step anyway): such a step is profiled at the largest halving of its dims (batch
 /// first) that fits, its per-node times scaled back to the requested dims by the analytic
 /// model. Without a smaller step to profile (no `--dim`), or when ONNX Runtime runs out of
 /// memory, the default falls back to the analytic model with a note (`--cost measured`: an
@@ -161,9 +164,11 @@ fn profile_what_fits(
 ) -> Result<Costs> {
     let stage = crate::console::Stage::start("simulating the step to profile");
     let base = plan::simulate::simulate_ort_default(&tm.graph, Some(info)).1;
-    let (limit, limit_name) = match shape.limit {
-        Some(l) => (l, "--profile-limit"),
-        None => (
+    let (limit, limit_name) = match (shape.limit, shape.verify) {
+        (Some(l), _) => (l, "--profile-limit"),
+        // --verify runs the step as it is anyway.
+        (None, true) => (u64::MAX, "--verify"),
+        (None, false) => (
             crate::pipeline::budget_bytes(&tm.graph, info, &base, shape.budget),
             "the budget",
         ),

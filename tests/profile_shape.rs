@@ -170,6 +170,14 @@ fn a_fixed_shape_step_over_the_budget_falls_back_to_the_analytic_model() {
     );
     assert!(cost_model_line(&text(&out.stdout)).contains("measured per-node times"));
 
+    // --verify runs the step as it is anyway: it is profiled as it is.
+    let mut args = base.to_vec();
+    args.push("--verify");
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "", "no note with --verify");
+    assert!(cost_model_line(&text(&out.stdout)).contains("measured per-node times"));
+
     // --cost measured asked for measurements: an error, not a fallback.
     let mut args = base.to_vec();
     args.extend(["--cost", "measured"]);
