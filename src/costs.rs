@@ -263,7 +263,8 @@ const MAX_HALVINGS: usize = 256;
 
 /// Where to profile a step whose simulated peak without recomputation is `peak`: at the
 /// requested dims if that fits `limit`, else at the first halving of the dims (batch-named
-/// dims first, then the largest) whose step fits.
+/// dims first, then the largest) whose step fits. Halvings that the trend of the peaks
+/// already simulated along the dim puts over the limit are skipped (not built).
 fn choose_shape(peak: u64, limit: u64, limit_name: &str, shape: &ProfileShape) -> ProfileAt {
     if peak <= limit {
         return ProfileAt::Requested;
@@ -283,6 +284,8 @@ fn choose_shape(peak: u64, limit: u64, limit_name: &str, shape: &ProfileShape) -
     }
     let mut dims = shape.dims.clone();
     let mut last_peak = peak;
+    // The dim halved last, its value before, and the peak then.
+    let mut before: Option<(String, i64, u64)> = None;
     for _ in 0..MAX_HALVINGS {
         let Some(name) = dim_to_halve(&dims) else {
             return ProfileAt::Nowhere(format!(
@@ -292,7 +295,20 @@ fn choose_shape(peak: u64, limit: u64, limit_name: &str, shape: &ProfileShape) -
             ));
         };
         let v = dims[&name];
-        dims.insert(name, v / 2);
+        let mut next = v / 2;
+        // Two peaks along this dim give its trend (affine: fixed + slope × value); the
+        // halvings it puts over the limit are skipped without building their graphs.
+        if let Some((d, pv, pp)) = &before {
+            if *d == name && *pv > v && *pp > last_peak {
+                let slope = (*pp - last_peak) as f64 / (*pv - v) as f64;
+                let fixed = last_peak as f64 - slope * v as f64;
+                while next > 1 && fixed + slope * next as f64 > limit as f64 {
+                    next /= 2;
+                }
+            }
+        }
+        before = Some((name.clone(), v, last_peak));
+        dims.insert(name, next);
         let (model, info) = match (shape.build)(&dims) {
             Ok(built) => built,
             Err(e) => {
@@ -620,5 +636,43 @@ mod tests {
         assert_eq!(scaled.values, crate::profile::value_bytes(g));
         assert_eq!(scaled.measured_peak_bytes, None);
         assert_eq!(scaled.runtime_peak_bytes, None);
+    }
+
+    /// The halvings land where halving one at a time would (the largest power-of-two
+    /// fraction of the batch that fits), building fewer graphs than halvings.
+    #[test]
+    fn halvings_the_trend_rules_out_are_not_built() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/models/mlp_dynbatch.ts17.onnx");
+        let opts = onnx_ac_passes::synth::cross_entropy();
+        let built = std::cell::RefCell::new(Vec::new());
+        let build = |d: &BTreeMap<String, i64>| {
+            built.borrow_mut().push(d["batch"]);
+            crate::load_training_graph(&path, d, &opts)
+        };
+        let peak_at = |b| {
+            let (m, info) = build(&dims(&[("batch", b)])).unwrap();
+            plan::simulate::simulate_ort_default(&m.graph, Some(&info))
+                .1
+                .peak_bytes
+        };
+        let (full, fits) = (peak_at(4096), peak_at(64));
+        assert!(peak_at(128) > fits);
+        built.borrow_mut().clear();
+        let shape = ProfileShape {
+            dims: dims(&[("batch", 4096)]),
+            budget: Budget::Bytes(fits),
+            limit: None,
+            verify: false,
+            build: &build,
+        };
+        match choose_shape(full, fits, "the budget", &shape) {
+            ProfileAt::Reduced { dims: d, .. } => assert_eq!(d["batch"], 64),
+            _ => panic!("not reduced"),
+        }
+        let built = built.borrow();
+        assert_eq!(built.first(), Some(&2048), "the first halving is built");
+        assert_eq!(built.last(), Some(&64));
+        assert!(built.len() < 6, "6 halvings, built: {built:?}");
     }
 }
