@@ -24,6 +24,10 @@ pub struct Cli {
     /// Default: the ONNX_AC_HOST environment variable, else auto.
     #[arg(long, global = true, value_name = "PROFILE", value_parser = parse_host)]
     pub host: Option<crate::plan::host::Host>,
+    /// Show ONNX Runtime's own log messages of this severity and above on stderr (default:
+    /// none; its failures are reported as onnx-ac errors either way).
+    #[arg(long, global = true, value_name = "LEVEL", value_enum)]
+    pub ort_log: Option<crate::runtime::LogLevel>,
     #[command(flatten)]
     pub main: MainArgs,
 }
@@ -231,6 +235,13 @@ pub struct PlanArgs {
     /// A profile written by `onnx-ac profile` (implies --cost measured without running).
     #[arg(long, value_name = "PROFILE.json")]
     pub profile: Option<PathBuf>,
+    /// The most memory the default profiling may give the step it runs (its simulated peak
+    /// without recomputation, in the budget's terms); default: the budget, or no limit with
+    /// --verify (which runs that step anyway). A step above it is profiled at halved --dim
+    /// values (batch first), its node times scaled back by the analytic model; with no --dim
+    /// to halve, node times are estimated (analytic).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub profile_limit: Option<u64>,
     /// Device of the analytic cost model.
     #[arg(long, default_value = "cpu", value_parser = ["cpu", "a100", "h100"])]
     pub device: String,
@@ -270,6 +281,14 @@ pub fn parse_runs(s: &str) -> Result<usize, String> {
         .ok()
         .filter(|&n| n <= MAX_RUNS)
         .ok_or_else(|| format!("{n} is above the most runs onnx-ac accepts ({MAX_RUNS})"))
+}
+
+/// A size in bytes (`2GB`, `512MiB`, `1000000`): a budget that is neither a percentage.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    match s.parse::<Budget>().map_err(|e| e.to_string())? {
+        Budget::Bytes(b) => Ok(b),
+        _ => Err(format!("'{s}' is not a size in bytes (e.g. 2GB, 512MiB)")),
+    }
 }
 
 fn parse_host(s: &str) -> Result<crate::plan::host::Host, String> {

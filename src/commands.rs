@@ -125,9 +125,11 @@ fn optimizer(a: &LossArgs) -> Result<Option<autodiff::Optimizer>> {
 }
 
 pub fn inspect(a: &InspectArgs) -> Result<()> {
+    let stage = crate::console::Stage::start(&format!("inspecting {}", a.model.model.display()));
     let m = load(&a.model)?;
     let opts = train_options(&m, &a.loss)?;
     let report = crate::inspect::inspect(&m, &opts);
+    drop(stage);
     if a.json {
         let s =
             serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
@@ -183,10 +185,15 @@ pub fn check_outputs(
 }
 
 pub fn train_graph(a: &TrainGraphArgs) -> Result<()> {
+    let stage = crate::console::Stage::start(&format!(
+        "building the training graph of {}",
+        a.model.model.display()
+    ));
     let m = load(&a.model)?;
     check_outputs(&model_outputs(&a.out), &model_inputs(&m, &a.model.model))?;
     let (tm, info) = training_graph(&m, &a.loss, &a.model.model)?;
     crate::onnx::save(&tm, &a.out, &crate::onnx::SaveOptions::default())?;
+    drop(stage);
     let outputs = match &info.optimizer {
         Some(o) => format!(
             "loss + {} updated parameters and state ({})",
@@ -204,14 +211,6 @@ pub fn train_graph(a: &TrainGraphArgs) -> Result<()> {
     Ok(())
 }
 
-/// Progress lines on a terminal (stderr), silent otherwise.
-pub fn progress(msg: &str) {
-    use std::io::IsTerminal;
-    if std::io::stderr().is_terminal() {
-        crate::console::eprint_line(&format!("onnx-ac: {msg}"));
-    }
-}
-
 pub fn main_command(a: &MainArgs) -> Result<()> {
     let model_path = a
         .model
@@ -224,7 +223,7 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
     let budget = a
         .budget
         .ok_or_else(|| Error::Usage("missing --budget".into()))?;
-    progress(&format!("loading {}", model_path.display()));
+    let stage = crate::console::Stage::start(&format!("loading {}", model_path.display()));
     let m = crate::load_model(model_path, &dims_map(&a.dims))?;
     let mut outputs = model_outputs(out);
     outputs.extend(a.decisions.iter().map(|p| ("--decisions", p.clone())));
@@ -233,9 +232,22 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
     inputs.extend(a.plan.plan_file.iter().map(|p| ("--plan", p.clone())));
     inputs.extend(a.plan.profile.iter().map(|p| ("--profile", p.clone())));
     check_outputs(&outputs, &inputs)?;
-    progress("building the training graph");
+    drop(stage);
+    let stage = crate::console::Stage::start("building the training graph");
     let (tm, info) = training_graph(&m, &a.loss, model_path)?;
-    let costs = crate::costs::select(&tm, &info, &a.plan, &a.runtime, model_path)?;
+    drop(stage);
+    let build = |dims: &BTreeMap<String, i64>| {
+        let m = crate::load_model(model_path, dims)?;
+        training_graph(&m, &a.loss, model_path)
+    };
+    let shape = crate::costs::ProfileShape {
+        dims: dims_map(&a.dims),
+        budget,
+        limit: a.plan.profile_limit,
+        verify: a.verify,
+        build: &build,
+    };
+    let costs = crate::costs::select(&tm, &info, &a.plan, &a.runtime, model_path, &shape)?;
     if let Some(note) = &costs.note {
         crate::console::eprint_line(note);
     }
@@ -250,13 +262,18 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
         best_effort: a.plan.best_effort,
         rewrite: RewriteOptions::defended(!a.plan.no_pin),
     };
-    progress("planning and rewriting");
+    let stage = crate::console::Stage::start("planning and rewriting");
     let cost_fn =
         |g: &onnx_ac_passes::ir::Graph, n: onnx_ac_passes::ir::NodeId| costs.node_time(g, n);
     let mut planned = plan_and_rewrite(&tm, &info, &opts, &cost_fn, &costs.description)?;
+    drop(stage);
     if a.verify {
-        progress("verifying in ONNX Runtime");
+        let stage = crate::console::Stage::start(&format!(
+            "verifying in ONNX Runtime ({} timed runs of each graph)",
+            a.runtime.runs
+        ));
         let report = crate::costs::verify_models(&tm, &planned.rewritten, &a.runtime)?;
+        drop(stage);
         let failed = !report.passed;
         planned.summary.peak_source = "measured".into();
         if let (Some(x), Some(y)) = (report.original_peak_bytes, report.rewritten_peak_bytes) {
@@ -290,7 +307,7 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
         }
     }
     planned.summary.warnings = planned.summary.peak_warnings();
-    progress(&format!("writing {}", out.display()));
+    let stage = crate::console::Stage::start(&format!("writing {}", out.display()));
     // Every output is staged and all are renamed into place together: a failure on any
     // leaves none of them (nor a temporary) behind.
     let mut staging = crate::output::Staging::new();
@@ -312,6 +329,7 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
     let mut written = staging.destinations();
     written.sort_by_key(|p| p != out); // the model first, then its external data
     staging.commit()?;
+    drop(stage);
     planned.summary.written = written
         .iter()
         .map(|p| crate::report::WrittenFile {
@@ -366,6 +384,10 @@ pub fn verify(a: &VerifyArgs) -> Result<()> {
         )));
     }
     let inputs = crate::costs::inputs_for(&original.graph)?;
+    let stage = crate::console::Stage::start(&format!(
+        "running both graphs in ONNX Runtime ({} timed runs of each)",
+        a.runtime.runs
+    ));
     let report = crate::verify::verify(
         &a.original,
         &a.rewritten,
@@ -373,6 +395,7 @@ pub fn verify(a: &VerifyArgs) -> Result<()> {
         &crate::costs::run_options(&a.runtime),
         a.runtime.runs,
     )?;
+    drop(stage);
     if a.json {
         let text =
             serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;

@@ -3,7 +3,8 @@
 //! (`> /dev/full`), and `eprintln!` likewise for stderr.
 
 use crate::error::Error;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
+use std::time::Duration;
 
 /// Writes `text` to standard output and flushes it. A closed pipe (EPIPE: the reader went
 /// away, as in `onnx-ac inspect M --json | head -1`) is not an error: the rest of the output is
@@ -25,4 +26,33 @@ pub fn eprint_line(text: &str) {
     let _ = err
         .write_all(text.as_bytes())
         .and_then(|()| err.write_all(b"\n"));
+}
+
+/// A spinner with the step's name and elapsed time on stderr while a step runs, cleared when
+/// dropped. Drawn only when stderr is a terminal (never into a pipe, a file or a test).
+pub struct Stage(Option<indicatif::ProgressBar>);
+
+impl Stage {
+    pub fn start(what: &str) -> Stage {
+        if !io::stderr().is_terminal() {
+            return Stage(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{spinner} onnx-ac: {msg} ({elapsed})")
+        {
+            bar.set_style(style);
+        }
+        bar.set_message(what.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Stage(Some(bar))
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
 }

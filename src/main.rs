@@ -11,6 +11,7 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    onnx_ac::runtime::set_log_level(cli.ort_log);
     if let Err(e) = onnx_ac::plan::host::init(cli.host) {
         onnx_ac::console::eprint_line(&format!("error: {e}"));
         return ExitCode::from(2);

@@ -99,6 +99,16 @@ fn activation_budget(g: &Graph, info: &TrainingInfo, base: &Simulation, p: f64) 
     base.peak_bytes.saturating_sub(cut) + unallocated_gradients
 }
 
+/// The budget in bytes for the training graph `g`, whose simulated peak without
+/// recomputation is `base`.
+pub fn budget_bytes(g: &Graph, info: &TrainingInfo, base: &Simulation, budget: Budget) -> u64 {
+    match budget {
+        Budget::Bytes(b) => b,
+        Budget::Percent(p) => (base.peak_bytes as f64 * p / 100.0) as u64,
+        Budget::ActivationPercent(p) => activation_budget(g, info, base, p),
+    }
+}
+
 pub fn plan_and_rewrite(
     model: &Model,
     info: &TrainingInfo,
@@ -112,11 +122,7 @@ pub fn plan_and_rewrite(
         let order = plan::simulate::ort_default_order(g);
         plan::simulate::simulate(g, &order, Some(info))
     };
-    let budget = match opts.budget {
-        Budget::Bytes(b) => b,
-        Budget::Percent(p) => (base.peak_bytes as f64 * p / 100.0) as u64,
-        Budget::ActivationPercent(p) => activation_budget(g, info, &base, p),
-    };
+    let budget = budget_bytes(g, info, &base, opts.budget);
     // Plans aim a margin under the budget: the simulator's documented error against ONNX
     // Runtime's measured peak (docs/memory-model.md), so the measured peak fits too. A
     // budget that covers the plain graph's own peak needs no recomputation: the empty plan

@@ -792,12 +792,17 @@ impl ProfileArgs {
 /// print a one-paragraph summary on stderr.
 pub fn profile_command(a: &ProfileArgs) -> crate::Result<()> {
     let dims = a.model.dims.iter().cloned().collect();
+    let stage = crate::console::Stage::start(&format!(
+        "building the training graph of {}",
+        a.model.model.display()
+    ));
     let m = crate::load_model(&a.model.model, &dims)?;
     crate::commands::check_outputs(
         &[("-o", a.out.clone())],
         &crate::commands::model_inputs(&m, &a.model.model),
     )?;
     let (tm, _) = crate::commands::training_graph(&m, &a.loss, &a.model.model)?;
+    drop(stage);
     let started = Instant::now();
     let p = profile_training_graph(&tm, &a.model.model, &a.options())
         .map_err(ProfileError::into_cli_error)?;

@@ -76,6 +76,48 @@ struct Loaded {
 }
 
 static LOADED: OnceLock<Loaded> = OnceLock::new();
+static LOG_LEVEL: OnceLock<Option<LogLevel>> = OnceLock::new();
+
+/// Severity of ONNX Runtime's own log messages (`--ort-log`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Verbose,
+    Info,
+    Warning,
+    Error,
+    Fatal,
+}
+
+/// Shows ONNX Runtime's log messages of `level` and above on stderr (`None`, the default:
+/// none; its failures still come back as errors). Takes effect if called before ONNX Runtime
+/// is loaded; returns false if the level was already set.
+pub fn set_log_level(level: Option<LogLevel>) -> bool {
+    LOG_LEVEL.set(level).is_ok()
+}
+
+fn log_level() -> Option<LogLevel> {
+    LOG_LEVEL.get().copied().flatten()
+}
+
+fn ort_level(l: LogLevel) -> ort::logging::LogLevel {
+    use ort::logging::LogLevel as L;
+    match l {
+        LogLevel::Verbose => L::Verbose,
+        LogLevel::Info => L::Info,
+        LogLevel::Warning => L::Warning,
+        LogLevel::Error => L::Error,
+        LogLevel::Fatal => L::Fatal,
+    }
+}
+
+/// One message of ONNX Runtime's, asked for with `--ort-log`: plain text on stderr.
+fn log_line(level: ort::logging::LogLevel, category: &str, message: &str) {
+    let level = format!("{level:?}").to_ascii_lowercase();
+    crate::console::eprint_line(&format!(
+        "onnxruntime {level} [{category}]: {}",
+        message.trim_end()
+    ));
+}
 static INIT_LOCK: Mutex<()> = Mutex::new(());
 
 /// Loads ONNX Runtime (once per process) and creates the process-wide environment.
@@ -106,13 +148,31 @@ fn loaded(explicit: Option<&Path>) -> Result<&'static Loaded, RuntimeError> {
         return check_same(l, explicit);
     }
     let library = load_library(explicit)?;
+    // ONNX Runtime's default logger writes coloured lines to stderr (a failed allocation is
+    // logged there before it comes back as an error): its messages go through `log_line`,
+    // which drops them unless `--ort-log` asked for them.
+    let shown = log_level();
     let env = ort::init()
         .with_name("onnx-ac")
         .with_telemetry(false)
+        .with_logger(std::sync::Arc::new(
+            move |level: ort::logging::LogLevel,
+                  category: &str,
+                  _id: &str,
+                  _at: &str,
+                  message: &str| {
+                if shown.is_some_and(|s| ort_level(s) <= level) {
+                    log_line(level, category, message);
+                }
+            },
+        ))
         .build()
         .map_err(|e| RuntimeError::Environment {
             reason: e.to_string(),
         })?;
+    // With a custom logger `ort` creates the environment at verbose severity: ONNX Runtime
+    // would format every message only for `log_line` to drop it.
+    env.set_log_level(shown.map_or(ort::logging::LogLevel::Fatal, ort_level));
     Ok(LOADED.get_or_init(|| Loaded { library, env }))
 }
 

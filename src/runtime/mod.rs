@@ -25,7 +25,9 @@ mod tensor;
 
 pub use cuda::available_providers;
 pub use error::{RuntimeError, INSTALL_HINT};
-pub use loader::{init, loaded_library, locate, Candidate, LibrarySource, OrtLibrary};
+pub use loader::{
+    init, loaded_library, locate, set_log_level, Candidate, LibrarySource, LogLevel, OrtLibrary,
+};
 pub use profile::{parse_profile, NodeTime};
 pub use session::ModelSession;
 pub use tensor::{f16_bits_to_f32, f32_to_f16_bits, HostTensor};

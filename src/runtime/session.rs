@@ -226,7 +226,7 @@ impl ModelSession {
             .run_with_options(values, &run_options)
             .map_err(|e| RuntimeError::Run {
                 path: self.path.clone(),
-                reason: e.to_string(),
+                reason: ort_message(&e),
             })?;
         let outputs = copy_outputs(outputs)?;
 
@@ -292,6 +292,12 @@ impl ModelSession {
             .map(|t| Ok((t.name.clone(), to_value(t)?)))
             .collect()
     }
+}
+
+/// ONNX Runtime's message, without the escaped newline (`\\n`) some of its messages end with.
+fn ort_message(e: &ort::Error) -> String {
+    let s = e.to_string();
+    s.trim_end().trim_end_matches("\\n").trim_end().to_string()
 }
 
 fn configure(
