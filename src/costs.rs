@@ -91,7 +91,7 @@ pub fn select(
             match (available, explicit) {
                 (Ok(_), _) => {
                     let opts = ProfileOptions {
-                        runs: rt.runs.max(1),
+                        runs: rt.runs,
                         ep: run_options(rt).ep,
                         ort_lib: rt.ort_lib.clone(),
                         progress: true,
