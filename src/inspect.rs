@@ -293,13 +293,23 @@ impl InspectReport {
         if let Some(p) = a.plain_peak_bytes {
             let _ = writeln!(s, "  step peak       {} simulated", human_bytes(p));
         }
-        if let (Some(low), Some(p)) = (a.lowest_budget_bytes, a.plain_peak_bytes) {
-            let _ = writeln!(
-                s,
-                "  budgets         {} (the lowest planner ac reaches, analytic cpu costs) to {} (recomputing nothing)",
-                crate::size::human_bytes_up(low),
-                human_bytes(p)
-            );
+        match (a.lowest_budget_bytes, a.plain_peak_bytes) {
+            (Some(low), Some(p)) if low < p => {
+                let _ = writeln!(
+                    s,
+                    "  budgets         {} (the lowest planner ac reaches, analytic cpu costs) to {} (recomputing nothing)",
+                    crate::size::human_bytes_up(low),
+                    human_bytes(p)
+                );
+            }
+            (Some(_), Some(p)) => {
+                let _ = writeln!(
+                    s,
+                    "  budgets         {} and up: no plan lowers the step peak",
+                    crate::size::human_bytes_up(p)
+                );
+            }
+            _ => {}
         }
         if let Some(why) = &a.unavailable {
             let _ = writeln!(s, "  unavailable: {why}");
