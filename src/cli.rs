@@ -169,9 +169,10 @@ pub struct MainArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct PlanArgs {
-    /// The planner: ac (peak-aware greedy with pruning, the default), optimal (integer
-    /// program solved by microlp, the quality reference), mutwo (μ-TWO's greedy recompute
-    /// selection), or a preset policy.
+    /// The planner: ac (the cheapest fitting plan of a pool of simulated plans, the default),
+    /// optimal (integer program solved by microlp, the quality reference; 60 s per solve,
+    /// docs/cli.md), mutwo (μ-TWO's greedy recompute selection), or a preset policy (none,
+    /// selective, full: they ignore the budget).
     #[arg(long, default_value = "ac", value_parser = ["ac", "optimal", "mutwo", "none", "selective", "full"])]
     pub planner: String,
     /// A preset policy instead of a planner (same as --planner none|selective|full; not
@@ -184,7 +185,8 @@ pub struct PlanArgs {
     /// Save the plan as JSON.
     #[arg(long, value_name = "PLAN.json")]
     pub save_plan: Option<PathBuf>,
-    /// Write the closest plan even when the budget is unreachable (exit code 0).
+    /// When the budget is unreachable, write the planner's lowest-peak plan anyway (exit code
+    /// 0, with a warning) instead of exiting 3.
     #[arg(long)]
     pub best_effort: bool,
     /// Cost model: measured (profile with ONNX Runtime, the default when it is available),

@@ -27,7 +27,7 @@ pub enum PlanSource {
 pub struct PlanOptions {
     pub budget: Budget,
     pub source: PlanSource,
-    /// Write the output even when the budget is not reachable (with the closest plan).
+    /// Write the output even when the budget is not reachable (with the lowest-peak plan).
     pub best_effort: bool,
     pub rewrite: RewriteOptions,
     /// The symbolic input dimensions `--dim` bound (name, value): an unreachable budget
