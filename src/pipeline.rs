@@ -92,10 +92,10 @@ fn rewrite(
 }
 
 /// The peaks a planner reaches on a training graph: the lowest (its plan for an unreachable
-/// budget: the lowest-peak plan it finds, or recomputing nothing when that is lower) and the
-/// plain graph's. Every budget from `budget_for_peak(lowest, plain)` up is reachable by that
-/// planner (`ac` and `mutwo` choose monotonically in the budget, `optimal` falls back to its
-/// lowest-peak plan, which does not depend on the budget).
+/// budget: the lowest-peak plan it finds, or recomputing nothing when that is lower; for a
+/// planner that is not monotone in the budget, checked as the main command checks its
+/// suggestion) and the plain graph's. Every budget from `budget_for_peak(lowest, plain)` up
+/// is reachable by that planner.
 pub fn reachable_peaks(
     g: &Graph,
     info: &TrainingInfo,
@@ -103,7 +103,8 @@ pub fn reachable_peaks(
     cost: NodeCost,
 ) -> Result<(u64, u64)> {
     let order = plan::simulate::ort_default_order(g);
-    let plain = plan::simulate::simulate(g, &order, Some(info)).peak_bytes;
+    let base = plan::simulate::simulate(g, &order, Some(info));
+    let plain = base.peak_bytes;
     let p = plan::planner_by_name(planner)
         .map_err(|e| Error::Usage(e.to_string()))?
         .plan(&PlanInput {
@@ -114,8 +115,11 @@ pub fn reachable_peaks(
         })
         .map_err(plan_err)?;
     let values = p.resolve(g).map_err(plan_err)?;
-    let (_, sim) = rewrite(g, info, &values, RewriteOptions::default()).map_err(plan_err)?;
-    Ok((sim.peak_bytes.min(plain), plain))
+    let opts = RewriteOptions::default();
+    let (_, sim) = rewrite(g, info, &values, opts).map_err(plan_err)?;
+    let lowest = sim.peak_bytes.min(plain);
+    let lowest = reached_by_suggestion(g, info, planner, cost, lowest, &base, opts)?;
+    Ok((lowest, plain))
 }
 
 /// Rounds of re-planning that check a suggested budget (planners that are not monotone).
@@ -165,7 +169,6 @@ fn reached_by_suggestion(
 
 /// An unreachable budget: the lowest peak the plan source reached (its best-effort plan),
 /// what no plan can remove, and the smallest budget that source reaches.
-#[allow(clippy::too_many_arguments)]
 fn unreachable_error(
     g: &Graph,
     info: &TrainingInfo,
