@@ -210,9 +210,10 @@ pub struct MainArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct PlanArgs {
-    /// The planner: ac (peak-aware greedy with pruning, the default), optimal (integer
-    /// program solved by microlp, the quality reference), mutwo (μ-TWO's greedy recompute
-    /// selection), or a preset policy.
+    /// The planner: ac (the cheapest fitting plan of a pool of simulated plans, the default),
+    /// optimal (integer program solved by microlp, the quality reference; 60 s per solve,
+    /// docs/cli.md), mutwo (μ-TWO's greedy recompute selection), or a preset policy (none,
+    /// selective, full: they ignore the budget).
     #[arg(long, default_value = "ac", value_parser = ["ac", "optimal", "mutwo", "none", "selective", "full"])]
     pub planner: String,
     /// A preset policy instead of a planner (same as --planner none|selective|full; not
@@ -225,7 +226,8 @@ pub struct PlanArgs {
     /// Save the plan as JSON.
     #[arg(long, value_name = "PLAN.json")]
     pub save_plan: Option<PathBuf>,
-    /// Write the closest plan even when the budget is unreachable (exit code 0).
+    /// When the budget is unreachable, write the planner's lowest-peak plan anyway (exit code
+    /// 0, with a warning) instead of exiting 3.
     #[arg(long)]
     pub best_effort: bool,
     /// Cost model: measured (profile with ONNX Runtime, the default when it is available),
@@ -262,7 +264,7 @@ pub struct RuntimeArgs {
     /// Execution provider for profiling and --verify.
     #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
     pub ep: String,
-    /// Measured runs for profiling and --verify timing (at most 1000000).
+    /// Measured runs for profiling, --verify and verify timing (1 to 1000000).
     #[arg(long, default_value_t = 5, value_parser = parse_runs)]
     pub runs: usize,
 }
@@ -272,8 +274,22 @@ pub struct RuntimeArgs {
 /// `--runs 18446744073709551615`. A million runs of even a tiny model take hours.
 pub const MAX_RUNS: usize = 1_000_000;
 
-/// `--runs`/`--warmup`: an integer in 0..=[`MAX_RUNS`].
+/// `--runs` of every command (profile, verify, the main command): an integer in
+/// 1..=[`MAX_RUNS`]. Zero measured runs has no median, so it is a usage error (exit 2) in
+/// every command, from this one parser.
 pub fn parse_runs(s: &str) -> Result<usize, String> {
+    match parse_count(s)? {
+        0 => Err("--runs must be at least 1 (the step time is a median over the runs)".into()),
+        n => Ok(n),
+    }
+}
+
+/// `profile --warmup`: an integer in 0..=[`MAX_RUNS`] (no warm-up is allowed).
+pub fn parse_warmup(s: &str) -> Result<usize, String> {
+    parse_count(s)
+}
+
+fn parse_count(s: &str) -> Result<usize, String> {
     let n: u64 = s
         .parse()
         .map_err(|_| format!("'{s}' is not a non-negative integer"))?;

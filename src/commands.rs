@@ -261,6 +261,7 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
         source,
         best_effort: a.plan.best_effort,
         rewrite: RewriteOptions::defended(!a.plan.no_pin),
+        bound_dims: a.dims.clone(),
     };
     let stage = crate::console::Stage::start("planning and rewriting");
     let cost_fn =

@@ -195,7 +195,7 @@ fn profile_what_fits(
     };
     let profiled = reduced.as_ref().map_or(tm, |(_, m)| &**m);
     let opts = ProfileOptions {
-        runs: rt.runs.max(1),
+        runs: rt.runs,
         ep: run_options(rt).ep,
         ort_lib: rt.ort_lib.clone(),
         progress: true,

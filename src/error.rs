@@ -46,12 +46,15 @@ pub enum Error {
     VerifyFailed(String),
     #[error("{}", OneLine(.0))]
     Runtime(#[from] crate::runtime::RuntimeError),
-    #[error("budget {} is unreachable: plans must peak at most {} (the budget less a 1% margin for the simulator's error) and the smallest peak any plan reaches is {}; {}; {}", crate::size::human_bytes(*.budget), crate::size::human_bytes(*.target), crate::size::human_bytes(*.smallest_peak), OneLine(.detail), OneLine(.suggestion))]
+    #[error("budget {} is unreachable: plans must peak at most {} (the budget less a 1% margin for the simulator's error) and the lowest peak {} reaches is {}; {}; {}", crate::size::human_bytes(*.budget), crate::size::human_bytes(*.target), OneLine(.who), crate::size::human_bytes(*.smallest_peak), OneLine(.detail), OneLine(.suggestion))]
     BudgetUnreachable {
         budget: u64,
         /// The budget less the planning margin: what a plan's simulated peak must fit.
         target: u64,
+        /// The lowest simulated peak the plan source reached (its best-effort plan).
         smallest_peak: u64,
+        /// The plan source: `planner ac`, `the plan of PLAN.json`.
+        who: String,
         detail: String,
         suggestion: String,
     },

@@ -16,21 +16,42 @@ pub struct InspectReport {
     pub producer: String,
     pub nodes: usize,
     pub op_histogram: BTreeMap<String, usize>,
-    pub parameters: ParameterSummary,
+    /// The initializers the training graph trains.
+    pub parameters: Initializers,
+    /// Every other initializer: shape and index constants, frozen or unused weights.
+    pub constants: Initializers,
     pub inputs: Vec<TensorInfo>,
     pub outputs: Vec<TensorInfo>,
     pub activations: Activations,
 }
 
-#[derive(Debug, Serialize)]
-pub struct ParameterSummary {
+/// A set of initializers.
+#[derive(Debug, Default, Serialize)]
+pub struct Initializers {
     pub tensors: usize,
     pub elements: u64,
     pub bytes: u64,
     pub external_tensors: usize,
-    /// Float initializers that reach the loss (the training graph's parameters).
-    pub trainable_tensors: Option<usize>,
-    pub trainable_bytes: Option<u64>,
+    /// Tensors per element type (`f32`, `i64`, ...).
+    pub dtypes: BTreeMap<String, usize>,
+}
+
+impl Initializers {
+    fn add(&mut self, m: &Model, v: onnx_ac_passes::ir::ValueId) {
+        let val = m.graph.value(v);
+        let t = val.initializer.as_ref().expect("initializer");
+        self.tensors += 1;
+        self.elements += t.numel();
+        self.bytes += t.size_bytes().unwrap_or(0);
+        if matches!(t.data, TensorData::External(_)) {
+            self.external_tensors += 1;
+        }
+        let dtype = val
+            .dtype
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "?".into());
+        *self.dtypes.entry(dtype).or_insert(0) += 1;
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -48,6 +69,12 @@ pub struct Activations {
     /// Forward values the backward reads (kept from forward to backward).
     pub saved_values: Option<usize>,
     pub saved_bytes: Option<u64>,
+    /// The training step's simulated peak without recomputation (the host profile's).
+    pub plain_peak_bytes: Option<u64>,
+    /// The lowest budget the default planner (`ac`, analytic cpu costs) reaches; every
+    /// budget from it up to `plain_peak_bytes` is reachable, and above it nothing is
+    /// recomputed.
+    pub lowest_budget_bytes: Option<u64>,
     /// Why no estimate could be made, if so.
     pub unavailable: Option<String>,
 }
@@ -102,49 +129,59 @@ pub fn inspect(m: &Model, opts: &TrainOptions) -> InspectReport {
         };
         *op_histogram.entry(key).or_insert(0) += 1;
     }
-    let mut params = ParameterSummary {
-        tensors: 0,
-        elements: 0,
-        bytes: 0,
-        external_tensors: 0,
-        trainable_tensors: None,
-        trainable_bytes: None,
+    let training = autodiff::build_training_graph(m, opts);
+    // The parameters are the training graph's (float, not frozen, reaching the loss); when
+    // it cannot be built, the initializers it could train (float, not frozen).
+    let trained: std::collections::HashSet<String> = match &training {
+        Ok((tm, info)) => info
+            .params
+            .iter()
+            .map(|&p| tm.graph.value(p).name.clone())
+            .collect(),
+        Err(_) => autodiff::parameter_candidates(g, &opts.freeze)
+            .iter()
+            .map(|&p| g.value(p).name.clone())
+            .collect(),
     };
+    let (mut parameters, mut constants) = (Initializers::default(), Initializers::default());
     for &i in &g.initializers {
-        let t = g.value(i).initializer.as_ref().expect("initializer");
-        params.tensors += 1;
-        params.elements += t.numel();
-        params.bytes += t.size_bytes().unwrap_or(0);
-        if matches!(t.data, TensorData::External(_)) {
-            params.external_tensors += 1;
+        if trained.contains(&g.value(i).name) {
+            parameters.add(m, i);
+        } else {
+            constants.add(m, i);
         }
     }
-    let activations = match autodiff::build_training_graph(m, opts) {
+    let activations = match &training {
         Ok((tm, info)) => {
-            let saved = autodiff::saved_activations(&tm.graph, &info);
-            params.trainable_tensors = Some(info.params.len());
-            params.trainable_bytes = Some(
-                info.params
-                    .iter()
-                    .filter_map(|&p| tm.graph.value_bytes(p))
-                    .sum(),
-            );
+            let saved = autodiff::saved_activations(&tm.graph, info);
+            use crate::cost::CostModel;
+            let cost = crate::cost::AnalyticCost::new(crate::cost::Device::Cpu);
+            let node_time =
+                |g: &onnx_ac_passes::ir::Graph, n: onnx_ac_passes::ir::NodeId| cost.node_time(g, n);
+            let peaks = crate::pipeline::reachable_peaks(&tm.graph, info, "ac", &node_time);
             Activations {
                 loss: opts.loss.describe(),
                 saved_values: Some(saved.len()),
                 saved_bytes: Some(saved.iter().filter_map(|&v| tm.graph.value_bytes(v)).sum()),
-                unavailable: None,
+                plain_peak_bytes: peaks.as_ref().ok().map(|p| p.1),
+                lowest_budget_bytes: peaks
+                    .as_ref()
+                    .ok()
+                    .map(|&(low, plain)| crate::pipeline::budget_for_peak(low, plain)),
+                unavailable: peaks.err().map(|e| format!("planning: {e}")),
             }
         }
         Err(e) => Activations {
             loss: opts.loss.describe(),
             saved_values: None,
             saved_bytes: None,
+            plain_peak_bytes: None,
+            lowest_budget_bytes: None,
             unavailable: Some(e.to_string()),
         },
     };
     InspectReport {
-        format_version: 1,
+        format_version: 2,
         ir_version: m.ir_version,
         opsets: m
             .opset_imports
@@ -165,7 +202,8 @@ pub fn inspect(m: &Model, opts: &TrainOptions) -> InspectReport {
             .to_string(),
         nodes: g.nodes.len(),
         op_histogram,
-        parameters: params,
+        parameters,
+        constants,
         inputs: g
             .inputs
             .iter()
@@ -196,21 +234,34 @@ impl InspectReport {
             self.producer
         );
         let _ = writeln!(s, "nodes      {}", self.nodes);
-        let p = &self.parameters;
-        let _ = writeln!(
-            s,
-            "parameters {} tensors, {} elements, {}{}",
-            p.tensors,
-            p.elements,
-            human_bytes(p.bytes),
-            if p.external_tensors > 0 {
-                format!(" ({} in external data)", p.external_tensors)
-            } else {
-                String::new()
+        let dtypes = |i: &Initializers| {
+            i.dtypes
+                .iter()
+                .map(|(d, n)| format!("{n} {d}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for (label, i, what) in [
+            ("parameters", &self.parameters, "trained"),
+            ("constants ", &self.constants, "not trained"),
+        ] {
+            if i.tensors == 0 {
+                let _ = writeln!(s, "{label} none");
+                continue;
             }
-        );
-        if let (Some(t), Some(b)) = (p.trainable_tensors, p.trainable_bytes) {
-            let _ = writeln!(s, "trainable  {t} tensors, {}", human_bytes(b));
+            let _ = writeln!(
+                s,
+                "{label} {} tensors ({}), {} elements, {}, {what}{}",
+                i.tensors,
+                dtypes(i),
+                i.elements,
+                human_bytes(i.bytes),
+                if i.external_tensors > 0 {
+                    format!(" ({} in external data)", i.external_tensors)
+                } else {
+                    String::new()
+                }
+            );
         }
         let _ = writeln!(s, "\ninputs");
         for t in &self.inputs {
@@ -229,21 +280,39 @@ impl InspectReport {
         let a = &self.activations;
         let _ = writeln!(
             s,
-            "\nactivation memory without recomputation (loss: {})",
+            "\ntraining step without recomputation (loss: {})",
             a.loss
         );
-        match (&a.saved_values, &a.saved_bytes, &a.unavailable) {
-            (Some(n), Some(b), _) => {
+        if let (Some(n), Some(b)) = (a.saved_values, a.saved_bytes) {
+            let _ = writeln!(
+                s,
+                "  activations     {n} forward values kept for the backward, {}",
+                human_bytes(b)
+            );
+        }
+        if let Some(p) = a.plain_peak_bytes {
+            let _ = writeln!(s, "  step peak       {} simulated", human_bytes(p));
+        }
+        match (a.lowest_budget_bytes, a.plain_peak_bytes) {
+            (Some(low), Some(p)) if low < p => {
                 let _ = writeln!(
                     s,
-                    "  {n} forward values kept for the backward, {}",
-                    human_bytes(*b)
+                    "  budgets         {} (the lowest planner ac reaches, analytic cpu costs) to {} (recomputing nothing)",
+                    crate::size::human_bytes_up(low),
+                    human_bytes(p)
                 );
             }
-            (_, _, Some(why)) => {
-                let _ = writeln!(s, "  unavailable: {why}");
+            (Some(_), Some(p)) => {
+                let _ = writeln!(
+                    s,
+                    "  budgets         {} and up: no plan lowers the step peak",
+                    crate::size::human_bytes_up(p)
+                );
             }
             _ => {}
+        }
+        if let Some(why) = &a.unavailable {
+            let _ = writeln!(s, "  unavailable: {why}");
         }
         s
     }

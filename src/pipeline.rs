@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::plan::simulate::Simulation;
-use crate::plan::{self, candidates::candidates, evaluate, NodeCost, PlanInput, RecomputePlan};
+use crate::plan::{self, evaluate, NodeCost, PlanInput, RecomputePlan};
 use crate::report::{self, Summary};
 use crate::size::{human_bytes, human_bytes_up, Budget};
 use onnx_ac_passes::autodiff::TrainingInfo;
@@ -27,9 +27,13 @@ pub enum PlanSource {
 pub struct PlanOptions {
     pub budget: Budget,
     pub source: PlanSource,
-    /// Write the output even when the budget is not reachable (with the closest plan).
+    /// Write the output even when the budget is not reachable (with the lowest-peak plan).
     pub best_effort: bool,
     pub rewrite: RewriteOptions,
+    /// The symbolic input dimensions `--dim` bound (name, value): an unreachable budget
+    /// suggests smaller values for these; a model without any (fixed shapes) gets no such
+    /// suggestion.
+    pub bound_dims: Vec<(String, i64)>,
 }
 
 /// Everything the main command decided, before anything is written.
@@ -45,29 +49,156 @@ fn planning_target(budget: u64) -> u64 {
     budget - budget / PLAN_MARGIN_DIVISOR
 }
 
-/// The smallest peak any plan reaches, and what no plan can remove.
+/// The smallest budget that accepts a plan peaking at `peak`: one whose planning target
+/// covers it, or the plain peak itself (a budget at or above the plain training graph's
+/// peak accepts recomputing nothing, with no margin: that graph is the one written).
+pub fn budget_for_peak(peak: u64, plain_peak: u64) -> u64 {
+    if peak >= plain_peak {
+        return plain_peak;
+    }
+    let mut b = peak + peak / (PLAN_MARGIN_DIVISOR - 1);
+    while planning_target(b) < peak {
+        b += 1;
+    }
+    while b > 0 && planning_target(b - 1) >= peak {
+        b -= 1;
+    }
+    b.min(plain_peak)
+}
+
+/// The rewrite of `values`, and its simulation. Recomputing nothing is the lower-peak of
+/// the training graph as it is and the empty plan's rewrite (whose defences and execution
+/// order move the peak a little, either way): a budget covering the plain peak is always
+/// met by it.
+fn rewrite(
+    g: &Graph,
+    info: &TrainingInfo,
+    values: &[ValueId],
+    opts: RewriteOptions,
+) -> std::result::Result<(Graph, Simulation), plan::PlanError> {
+    let simulated = |rg: Graph| {
+        let order = plan::simulate::ort_default_order(&rg);
+        let sim = plan::simulate::simulate(&rg, &order, Some(info));
+        (rg, sim)
+    };
+    let rewritten = simulated(apply_recompute(g, info, values, opts)?.0);
+    if values.is_empty() {
+        let plain = simulated(g.clone());
+        if plain.1.peak_bytes < rewritten.1.peak_bytes {
+            return Ok(plain);
+        }
+    }
+    Ok(rewritten)
+}
+
+/// The peaks a planner reaches on a training graph: the lowest (its plan for an unreachable
+/// budget: the lowest-peak plan it finds, or recomputing nothing when that is lower; for a
+/// planner that is not monotone in the budget, checked as the main command checks its
+/// suggestion) and the plain graph's. Every budget from `budget_for_peak(lowest, plain)` up
+/// is reachable by that planner.
+pub fn reachable_peaks(
+    g: &Graph,
+    info: &TrainingInfo,
+    planner: &str,
+    cost: NodeCost,
+) -> Result<(u64, u64)> {
+    let order = plan::simulate::ort_default_order(g);
+    let base = plan::simulate::simulate(g, &order, Some(info));
+    let plain = base.peak_bytes;
+    let p = plan::planner_by_name(planner)
+        .map_err(|e| Error::Usage(e.to_string()))?
+        .plan(&PlanInput {
+            graph: g,
+            info,
+            cost,
+            budget_bytes: 0,
+        })
+        .map_err(plan_err)?;
+    let values = p.resolve(g).map_err(plan_err)?;
+    let opts = RewriteOptions::default();
+    let (_, sim) = rewrite(g, info, &values, opts).map_err(plan_err)?;
+    let lowest = sim.peak_bytes.min(plain);
+    let lowest = reached_by_suggestion(g, info, planner, cost, lowest, &base, opts)?;
+    Ok((lowest, plain))
+}
+
+/// Rounds of re-planning that check a suggested budget (planners that are not monotone).
+const SUGGESTION_ROUNDS: usize = 4;
+
+/// The peak an unreachable budget's suggestion is made from: `reached`, the planner's
+/// best effort, when the planner is monotone in the budget (every budget covering a peak it
+/// reached reaches it again). Otherwise the planner is run again at the suggested budget
+/// until its plan fits there, raising the peak to what it reached; after a few rounds,
+/// the plain peak (recomputing nothing always fits a budget that covers it).
+fn reached_by_suggestion(
+    g: &Graph,
+    info: &TrainingInfo,
+    planner: &str,
+    cost: NodeCost,
+    mut reached: u64,
+    base: &Simulation,
+    rewrite_opts: RewriteOptions,
+) -> Result<u64> {
+    let planner = plan::planner_by_name(planner).map_err(|e| Error::Usage(e.to_string()))?;
+    if planner.monotone() {
+        return Ok(reached);
+    }
+    for _ in 0..SUGGESTION_ROUNDS {
+        let suggested = budget_for_peak(reached, base.peak_bytes);
+        if suggested >= base.peak_bytes {
+            return Ok(reached);
+        }
+        let target = planning_target(suggested);
+        let p = planner
+            .plan(&PlanInput {
+                graph: g,
+                info,
+                cost,
+                budget_bytes: target,
+            })
+            .map_err(plan_err)?;
+        let values = p.resolve(g).map_err(plan_err)?;
+        let (_, sim) = rewrite(g, info, &values, rewrite_opts).map_err(plan_err)?;
+        if sim.peak_bytes <= target {
+            return Ok(reached);
+        }
+        reached = sim.peak_bytes.min(base.peak_bytes);
+    }
+    Ok(base.peak_bytes)
+}
+
+/// An unreachable budget: the lowest peak the plan source reached (its best-effort plan),
+/// what no plan can remove, and the smallest budget that source reaches.
 fn unreachable_error(
     g: &Graph,
     info: &TrainingInfo,
     budget: u64,
-    best: u64,
-    cost: NodeCost,
+    reached: u64,
+    plain_peak: u64,
+    source: &PlanSource,
+    bound_dims: &[(String, i64)],
 ) -> Error {
-    let all = candidates(g, info);
     let order = plan::simulate::ort_default_order(g);
     let sim = plan::simulate::simulate(g, &order, Some(info));
-    // Every emitted graph is a rewrite (the empty plan's included, whose shape-hiding
-    // defence adds a few bytes): the plain graph's own peak is not one a plan reaches.
-    let peak_of = |values: &[ValueId]| evaluate(g, info, values, cost).map(|(_, e)| e.peak_bytes);
-    let min_peak = peak_of(&all)
-        .unwrap_or(best)
-        .min(best)
-        .min(peak_of(&[]).unwrap_or(best));
     let grads: u64 = info.grads.iter().filter_map(|&v| g.value_bytes(v)).sum();
+    let who = match source {
+        PlanSource::Planner(name) => format!("planner {name}"),
+        PlanSource::File(path) => format!("the plan of {}", path.display()),
+    };
+    let dims = if bound_dims.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = bound_dims
+            .iter()
+            .map(|(n, v)| format!("--dim {n}={v}"))
+            .collect();
+        format!(", smaller dimensions (now {})", list.join(" "))
+    };
     Error::BudgetUnreachable {
         budget,
         target: planning_target(budget),
-        smallest_peak: min_peak,
+        smallest_peak: reached,
+        who,
         detail: format!(
             "incompressible: parameters {}, weights ONNX Runtime prepacks {}, gradients {}, graph inputs {}, largest single tensor {}",
             human_bytes(sim.breakdown.parameters),
@@ -77,8 +208,8 @@ fn unreachable_error(
             human_bytes(sim.largest_value_bytes)
         ),
         suggestion: format!(
-            "use --budget {} or more, a smaller batch (--dim), or --best-effort to write the closest plan",
-            human_bytes_up(min_peak + min_peak / (PLAN_MARGIN_DIVISOR - 1) + 1)
+            "use --budget {} or more{dims}, or --best-effort to write that plan",
+            human_bytes_up(budget_for_peak(reached, plain_peak))
         ),
     }
 }
@@ -88,7 +219,7 @@ fn unreachable_error(
 /// allocated yet at that peak. Gradients are outputs, alive at the end of every plan's step:
 /// they are not activation memory, and a plan that moves the peak to the end of the backward
 /// must be allowed them.
-fn activation_budget(g: &Graph, info: &TrainingInfo, base: &Simulation, p: f64) -> u64 {
+pub fn activation_budget(g: &Graph, info: &TrainingInfo, base: &Simulation, p: f64) -> u64 {
     let activations: u64 = report::kept_buffers(g, info)
         .iter()
         .filter_map(|&v| g.value_bytes(v))
@@ -125,25 +256,29 @@ pub fn plan_and_rewrite(
     let budget = budget_bytes(g, info, &base, opts.budget);
     // Plans aim a margin under the budget: the simulator's documented error against ONNX
     // Runtime's measured peak (docs/memory-model.md), so the measured peak fits too. A
-    // budget that covers the plain graph's own peak needs no recomputation: the empty plan
-    // (whose defences add a few bytes to the plain peak) always fits it.
-    let target = if budget >= base.peak_bytes {
-        let (_, empty) = evaluate(g, info, &[], cost).map_err(plan_err)?;
-        budget.max(empty.peak_bytes)
+    // budget that covers the plain graph's own peak needs no recomputation: the plain
+    // training graph is written as it is.
+    let covers_plain = budget >= base.peak_bytes;
+    let target = if covers_plain {
+        budget
     } else {
         planning_target(budget)
     };
     let plan = match &opts.source {
         PlanSource::Planner(name) => {
             let planner = plan::planner_by_name(name).map_err(|e| Error::Usage(e.to_string()))?;
-            planner
-                .plan(&PlanInput {
-                    graph: g,
-                    info,
-                    cost,
-                    budget_bytes: target,
-                })
-                .map_err(plan_err)?
+            if covers_plain && searches(name) {
+                RecomputePlan::new(planner.name(), target, g, Vec::new())
+            } else {
+                planner
+                    .plan(&PlanInput {
+                        graph: g,
+                        info,
+                        cost,
+                        budget_bytes: target,
+                    })
+                    .map_err(plan_err)?
+            }
         }
         PlanSource::File(path) => {
             let text = crate::safefs::read_input_text(path, crate::safefs::JSON_LIMIT_BYTES)
@@ -179,13 +314,37 @@ pub fn plan_and_rewrite(
         },
         PlanSource::Planner(_) => plan_err(e),
     };
-    let values = plan.resolve(g).map_err(from_file)?;
-    let (rg, _report) =
-        apply_recompute(g, info, &values, opts.rewrite).map_err(|e| from_file(e.into()))?;
-    let order_after = plan::simulate::ort_default_order(&rg);
-    let after = plan::simulate::simulate(&rg, &order_after, Some(info));
+    let mut values = plan.resolve(g).map_err(from_file)?;
+    let (mut rg, mut after) = rewrite(g, info, &values, opts.rewrite).map_err(from_file)?;
+    let mut plan = plan;
+    // A search planner's plan that misses the budget is its best effort: never one peaking
+    // above recomputing nothing. (The presets ignore the budget: their plan is written as
+    // asked.)
+    if after.peak_bytes > target
+        && !values.is_empty()
+        && matches!(&opts.source, PlanSource::Planner(name) if searches(name))
+    {
+        let (erg, empty) = rewrite(g, info, &[], opts.rewrite).map_err(plan_err)?;
+        if empty.peak_bytes < after.peak_bytes {
+            values.clear();
+            plan = RecomputePlan::new(&plan.planner, target, g, Vec::new());
+            (rg, after) = (erg, empty);
+        }
+    }
     if after.peak_bytes > target && !opts.best_effort {
-        return Err(unreachable_error(g, info, budget, after.peak_bytes, cost));
+        let mut reached = after.peak_bytes;
+        if let PlanSource::Planner(name) = &opts.source {
+            reached = reached_by_suggestion(g, info, name, cost, reached, &base, opts.rewrite)?;
+        }
+        return Err(unreachable_error(
+            g,
+            info,
+            budget,
+            reached,
+            base.peak_bytes,
+            &opts.source,
+            &opts.bound_dims,
+        ));
     }
     let (_, eval) = evaluate(g, info, &values, cost).map_err(plan_err)?;
     let order = plan::simulate::ort_default_order(g);
@@ -264,6 +423,11 @@ pub fn plan_and_rewrite(
         summary,
         decisions,
     })
+}
+
+/// The planners that search for a plan under the budget (the presets ignore it).
+fn searches(planner: &str) -> bool {
+    matches!(planner, "ac" | "optimal" | "mutwo")
 }
 
 /// How many names a message lists before "and N more".

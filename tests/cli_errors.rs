@@ -909,3 +909,34 @@ fn verify_of_forward_models_says_to_build_training_graphs() {
         "{err}"
     );
 }
+
+/// `--runs 0` is one usage error (exit 2, one line, nothing written) in every command that
+/// takes `--runs`: profile, verify and the main command (with or without a measured cost
+/// model or `--verify`), from one clap value parser. `profile --warmup 0` stays allowed.
+#[test]
+fn zero_runs_is_a_usage_error_in_every_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (o, p) = (tmp.path().join("o.onnx"), tmp.path().join("p.json"));
+    let (o, p) = (o.to_str().unwrap(), p.to_str().unwrap());
+    let m = "fixtures/models/mlp.ts17.onnx";
+    for args in [
+        vec!["profile", m, "-o", p, "--runs", "0"],
+        vec!["verify", m, m, "--runs", "0"],
+        vec![m, "--budget", "100%", "-o", o, "--runs", "0"],
+        vec![
+            m, "--budget", "100%", "-o", o, "--cost", "fixed", "--runs", "0",
+        ],
+        vec![
+            m, "--budget", "100%", "-o", o, "--cost", "fixed", "--verify", "--runs", "0",
+        ],
+    ] {
+        assert_usage_error(&args, "--runs must be at least 1", Some(Path::new(o)));
+    }
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    // --warmup 0 parses: the same command fails later, on the missing model, not on it.
+    assert_usage_error(
+        &["profile", "missing.onnx", "-o", p, "--warmup", "0"],
+        "missing.onnx",
+        Some(Path::new(p)),
+    );
+}

@@ -27,6 +27,7 @@ fn plan(tm: &Model, info: &TrainingInfo, planner: &str, budget: Budget) -> Plann
         // The presets ignore the budget; `ac` must reach it.
         best_effort: planner != "ac",
         rewrite: RewriteOptions::default(),
+        bound_dims: Vec::new(),
     };
     plan_and_rewrite(tm, info, &opts, &fixed_time, "fixed table")
         .unwrap_or_else(|e| panic!("{planner}: {e}"))

@@ -19,6 +19,7 @@ fn plan(tm: &Model, info: &TrainingInfo, planner: &str, percent: f64, pin: bool)
         source: PlanSource::Planner(planner.into()),
         best_effort: true,
         rewrite: RewriteOptions::defended(pin),
+        bound_dims: Vec::new(),
     };
     plan_and_rewrite(tm, info, &opts, &fixed_time, "fixed table").unwrap()
 }
@@ -188,6 +189,7 @@ fn measured_peak_within_budget() {
                 source: PlanSource::Planner("ac".into()),
                 best_effort: false,
                 rewrite: RewriteOptions::default(),
+                bound_dims: Vec::new(),
             };
             let p = match plan_and_rewrite(&tm, &info, &opts, &fixed_time, "fixed table") {
                 Ok(p) => p,

@@ -121,6 +121,11 @@ pub struct PlanInput<'a> {
 pub trait Planner {
     fn name(&self) -> &'static str;
     fn plan(&self, input: &PlanInput) -> Result<RecomputePlan, PlanError>;
+    /// Whether a larger budget always gets a plan peaking no higher: then the peak of its
+    /// plan for an unreachable budget is reached by every budget that covers it.
+    fn monotone(&self) -> bool {
+        true
+    }
 }
 
 /// The planners `--planner` and `--policy` accept.

@@ -755,8 +755,8 @@ pub struct ProfileArgs {
     /// Measured runs; per-node times are medians over them (1 to 1000000).
     #[arg(long, default_value_t = 5, value_parser = crate::cli::parse_runs)]
     pub runs: usize,
-    /// Unmeasured warm-up runs before them (at most 1000000).
-    #[arg(long, default_value_t = 1, value_parser = crate::cli::parse_runs)]
+    /// Unmeasured warm-up runs before them (0 to 1000000).
+    #[arg(long, default_value_t = 1, value_parser = crate::cli::parse_warmup)]
     pub warmup: usize,
     /// Execution provider.
     #[arg(long, value_enum, default_value = "cpu")]

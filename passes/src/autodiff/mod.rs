@@ -69,6 +69,24 @@ pub enum AutodiffError {
     Ir(#[from] IrError),
 }
 
+/// The initializers a training graph may train: float, not a graph input (an overridable
+/// default), not matched by a `--freeze` glob. Of these, the parameters are those that reach
+/// the loss ([`TrainingInfo::params`]); every other initializer (shape constants, frozen
+/// weights) is a constant of the step.
+pub fn parameter_candidates(g: &Graph, freeze: &[String]) -> Vec<ValueId> {
+    let is_input: std::collections::HashSet<ValueId> = g.inputs.iter().copied().collect();
+    g.initializers
+        .iter()
+        .copied()
+        .filter(|&p| {
+            let v = g.value(p);
+            v.dtype.is_some_and(|d| d.is_float())
+                && !is_input.contains(&p)
+                && !freeze.iter().any(|pat| glob_match(pat, &v.name))
+        })
+        .collect()
+}
+
 /// Simple glob: `*` any run of characters, `?` one character.
 pub fn glob_match(pattern: &str, name: &str) -> bool {
     let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
@@ -166,18 +184,7 @@ pub fn build_training_graph(
     let g = &mut m.graph;
     let forward_end = g.nodes.len();
 
-    let is_input: std::collections::HashSet<ValueId> = g.inputs.iter().copied().collect();
-    let candidates: Vec<ValueId> = g
-        .initializers
-        .iter()
-        .copied()
-        .filter(|&p| {
-            let v = g.value(p);
-            v.dtype.is_some_and(|d| d.is_float())
-                && !is_input.contains(&p)
-                && !opts.freeze.iter().any(|pat| glob_match(pat, &v.name))
-        })
-        .collect();
+    let candidates = parameter_candidates(g, &opts.freeze);
     let req = requires_grad(g, &candidates);
     let reach = reaches_loss(g, loss, &req, forward_end);
     let trainable: Vec<ValueId> = candidates
