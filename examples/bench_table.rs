@@ -217,9 +217,9 @@ impl Setup {
         )
         .unwrap();
         let profiled_step = profile.step_time_s;
-        let (cost, _) =
-            onnx_ac::cost::select_cost_model(Some(profile), true, onnx_ac::cost::Device::Cpu);
         let g = &tm.graph;
+        let (cost, _) =
+            onnx_ac::cost::select_cost_model(Some(profile), g, true, onnx_ac::cost::Device::Cpu);
         let (sim, saved) = plain(g, &info);
         let n_saved = saved_activations(g, &info).len();
         let step_est_s = g.node_ids().map(|n| cost.node_time(g, n)).sum();

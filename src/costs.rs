@@ -1,5 +1,6 @@
-//! The main command's link to the runtime: choosing the cost model (measured by profiling
-//! when ONNX Runtime is there, analytic otherwise) and verifying a rewrite.
+//! The main command's link to the runtime: choosing the cost model (analytic by default,
+//! calibrated with a profile measured now or read from a file on request) and verifying a
+//! rewrite.
 
 use crate::cli::{PlanArgs, RuntimeArgs};
 use crate::cost::{select_cost_model, CostModel, Device, FixedCost};
@@ -10,31 +11,24 @@ use onnx_ac_passes::autodiff::TrainingInfo;
 use onnx_ac_passes::ir::{Graph, Model, NodeId};
 use std::path::Path;
 
-/// The chosen cost model: what it is (named once in the summary) and, when it is a fallback
-/// the user did not ask for, a one-line note saying why (printed on stderr).
+/// The chosen cost model and what it is (named once in the summary).
 pub struct Costs {
     pub description: String,
-    pub note: Option<String>,
     pub model: Box<dyn CostModel>,
 }
 
 /// [`select_cost_model`]'s explanation without its `cost model: ` lead (the summary labels it).
-fn measured(profile: crate::profile::Profile, device: Device) -> Costs {
-    let (model, why) = select_cost_model(Some(profile), true, device);
+fn measured(profile: crate::profile::Profile, g: &Graph, device: Device) -> Costs {
+    let (model, why) = select_cost_model(Some(profile), g, true, device);
     let description = why.strip_prefix("cost model: ").unwrap_or(&why).to_string();
-    Costs {
-        description,
-        note: None,
-        model,
-    }
+    Costs { description, model }
 }
 
-/// The analytic model for `device`, chosen (`note` None) or fallen back to.
-fn analytic(device: Device, note: Option<String>) -> Costs {
+/// The analytic model for `device`.
+fn analytic(device: Device) -> Costs {
     let spec = crate::cost::DeviceSpec::from(device);
     Costs {
         description: format!("analytic roofline for {}", spec.describe()),
-        note,
         model: Box::new(crate::cost::AnalyticCost::new(spec)),
     }
 }
@@ -50,11 +44,11 @@ pub fn fixed_time(g: &Graph, n: NodeId) -> f64 {
     FixedCost::default().node_time(g, n)
 }
 
-/// `--cost`/`--profile`/`--device`: a given profile is used as is; `fixed` and `analytic`
-/// need no runtime; otherwise (the default) the training graph is profiled now when ONNX
-/// Runtime can be loaded, and the analytic model is used when none is found. A library named
-/// by `--ort-lib` or `ORT_DYLIB_PATH` that cannot be used is an error, never a fallback, and
-/// `--ort-lib` must name a library even when this cost model does not load it.
+/// `--cost`/`--profile`/`--device`: a given profile calibrates the analytic model as is;
+/// `fixed` is the constant table; `measured` profiles the training graph now (ONNX Runtime
+/// required) and calibrates the analytic model with it; otherwise (the default) the analytic
+/// model alone, so that the same command gives the same outputs on every run. A library named
+/// by `--ort-lib` or `ORT_DYLIB_PATH` must exist even when this cost model does not load it.
 pub fn select(
     tm: &Model,
     _info: &TrainingInfo,
@@ -66,8 +60,10 @@ pub fn select(
         .device
         .parse()
         .map_err(|e: String| Error::Usage(format!("--device: {e}")))?;
-    if let Some(lib) = &rt.ort_lib {
-        crate::runtime::locate(Some(lib))?;
+    // `--ort-lib` and `ORT_DYLIB_PATH` are authoritative: naming nothing usable is an error
+    // even when this cost model loads no library.
+    if rt.ort_lib.is_some() || std::env::var_os("ORT_DYLIB_PATH").is_some_and(|v| !v.is_empty()) {
+        crate::runtime::locate(rt.ort_lib.as_deref())?;
     }
     if let Some(path) = &plan.profile {
         let profile = Profile::load(path).map_err(ProfileError::into_cli_error)?;
@@ -77,48 +73,28 @@ pub fn select(
                 path: path.clone(),
                 reason,
             })?;
-        return Ok(measured(profile, device));
+        return Ok(measured(profile, &tm.graph, device));
     }
     match plan.cost.as_deref() {
         Some("fixed") => Ok(Costs {
             description: "fixed table (1e-5 s per MatMul/Gemm/Conv, 1e-6 s per other node)".into(),
-            note: None,
             model: Box::new(FixedCost::default()),
         }),
-        Some("analytic") => Ok(analytic(device, None)),
-        explicit => {
-            let available = crate::runtime::init(rt.ort_lib.as_deref());
-            match (available, explicit) {
-                (Ok(_), _) => {
-                    let opts = ProfileOptions {
-                        runs: rt.runs.max(1),
-                        ep: run_options(rt).ep,
-                        ort_lib: rt.ort_lib.clone(),
-                        progress: true,
-                        ..ProfileOptions::default()
-                    };
-                    let profile = profile_training_graph(tm, model_path, &opts)
-                        .map_err(ProfileError::into_cli_error)?;
-                    Ok(measured(profile, device))
-                }
-                (Err(e), Some("measured")) => Err(e.into()),
-                (Err(e), _) if rt.ort_lib.is_some() || ort_dylib_path_set() => Err(e.into()),
-                (Err(_), _) => Ok(analytic(
-                    device,
-                    Some(
-                        "note: ONNX Runtime not found, so node times are estimated (analytic cost model); \
-                         --ort-lib PATH or ORT_DYLIB_PATH names a libonnxruntime to measure them"
-                            .into(),
-                    ),
-                )),
-            }
+        Some("measured") => {
+            crate::runtime::init(rt.ort_lib.as_deref())?;
+            let opts = ProfileOptions {
+                runs: rt.runs.max(1),
+                ep: run_options(rt).ep,
+                ort_lib: rt.ort_lib.clone(),
+                progress: true,
+                ..ProfileOptions::default()
+            };
+            let profile = profile_training_graph(tm, model_path, &opts)
+                .map_err(ProfileError::into_cli_error)?;
+            Ok(measured(profile, &tm.graph, device))
         }
+        _ => Ok(analytic(device)),
     }
-}
-
-/// `ORT_DYLIB_PATH` names a library (which the loader treats as authoritative).
-fn ort_dylib_path_set() -> bool {
-    std::env::var_os("ORT_DYLIB_PATH").is_some_and(|v| !v.is_empty())
 }
 
 pub fn run_options(rt: &RuntimeArgs) -> RunOptions {

@@ -826,8 +826,8 @@ fn huge_classes_are_refused() {
 
 /// `--dim batch=2^40` implies a random input of 512 TiB: profiling refuses it before
 /// allocating (exit 2, the input and its size named), in `profile` and in the main command
-/// (whose default cost model profiles). Both once aborted in the allocator. Needs ONNX
-/// Runtime (as every profiling test).
+/// with `--cost measured`. Both once aborted in the allocator. Needs ONNX Runtime (as every
+/// profiling test).
 #[test]
 fn huge_dims_are_refused_before_allocating() {
     let tmp = tempfile::tempdir().unwrap();
@@ -835,7 +835,15 @@ fn huge_dims_are_refused_before_allocating() {
     let o = tmp.path().join("o.onnx");
     for args in [
         vec!["profile", MLP_DYN, "-o", p.to_str().unwrap()],
-        vec![MLP_DYN, "--budget", "2GB", "-o", o.to_str().unwrap()],
+        vec![
+            MLP_DYN,
+            "--budget",
+            "2GB",
+            "-o",
+            o.to_str().unwrap(),
+            "--cost",
+            "measured",
+        ],
     ] {
         let mut args = args.clone();
         args.extend(["--dim", "batch=1099511627776"]);
