@@ -73,10 +73,22 @@ impl VerifyReport {
         let step = if self.step.step_time_rounds == 0 {
             "; step time not measured (--runs 0)".to_string()
         } else {
-            format!(
-                "; step {:.4} s -> {:.4} s ({}; {})",
+            // Milliseconds below a one-second step, else seconds.
+            let (a, b) = (
                 self.step.original_step_time_s,
                 self.step.rewritten_step_time_s,
+            );
+            let t = |x: f64| {
+                if a < 1.0 {
+                    format!("{:.3} ms", x * 1e3)
+                } else {
+                    format!("{x:.3} s")
+                }
+            };
+            format!(
+                "; step {} -> {} ({}; {})",
+                t(a),
+                t(b),
                 self.step.overhead_text(),
                 self.step.method_text()
             )
@@ -225,4 +237,49 @@ pub fn verify(
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(a: &[f64], b: &[f64]) -> VerifyReport {
+        VerifyReport {
+            outputs_compared: 7,
+            bit_identical: true,
+            max_abs_diff: 0.0,
+            max_scaled_error: 0.0,
+            worst_output: String::new(),
+            passed: true,
+            original_peak_bytes: None,
+            rewritten_peak_bytes: None,
+            step: StepComparison::from_rounds(a, b),
+        }
+    }
+
+    /// `verify`'s line gives the medians, the overhead with its spread and how it was
+    /// measured (fixed numbers, nothing timed).
+    #[test]
+    fn the_line_says_when_the_step_times_are_within_noise() {
+        let line = report(
+            &[10e-3, 8e-3, 10e-3, 20e-3, 12e-3],
+            &[20e-3, 10e-3, 9e-3, 12e-3, 10.5e-3],
+        )
+        .one_line();
+        assert!(
+            line.ends_with(
+                "; step 10.000 ms -> 10.500 ms (+5.0% ± 18.8, within noise; median of 5 \
+                 alternated rounds)"
+            ),
+            "{line}"
+        );
+        let line = report(&[2.0], &[2.5]).one_line();
+        assert!(
+            line.ends_with("; step 2.000 s -> 2.500 s (+25.0%, no spread; 1 round)"),
+            "{line}"
+        );
+        assert!(report(&[], &[])
+            .one_line()
+            .ends_with("step time not measured (--runs 0)"));
+    }
 }

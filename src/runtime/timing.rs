@@ -78,7 +78,7 @@ impl StepComparison {
     }
 
     /// The overhead with its spread: `+3.2% ± 4.1, within noise`, `+25.0% ± 3.0`, or
-    /// `+3.2%, 1 round: no spread`.
+    /// `+3.2%, no spread` (one round).
     pub fn overhead_text(&self) -> String {
         match self.overhead_spread_percent {
             Some(s) => format!(
@@ -90,12 +90,7 @@ impl StepComparison {
                     ""
                 }
             ),
-            None => format!(
-                "{:+.1}%, {} round{}: no spread",
-                self.overhead_percent,
-                self.step_time_rounds,
-                if self.step_time_rounds == 1 { "" } else { "s" }
-            ),
+            None => format!("{:+.1}%, no spread", self.overhead_percent),
         }
     }
 
@@ -164,7 +159,8 @@ mod tests {
         let c = StepComparison::from_rounds(&[10e-3], &[10.1e-3]);
         assert_eq!(c.overhead_spread_percent, None);
         assert!(!c.overhead_within_noise);
-        assert_eq!(c.overhead_text(), "+1.0%, 1 round: no spread");
+        assert_eq!(c.overhead_text(), "+1.0%, no spread");
+        assert_eq!(c.method_text(), "1 round");
         let c = StepComparison::from_rounds(&[], &[]);
         assert_eq!(c.step_time_rounds, 0);
         assert_eq!(c.overhead_percent, 0.0);
