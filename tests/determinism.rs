@@ -104,7 +104,7 @@ fn jittered_profiles_give_the_same_plan() {
     assert_eq!(clean.calibration.factor("Slice"), 2.0);
     assert_eq!(clean.calibration.factor("Add"), 1.0);
     // ±20% per node and a machine 30% slower or 20% faster: same factors.
-    let noisy: Vec<(f64, u64)> = vec![(1.0, 1), (1.3, 2), (0.8, 3)];
+    let noisy: Vec<(f64, u64)> = vec![(1.3, 2), (0.8, 3)];
     for &(slowdown, seed) in &noisy {
         let c = CalibratedCost::new(&profile(g, slowdown, 0.2, seed), g, analytic());
         let steps = |c: &CalibratedCost| {
