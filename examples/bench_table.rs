@@ -217,9 +217,13 @@ impl Setup {
         )
         .unwrap();
         let profiled_step = profile.step_time_s;
-        let (cost, _) =
-            onnx_ac::cost::select_cost_model(Some(profile), true, onnx_ac::cost::Device::Cpu);
         let g = &tm.graph;
+        // The profiled per-node times themselves (docs/benchmarks.md: "the planners use
+        // those per-node times"), not the main command's calibrated model.
+        let cost: Box<dyn onnx_ac::cost::CostModel> = Box::new(onnx_ac::cost::MeasuredCost::new(
+            profile,
+            onnx_ac::cost::AnalyticCost::new(onnx_ac::cost::Device::Cpu),
+        ));
         let (sim, saved) = plain(g, &info);
         let n_saved = saved_activations(g, &info).len();
         let step_est_s = g.node_ids().map(|n| cost.node_time(g, n)).sum();

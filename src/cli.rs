@@ -230,11 +230,14 @@ pub struct PlanArgs {
     /// 0, with a warning) instead of exiting 3.
     #[arg(long)]
     pub best_effort: bool,
-    /// Cost model: measured (profile with ONNX Runtime, the default when it is available),
-    /// analytic (FLOPs and bytes on --device), or fixed (a constant table, for tests).
+    /// Cost model: analytic (FLOPs and bytes on --device, the default: the same command gives
+    /// the same outputs on every run), measured (profile with ONNX Runtime now and calibrate
+    /// the analytic model per op type with it: follows this run's timings), or fixed (a
+    /// constant table, for tests).
     #[arg(long, value_parser = ["measured", "analytic", "fixed"])]
     pub cost: Option<String>,
-    /// A profile written by `onnx-ac profile` (implies --cost measured without running).
+    /// A profile written by `onnx-ac profile`: calibrates the analytic model as --cost
+    /// measured does, without running (reproducible measured costs).
     #[arg(long, value_name = "PROFILE.json")]
     pub profile: Option<PathBuf>,
     /// The most memory the default profiling may give the step it runs (its simulated peak

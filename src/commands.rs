@@ -289,12 +289,14 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
             planned.summary.reduction_bytes = red;
             planned.summary.reduction_percent = 100.0 * red as f64 / x.max(1) as f64;
         }
-        planned.summary.initial_step_time_s = report.original_step_time_s;
-        planned.summary.final_step_time_s = report.rewritten_step_time_s;
+        let step = &report.step;
+        planned.summary.initial_step_time_s = step.original_step_time_s;
+        planned.summary.final_step_time_s = step.rewritten_step_time_s;
         planned.summary.step_time_source = "measured".into();
-        planned.summary.overhead_s = report.rewritten_step_time_s - report.original_step_time_s;
-        planned.summary.overhead_percent =
-            100.0 * planned.summary.overhead_s / report.original_step_time_s.max(1e-12);
+        planned.summary.overhead_s = step.rewritten_step_time_s - step.original_step_time_s;
+        planned.summary.overhead_percent = step.overhead_percent;
+        planned.summary.overhead_spread_percent = step.overhead_spread_percent;
+        planned.summary.overhead_within_noise = Some(step.overhead_within_noise);
         planned.summary.verify = Some(report);
         if failed {
             return Err(Error::VerifyFailed(

@@ -1,5 +1,6 @@
-//! The main command's link to the runtime: choosing the cost model (measured by profiling
-//! when ONNX Runtime is there, analytic otherwise) and verifying a rewrite.
+//! The main command's link to the runtime: choosing the cost model (analytic by default,
+//! calibrated with a profile measured now or read from a file on request) and verifying a
+//! rewrite.
 
 use crate::cli::{PlanArgs, RuntimeArgs};
 use crate::cost::{select_cost_model, CostModel, Device, FixedCost};
@@ -22,8 +23,8 @@ pub struct Costs {
 }
 
 /// [`select_cost_model`]'s explanation without its `cost model: ` lead (the summary labels it).
-fn measured(profile: crate::profile::Profile, device: Device) -> Costs {
-    let (model, why) = select_cost_model(Some(profile), true, device);
+fn measured(profile: crate::profile::Profile, g: &Graph, device: Device) -> Costs {
+    let (model, why) = select_cost_model(Some(profile), g, true, device);
     let description = why.strip_prefix("cost model: ").unwrap_or(&why).to_string();
     Costs {
         description,
@@ -85,18 +86,18 @@ enum ProfileAt {
     Nowhere(String),
 }
 
-/// `--cost`/`--profile`/`--device`: a given profile is used as is; `fixed` and `analytic`
-/// need no runtime; otherwise (the default) the training graph is profiled now when ONNX
-/// Runtime can be loaded, and the analytic model is used when none is found. A library named
-/// by `--ort-lib` or `ORT_DYLIB_PATH` that cannot be used is an error, never a fallback, and
-/// `--ort-lib` must name a library even when this cost model does not load it.
+/// `--cost`/`--profile`/`--device`: a given profile calibrates the analytic model as is;
+/// `fixed` is the constant table; `measured` profiles the training graph now (ONNX Runtime
+/// required) and calibrates the analytic model with it; otherwise (the default) the analytic
+/// model alone, so that the same command gives the same outputs on every run. A library named
+/// by `--ort-lib` or `ORT_DYLIB_PATH` must exist even when this cost model does not load it.
 ///
-/// Profiling never runs a step whose simulated peak is above the limit (the budget, or
-/// `--profile-limit`; none with `--verify`, which runs that step anyway): such a step is profiled at the largest halving of its dims (batch
-/// first) that fits, its per-node times scaled back to the requested dims by the analytic
-/// model. Without a smaller step to profile (no `--dim`), or when ONNX Runtime runs out of
-/// memory, the default falls back to the analytic model with a note (`--cost measured`: an
-/// error instead).
+/// `measured` never runs a step whose simulated peak is above the limit (the budget, or
+/// `--profile-limit`; none with `--verify`, which runs that step anyway): such a step is
+/// profiled at the largest halving of its dims (batch first) that fits, its per-node times
+/// scaled back to the requested dims by the analytic model. Without a smaller step to profile
+/// (no `--dim`), or when ONNX Runtime runs out of memory, it falls back to the analytic model
+/// with a note saying why (and which `--profile-limit` would profile the step).
 pub fn select(
     tm: &Model,
     info: &TrainingInfo,
@@ -109,8 +110,10 @@ pub fn select(
         .device
         .parse()
         .map_err(|e: String| Error::Usage(format!("--device: {e}")))?;
-    if let Some(lib) = &rt.ort_lib {
-        crate::runtime::locate(Some(lib))?;
+    // `--ort-lib` and `ORT_DYLIB_PATH` are authoritative: naming nothing usable is an error
+    // even when this cost model loads no library.
+    if rt.ort_lib.is_some() || std::env::var_os("ORT_DYLIB_PATH").is_some_and(|v| !v.is_empty()) {
+        crate::runtime::locate(rt.ort_lib.as_deref())?;
     }
     if let Some(path) = &plan.profile {
         let profile = Profile::load(path).map_err(ProfileError::into_cli_error)?;
@@ -120,7 +123,7 @@ pub fn select(
                 path: path.clone(),
                 reason,
             })?;
-        return Ok(measured(profile, device));
+        return Ok(measured(profile, &tm.graph, device));
     }
     match plan.cost.as_deref() {
         Some("fixed") => Ok(Costs {
@@ -128,31 +131,16 @@ pub fn select(
             note: None,
             model: Box::new(FixedCost::default()),
         }),
-        Some("analytic") => Ok(analytic(device, None)),
-        explicit => {
-            let available = crate::runtime::init(rt.ort_lib.as_deref());
-            match (available, explicit) {
-                (Ok(_), explicit) => {
-                    profile_what_fits(tm, info, rt, model_path, shape, device, explicit.is_some())
-                }
-                (Err(e), Some("measured")) => Err(e.into()),
-                (Err(e), _) if rt.ort_lib.is_some() || ort_dylib_path_set() => Err(e.into()),
-                (Err(_), _) => Ok(analytic(
-                    device,
-                    Some(
-                        "note: ONNX Runtime not found, so node times are estimated (analytic cost model); \
-                         --ort-lib PATH or ORT_DYLIB_PATH names a libonnxruntime to measure them"
-                            .into(),
-                    ),
-                )),
-            }
+        Some("measured") => {
+            crate::runtime::init(rt.ort_lib.as_deref())?;
+            profile_what_fits(tm, info, rt, model_path, shape, device)
         }
+        _ => Ok(analytic(device, None)),
     }
 }
 
 /// The measured cost model from a profile of the step at the requested dims, or of a smaller
-/// one that fits the limit (times scaled), or else (`explicit`: `--cost measured` was asked
-/// for, an error) the analytic model with a note saying why.
+/// one that fits the limit (times scaled), or else the analytic model with a note saying why.
 fn profile_what_fits(
     tm: &Model,
     info: &TrainingInfo,
@@ -160,7 +148,6 @@ fn profile_what_fits(
     model_path: &Path,
     shape: &ProfileShape,
     device: Device,
-    explicit: bool,
 ) -> Result<Costs> {
     let stage = crate::console::Stage::start("simulating the step to profile");
     let base = plan::simulate::simulate_ort_default(&tm.graph, Some(info)).1;
@@ -177,16 +164,12 @@ fn profile_what_fits(
     let at = choose_shape(base.peak_bytes, limit, &limit_name, shape);
     drop(stage);
     let fall_back = |why: String| -> Result<Costs> {
-        if explicit {
-            Err(Error::Usage(format!("--cost measured: {why}")))
-        } else {
-            Ok(analytic(
-                device,
-                Some(format!(
-                    "note: node times are estimated (analytic cost model), not measured: {why}"
-                )),
-            ))
-        }
+        Ok(analytic(
+            device,
+            Some(format!(
+                "note: node times are estimated (analytic cost model), not measured: {why}"
+            )),
+        ))
     };
     let reduced = match at {
         ProfileAt::Requested => None,
@@ -221,7 +204,7 @@ fn profile_what_fits(
         Err(e) => return Err(e.into_cli_error()),
     };
     let Some((dims, small)) = reduced else {
-        return Ok(measured(profile, device));
+        return Ok(measured(profile, &tm.graph, device));
     };
     let spec = crate::cost::DeviceSpec::from(device);
     let (at, requested) = dims_text(&dims, &shape.dims);
@@ -232,9 +215,9 @@ fn profile_what_fits(
         &crate::cost::AnalyticCost::new(spec.clone()),
     );
     let model = scaled.model.clone();
-    let mut costs = measured(scaled, device);
-    // "… from the profile of M at batch=32 (5 runs …), scaled to batch=64 by the analytic
-    // cpu model; nodes it lacks …"
+    let mut costs = measured(scaled, &tm.graph, device);
+    // "… with the profile of M at batch=32 (5 runs …), scaled to batch=64 by the analytic cpu
+    // model, factors …"
     costs.description = costs
         .description
         .replacen(
@@ -243,9 +226,9 @@ fn profile_what_fits(
             1,
         )
         .replacen(
-            "; nodes it lacks",
+            "), factors",
             &format!(
-                ", scaled to {requested} by the analytic {} model; nodes it lacks",
+                "), scaled to {requested} by the analytic {} model, factors",
                 spec.name
             ),
             1,
@@ -435,11 +418,6 @@ fn out_of_memory(e: &crate::runtime::RuntimeError) -> Option<String> {
         .map(|n| format!(" in node '{n}'"))
         .unwrap_or_default();
     Some(format!("failed to allocate{size}{node}"))
-}
-
-/// `ORT_DYLIB_PATH` names a library (which the loader treats as authoritative).
-fn ort_dylib_path_set() -> bool {
-    std::env::var_os("ORT_DYLIB_PATH").is_some_and(|v| !v.is_empty())
 }
 
 pub fn run_options(rt: &RuntimeArgs) -> RunOptions {

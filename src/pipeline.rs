@@ -385,6 +385,8 @@ pub fn plan_and_rewrite(
         step_time_source: format!("estimated ({cost_name})"),
         overhead_s: eval.added_time_s,
         overhead_percent: 100.0 * eval.added_time_s / step_before.max(1e-12),
+        overhead_spread_percent: None,
+        overhead_within_noise: None,
         recompute_time_s: eval.added_time_s,
         retained_activations: kept.after.len(),
         recomputed_activations: recomputed,

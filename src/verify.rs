@@ -1,6 +1,8 @@
 //! `verify`: run the original and the rewritten training graphs in ONNX Runtime on the same
 //! inputs; loss and every gradient must match, and each one's peak and step time are
-//! measured.
+//! measured. Step times are taken in alternated rounds (each round runs both graphs, in
+//! alternating order) and compared by their medians with the spread of the per-round
+//! overheads ([`StepComparison`]).
 //!
 //! Bit-identical results are expected with graph optimizations off. With ONNX Runtime's
 //! default optimizations a recomputed copy may be fused differently from its original
@@ -10,6 +12,7 @@
 //! largest magnitude over all outputs (the scaled form keeps analytically-zero gradients
 //! from failing on rounding noise).
 
+use crate::runtime::timing::StepComparison;
 use crate::runtime::{HostTensor, ModelSession, RunOptions, RuntimeError};
 use serde::Serialize;
 use std::path::Path;
@@ -28,8 +31,9 @@ pub struct VerifyReport {
     pub passed: bool,
     pub original_peak_bytes: Option<u64>,
     pub rewritten_peak_bytes: Option<u64>,
-    pub original_step_time_s: f64,
-    pub rewritten_step_time_s: f64,
+    /// Median step times over alternated rounds, the overhead and its spread.
+    #[serde(flatten)]
+    pub step: StepComparison,
 }
 
 impl VerifyReport {
@@ -55,7 +59,8 @@ impl VerifyReport {
     }
 
     /// The comparison, each graph's peak as ONNX Runtime's allocator measured it (without
-    /// the weights and inputs it uses in place) and the median step times.
+    /// the weights and inputs it uses in place) and the median step times with the overhead
+    /// and its spread.
     pub fn one_line(&self) -> String {
         let peaks = match (self.original_peak_bytes, self.rewritten_peak_bytes) {
             (Some(a), Some(b)) => format!(
@@ -65,52 +70,90 @@ impl VerifyReport {
             ),
             _ => String::new(),
         };
+        let step = if self.step.step_time_rounds == 0 {
+            "; step time not measured (--runs 0)".to_string()
+        } else {
+            // Milliseconds below a one-second step, else seconds.
+            let (a, b) = (
+                self.step.original_step_time_s,
+                self.step.rewritten_step_time_s,
+            );
+            let t = |x: f64| {
+                if a < 1.0 {
+                    format!("{:.3} ms", x * 1e3)
+                } else {
+                    format!("{x:.3} s")
+                }
+            };
+            format!(
+                "; step {} -> {} ({}; {})",
+                t(a),
+                t(b),
+                self.step.overhead_text(),
+                self.step.method_text()
+            )
+        };
         format!(
-            "{} ({} outputs, {}max |diff| {:.3e}, {:.3} of tolerance){peaks}; step {:.4} s -> {:.4} s",
+            "{} ({} outputs, {}max |diff| {:.3e}, {:.3} of tolerance){peaks}{step}",
             if self.passed { "PASSED" } else { "FAILED" },
             self.outputs_compared,
-            if self.bit_identical { "bit-identical, " } else { "" },
+            if self.bit_identical {
+                "bit-identical, "
+            } else {
+                ""
+            },
             self.max_abs_diff,
             self.max_scaled_error,
-            self.original_step_time_s,
-            self.rewritten_step_time_s
         )
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    if v.is_empty() {
-        0.0
-    } else {
-        v[v.len() / 2]
-    }
-}
-
-/// Measured peak of one run (fresh session), then the median step time over `runs`.
-fn measure(
+/// Measured peak of one run of `model` (fresh session, counting allocator).
+fn measure_peak(
     model: &Path,
     inputs: &[HostTensor],
     base: &RunOptions,
-    runs: usize,
-) -> Result<(Vec<HostTensor>, Option<u64>, f64), RuntimeError> {
-    let peak = {
-        let opts = RunOptions {
-            measure_peak: true,
-            ..base.clone()
-        };
-        let mut s = ModelSession::prepare(model, &opts)?;
-        s.run(inputs)?.peak_bytes
+) -> Result<Option<u64>, RuntimeError> {
+    let opts = RunOptions {
+        measure_peak: true,
+        ..base.clone()
     };
-    let mut s = ModelSession::prepare(model, base)?;
-    let first = s.run(inputs)?; // warm-up, also the outputs compared
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let t = Instant::now();
-        s.run(inputs)?;
-        times.push(t.elapsed().as_secs_f64());
+    let mut s = ModelSession::prepare(model, &opts)?;
+    Ok(s.run(inputs)?.peak_bytes)
+}
+
+/// Seconds of one run.
+fn timed(s: &mut ModelSession, inputs: &[HostTensor]) -> Result<f64, RuntimeError> {
+    let t = Instant::now();
+    s.run(inputs)?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// The outputs of a warm-up run of each graph, then `rounds` rounds that each time both
+/// graphs once, the original first in even rounds and second in odd ones (so that neither
+/// always runs on the caches the other left, and a slow spell of the machine hits both).
+fn alternate(
+    original: &Path,
+    rewritten: &Path,
+    inputs: &[HostTensor],
+    base: &RunOptions,
+    rounds: usize,
+) -> Result<(Vec<HostTensor>, Vec<HostTensor>, StepComparison), RuntimeError> {
+    let mut sa = ModelSession::prepare(original, base)?;
+    let mut sb = ModelSession::prepare(rewritten, base)?;
+    let oa = sa.run(inputs)?.outputs; // warm-up, also the outputs compared
+    let ob = sb.run(inputs)?.outputs;
+    let (mut ta, mut tb) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for round in 0..rounds {
+        if round % 2 == 0 {
+            ta.push(timed(&mut sa, inputs)?);
+            tb.push(timed(&mut sb, inputs)?);
+        } else {
+            tb.push(timed(&mut sb, inputs)?);
+            ta.push(timed(&mut sa, inputs)?);
+        }
     }
-    Ok((first.outputs, peak, median(times)))
+    Ok((oa, ob, StepComparison::from_rounds(&ta, &tb)))
 }
 
 pub fn verify(
@@ -120,8 +163,9 @@ pub fn verify(
     base: &RunOptions,
     runs: usize,
 ) -> Result<VerifyReport, RuntimeError> {
-    let (oa, pa, ta) = measure(original, inputs, base, runs)?;
-    let (ob, pb, tb) = measure(rewritten, inputs, base, runs)?;
+    let pa = measure_peak(original, inputs, base)?;
+    let pb = measure_peak(rewritten, inputs, base)?;
+    let (oa, ob, step) = alternate(original, rewritten, inputs, base, runs)?;
     let mut report = VerifyReport {
         outputs_compared: 0,
         bit_identical: true,
@@ -131,8 +175,7 @@ pub fn verify(
         passed: true,
         original_peak_bytes: pa,
         rewritten_peak_bytes: pb,
-        original_step_time_s: ta,
-        rewritten_step_time_s: tb,
+        step,
     };
     let as_f64 = |t: &HostTensor| t.to_f64().ok();
     let magnitude = |v: &[f64]| v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
@@ -194,4 +237,49 @@ pub fn verify(
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(a: &[f64], b: &[f64]) -> VerifyReport {
+        VerifyReport {
+            outputs_compared: 7,
+            bit_identical: true,
+            max_abs_diff: 0.0,
+            max_scaled_error: 0.0,
+            worst_output: String::new(),
+            passed: true,
+            original_peak_bytes: None,
+            rewritten_peak_bytes: None,
+            step: StepComparison::from_rounds(a, b),
+        }
+    }
+
+    /// `verify`'s line gives the medians, the overhead with its spread and how it was
+    /// measured (fixed numbers, nothing timed).
+    #[test]
+    fn the_line_says_when_the_step_times_are_within_noise() {
+        let line = report(
+            &[10e-3, 8e-3, 10e-3, 20e-3, 12e-3],
+            &[20e-3, 10e-3, 9e-3, 12e-3, 10.5e-3],
+        )
+        .one_line();
+        assert!(
+            line.ends_with(
+                "; step 10.000 ms -> 10.500 ms (+5.0% ± 18.8, within noise; median of 5 \
+                 alternated rounds)"
+            ),
+            "{line}"
+        );
+        let line = report(&[2.0], &[2.5]).one_line();
+        assert!(
+            line.ends_with("; step 2.000 s -> 2.500 s (+25.0%, no spread; 1 round)"),
+            "{line}"
+        );
+        assert!(report(&[], &[])
+            .one_line()
+            .ends_with("step time not measured (--runs 0)"));
+    }
 }

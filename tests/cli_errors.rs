@@ -826,8 +826,8 @@ fn huge_classes_are_refused() {
 
 /// `--dim batch=2^40` implies a random input of 512 TiB: profiling refuses it before
 /// allocating (exit 2, the input and its size named), in `profile` and in the main command
-/// (whose default cost model profiles; here as it is, `--profile-limit` allowing the
-/// 3456 TiB step). Both once aborted in the allocator. Needs ONNX Runtime (as every
+/// with `--cost measured` (`--profile-limit` allowing the 3456 TiB step). Both once aborted
+/// in the allocator. Needs ONNX Runtime (as every
 /// profiling test).
 #[test]
 fn huge_dims_are_refused_before_allocating() {
@@ -840,6 +840,8 @@ fn huge_dims_are_refused_before_allocating() {
             MLP_DYN,
             "--budget",
             "2GB",
+            "--cost",
+            "measured",
             "--profile-limit",
             "4000TiB",
             "-o",

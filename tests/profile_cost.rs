@@ -409,16 +409,20 @@ fn measured_cost_uses_profile_recompute_originals_then_scaled_analytic() {
 
 #[test]
 fn select_cost_model_explains_its_choice() {
-    let (m, why) = select_cost_model(Some(sample_profile()), true, Device::A100);
-    assert_eq!(m.name(), "measured");
-    assert!(why.contains("measured") && why.contains("model.onnx") && why.contains("5 runs"));
-    let (m, why) = select_cost_model(None, true, Device::A100);
+    let g = Graph::default();
+    let (m, why) = select_cost_model(Some(sample_profile()), &g, true, Device::A100);
+    assert_eq!(m.name(), "calibrated");
+    assert!(
+        why.contains("calibrated") && why.contains("model.onnx") && why.contains("5 runs"),
+        "{why}"
+    );
+    let (m, why) = select_cost_model(None, &g, true, Device::A100);
     assert_eq!(m.name(), "analytic(a100)");
     assert!(
         why.contains("no profile given") && why.contains("onnx-ac profile"),
         "{why}"
     );
-    let (m, why) = select_cost_model(None, false, Device::Cpu);
+    let (m, why) = select_cost_model(None, &g, false, Device::Cpu);
     assert_eq!(m.name(), "analytic(cpu)");
     assert!(why.contains("ONNX Runtime not available"), "{why}");
     assert!(!why.contains('\n'));

@@ -1,21 +1,26 @@
 //! Cost models: how long one node of a graph takes, in seconds. Planners see node costs only
 //! through [`CostModel`].
 //!
-//! * [`MeasuredCost`]: per-node medians from a profile (`onnx-ac profile`, [`crate::profile`]);
-//!   nodes the profile does not know (recompute copies `<orig>/recompute…` take their
-//!   original's time) fall back to the analytic model, scaled to the profile.
+//! * [`CalibratedCost`]: what a profile (`onnx-ac profile`, [`crate::profile`]) gives the
+//!   planners: the analytic model with one quantised factor per op type fitted from the
+//!   measured medians, so that timing noise does not change plans (`calibrate.rs`).
+//! * [`MeasuredCost`]: the raw per-node medians of a profile; nodes the profile does not know
+//!   (recompute copies `<orig>/recompute…` take their original's time) fall back to the
+//!   analytic model, scaled to the profile. For comparisons, not for planning.
 //! * [`AnalyticCost`]: FLOPs and bytes per op over a roofline for a [`Device`].
 //! * [`FixedCost`]: a fixed time per op type, for deterministic tests.
 //!
 //! `docs/profiling.md` documents the formulas and the device table.
 
 mod analytic;
+mod calibrate;
 mod fixed;
 mod measured;
 
 pub use analytic::{
     is_matmul_class, matmul_flops, node_bytes, node_flops, AnalyticCost, Device, DeviceSpec,
 };
+pub use calibrate::{CalibratedCost, Calibration, OpRate, STEPS_PER_OCTAVE};
 pub use fixed::FixedCost;
 pub use measured::MeasuredCost;
 
@@ -44,25 +49,29 @@ pub fn graph_time(model: &dyn CostModel, g: &Graph) -> f64 {
     g.node_ids().map(|n| model.node_time(g, n)).sum()
 }
 
-/// Picks the cost model: the measured one when a profile is given, else the analytic model
-/// for `device`. Returns it with a one-line explanation for the user.
+/// Picks the cost model: the analytic model for `device` calibrated with the profile of `g`
+/// when one is given, else the analytic model alone. Returns it with a one-line explanation
+/// for the user.
 pub fn select_cost_model(
     profile: Option<Profile>,
+    g: &Graph,
     runtime_available: bool,
     device: Device,
 ) -> (Box<dyn CostModel>, String) {
     let spec = DeviceSpec::from(device);
     match profile {
         Some(p) => {
+            let cost = CalibratedCost::new(&p, g, AnalyticCost::new(spec));
             let why = format!(
-                "cost model: measured per-node times from the profile of {} ({} runs on {}, ONNX Runtime {}); nodes it lacks use their original's time or the analytic {} model",
+                "cost model: analytic {} roofline calibrated per op type with the profile of {} ({} runs on {}, ONNX Runtime {}), factors rounded to powers of 2: {}",
+                cost.analytic.device.name,
                 p.model,
                 p.runs,
                 p.ep,
                 if p.ort_version.is_empty() { "?" } else { &p.ort_version },
-                spec.name
+                cost.calibration.describe()
             );
-            (Box::new(MeasuredCost::new(p, AnalyticCost::new(spec))), why)
+            (Box::new(cost), why)
         }
         None => {
             let why = if runtime_available {

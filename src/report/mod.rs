@@ -231,6 +231,11 @@ pub struct Summary {
     pub step_time_source: String,
     pub overhead_s: f64,
     pub overhead_percent: f64,
+    /// With measured step times: half the interquartile range of the per-round overheads,
+    /// in percentage points (`None` when estimated or timed in one round).
+    pub overhead_spread_percent: Option<f64>,
+    /// With measured step times: the spread covers the overhead (`None` when estimated).
+    pub overhead_within_noise: Option<bool>,
     pub recompute_time_s: f64,
     /// Forward buffers the rewritten backward keeps (views resolved, recompute sources
     /// included: [`Kept`]).
@@ -393,27 +398,34 @@ impl Summary {
             }
         };
         let t_signed = |x: f64| format!("{}{}", if x < 0.0 { "-" } else { "+" }, t(x.abs()));
-        let measured_time = self.step_time_source == "measured";
-        row(
-            "step time",
-            format!(
-                "{} -> {} {}: {} ({:+.1}%){}",
+        let measured = self
+            .verify
+            .as_ref()
+            .map(|v| &v.step)
+            .filter(|_| self.step_time_source == "measured");
+        let step_line = match measured {
+            Some(m) if m.step_time_rounds == 0 => format!(
+                "not measured (--runs 0); recomputation estimated {}",
+                t(self.recompute_time_s)
+            ),
+            Some(m) => format!(
+                "{} -> {} measured ({}): {} ({}); recomputation estimated {}",
                 t(self.initial_step_time_s),
                 t(self.final_step_time_s),
-                if measured_time {
-                    "measured (median)"
-                } else {
-                    "estimated"
-                },
+                m.method_text(),
+                t_signed(self.overhead_s),
+                m.overhead_text(),
+                t(self.recompute_time_s)
+            ),
+            None => format!(
+                "{} -> {} estimated: {} ({:+.1}%)",
+                t(self.initial_step_time_s),
+                t(self.final_step_time_s),
                 t_signed(self.overhead_s),
                 self.overhead_percent,
-                if measured_time {
-                    format!("; recomputation estimated {}", t(self.recompute_time_s))
-                } else {
-                    String::new()
-                }
             ),
-        );
+        };
+        row("step time", step_line);
         let flops = |f: f64| {
             let (div, unit) = match self.step_matmul_flops {
                 x if x >= 1e12 => (1e12, "TFLOP"),
@@ -507,6 +519,58 @@ mod tests {
         assert!(summary(100 * MIB, 100 * MIB + 200, 200 * MIB, 0)
             .warnings
             .is_empty());
+    }
+
+    /// `--verify`'s step line: medians of alternated rounds, the overhead with its spread,
+    /// and "within noise" exactly when the spread covers it (fixed numbers, nothing timed).
+    #[test]
+    fn a_measured_step_time_says_when_it_is_within_noise() {
+        let with_rounds = |a: &[f64], b: &[f64]| {
+            let step = crate::runtime::timing::StepComparison::from_rounds(a, b);
+            let mut s = summary(100 * MIB, 60 * MIB, 70 * MIB, 3);
+            s.step_time_source = "measured".into();
+            s.initial_step_time_s = step.original_step_time_s;
+            s.final_step_time_s = step.rewritten_step_time_s;
+            s.overhead_s = step.rewritten_step_time_s - step.original_step_time_s;
+            s.overhead_percent = step.overhead_percent;
+            s.recompute_time_s = 0.4e-3;
+            s.verify = Some(crate::verify::VerifyReport {
+                outputs_compared: 3,
+                bit_identical: true,
+                max_abs_diff: 0.0,
+                max_scaled_error: 0.0,
+                worst_output: String::new(),
+                passed: true,
+                original_peak_bytes: None,
+                rewritten_peak_bytes: None,
+                step,
+            });
+            let text = s.to_text();
+            text.lines()
+                .find(|l| l.starts_with("step time"))
+                .unwrap()
+                .to_string()
+        };
+        // The same plan on a noisy machine: rounds of +100%, +25%, -10%, -40%, -12.5%.
+        let noisy = with_rounds(
+            &[10e-3, 8e-3, 10e-3, 20e-3, 12e-3],
+            &[20e-3, 10e-3, 9e-3, 12e-3, 10.5e-3],
+        );
+        assert_eq!(
+            noisy,
+            "step time    10.00 ms -> 10.50 ms measured (median of 5 alternated rounds): \
+             +0.50 ms (+5.0% ± 18.8, within noise); recomputation estimated 0.40 ms"
+        );
+        // A steady 20% overhead is not noise.
+        let steady = with_rounds(
+            &[10e-3, 10.2e-3, 9.9e-3, 10.1e-3, 10e-3],
+            &[12e-3, 12.3e-3, 11.8e-3, 12.1e-3, 12e-3],
+        );
+        assert!(steady.contains("+2.00 ms (+20.0% ± 0."), "{steady}");
+        assert!(!steady.contains("noise"), "{steady}");
+        // Estimated times have no spread.
+        let estimated = summary(100 * MIB, 60 * MIB, 70 * MIB, 3).to_text();
+        assert!(!estimated.contains('±'), "{estimated}");
     }
 
     #[test]

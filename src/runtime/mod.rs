@@ -22,6 +22,7 @@ mod loader;
 mod profile;
 mod session;
 mod tensor;
+pub mod timing;
 
 pub use cuda::available_providers;
 pub use error::{RuntimeError, INSTALL_HINT};
