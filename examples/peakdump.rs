@@ -12,8 +12,18 @@ fn main() {
         dims.insert("batch".to_string(), a[1].parse().unwrap());
         dims.insert("seq".to_string(), a[2].parse().unwrap());
     }
+    // OPT=sgd: the training graph with an SGD step appended (parameters as inputs).
+    let mut opts = cross_entropy();
+    if std::env::var("OPT").is_ok_and(|o| o == "sgd") {
+        opts.optimizer = Some(onnx_ac_passes::autodiff::Optimizer {
+            rule: onnx_ac_passes::autodiff::OptimizerRule::Sgd,
+            lr: 1e-3,
+            weight_decay: 0.0,
+        });
+        opts.params_as_inputs = true;
+    }
     let (tm, info) =
-        onnx_ac::load_training_graph(std::path::Path::new(&a[0]), &dims, &cross_entropy()).unwrap();
+        onnx_ac::load_training_graph(std::path::Path::new(&a[0]), &dims, &opts).unwrap();
     let mut g = tm.graph.clone();
     if a.len() > 3 {
         let cands = onnx_ac::plan::candidates::candidates(&g, &info);

@@ -180,7 +180,11 @@ fn unreachable_error(
 ) -> Error {
     let order = plan::simulate::ort_default_order(g);
     let sim = plan::simulate::simulate(g, &order, Some(info));
-    let grads: u64 = info.grads.iter().filter_map(|&v| g.value_bytes(v)).sum();
+    let grads: u64 = info
+        .step_results()
+        .iter()
+        .filter_map(|&v| g.value_bytes(v))
+        .sum();
     let who = match source {
         PlanSource::Planner(name) => format!("planner {name}"),
         PlanSource::File(path) => format!("the plan of {}", path.display()),
@@ -216,15 +220,19 @@ fn unreachable_error(
 
 /// `X%act`: the peak without recomputation with only X% of its activation memory (the
 /// forward buffers its backward keeps, views resolved), plus the gradients it has not
-/// allocated yet at that peak. Gradients are outputs, alive at the end of every plan's step:
-/// they are not activation memory, and a plan that moves the peak to the end of the backward
-/// must be allowed them.
+/// allocated yet at that peak. Gradients (with `--optimizer`, the updated parameters and
+/// state) are outputs, alive at the end of every plan's step: they are not activation memory,
+/// and a plan that moves the peak to the end of the backward must be allowed them.
 pub fn activation_budget(g: &Graph, info: &TrainingInfo, base: &Simulation, p: f64) -> u64 {
     let activations: u64 = report::kept_buffers(g, info)
         .iter()
         .filter_map(|&v| g.value_bytes(v))
         .sum();
-    let gradients: u64 = info.grads.iter().filter_map(|&v| g.value_bytes(v)).sum();
+    let gradients: u64 = info
+        .step_results()
+        .iter()
+        .filter_map(|&v| g.value_bytes(v))
+        .sum();
     let unallocated_gradients = gradients.saturating_sub(base.breakdown.gradients);
     let cut = (activations as f64 * (100.0 - p) / 100.0) as u64;
     base.peak_bytes.saturating_sub(cut) + unallocated_gradients

@@ -2637,7 +2637,7 @@ fn run_view(
         for v in onnx_ac_passes::autodiff::saved_activations(g, info) {
             is_saved[v.index()] = true;
         }
-        for &v in &info.grads {
+        for &v in info.step_results() {
             is_grad[v.index()] = true;
         }
     }

@@ -55,6 +55,18 @@ pub struct TrainingInfo {
     pub step_outputs: Vec<ValueId>,
 }
 
+impl TrainingInfo {
+    /// What the step returns besides the loss, alive to its end: the gradients, or with an
+    /// optimizer the updated parameters and state (the gradients are then freed once used).
+    pub fn step_results(&self) -> &[ValueId] {
+        if self.optimizer.is_some() {
+            &self.step_outputs
+        } else {
+            &self.grads
+        }
+    }
+}
+
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum AutodiffError {
     #[error("op {} ({}) has no gradient rule in onnx-ac; it is on the path to the gradient of '{param}'", .node.op(), .node.without_op())]

@@ -93,7 +93,18 @@ pub fn append(
     let mut step_next = None;
     let mut step_input = None;
     let mut adam_scalars: Vec<(crate::ir::DType, ValueId, ValueId)> = Vec::new();
-    for (&p, &g) in params.iter().zip(grads) {
+    // Updates are emitted in the order the backward made the gradients: ONNX Runtime walks
+    // the sinks (the updates) in file order reversed by `schedule::sinks_last`, so each
+    // update — and the weight gradient it reads — then runs as soon as its gradient can,
+    // instead of all at the end of the step holding every layer's recomputed inputs. Inputs
+    // and outputs stay in parameter order.
+    let made_at = |g: ValueId| b.graph.value(g).producer.map_or(0, |n| n.index());
+    let mut order: Vec<usize> = (0..params.len()).collect();
+    order.sort_by_key(|&k| made_at(grads[k]));
+    let mut state_of: Vec<Vec<ValueId>> = vec![Vec::new(); params.len()];
+    let mut outputs_of: Vec<Vec<ValueId>> = vec![Vec::new(); params.len()];
+    for k in order {
+        let (p, g) = (params[k], grads[k]);
         let dtype = b.dtype(p)?;
         let dims = b.dims(p)?;
         let pname = b.graph.value(p).name.clone();
@@ -106,7 +117,6 @@ pub fn append(
             let name = b.named(&format!("{pname}.{suffix}"));
             let zeros = Tensor::raw(dtype, dims.clone(), vec![0u8; (numel * elem) as usize]);
             let s = b.graph.add_initializer(name, zeros);
-            inputs.push(s);
             state_in.push(s);
         }
         let decayed_grad = |b: &mut Builder| -> GradResult<ValueId> {
@@ -189,12 +199,16 @@ pub fn append(
                 (b.op("Sub", &[decayed, step])?, vec![m, v])
             }
         };
+        let outputs = &mut outputs_of[k];
         outputs.push(rename(b, p_next, &format!("{pname}.next"))?);
         for (s, n) in state_in.iter().zip(state_next) {
             let sname = b.graph.value(*s).name.clone();
             outputs.push(rename(b, n, &format!("{sname}.next"))?);
         }
+        state_of[k] = state_in;
     }
+    inputs.extend(state_of.into_iter().flatten());
+    outputs.extend(outputs_of.into_iter().flatten());
     if let Some(t) = step_next {
         outputs.push(rename(b, t, &format!("{STEP_INPUT}.next"))?);
     }
