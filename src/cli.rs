@@ -44,6 +44,36 @@ pub enum Command {
     /// Run two training graphs (original and rewritten) in ONNX Runtime: the same loss and
     /// gradients? Reports each one's measured peak and step time.
     Verify(VerifyArgs),
+    /// Run a training step (from `train-graph --optimizer` or the main command with
+    /// --optimizer) in a loop on random batches; write the trained step.
+    Train(TrainArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// The training step: parameters and optimizer state in, loss and `X.next` out.
+    pub model: PathBuf,
+    /// Steps to run (1 to 1000000).
+    #[arg(long, default_value_t = 10, value_parser = parse_runs)]
+    pub steps: usize,
+    /// Train on random batches (a new one per step, from --seed): the only data source so far.
+    #[arg(long, required = true)]
+    pub random: bool,
+    /// Seed of the random batches.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// One random batch for every step (a check that the step learns: the loss must fall).
+    #[arg(long)]
+    pub same_batch: bool,
+    /// Bind a symbolic input dimension: --dim batch=8 (repeatable).
+    #[arg(long = "dim", value_name = "NAME=VALUE", value_parser = crate::parse_dim)]
+    pub dims: Vec<(String, i64)>,
+    /// Write the trained step: the same graph with the final parameters and optimizer state
+    /// as its defaults (training resumes from it).
+    #[arg(short = 'o', long = "output-file", value_name = "OUT")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 #[derive(Args, Debug)]

@@ -1,7 +1,7 @@
 //! The subcommands as library calls: parse nothing, print results.
 
 use crate::cli::{
-    BatchNormMode, InspectArgs, LossArgs, LossKind, MainArgs, ModelArgs, OptimizerKind,
+    BatchNormMode, InspectArgs, LossArgs, LossKind, MainArgs, ModelArgs, OptimizerKind, TrainArgs,
     TrainGraphArgs, VerifyArgs,
 };
 use crate::pipeline::{plan_and_rewrite, PlanOptions, PlanSource};
@@ -411,4 +411,51 @@ pub fn verify(a: &VerifyArgs) -> Result<()> {
     } else {
         Err(Error::VerifyFailed(report.one_line()))
     }
+}
+
+/// `onnx-ac train`: the step in a loop, one line per step, the trained step written last.
+pub fn train(a: &TrainArgs) -> Result<()> {
+    let m = crate::load_model(&a.model, &dims_map(&a.dims))?;
+    if let Some(out) = &a.out {
+        check_outputs(&model_outputs(out), &model_inputs(&m, &a.model))?;
+    }
+    let opts = crate::runtime::RunOptions {
+        measure_peak: true,
+        ..crate::costs::run_options(&a.runtime)
+    };
+    crate::runtime::init(a.runtime.ort_lib.as_deref())?;
+    let bar = crate::console::Stage::start(&format!("training {} steps", a.steps));
+    let mut lines = String::new();
+    let mut on_step = |k: usize, loss: f64| {
+        bar.set_message(&format!("step {}/{}: loss {loss:.4}", k + 1, a.steps));
+        lines.push_str(&format!("step {:>6}  loss {loss:.6}\n", k + 1));
+    };
+    let (report, state) = crate::train::train(
+        &m,
+        &a.model,
+        a.steps,
+        a.seed,
+        a.same_batch,
+        &opts,
+        &mut on_step,
+    )?;
+    drop(bar);
+    let mut times = report.step_times_s.clone();
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let (first, last) = (report.losses[0], report.losses[report.losses.len() - 1]);
+    lines.push_str(&format!(
+        "trained {} steps: loss {first:.6} -> {last:.6}, median step {:.2} ms, step peak {} measured\n",
+        a.steps,
+        median * 1e3,
+        report
+            .peak_bytes
+            .map_or("not".to_string(), crate::size::human_bytes)
+    ));
+    if let Some(out) = &a.out {
+        let trained = crate::train::with_state(&m, &state)?;
+        crate::onnx::save(&trained, out, &crate::onnx::SaveOptions::default())?;
+        lines.push_str(&format!("wrote {}\n", out.display()));
+    }
+    crate::console::print(&lines)
 }

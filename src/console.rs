@@ -47,6 +47,13 @@ impl Stage {
         bar.enable_steady_tick(Duration::from_millis(120));
         Stage(Some(bar))
     }
+
+    /// Replaces the step's description (e.g. with its progress).
+    pub fn set_message(&self, what: &str) {
+        if let Some(b) = &self.0 {
+            b.set_message(what.to_string());
+        }
+    }
 }
 
 impl Drop for Stage {

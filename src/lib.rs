@@ -19,6 +19,7 @@ pub mod report;
 pub mod runtime;
 pub mod safefs;
 pub mod size;
+pub mod train;
 pub mod verify;
 
 pub use error::{Error, Result};

@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Some(Command::Inspect(a)) => commands::inspect(&a),
         Some(Command::TrainGraph(a)) => commands::train_graph(&a),
         Some(Command::Verify(a)) => commands::verify(&a),
+        Some(Command::Train(a)) => commands::train(&a),
         Some(Command::Profile(a)) => onnx_ac::profile::profile_command(&a),
         None => commands::main_command(&cli.main),
     };

@@ -316,3 +316,125 @@ fn a_training_step_fits_30act_measured() {
         assert_eq!(s["verify"]["passed"], true, "{opt}: {stdout}");
     }
 }
+
+/// `onnx-ac train` runs the step in a loop and writes the trained step: its defaults are
+/// the weights this test's own loop reaches on the same batch (bit for bit), the loss falls
+/// on a repeated batch, and training resumes from the file written.
+#[test]
+fn train_command_loops_and_writes_the_trained_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let step = dir.path().join("step.onnx");
+    let out = common::run_cli(&[
+        "train-graph",
+        common::fixture("mlp.ts17").to_str().unwrap(),
+        "--optimizer",
+        "momentum",
+        "--lr",
+        "0.05",
+        "-o",
+        step.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trained = dir.path().join("trained.onnx");
+    let out = common::run_cli(&[
+        "train",
+        step.to_str().unwrap(),
+        "--random",
+        "--same-batch",
+        "--seed",
+        "7",
+        "--steps",
+        "20",
+        "-o",
+        trained.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let losses: Vec<f64> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("step "))
+        .map(|l| l.split("loss ").nth(1).unwrap().trim().parse().unwrap())
+        .collect();
+    assert_eq!(losses.len(), 20, "{stdout}");
+    assert!(
+        losses[19] < 0.5 * losses[0],
+        "the loss does not fall: {losses:?}"
+    );
+    assert!(
+        stdout.contains("step peak") && stdout.ends_with(&format!("wrote {}\n", trained.display())),
+        "{stdout}"
+    );
+
+    // The same 20 steps here, on the batch `train` draws from seed 7.
+    let m = onnx_ac::onnx::load(&step).unwrap();
+    let batch = onnx_ac::profile::random_inputs(&m.graph, 7).unwrap();
+    let mut session = ModelSession::prepare(&step, &RunOptions::default()).unwrap();
+    let mut state: Vec<HostTensor> = Vec::new();
+    for _ in 0..20 {
+        let feeds: Vec<HostTensor> = batch.iter().cloned().chain(state.drain(..)).collect();
+        for mut t in session.run(&feeds).unwrap().outputs {
+            if let Some(name) = t.name.strip_suffix(".next").map(str::to_string) {
+                t.name = name;
+                state.push(t);
+            }
+        }
+    }
+    let written = onnx_ac::onnx::load(&trained).unwrap();
+    let g = &written.graph;
+    let by_name = g.value_by_name();
+    assert_eq!(state.len(), 12, "6 parameters and their momenta");
+    for t in &state {
+        let v = g.value(by_name[t.name.as_str()]);
+        let TensorData::Raw(bytes) = &v.initializer.as_ref().unwrap().data else {
+            panic!("{} is not raw", t.name);
+        };
+        assert!(
+            bytes[..] == t.data[..],
+            "{}: the written default differs",
+            t.name
+        );
+    }
+
+    // Resumed from the trained step, the loss starts where it ended.
+    let out = common::run_cli(&[
+        "train",
+        trained.to_str().unwrap(),
+        "--random",
+        "--same-batch",
+        "--seed",
+        "7",
+        "--steps",
+        "1",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let resumed: f64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("step "))
+        .and_then(|l| l.split("loss ").nth(1))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        resumed < losses[19],
+        "resumed at {resumed}, ended at {}",
+        losses[19]
+    );
+
+    // A graph that is no training step is a usage error.
+    let out = common::run_cli(&[
+        "train",
+        common::fixture("mlp.ts17").to_str().unwrap(),
+        "--random",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a training step"));
+}
