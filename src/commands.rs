@@ -426,9 +426,13 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     crate::runtime::init(a.runtime.ort_lib.as_deref())?;
     let bar = crate::console::Stage::start(&format!("training {} steps", a.steps));
     let mut lines = String::new();
+    // About ten loss lines whatever the number of steps: the first, every tenth, the last.
+    let every = a.steps.div_ceil(10).max(1);
     let mut on_step = |k: usize, loss: f64| {
         bar.set_message(&format!("step {}/{}: loss {loss:.4}", k + 1, a.steps));
-        lines.push_str(&format!("step {:>6}  loss {loss:.6}\n", k + 1));
+        if k == 0 || (k + 1) % every == 0 || k + 1 == a.steps {
+            lines.push_str(&format!("step {:>6}  loss {loss:.6}\n", k + 1));
+        }
     };
     let (report, state) = crate::train::train(
         &m,
