@@ -282,6 +282,10 @@ fn a_training_step_fits_30act_measured() {
             "fixtures/models/gpt2_deep.ts17.onnx",
             "--optimizer",
             opt,
+            // At this rate the AdamW update of the weights whose gradient is rounding noise
+            // flips with recomputation's rounding: verify compares its gradients instead.
+            "--lr",
+            "0.003",
             "--budget",
             "30%act",
             "--verify",
