@@ -23,7 +23,9 @@ dir_args=()
 if [ -n "${CARGO_TARGET_DIR:-}" ]; then
   dir_args=(--target-dir "$CARGO_TARGET_DIR/fuzz")
 fi
-# 4 MiB inputs (the largest fixture is 2.4 MB), 30 s per input, 4 GiB of memory.
+# Inputs up to MAX_LEN bytes (default 256 KiB: the MLP, CNN and fail fixtures whole, the
+# 1.4-2.4 MB transformer fixtures truncated, at ~30 runs/s instead of ~3 under ASan), 120 s
+# per input (a 1 s gpt2_deep run takes ~40 s under ASan), 4 GiB of memory.
 cargo +nightly fuzz run "${dir_args[@]}" --release -s address -j 1 "$target" "$corpus" -- \
-  -max_total_time="$seconds" -max_len=4194304 -timeout=30 -rss_limit_mb=4096 \
+  -max_total_time="$seconds" -max_len="${MAX_LEN:-262144}" -timeout=120 -rss_limit_mb=4096 \
   -print_final_stats=1
