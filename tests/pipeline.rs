@@ -237,3 +237,84 @@ fn embedding_gradient_is_deterministic() {
         );
     }
 }
+
+/// A hostile `--plan` that drops every recomputable forward value of a 20,000-node model
+/// (issue #12 item 3): it is rewritten (each forward node copied once) and reported with each
+/// recomputed node counted in one decisions row, so the rows' times add up to the plan's
+/// recomputation and their sources are no longer a whole chain per row (the decisions CSV
+/// grew with the square of the length, 32 MB at 5,000 nodes, and the report walked the
+/// chain once per row: 4 min 24 s at 20,000). Timing: `examples/hostile_plan.rs`.
+#[test]
+fn a_plan_dropping_every_activation_of_a_long_model() {
+    use onnx_ac_passes::recompute::not_recomputable;
+    use onnx_ac_passes::synth;
+    let m = synth::wide_model(20_000);
+    let (tm, info) =
+        onnx_ac_passes::autodiff::build_training_graph(&m, &synth::cross_entropy()).unwrap();
+    let g = &tm.graph;
+    let all: Vec<_> = g.nodes[..info.forward_end]
+        .iter()
+        .flat_map(|n| n.outputs.iter().flatten().copied())
+        .filter(|&v| not_recomputable(g, &info, v).is_none() && !g.outputs.contains(&v))
+        .collect();
+    // Every forward value but the loss's last (the logits, the loss and its own terms are
+    // forward nodes too).
+    assert!(all.len() >= 20_000, "{}", all.len());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("all.json");
+    let plan = onnx_ac::plan::RecomputePlan::new("hostile", 1, g, all);
+    std::fs::write(&path, serde_json::to_string(&plan).unwrap()).unwrap();
+    let plan_len = plan.recompute.len();
+    let opts = PlanOptions {
+        budget: Budget::Bytes(1),
+        source: PlanSource::File(path),
+        best_effort: true,
+        rewrite: RewriteOptions::default(),
+    };
+    let p = plan_and_rewrite(&tm, &info, &opts, &fixed_time, "fixed table").unwrap();
+    let rg = &p.rewritten.graph;
+    onnx_ac_passes::ir::verify(rg).unwrap();
+    // Every model node but the logits' producer is copied once into the backward (and
+    // the loss's nodes the backward reads).
+    let copies = rg.nodes[info.forward_end..]
+        .iter()
+        .filter(|n| n.name.contains("/recompute"))
+        .count();
+    assert!(
+        (19_999..=plan_len).contains(&copies),
+        "{copies} copies for {plan_len} dropped values"
+    );
+    // Every buffer the plain backward kept is recomputed (the graph input and the
+    // parameters are the only sources), and each copied node is counted in one row.
+    let recomputed: Vec<_> = p
+        .decisions
+        .iter()
+        .filter(|d| d.decision == "RECOMPUTE")
+        .collect();
+    assert_eq!(recomputed.len(), p.summary.recomputed_activations);
+    let rows_time: f64 = recomputed.iter().map(|d| d.recomp_time_s).sum();
+    assert!(
+        (rows_time - p.summary.recompute_time_s).abs() <= 1e-9 * p.summary.recompute_time_s,
+        "rows {rows_time} s, plan {} s",
+        p.summary.recompute_time_s
+    );
+    // Sources: each kept value once per row that reads it directly, not the chain's.
+    let sources: usize = recomputed
+        .iter()
+        .map(|d| {
+            d.recompute_sources
+                .split(';')
+                .filter(|s| !s.is_empty())
+                .count()
+        })
+        .sum();
+    let edges: usize = g.nodes[..info.forward_end]
+        .iter()
+        .map(|n| n.inputs.len())
+        .sum();
+    assert!(
+        sources <= edges,
+        "{sources} sources for {edges} forward edges"
+    );
+    assert!(recomputed[0].recompute_sources.split(';').any(|s| s == "x"));
+}

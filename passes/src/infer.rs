@@ -86,24 +86,26 @@ pub struct InferStats {
 pub fn infer_shapes(g: &mut Graph, opset: i64) -> Result<InferStats, IrError> {
     let mut stats = InferStats::default();
     let mut next = 0;
+    // One set of names for every lowering: each value name is read once.
+    let mut names = crate::ir::FreshNames::default();
     while next < g.nodes.len() {
         let nid = NodeId(next as u32);
         next += 1;
         if g.node(nid).op_type == "SplitToSequence" {
-            crate::lower::lower_split_to_sequence(g, nid);
+            crate::lower::lower_split_to_sequence(g, nid, &mut names);
         }
         // DepthToSpace/SpaceToDepth become Reshape → Transpose → Reshape: infer from there.
         if matches!(
             g.node(nid).op_type.as_str(),
             "DepthToSpace" | "SpaceToDepth"
-        ) && crate::lower::lower_depth_space(g, nid)
+        ) && crate::lower::lower_depth_space(g, nid, &mut names)
         {
             next -= 1;
             continue;
         }
         // LSTM/GRU become unrolled standard ops in the node's place: infer them from there.
         if matches!(g.node(nid).op_type.as_str(), "LSTM" | "GRU")
-            && crate::lower_rnn::lower_rnn(g, nid, opset)
+            && crate::lower_rnn::lower_rnn(g, nid, opset, &mut names)
         {
             next -= 1;
             continue;

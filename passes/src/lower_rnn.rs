@@ -13,8 +13,8 @@
 //! [gates·hidden, input]ᵀ), split per step; each step adds `H_{t-1}·Rᵀ` and applies the
 //! gates. An absent initial state is zero: the terms it would feed are left out.
 
-use crate::ir::{Attribute, Graph, Node, NodeId, Tensor, ValueId};
-use std::collections::{HashMap, HashSet};
+use crate::ir::{Attribute, FreshNames, Graph, Node, NodeId, Tensor, ValueId};
+use std::collections::HashMap;
 
 /// The longest sequence unrolled (steps per direction).
 pub const MAX_UNROLL_STEPS: i64 = 4096;
@@ -39,7 +39,7 @@ struct Builder<'a> {
     g: &'a mut Graph,
     base: String,
     nodes: Vec<Node>,
-    taken: HashSet<String>,
+    taken: &'a mut FreshNames,
     ints: HashMap<Vec<i64>, ValueId>,
 }
 
@@ -47,7 +47,7 @@ impl Builder<'_> {
     fn value(&mut self, tag: &str) -> ValueId {
         let name = self
             .g
-            .fresh_name(&format!("{}/{tag}", self.base), &mut self.taken);
+            .fresh_name(&format!("{}/{tag}", self.base), self.taken);
         self.g.new_value(name)
     }
 
@@ -87,7 +87,7 @@ impl Builder<'_> {
         }
         let name = self
             .g
-            .fresh_name(&format!("{}/const", self.base), &mut self.taken);
+            .fresh_name(&format!("{}/const", self.base), self.taken);
         let v = self
             .g
             .add_initializer(name, Tensor::from_i64(vec![vals.len() as i64], vals));
@@ -206,7 +206,7 @@ fn supported_form(n: &Node, kind: Kind, dirs: usize) -> bool {
 /// Lowers one `LSTM` or `GRU` node if its form allows (see the module doc). On success the
 /// node's slot in the arena holds the first replacement node, the rest follow it (ids of
 /// later nodes shift), and every output that is read is produced under its own value.
-pub fn lower_rnn(g: &mut Graph, nid: NodeId, opset: i64) -> bool {
+pub fn lower_rnn(g: &mut Graph, nid: NodeId, opset: i64, taken: &mut FreshNames) -> bool {
     let n = g.node(nid).clone();
     // Split, Squeeze and Unsqueeze take their sizes and axes as inputs from opset 13.
     if !n.is_standard_domain() || opset < 13 {
@@ -306,7 +306,7 @@ pub fn lower_rnn(g: &mut Graph, nid: NodeId, opset: i64) -> bool {
         g,
         base,
         nodes: Vec::new(),
-        taken: HashSet::new(),
+        taken,
         ints: HashMap::new(),
     };
     let h = hidden;

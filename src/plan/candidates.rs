@@ -54,6 +54,62 @@ impl Stamps {
     }
 }
 
+/// The recomputation of a plan shared out among its dropped values, each node once:
+/// [`RecomputeShares::share`] of `v` is its producer plus the producers of the dropped values
+/// it needs that no earlier call counted. `dropped` is the plan's drop set with its views'
+/// bases ([`onnx_ac_passes::recompute::with_view_bases`]), as the rewrite drops them. Called
+/// in creation order, the shares add up to the plan's recomputation (the rewrite copies each
+/// node once) and the calls together visit each node and edge once, however long the
+/// dropped chains are (a per-value closure is quadratic on a chain).
+pub struct RecomputeShares<'a> {
+    g: &'a Graph,
+    dropped: &'a dyn Fn(ValueId) -> bool,
+    counted: Vec<bool>,
+}
+
+/// One value's share: seconds, and the kept values its counted nodes read (constants left
+/// out), once each, by id.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Share {
+    pub time_s: f64,
+    pub sources: Vec<ValueId>,
+}
+
+impl<'a> RecomputeShares<'a> {
+    pub fn new(g: &'a Graph, dropped: &'a dyn Fn(ValueId) -> bool) -> Self {
+        RecomputeShares {
+            g,
+            dropped,
+            counted: vec![false; g.nodes.len()],
+        }
+    }
+
+    pub fn share(&mut self, v: ValueId, cost: super::NodeCost) -> Share {
+        let g = self.g;
+        let mut out = Share::default();
+        let mut stack = vec![v];
+        while let Some(x) = stack.pop() {
+            let Some(p) = g.value(x).producer else {
+                continue;
+            };
+            if std::mem::replace(&mut self.counted[p.index()], true) {
+                continue;
+            }
+            out.time_s += cost(g, p);
+            for &i in g.node(p).inputs.iter().flatten() {
+                if (self.dropped)(i) {
+                    stack.push(i);
+                } else if g.value(i).constant.is_none() {
+                    out.sources.push(i);
+                }
+            }
+        }
+        out.sources.sort_unstable();
+        out.sources.dedup();
+        out
+    }
+}
+
 /// [`recompute_time`] with the dropped set as a predicate and the node costs as a lookup.
 fn chain_time(
     g: &Graph,

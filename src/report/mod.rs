@@ -1,7 +1,7 @@
 //! What the main command reports: the per-activation decisions (CSV, the seed's columns
 //! plus ours) and the summary (text table or JSON).
 
-use crate::plan::candidates::recompute_time;
+use crate::plan::candidates::RecomputeShares;
 use crate::plan::NodeCost;
 use crate::size::ByteScale;
 use onnx_ac_passes::autodiff::{saved_activations, TrainingInfo};
@@ -78,7 +78,9 @@ impl Kept {
 /// Decisions for every forward buffer the backward keeps before or after the rewrite
 /// (views resolved, [`Kept`]), ranked by the execution order `order` of `g` (before the
 /// rewrite): RETAINED (kept by both), RECOMPUTE (kept before, recomputed after), SOURCE
-/// (kept only after: a recompute reads it).
+/// (kept only after: a recompute reads it). A RECOMPUTE row's time and sources are its share
+/// of the recomputation ([`RecomputeShares`]): what recomputing it adds to the rows created
+/// before it.
 pub fn decisions(
     g: &Graph,
     info: &TrainingInfo,
@@ -91,7 +93,10 @@ pub fn decisions(
     for (k, n) in order.iter().enumerate() {
         rank[n.index()] = k;
     }
-    let dropped_set: HashSet<ValueId> = with_view_bases(g, info, dropped).into_iter().collect();
+    let mut dropped_set = vec![false; g.values.len()];
+    for v in with_view_bases(g, info, dropped) {
+        dropped_set[v.index()] = true;
+    }
     let before: HashSet<ValueId> = kept.before.iter().copied().collect();
     let after: HashSet<ValueId> = kept.after.iter().copied().collect();
     let mut all: Vec<ValueId> = before.union(&after).copied().collect();
@@ -109,6 +114,8 @@ pub fn decisions(
         }
     }
     let mut rows = Vec::new();
+    // The value of each row.
+    let mut values = Vec::new();
     for v in all {
         let val = g.value(v);
         let Some(p) = val.producer else { continue };
@@ -130,50 +137,47 @@ pub fn decisions(
             (true, false) => "RECOMPUTE",
             _ => "SOURCE",
         };
-        let recompute = decision == "RECOMPUTE";
-        let sources = if recompute {
-            let mut src: Vec<String> = Vec::new();
-            let mut stack = vec![v];
-            let mut seen = HashSet::new();
-            while let Some(x) = stack.pop() {
-                let Some(p) = g.value(x).producer else {
-                    continue;
-                };
-                if !seen.insert(p) {
-                    continue;
-                }
-                for i in g.node(p).inputs.iter().flatten() {
-                    if dropped_set.contains(i) {
-                        stack.push(*i);
-                    } else if g.value(*i).constant.is_none() {
-                        src.push(g.value(*i).name.clone());
-                    }
-                }
-            }
-            src.sort();
-            src.dedup();
-            src.join(";")
-        } else {
-            String::new()
-        };
-        let t = if recompute {
-            recompute_time(g, v, &dropped_set, cost)
-        } else {
-            cost(g, p)
-        };
         rows.push(Decision {
             activation_name: val.name.clone(),
             decision,
             median_mem_size_bytes: g.value_bytes(v).unwrap_or(0),
-            recomp_time_s: t,
+            recomp_time_s: cost(g, p),
             creation_rank: rank[p.index()],
             first_bw_use_rank: first_bw,
             last_fw_use_rank: last_fw,
-            recompute_sources: sources,
+            recompute_sources: String::new(),
         });
+        values.push(v);
     }
-    rows.sort_by_key(|r| (r.creation_rank, r.activation_name.clone()));
-    rows
+    let mut by_rank: Vec<usize> = (0..rows.len()).collect();
+    by_rank.sort_by(|&a, &b| {
+        (rows[a].creation_rank, &rows[a].activation_name)
+            .cmp(&(rows[b].creation_rank, &rows[b].activation_name))
+    });
+    // Recomputations in creation order, each node counted once (by the first row that
+    // needs it), so that the column adds up to the plan's recomputation and a plan dropping
+    // a whole chain is not a walk of the chain per row.
+    let is_dropped = |x: ValueId| dropped_set[x.index()];
+    let mut shares = RecomputeShares::new(g, &is_dropped);
+    for &k in &by_rank {
+        if rows[k].decision != "RECOMPUTE" {
+            continue;
+        }
+        let share = shares.share(values[k], cost);
+        let mut names: Vec<&str> = share
+            .sources
+            .iter()
+            .map(|&s| g.value(s).name.as_str())
+            .collect();
+        names.sort_unstable();
+        rows[k].recomp_time_s = share.time_s;
+        rows[k].recompute_sources = names.join(";");
+    }
+    let mut rows: Vec<Option<Decision>> = rows.into_iter().map(Some).collect();
+    by_rank
+        .into_iter()
+        .map(|k| rows[k].take().expect("each row once"))
+        .collect()
 }
 
 fn csv_field(s: &str) -> String {

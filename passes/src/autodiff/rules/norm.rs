@@ -128,7 +128,7 @@ pub fn layer_norm(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
 /// ONNX Runtime reject fewer), so the running-statistic outputs are added when missing; they
 /// are not graph outputs: the training graph returns gradients only.
 pub fn switch_batch_norm_to_training(g: &mut Graph) {
-    let mut taken = std::collections::HashSet::new();
+    let mut taken = crate::ir::FreshNames::default();
     for nid in g.node_ids().collect::<Vec<_>>() {
         let n = g.node(nid);
         if n.op_type != "BatchNormalization" || !n.is_standard_domain() {
