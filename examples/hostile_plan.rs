@@ -56,6 +56,7 @@ fn main() {
         source: PlanSource::File(plan_path.clone()),
         best_effort: true,
         rewrite: RewriteOptions::default(),
+        bound_dims: vec![],
     };
     let t = Instant::now();
     let p = plan_and_rewrite(&tm, &info, &opts, &onnx_ac::costs::fixed_time, "fixed").unwrap();

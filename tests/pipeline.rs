@@ -270,6 +270,7 @@ fn a_plan_dropping_every_activation_of_a_long_model() {
         source: PlanSource::File(path),
         best_effort: true,
         rewrite: RewriteOptions::default(),
+        bound_dims: vec![],
     };
     let p = plan_and_rewrite(&tm, &info, &opts, &fixed_time, "fixed table").unwrap();
     let rg = &p.rewritten.graph;
