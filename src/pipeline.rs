@@ -490,7 +490,29 @@ fn check_plan_names(p: &RecomputePlan, g: &onnx_ac_passes::ir::Graph) -> Result<
 
 fn plan_err(e: plan::PlanError) -> Error {
     match e {
-        plan::PlanError::UnknownPlanner(_) => Error::Usage(e.to_string()),
+        // `optimal` out of time is the choice of planner and budget, not a bug: exit 2 with
+        // its advice (a larger budget or another planner), never "internal error".
+        plan::PlanError::UnknownPlanner(_) | plan::PlanError::Solver(_) => {
+            Error::Usage(e.to_string())
+        }
         other => Error::Internal(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn optimal_out_of_time_is_a_usage_error_not_an_internal_one() {
+        let e = plan_err(plan::PlanError::Solver(
+            "the integer program was not solved to optimality within 60 s; use a larger budget or another planner".into(),
+        ));
+        assert_eq!(e.exit_code(), 2);
+        let text = e.to_string();
+        assert!(
+            text.starts_with("planner optimal: the integer program"),
+            "{text}"
+        );
     }
 }
