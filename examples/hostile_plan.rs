@@ -13,7 +13,7 @@
 use onnx_ac::pipeline::{plan_and_rewrite, PlanOptions, PlanSource};
 use onnx_ac::plan::RecomputePlan;
 use onnx_ac::size::Budget;
-use onnx_ac_passes::recompute::{not_recomputable, RewriteOptions};
+use onnx_ac_passes::recompute::RewriteOptions;
 use onnx_ac_passes::synth;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -34,11 +34,7 @@ fn main() {
     let (tm, info) =
         onnx_ac::load_training_graph(&model, &BTreeMap::new(), &synth::cross_entropy()).unwrap();
     let g = &tm.graph;
-    let all: Vec<_> = g.nodes[..info.forward_end]
-        .iter()
-        .flat_map(|n| n.outputs.iter().flatten().copied())
-        .filter(|&v| not_recomputable(g, &info, v).is_none() && !g.outputs.contains(&v))
-        .collect();
+    let all = onnx_ac_passes::recompute::droppable_forward_values(g, &info);
     let plan = RecomputePlan::new("hostile", 1, g, all);
     std::fs::write(&plan_path, serde_json::to_string(&plan).unwrap()).unwrap();
     println!(

@@ -483,13 +483,13 @@ pub fn verify_models(
         );
         crate::onnx::save(&with_gradient_outputs(original), &ga, &Default::default())?;
         crate::onnx::save(&with_gradient_outputs(rewritten), &gb, &Default::default())?;
-        let check = crate::verify::verify(&ga, &gb, &inputs, &run_options(rt), 1)?;
-        report.outputs_compared = check.outputs_compared;
-        report.bit_identical = check.bit_identical;
-        report.max_abs_diff = check.max_abs_diff;
-        report.max_scaled_error = check.max_scaled_error;
-        report.worst_output = check.worst_output;
-        report.passed = check.passed;
+        report.take_comparison(crate::verify::verify(
+            &ga,
+            &gb,
+            &inputs,
+            &run_options(rt),
+            1,
+        )?);
     }
     Ok(report)
 }

@@ -41,13 +41,9 @@ impl VerifyReport {
     pub fn result_line(&self) -> String {
         format!(
             "{}: {} outputs, {}max |diff| {:.3e} ({:.3} of tolerance){}",
-            if self.passed { "PASSED" } else { "FAILED" },
+            self.verdict(),
             self.outputs_compared,
-            if self.bit_identical {
-                "bit-identical, "
-            } else {
-                ""
-            },
+            self.identical_text(),
             self.max_abs_diff,
             self.max_scaled_error,
             if self.passed || self.worst_output.is_empty() {
@@ -95,16 +91,39 @@ impl VerifyReport {
         };
         format!(
             "{} ({} outputs, {}max |diff| {:.3e}, {:.3} of tolerance){peaks}{step}",
-            if self.passed { "PASSED" } else { "FAILED" },
+            self.verdict(),
             self.outputs_compared,
-            if self.bit_identical {
-                "bit-identical, "
-            } else {
-                ""
-            },
+            self.identical_text(),
             self.max_abs_diff,
             self.max_scaled_error,
         )
+    }
+
+    fn verdict(&self) -> &'static str {
+        if self.passed {
+            "PASSED"
+        } else {
+            "FAILED"
+        }
+    }
+
+    fn identical_text(&self) -> &'static str {
+        if self.bit_identical {
+            "bit-identical, "
+        } else {
+            ""
+        }
+    }
+
+    /// Takes `other`'s comparison (outputs, differences, verdict), keeping this report's
+    /// peaks and step times.
+    pub fn take_comparison(&mut self, other: VerifyReport) {
+        self.outputs_compared = other.outputs_compared;
+        self.bit_identical = other.bit_identical;
+        self.max_abs_diff = other.max_abs_diff;
+        self.max_scaled_error = other.max_scaled_error;
+        self.worst_output = other.worst_output;
+        self.passed = other.passed;
     }
 }
 

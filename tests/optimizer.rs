@@ -16,8 +16,7 @@ const STEPS: usize = 3;
 /// Relative tolerances against torch's float64 run. The graph computes in float32, and
 /// AdamW's update m/(√v + ε) amplifies the rounding of gradients near zero (each element
 /// moves by about lr whatever its gradient's size), so its loss drifts by ~1e-5 after two
-/// steps. A wrong rule (no bias correction, coupled decay, a missing momentum term) moves the
-/// loss by more than 1e-3 here.
+/// steps. AdamW without its second bias correction fails this test (checked by mutation).
 const LOSS_TOL: f64 = 5e-5;
 const WEIGHT_TOL: f64 = 1e-4;
 
@@ -42,6 +41,18 @@ const CASES: &[(&str, &[&str])] = &[
         ],
     ),
 ];
+
+/// Runs the CLI and asserts it succeeded; returns its stdout.
+fn run_ok(args: &[&str]) -> String {
+    let out = common::run_cli(args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
 
 fn host(name: &str, t: &Tensor) -> HostTensor {
     let TensorData::Raw(b) = &t.data else {
@@ -143,12 +154,7 @@ fn steps_match_torch_optim() {
             plain.to_str().unwrap(),
         ];
         args.extend_from_slice(flags);
-        let out = common::run_cli(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_ok(&args);
         let checker = common::run_py("check_model.py", &[plain.to_str().unwrap()]);
         assert!(checker.starts_with("ok"), "{checker}");
         let (losses, last) = train(&plain, &batch);
@@ -174,13 +180,7 @@ fn steps_match_torch_optim() {
             rewritten.to_str().unwrap(),
         ];
         args.extend_from_slice(flags);
-        let out = common::run_cli(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = run_ok(&args);
         assert!(
             !text.contains(" 0 buffers recomputed"),
             "{opt}: `full` recomputed nothing:\n{text}"
@@ -194,18 +194,13 @@ fn steps_match_torch_optim() {
 fn params_as_inputs_keeps_gradients_as_outputs() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("pai.onnx");
-    let out = common::run_cli(&[
+    run_ok(&[
         "train-graph",
         common::fixture("mlp.ts17").to_str().unwrap(),
         "--params-as-inputs",
         "-o",
         out_path.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let m = onnx_ac::onnx::load(&out_path).unwrap();
     let g = &m.graph;
     let inputs: Vec<&str> = g.inputs.iter().map(|&i| g.value(i).name.as_str()).collect();
@@ -278,7 +273,7 @@ fn a_training_step_fits_30act_measured() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("step.onnx");
     for opt in ["sgd", "adamw"] {
-        let out = common::run_cli(&[
+        let stdout = run_ok(&[
             "fixtures/models/gpt2_deep.ts17.onnx",
             "--optimizer",
             opt,
@@ -295,12 +290,6 @@ fn a_training_step_fits_30act_measured() {
             "-o",
             out_path.to_str().unwrap(),
         ]);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{opt}: {}\n{stdout}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         let s: serde_json::Value = serde_json::from_str(&stdout).unwrap();
         assert_eq!(s["peak_source"], "measured", "{opt}: {stdout}");
         let (peak, budget) = (
@@ -328,7 +317,7 @@ fn a_training_step_fits_30act_measured() {
 fn train_command_loops_and_writes_the_trained_step() {
     let dir = tempfile::tempdir().unwrap();
     let step = dir.path().join("step.onnx");
-    let out = common::run_cli(&[
+    run_ok(&[
         "train-graph",
         common::fixture("mlp.ts17").to_str().unwrap(),
         "--optimizer",
@@ -338,13 +327,8 @@ fn train_command_loops_and_writes_the_trained_step() {
         "-o",
         step.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let trained = dir.path().join("trained.onnx");
-    let out = common::run_cli(&[
+    let stdout = run_ok(&[
         "train",
         step.to_str().unwrap(),
         "--random",
@@ -356,12 +340,6 @@ fn train_command_loops_and_writes_the_trained_step() {
         "-o",
         trained.to_str().unwrap(),
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let losses: Vec<(usize, f64)> = stdout
         .lines()
         .filter_map(|l| l.strip_prefix("step "))

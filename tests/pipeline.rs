@@ -246,17 +246,12 @@ fn embedding_gradient_is_deterministic() {
 /// chain once per row: 4 min 24 s at 20,000). Timing: `examples/hostile_plan.rs`.
 #[test]
 fn a_plan_dropping_every_activation_of_a_long_model() {
-    use onnx_ac_passes::recompute::not_recomputable;
     use onnx_ac_passes::synth;
     let m = synth::wide_model(20_000);
     let (tm, info) =
         onnx_ac_passes::autodiff::build_training_graph(&m, &synth::cross_entropy()).unwrap();
     let g = &tm.graph;
-    let all: Vec<_> = g.nodes[..info.forward_end]
-        .iter()
-        .flat_map(|n| n.outputs.iter().flatten().copied())
-        .filter(|&v| not_recomputable(g, &info, v).is_none() && !g.outputs.contains(&v))
-        .collect();
+    let all = onnx_ac_passes::recompute::droppable_forward_values(g, &info);
     // Every forward value but the loss's last (the logits, the loss and its own terms are
     // forward nodes too).
     assert!(all.len() >= 20_000, "{}", all.len());

@@ -72,6 +72,16 @@ pub fn is_random(n: &Node) -> bool {
     }
 }
 
+/// Every forward value a plan may drop: recomputable and not a graph output (a hostile
+/// plan's content, for tests and benchmarks of the rewrite's scaling).
+pub fn droppable_forward_values(g: &Graph, info: &TrainingInfo) -> Vec<ValueId> {
+    g.nodes[..info.forward_end]
+        .iter()
+        .flat_map(|n| n.outputs.iter().flatten().copied())
+        .filter(|&v| not_recomputable(g, info, v).is_none() && !g.outputs.contains(&v))
+        .collect()
+}
+
 /// Why a forward value cannot be recomputed, if it cannot.
 pub fn not_recomputable(g: &Graph, info: &TrainingInfo, v: ValueId) -> Option<String> {
     let val = g.value(v);
