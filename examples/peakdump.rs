@@ -25,6 +25,15 @@ fn main() {
     let (tm, info) =
         onnx_ac::load_training_graph(std::path::Path::new(&a[0]), &dims, &opts).unwrap();
     let mut g = tm.graph.clone();
+    // RW=1: the forward reads its weights at run time (passes' runtime_weights.rs).
+    let (g0, info) = if std::env::var("RW").is_ok() {
+        let (g2, i2, _) =
+            onnx_ac_passes::runtime_weights::read_weights_at_run_time(&g, &info).unwrap();
+        (g2, i2)
+    } else {
+        (g, info)
+    };
+    g = g0;
     if a.len() > 3 {
         let cands = onnx_ac::plan::candidates::candidates(&g, &info);
         let vals: Vec<_> = if a[3] == "all" {

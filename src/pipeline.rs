@@ -16,6 +16,11 @@ use std::path::PathBuf;
 /// rewritten graph is at most 0.8% above its simulation.
 pub const PLAN_MARGIN_DIVISOR: u64 = 100;
 
+/// Plans with weights read at run time aim 1/RUNTIME_WEIGHTS_MARGIN_DIVISOR (25%) under the
+/// budget (see `plan_and_rewrite`): the simulator's error on them is larger and not yet
+/// understood (docs/memory-model.md).
+pub const RUNTIME_WEIGHTS_MARGIN_DIVISOR: u64 = 4;
+
 /// How the plan is chosen.
 #[derive(Clone, Debug)]
 pub enum PlanSource {
@@ -178,6 +183,9 @@ fn unreachable_error(
     source: &PlanSource,
     bound_dims: &[(String, i64)],
 ) -> Error {
+    // Checked for the planner's plans on the folded weights only: plans reading them at run
+    // time are not monotone in the budget.
+    let suggested = budget_for_peak(reached, plain_peak);
     let order = plan::simulate::ort_default_order(g);
     let sim = plan::simulate::simulate(g, &order, Some(info));
     let grads: u64 = info
@@ -213,7 +221,7 @@ fn unreachable_error(
         ),
         suggestion: format!(
             "use --budget {} or more{dims}, or --best-effort to write that plan",
-            human_bytes_up(budget_for_peak(reached, plain_peak))
+            human_bytes_up(suggested)
         ),
     }
 }
@@ -272,47 +280,24 @@ pub fn plan_and_rewrite(
     } else {
         planning_target(budget)
     };
+    let search = |g: &Graph, info: &TrainingInfo, name: &str| -> Result<RecomputePlan> {
+        let planner = plan::planner_by_name(name).map_err(|e| Error::Usage(e.to_string()))?;
+        if covers_plain && searches(name) {
+            Ok(RecomputePlan::new(planner.name(), target, g, Vec::new()))
+        } else {
+            planner
+                .plan(&PlanInput {
+                    graph: g,
+                    info,
+                    cost,
+                    budget_bytes: target,
+                })
+                .map_err(plan_err)
+        }
+    };
     let plan = match &opts.source {
-        PlanSource::Planner(name) => {
-            let planner = plan::planner_by_name(name).map_err(|e| Error::Usage(e.to_string()))?;
-            if covers_plain && searches(name) {
-                RecomputePlan::new(planner.name(), target, g, Vec::new())
-            } else {
-                planner
-                    .plan(&PlanInput {
-                        graph: g,
-                        info,
-                        cost,
-                        budget_bytes: target,
-                    })
-                    .map_err(plan_err)?
-            }
-        }
-        PlanSource::File(path) => {
-            let text = crate::safefs::read_input_text(path, crate::safefs::JSON_LIMIT_BYTES)
-                .map_err(|e| Error::Output {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-            let p: RecomputePlan = serde_json::from_str(&text).map_err(|e| Error::Output {
-                path: path.clone(),
-                reason: format!("not a plan file: {e}"),
-            })?;
-            if p.format != plan::PLAN_FORMAT || p.version != 1 {
-                return Err(Error::Output {
-                    path: path.clone(),
-                    reason: format!(
-                        "format {} version {} is not onnx-ac-plan version 1",
-                        p.format, p.version
-                    ),
-                });
-            }
-            check_plan_names(&p, g).map_err(|reason| Error::Output {
-                path: path.clone(),
-                reason,
-            })?;
-            p
-        }
+        PlanSource::Planner(name) => search(g, info, name)?,
+        PlanSource::File(path) => read_plan_file(path)?,
     };
     // A plan file is input: a value its rewrite cannot recompute is its fault (exit 2).
     let from_file = |e: plan::PlanError| match &opts.source {
@@ -322,9 +307,28 @@ pub fn plan_and_rewrite(
         },
         PlanSource::Planner(_) => plan_err(e),
     };
+    // The training graph with its weights read at run time, when a plan file asks for it or
+    // when the budget cannot be met without (see below).
+    let runtime = onnx_ac_passes::runtime_weights::read_weights_at_run_time(g, info);
+    let (g, info, mut plan) = match (&runtime, plan.runtime_weights) {
+        (Some((g2, info2, _)), true) => (g2, info2, plan),
+        _ => (
+            g,
+            info,
+            RecomputePlan {
+                runtime_weights: false,
+                ..plan
+            },
+        ),
+    };
+    if let PlanSource::File(path) = &opts.source {
+        check_plan_names(&plan, g).map_err(|reason| Error::Output {
+            path: path.clone(),
+            reason,
+        })?;
+    }
     let mut values = plan.resolve(g).map_err(from_file)?;
     let (mut rg, mut after) = rewrite(g, info, &values, opts.rewrite).map_err(from_file)?;
-    let mut plan = plan;
     // A search planner's plan that misses the budget is its best effort: never one peaking
     // above recomputing nothing. (The presets ignore the budget: their plan is written as
     // asked.)
@@ -339,10 +343,53 @@ pub fn plan_and_rewrite(
             (rg, after) = (erg, empty);
         }
     }
+    // Missed: ONNX Runtime's folded transposes and prepacked copies of the weights are memory
+    // a budget may need (as much again as the weights on a transformer). A searching planner
+    // plans again on the graph that reads its weights at run time, which trades the time to
+    // transpose and pack per step for that memory; its plan is taken when it peaks lower.
+    let (g, info) = match (&runtime, &opts.source) {
+        (Some((g2, info2, _)), PlanSource::Planner(name))
+            if after.peak_bytes > target && searches(name) && !plan.runtime_weights =>
+        {
+            // The planner's own plan there, and the plan it made for the folded weights
+            // (its values exist in both graphs) with the weights' transposes recomputed: the
+            // first that meets the budget with a wider margin (the simulator is less exact
+            // on these graphs: measured +0.0% on GPT-2 8L, +2.3% on LLaMA 8L, but +20% on the
+            // small GPT-2 fixture at 30%act).
+            let runtime_target = budget - budget / RUNTIME_WEIGHTS_MARGIN_DIVISOR;
+            let mut best: Option<(RecomputePlan, Vec<ValueId>, Graph, Simulation)> = None;
+            let mut found = search(g2, info2, name)?;
+            found.runtime_weights = true;
+            let carried = {
+                let mut values = plan.resolve(g2).map_err(plan_err)?;
+                values.extend_from_slice(&runtime.as_ref().map_or(&[][..], |r| &r.2.weight_only));
+                let mut p = RecomputePlan::new(&plan.planner, target, g2, values);
+                p.runtime_weights = true;
+                p
+            };
+            for candidate in [found, carried] {
+                let values2 = candidate.resolve(g2).map_err(plan_err)?;
+                let (rg2, after2) = rewrite(g2, info2, &values2, opts.rewrite).map_err(plan_err)?;
+                if after2.peak_bytes <= runtime_target && best.is_none() {
+                    best = Some((candidate, values2, rg2, after2));
+                }
+            }
+            match best {
+                Some((plan2, values2, rg2, after2)) => {
+                    (plan, values, rg, after) = (plan2, values2, rg2, after2);
+                    (g2, info2)
+                }
+                _ => (g, info),
+            }
+        }
+        _ => (g, info),
+    };
     if after.peak_bytes > target && !opts.best_effort {
         let mut reached = after.peak_bytes;
         if let PlanSource::Planner(name) = &opts.source {
-            reached = reached_by_suggestion(g, info, name, cost, reached, &base, opts.rewrite)?;
+            if !plan.runtime_weights {
+                reached = reached_by_suggestion(g, info, name, cost, reached, &base, opts.rewrite)?;
+            }
         }
         return Err(unreachable_error(
             g,
@@ -409,6 +456,10 @@ pub fn plan_and_rewrite(
         step_matmul_flops,
         added_matmul_flops,
         added_matmul_flops_percent: 100.0 * added_matmul_flops / step_matmul_flops.max(1.0),
+        runtime_weights_bytes: runtime
+            .as_ref()
+            .filter(|_| plan.runtime_weights)
+            .map(|r| r.2.bytes),
         verify: None,
         warnings: Vec::new(),
         written: Vec::new(),
@@ -433,6 +484,25 @@ pub fn plan_and_rewrite(
         summary,
         decisions,
     })
+}
+
+/// A plan written by `--save-plan`, checked against the training graph `g`.
+fn read_plan_file(path: &std::path::Path) -> Result<RecomputePlan> {
+    let bad = |reason: String| Error::Output {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = crate::safefs::read_input_text(path, crate::safefs::JSON_LIMIT_BYTES)
+        .map_err(|e| bad(e.to_string()))?;
+    let p: RecomputePlan =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not a plan file: {e}")))?;
+    if p.format != plan::PLAN_FORMAT || p.version != 1 {
+        return Err(bad(format!(
+            "format {} version {} is not onnx-ac-plan version 1",
+            p.format, p.version
+        )));
+    }
+    Ok(p)
 }
 
 /// The planners that search for a plan under the budget (the presets ignore it).

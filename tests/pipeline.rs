@@ -67,10 +67,15 @@ fn plans_snapshot() {
         for planner in ["mutwo", "selective", "full"] {
             let p = plan(&tm, &info, planner, 90.0, true);
             text.push_str(&format!(
-                "{planner}: peak {} -> {} (simulated), {} recomputed\n",
+                "{planner}: peak {} -> {} (simulated), {} recomputed{}\n",
                 p.summary.initial_peak_bytes,
                 p.summary.final_peak_bytes,
-                p.plan.recompute.len()
+                p.plan.recompute.len(),
+                if p.plan.runtime_weights {
+                    ", weights read at run time"
+                } else {
+                    ""
+                }
             ));
             for v in &p.plan.recompute {
                 text.push_str(&format!("  {v}\n"));

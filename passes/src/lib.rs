@@ -12,6 +12,7 @@ pub mod ops;
 pub mod pin;
 pub mod recompute;
 pub mod runtime_shapes;
+pub mod runtime_weights;
 pub mod schedule;
 pub mod synth;
 

@@ -29,6 +29,10 @@ pub struct RecomputePlan {
     /// Forward values dropped after the forward and recomputed for the backward, in
     /// creation order.
     pub recompute: Vec<String>,
+    /// The forward reads the constant weights at run time (`runtime_weights.rs` of the passes
+    /// crate): ONNX Runtime folds and prepacks none of them. Written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub runtime_weights: bool,
 }
 
 pub const PLAN_FORMAT: &str = "onnx-ac-plan";
@@ -43,6 +47,7 @@ impl RecomputePlan {
             planner: planner.into(),
             budget_bytes,
             recompute: values.iter().map(|&v| g.value(v).name.clone()).collect(),
+            runtime_weights: false,
         }
     }
 

@@ -268,6 +268,10 @@ pub struct Summary {
     /// `added_matmul_flops` as a share of `step_matmul_flops` (the measure of PyTorch's
     /// published trade-off).
     pub added_matmul_flops_percent: f64,
+    /// Bytes of constant weights the forward reads at run time (so ONNX Runtime folds and
+    /// prepacks none of them), when the plan needed that to meet the budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_weights_bytes: Option<u64>,
     pub verify: Option<crate::verify::VerifyReport>,
     /// What the numbers above do not say by themselves ([`Summary::peak_warnings`]).
     pub warnings: Vec<String>,
@@ -307,7 +311,7 @@ impl Summary {
                 b.format(y.saturating_sub(self.budget_bytes))
             ));
         }
-        if notable && self.recomputed_activations == 0 {
+        if notable && self.recomputed_activations == 0 && self.runtime_weights_bytes.is_none() {
             w.push(format!(
                 "warning: nothing is recomputed, yet the step peak {} by {} ({pct:+.1}%): \
                  the rewritten graph's execution order alone changed it, not recomputation",
@@ -448,6 +452,16 @@ impl Summary {
                 flops(self.step_matmul_flops)
             ),
         );
+        if let Some(w) = self.runtime_weights_bytes {
+            row(
+                "weights",
+                format!(
+                    "{} read at run time: ONNX Runtime folds and prepacks none of them (each step \
+                     transposes and packs them instead)",
+                    b.format(w)
+                ),
+            );
+        }
         if let Some(v) = &self.verify {
             row("verify", v.result_line());
         }
