@@ -1,15 +1,27 @@
 //! Field-aware mutation fuzzer over the fixtures, through the CLI (issue #12, "Done when").
 //!
-//! `cargo run --release --example mutate_cli -- [SECONDS] [SEED] [OUT_DIR]` (defaults: 600,
-//! 1, a temporary folder; build the binary first: `cargo build --release --bins
+//! `cargo run --release --example mutate_cli -- [SECONDS] [SEED] [OUT_DIR] [MODE]` (defaults:
+//! 600, 1, a temporary folder, `plan`; build the binary first: `cargo build --release --bins
 //! --examples`). Each mutant is a fixture (`fixtures/models/*.onnx`, and the parseable
 //! `fixtures/fail/*.onnx`) with one to three protobuf fields changed: attribute values and
 //! types, node op types, inputs and outputs, initializer types, dims, data and external-data
 //! entries, graph input shapes, opsets, IR version. Each is run through `onnx-ac inspect`
-//! and `onnx-ac MODEL --budget 50%act --best-effort --cost analytic -o OUT`, and must exit
-//! 0, 2 or 3 without a panic message and within 60 s; anything else is a finding, kept in
-//! `OUT_DIR/finding-N.onnx` with its mutation and output in `finding-N.txt`. Prints the runs,
-//! the outcomes and the distinct error messages' count.
+//! and, by MODE:
+//!
+//! - `plan`: `onnx-ac MODEL --budget 50%act --best-effort --cost analytic -o OUT`;
+//! - `verify`: `onnx-ac MODEL --budget 50%act --best-effort --cost fixed --verify --runs 1
+//!   -o OUT` (ONNX Runtime runs both graphs);
+//! - `measured`: `onnx-ac profile MODEL --runs 1 --warmup 0 -o P.json` and `onnx-ac MODEL
+//!   --budget 50%act --best-effort --cost measured --runs 1 -o OUT` (profiling).
+//!
+//! The ONNX Runtime modes (`verify`, `measured`) mutate only the small fixtures (files under
+//! 200 kB: the MLPs and CNNs) and the fail fixtures, run `inspect --json`, and skip the ONNX
+//! Runtime commands of a mutant whose training step (`plain_peak_bytes`) is above 256 MiB
+//! (a mutated batch of 2^20 makes an MLP step of 3 GiB, minutes of honest work here), so
+//! that a run takes seconds. Each
+//! command must exit 0, 2 or 3 without a panic message and within 60 s; anything else is a
+//! finding, kept in `OUT_DIR/finding-N.onnx` with its mutation and output in
+//! `finding-N.txt`. Prints the runs, the outcomes and the distinct error messages' count.
 
 use onnx_ac::onnx::proto::{self, attribute_proto::AttributeType as AT};
 use protobuf::Message;
@@ -307,17 +319,28 @@ fn mutate(rng: &mut Rng, m: &mut proto::ModelProto) -> String {
 #[derive(Default)]
 struct Outcome {
     code: Option<i32>,
+    stdout: String,
     stderr: String,
     timed_out: bool,
 }
 
-fn run(exe: &Path, args: &[&str], cwd: &Path) -> Outcome {
-    let mut child = Command::new(exe)
+/// The ONNX Runtime modes skip a mutant whose training step (`inspect --json`'s
+/// `plain_peak_bytes`) is above this: a mutated batch of 2^20 gives MLP steps of 3 GiB,
+/// which run for minutes on a 2-core machine (slow, not hung).
+const RUNTIME_PEAK_LIMIT: u64 = 256 << 20;
+
+fn run(exe: &Path, args: &[&str], cwd: &Path, runtime: bool) -> Outcome {
+    let mut cmd = Command::new(exe);
+    if !runtime {
+        // The ONNX Runtime modes find it as the caller says (`ORT_DYLIB_PATH`, or the
+        // project's `.venv`); the planning mode needs none.
+        cmd.env_remove("ORT_DYLIB_PATH");
+    }
+    let mut child = cmd
         .args(args)
         .current_dir(cwd)
-        .env_remove("ORT_DYLIB_PATH")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(std::fs::File::create(cwd.join("stdout.txt")).expect("stdout file"))
         .stderr(Stdio::piped())
         .spawn()
         .expect("run onnx-ac");
@@ -339,6 +362,7 @@ fn run(exe: &Path, args: &[&str], cwd: &Path) -> Outcome {
     }
     Outcome {
         code: status.and_then(|s| s.code()),
+        stdout: std::fs::read_to_string(cwd.join("stdout.txt")).unwrap_or_default(),
         stderr,
         timed_out: status.is_none(),
     }
@@ -353,6 +377,12 @@ fn main() {
         .get(3)
         .map_or_else(|| tmp.path().join("findings"), PathBuf::from);
     std::fs::create_dir_all(&out_dir).unwrap();
+    let mode = args.get(4).map_or("plan", String::as_str);
+    assert!(
+        matches!(mode, "plan" | "verify" | "measured"),
+        "MODE is plan, verify or measured, not {mode}"
+    );
+    let runtime = mode != "plan";
     let exe = std::env::current_exe()
         .unwrap()
         .parent()
@@ -374,6 +404,9 @@ fn main() {
             let Ok(bytes) = std::fs::read(&p) else {
                 continue;
             };
+            if runtime && bytes.len() > 200_000 {
+                continue;
+            }
             if let Ok(m) = proto::ModelProto::parse_from_bytes(&bytes) {
                 if m.graph.is_some() {
                     seeds.push((p.file_name().unwrap().to_string_lossy().into(), m));
@@ -386,7 +419,7 @@ fn main() {
     let model = work.join("mutant.onnx");
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let t0 = Instant::now();
-    let (mut mutants, mut runs, mut findings) = (0u64, 0u64, 0u64);
+    let (mut mutants, mut runs, mut findings, mut skipped) = (0u64, 0u64, 0u64, 0u64);
     let mut codes: BTreeMap<(String, Option<i32>), u64> = BTreeMap::new();
     let mut messages = std::collections::HashSet::new();
     while t0.elapsed().as_secs() < seconds {
@@ -407,24 +440,69 @@ fn main() {
         let bytes = m.write_to_bytes().unwrap();
         std::fs::write(&model, &bytes).unwrap();
         let _ = std::fs::remove_file(work.join("out.onnx"));
-        for (cmd, argv) in [
-            ("inspect", vec!["inspect", "mutant.onnx"]),
-            (
+        let _ = std::fs::remove_file(work.join("p.json"));
+        let plan = ["mutant.onnx", "--budget", "50%act", "--best-effort"];
+        let mut commands = vec![(
+            "inspect",
+            if runtime {
+                vec!["inspect", "mutant.onnx", "--json"]
+            } else {
+                vec!["inspect", "mutant.onnx"]
+            },
+        )];
+        match mode {
+            "plan" => commands.push((
                 "main",
-                vec![
-                    "mutant.onnx",
-                    "--budget",
-                    "50%act",
-                    "--best-effort",
-                    "--cost",
-                    "analytic",
-                    "-o",
-                    "out.onnx",
-                ],
-            ),
-        ] {
+                [&plan[..], &["--cost", "analytic", "-o", "out.onnx"]].concat(),
+            )),
+            "verify" => commands.push((
+                "main --verify",
+                [
+                    &plan[..],
+                    &[
+                        "--cost", "fixed", "--verify", "--runs", "1", "-o", "out.onnx",
+                    ],
+                ]
+                .concat(),
+            )),
+            _ => {
+                commands.push((
+                    "profile",
+                    vec![
+                        "profile",
+                        "mutant.onnx",
+                        "--runs",
+                        "1",
+                        "--warmup",
+                        "0",
+                        "-o",
+                        "p.json",
+                    ],
+                ));
+                commands.push((
+                    "main --cost measured",
+                    [
+                        &plan[..],
+                        &["--cost", "measured", "--runs", "1", "-o", "out.onnx"],
+                    ]
+                    .concat(),
+                ));
+            }
+        }
+        let mut too_large = false;
+        for (cmd, argv) in commands {
+            if runtime && cmd != "inspect" && too_large {
+                skipped += 1;
+                break;
+            }
             runs += 1;
-            let o = run(&exe, &argv, &work);
+            let o = run(&exe, &argv, &work, runtime);
+            if cmd == "inspect" {
+                too_large = serde_json::from_str::<serde_json::Value>(&o.stdout)
+                    .ok()
+                    .and_then(|v| v["activations"]["plain_peak_bytes"].as_u64())
+                    .is_some_and(|p| p > RUNTIME_PEAK_LIMIT);
+            }
             *codes.entry((cmd.into(), o.code)).or_default() += 1;
             if let Some(line) = o.stderr.lines().find(|l| l.starts_with("error: ")) {
                 messages.insert(line.replace(&*work.to_string_lossy(), "."));
@@ -451,10 +529,13 @@ fn main() {
         }
     }
     println!(
-        "{mutants} mutants, {runs} runs in {:.0} s (seed {seed}): {findings} findings, {} distinct error messages",
+        "{mutants} mutants, {runs} runs in {:.0} s (seed {seed}, mode {mode}): {findings} findings, {} distinct error messages",
         t0.elapsed().as_secs_f64(),
         messages.len()
     );
+    if runtime {
+        println!("  mutants skipped, training step above {RUNTIME_PEAK_LIMIT} bytes: {skipped}");
+    }
     for ((cmd, code), n) in &codes {
         println!("  {cmd} exit {code:?}: {n}");
     }

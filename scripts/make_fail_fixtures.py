@@ -312,6 +312,63 @@ def main() -> int:
             [vi("y", [2, 6])],
         ),
     )
+    # Names whose type depends on the op are checked against the op's own table
+    # (src/onnx/attr_types.rs): Pad's `mode` is a STRING (Resize's and GridSample's too),
+    # given here as an INT.
+    write(
+        "pad_mode_int.onnx",
+        model(
+            [helper.make_node("Pad", ["x", "pads"], ["y"], name="pad", mode=1)],
+            [vi("x", [2, 3])],
+            [vi("y", [2, 5])],
+            initializers=[helper.make_tensor("pads", TensorProto.INT64, [4], [0, 1, 0, 1])],
+        ),
+    )
+    # ConstantOfShape's `value` is a TENSOR (Constant's `value` too), given here as a FLOAT.
+    write(
+        "constant_of_shape_float_value.onnx",
+        model(
+            [helper.make_node("ConstantOfShape", ["shape"], ["y"], name="fill", value=2.0)],
+            [],
+            [vi("y", [2, 3])],
+            initializers=[helper.make_tensor("shape", TensorProto.INT64, [2], [2, 3])],
+        ),
+    )
+    # Two nodes named `act` (ONNX Runtime: "two nodes with same node name"); found by the
+    # mutation fuzzer under --verify.
+    write(
+        "duplicate_node_name.onnx",
+        model(
+            [
+                helper.make_node("Relu", ["x"], ["h"], name="act"),
+                helper.make_node("Sigmoid", ["h"], ["y"], name="act"),
+            ],
+            [vi("x", [2, 3])],
+            [vi("y", [2, 3])],
+        ),
+    )
+    # A Gemm of a DOUBLE input by FLOAT weights: onnx-ac's shape rules do not check ONNX's
+    # type constraints, ONNX Runtime refuses the model. A valid input for onnx-ac's own
+    # commands; `--verify` (and profiling) must refuse it as bad input, exit 2 (found by the
+    # mutation fuzzer under --verify, where it was exit 1).
+    write(
+        "ort_type_mismatch.onnx",
+        model(
+            [helper.make_node("Gemm", ["x", "w"], ["y"], name="gemm")],
+            [vi("x", [2, 3], TensorProto.DOUBLE)],
+            [vi("y", [2, 4])],
+            initializers=[helper.make_tensor("w", F, [3, 4], [0.5] * 12)],
+        ),
+    )
+    # An attribute Relu does not have (ONNX Runtime: "Unrecognized attribute").
+    write(
+        "unknown_attribute.onnx",
+        model(
+            [helper.make_node("Relu", ["x"], ["y"], name="relu", foo=1)],
+            [vi("x", [2, 3])],
+            [vi("y", [2, 3])],
+        ),
+    )
     # CumSum along axis 5 of a rank-2 input.
     write(
         "cumsum_axis.onnx",

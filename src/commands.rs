@@ -273,7 +273,7 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
             "verifying in ONNX Runtime ({} timed runs of each graph)",
             a.runtime.runs
         ));
-        let report = crate::costs::verify_models(&tm, &planned.rewritten, &a.runtime)?;
+        let report = crate::costs::verify_models(model_path, &tm, &planned.rewritten, &a.runtime)?;
         drop(stage);
         let failed = !report.passed;
         planned.summary.peak_source = "measured".into();

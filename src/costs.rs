@@ -7,7 +7,7 @@ use crate::cost::{select_cost_model, CostModel, Device, FixedCost};
 use crate::error::{Error, Result};
 use crate::plan;
 use crate::profile::{profile_training_graph, Profile, ProfileError, ProfileOptions};
-use crate::runtime::{Ep, HostTensor, RunOptions};
+use crate::runtime::{Ep, HostTensor, RunOptions, RuntimeError};
 use crate::size::{human_bytes, human_bytes_up, Budget};
 use onnx_ac_passes::autodiff::TrainingInfo;
 use onnx_ac_passes::ir::{Graph, Model, NodeId};
@@ -455,8 +455,11 @@ pub fn zero_inputs_for(g: &Graph) -> Result<Vec<HostTensor>> {
         .collect()
 }
 
-/// Saves both graphs to a temporary folder and runs `verify` on them.
+/// Saves both graphs to a temporary folder and runs `verify` on them. ONNX Runtime refusing
+/// to load or run `original` (the training graph before any recomputation) is an error of the
+/// model at `model_path` (exit 2, as when profiling the same graph), not an internal one.
 pub fn verify_models(
+    model_path: &std::path::Path,
     original: &Model,
     rewritten: &Model,
     rt: &RuntimeArgs,
@@ -470,7 +473,8 @@ pub fn verify_models(
     crate::onnx::save(original, &a, &crate::onnx::SaveOptions::default())?;
     crate::onnx::save(rewritten, &b, &crate::onnx::SaveOptions::default())?;
     let inputs = inputs_for(&original.graph)?;
-    let mut report = crate::verify::verify(&a, &b, &inputs, &run_options(rt), rt.runs)?;
+    let mut report = crate::verify::verify(&a, &b, &inputs, &run_options(rt), rt.runs)
+        .map_err(|e| original_refused(e, &a, model_path))?;
     // AdamW's update is about ±lr wherever a gradient is rounding noise (its sign decides),
     // so recomputation's different float rounding moves such weights by up to 2·lr although
     // every gradient agrees. Its step is checked on the gradients instead: copies of both
@@ -492,6 +496,25 @@ pub fn verify_models(
         )?);
     }
     Ok(report)
+}
+
+/// ONNX Runtime's failure to load or run the plain training graph saved at `saved`, as an
+/// error of the model it was built from; any other failure unchanged.
+fn original_refused(
+    e: RuntimeError,
+    saved: &std::path::Path,
+    model_path: &std::path::Path,
+) -> Error {
+    let (stage, reason) = match &e {
+        RuntimeError::ModelLoad { path, reason } if path == saved => ("load", reason),
+        RuntimeError::Run { path, reason } if path == saved => ("run", reason),
+        _ => return Error::Runtime(e),
+    };
+    Error::RuntimeRefusesModel {
+        path: model_path.to_path_buf(),
+        stage,
+        reason: reason.replace(&*saved.to_string_lossy(), "the training graph"),
+    }
 }
 
 /// A training step with an AdamW update (`--optimizer adamw`), from its metadata.

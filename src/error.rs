@@ -46,6 +46,14 @@ pub enum Error {
     VerifyFailed(String),
     #[error("{}", OneLine(.0))]
     Runtime(#[from] crate::runtime::RuntimeError),
+    /// ONNX Runtime cannot load or run the training graph of the model before any
+    /// recomputation (`--verify`): the model is at fault.
+    #[error("{}: ONNX Runtime cannot {stage} the training graph of this model (before any recomputation): {}", OneLine(.path.display()), OneLine(.reason))]
+    RuntimeRefusesModel {
+        path: PathBuf,
+        stage: &'static str,
+        reason: String,
+    },
     #[error("budget {} is unreachable: plans must peak at most {} (the budget less a 1% margin for the simulator's error) and the lowest peak {} reaches is {}; {}; {}", crate::size::human_bytes(*.budget), crate::size::human_bytes(*.target), OneLine(.who), crate::size::human_bytes(*.smallest_peak), OneLine(.detail), OneLine(.suggestion))]
     BudgetUnreachable {
         budget: u64,
@@ -82,7 +90,7 @@ impl Error {
         match self {
             Error::Onnx(OnnxError::Serialize { .. }) => 1,
             Error::Onnx(_) | Error::Model { .. } | Error::Usage(_) | Error::Size(_) => 2,
-            Error::Training { .. } => 2,
+            Error::Training { .. } | Error::RuntimeRefusesModel { .. } => 2,
             Error::Output { .. } | Error::OutputFile(_) | Error::Stdout(_) => 2,
             Error::StageMissing { .. } | Error::Internal(_) => 1,
             Error::BudgetUnreachable { .. } => 3,

@@ -161,6 +161,26 @@ fail_fixture!(
     "attribute_wrong_type.onnx",
     "node 'concat' (Concat): attribute 'axis' must be INT, not FLOAT"
 );
+fail_fixture!(
+    pad_mode_int,
+    "pad_mode_int.onnx",
+    "node 'pad' (Pad): attribute 'mode' must be STRING, not INT"
+);
+fail_fixture!(
+    constant_of_shape_float_value,
+    "constant_of_shape_float_value.onnx",
+    "node 'fill' (ConstantOfShape): attribute 'value' must be TENSOR, not FLOAT"
+);
+fail_fixture!(
+    unknown_attribute,
+    "unknown_attribute.onnx",
+    "node 'relu' (Relu): 'foo' is not an attribute of Relu in ai.onnx opsets 13..=24"
+);
+fail_fixture!(
+    duplicate_node_name,
+    "duplicate_node_name.onnx",
+    "nodes #0 (Relu) and #1 (Sigmoid) are both named 'act'"
+);
 fail_fixture!(cumsum_axis, "cumsum_axis.onnx", "node 'cumsum' (CumSum)");
 fail_fixture!(
     ir_version_14,
@@ -863,6 +883,44 @@ fn huge_dims_are_refused_before_allocating() {
         );
         assert!(!p.exists() && !o.exists());
     }
+}
+
+/// `ort_type_mismatch.onnx` (a DOUBLE input to a Gemm with FLOAT weights) passes onnx-ac's
+/// own checks, but ONNX Runtime refuses its training graph: under `--verify` that is bad
+/// input, exit 2 naming the model and the node (it was exit 1, "internal", found by the
+/// mutation fuzzer), as when profiling it. Needs ONNX Runtime.
+#[test]
+fn onnx_runtime_refusing_the_model_under_verify_is_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = tmp.path().join("o.onnx");
+    let rel = &format!("fixtures/fail/{}", "ort_type_mismatch.onnx");
+    let out = run(&[
+        rel,
+        "--budget",
+        "50%act",
+        "--cost",
+        "fixed",
+        "--verify",
+        "--runs",
+        "1",
+        "-o",
+        o.to_str().unwrap(),
+    ]);
+    let err = assert_one_line_error("--verify", &out, tmp.path());
+    assert!(
+        err.starts_with(&format!(
+            "error: {rel}: ONNX Runtime cannot load the training graph of this model (before any recomputation): "
+        )) && err.contains("(gemm)")
+            && !err.contains("original.onnx"),
+        "{err}"
+    );
+    assert!(!o.exists());
+    let p = tmp.path().join("p.json");
+    let out = run(&["profile", rel, "-o", p.to_str().unwrap(), "--runs", "1"]);
+    let err = assert_one_line_error("profile", &out, tmp.path());
+    assert!(err.contains("(gemm)"), "{err}");
+    // onnx-ac's own commands accept it.
+    assert_eq!(run(&["inspect", rel]).status.code(), Some(0));
 }
 
 /// `onehot_huge_depth.onnx`: its OneHot output is 8 TiB. Under `--verify` ONNX Runtime asks

@@ -100,6 +100,22 @@ pub enum OnnxError {
         expected: &'static str,
         found: &'static str,
     },
+    #[error("{path}: nodes #{first} ({first_op}) and #{second} ({second_op}) are both named '{name}'; node names must be unique (ONNX Runtime refuses the model)")]
+    DuplicateNodeName {
+        path: PathBuf,
+        name: String,
+        first: usize,
+        first_op: String,
+        second: usize,
+        second_op: String,
+    },
+    #[error("{path}: {node}: '{attr}' is not an attribute of {op} in ai.onnx opsets 13..=24")]
+    UnknownAttribute {
+        path: PathBuf,
+        node: onnx_ac_passes::error::NodeRef,
+        attr: String,
+        op: String,
+    },
     #[error("{path}: the model imports no ai.onnx opset (onnx-ac supports ai.onnx {min}..={max})")]
     NoOpset { path: PathBuf, min: i64, max: i64 },
     #[error("{path}: {reason}")]

@@ -1,5 +1,6 @@
 //! ONNX files ↔ IR. The only module that touches protobuf.
 
+mod attr_types;
 mod error;
 mod export;
 mod external;
@@ -107,8 +108,24 @@ pub fn check_supported(model: &Model, path: &Path) -> Result<(), OnnxError> {
             max: MAX_OPSET,
         });
     }
+    let mut names: std::collections::HashMap<&str, onnx_ac_passes::ir::NodeId> =
+        std::collections::HashMap::new();
     for id in model.graph.node_ids() {
         let n = model.graph.node(id);
+        // Names are optional, but a name given twice makes the model invalid.
+        if !n.name.is_empty() {
+            if let Some(&first) = names.get(n.name.as_str()) {
+                return Err(OnnxError::DuplicateNodeName {
+                    path: path.to_path_buf(),
+                    name: n.name.clone(),
+                    first: first.index(),
+                    first_op: model.graph.node(first).op_type.clone(),
+                    second: id.index(),
+                    second_op: n.op_type.clone(),
+                });
+            }
+            names.insert(&n.name, id);
+        }
         if !n.is_standard_domain() && !function_domains.contains(&n.domain) {
             return Err(OnnxError::UnsupportedDomain {
                 path: path.to_path_buf(),
@@ -117,8 +134,29 @@ pub fn check_supported(model: &Model, path: &Path) -> Result<(), OnnxError> {
             });
         }
         if n.is_standard_domain() {
+            let per_op = attr_types_of(&n.op_type);
             for a in &n.attrs {
-                let Some(expected) = attr_kind_by_name(&a.name) else {
+                if a.ref_attr_name.is_some() {
+                    continue; // a function's attribute reference: typed where it is bound
+                }
+                // The op's own table when it is one onnx-ac supports, else the names whose
+                // type is the same in every op.
+                let expected = match per_op {
+                    Some(table) => {
+                        let Ok(i) = table.binary_search_by(|(name, _)| (*name).cmp(&a.name)) else {
+                            // ONNX Runtime refuses an attribute its schema lacks.
+                            return Err(OnnxError::UnknownAttribute {
+                                path: path.to_path_buf(),
+                                node: onnx_ac_passes::error::NodeRef::of(&model.graph, id),
+                                attr: a.name.clone(),
+                                op: n.op_type.clone(),
+                            });
+                        };
+                        Some(table[i].1)
+                    }
+                    None => attr_kind_by_name(&a.name),
+                };
+                let Some(expected) = expected else {
                     continue;
                 };
                 let found = attr_kind(&a.value);
@@ -137,6 +175,15 @@ pub fn check_supported(model: &Model, path: &Path) -> Result<(), OnnxError> {
     Ok(())
 }
 
+/// The attributes of an ai.onnx op onnx-ac supports, sorted by name, with the type each
+/// must have (`attr_types.rs`, generated from ONNX's schemas).
+fn attr_types_of(op_type: &str) -> Option<&'static [(&'static str, &'static str)]> {
+    attr_types::ATTR_TYPES
+        .binary_search_by(|(op, _)| (*op).cmp(op_type))
+        .ok()
+        .map(|i| attr_types::ATTR_TYPES[i].1)
+}
+
 /// The ONNX type of an attribute value, as the spec names it.
 fn attr_kind(v: &onnx_ac_passes::ir::AttrValue) -> &'static str {
     use onnx_ac_passes::ir::AttrValue as A;
@@ -149,7 +196,22 @@ fn attr_kind(v: &onnx_ac_passes::ir::AttrValue) -> &'static str {
         A::Ints(_) => "INTS",
         A::Strings(_) => "STRINGS",
         A::Tensors(_) => "TENSORS",
-        A::Opaque(_) => "a graph, sparse tensor, type or no type",
+        A::Opaque(bytes) => {
+            use proto::attribute_proto::AttributeType as AT;
+            match proto::AttributeProto::parse_from_bytes(bytes)
+                .ok()
+                .and_then(|a| a.type_)
+                .map(|t| t.enum_value())
+            {
+                Some(Ok(AT::GRAPH)) => "GRAPH",
+                Some(Ok(AT::GRAPHS)) => "GRAPHS",
+                Some(Ok(AT::SPARSE_TENSOR)) => "SPARSE_TENSOR",
+                Some(Ok(AT::SPARSE_TENSORS)) => "SPARSE_TENSORS",
+                Some(Ok(AT::TYPE_PROTO)) => "TYPE_PROTO",
+                Some(Ok(AT::TYPE_PROTOS)) => "TYPE_PROTOS",
+                _ => "UNDEFINED",
+            }
+        }
     }
 }
 
@@ -316,4 +378,47 @@ fn model_source(model: &Model) -> PathBuf {
         .clone()
         .unwrap_or_else(|| PathBuf::from("."))
         .join("<model>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every op of the registry has its row, and both levels are sorted for the binary
+    /// searches: a new op without a row would have its attributes checked only by name
+    /// (re-run scripts/gen_attr_types.py).
+    #[test]
+    fn attribute_table_covers_the_registry_sorted() {
+        let table = attr_types::ATTR_TYPES;
+        assert!(table.windows(2).all(|w| w[0].0 < w[1].0));
+        for (op, attrs) in table {
+            assert!(attrs.windows(2).all(|w| w[0].0 < w[1].0), "{op}");
+        }
+        for def in onnx_ac_passes::ops::REGISTRY {
+            assert!(
+                attr_types_of(def.op_type).is_some(),
+                "{} has no row in attr_types.rs",
+                def.op_type
+            );
+        }
+        assert_eq!(table.len(), onnx_ac_passes::ops::REGISTRY.len());
+    }
+
+    /// The per-op table decides the names whose type depends on the op.
+    #[test]
+    fn op_dependent_names_use_the_op_table() {
+        let find = |op: &str, name: &str| {
+            let t = attr_types_of(op).unwrap();
+            t.binary_search_by(|(n, _)| (*n).cmp(name))
+                .ok()
+                .map(|i| t[i].1)
+        };
+        assert_eq!(find("Pad", "mode"), Some("STRING"));
+        assert_eq!(find("ConstantOfShape", "value"), Some("TENSOR"));
+        assert_eq!(find("Constant", "value"), Some("TENSOR"));
+        assert_eq!(find("Bernoulli", "seed"), Some("FLOAT"));
+        assert_eq!(find("Cast", "to"), Some("INT"));
+        assert_eq!(find("Relu", "alpha"), None);
+        assert_eq!(attr_types_of("Det"), None);
+    }
 }

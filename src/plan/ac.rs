@@ -37,8 +37,18 @@ pub struct Ac;
 /// Graphs up to this many nodes also get the exact program's plan (every fixture does; its
 /// program grows much faster than the graph).
 const EXACT_MAX_NODES: usize = 1_500;
-/// Time limit for the exact program inside `ac`.
-const EXACT_TIME_LIMIT_S: f64 = 10.0;
+/// Work limit for each solve of the exact program inside `ac`: branch-and-bound nodes, not
+/// seconds, so that where the search stops (and so the pool of plans) is the same on every
+/// machine however loaded (docs/cli.md, *Determinism*). A level not solved within it is left
+/// out of the pool.
+const EXACT_NODE_LIMIT: u64 = 2_000;
+
+/// The exact program as `ac` runs it.
+fn exact_planner() -> super::optimal::Optimal {
+    super::optimal::Optimal {
+        limit: super::optimal::SolveLimit::Nodes(EXACT_NODE_LIMIT),
+    }
+}
 /// Candidates tried by simulation when none is idle across the peak.
 const TRIALS: usize = 8;
 /// Each simulation rewrites and simulates the whole graph, so the parts of the pool that
@@ -388,9 +398,7 @@ impl<'a, 'b> Pool<'a, 'b> {
         }
         levels.sort_unstable();
         levels.dedup();
-        let exact = super::optimal::Optimal {
-            time_limit_s: EXACT_TIME_LIMIT_S,
-        };
+        let exact = exact_planner();
         let mut plans = Vec::new();
         for budget in levels {
             let input = PlanInput {
@@ -399,8 +407,8 @@ impl<'a, 'b> Pool<'a, 'b> {
                 cost: self.input.cost,
                 budget_bytes: budget,
             };
-            // The program may find a level infeasible or time out: the pool then lacks
-            // that plan.
+            // The program may find a level infeasible or reach its node limit: the pool then
+            // lacks that plan.
             if let Ok(p) = exact.plan(&input) {
                 plans.push(p.resolve(self.input.graph)?);
             }
@@ -536,5 +544,25 @@ impl Planner for Ac {
         }
         let (chosen, _) = pool.best(budget);
         Ok(RecomputePlan::new(self.name(), budget, g, chosen))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ac`'s output must not depend on the machine's speed or load (docs/cli.md,
+    /// *Determinism*): its exact stage stops after a number of branch-and-bound nodes, never
+    /// after a wall-clock time.
+    #[test]
+    fn exact_stage_has_a_work_limit_not_a_time_limit() {
+        let exact = exact_planner();
+        assert_eq!(
+            exact.limit,
+            super::super::optimal::SolveLimit::Nodes(EXACT_NODE_LIMIT)
+        );
+        let options = exact.solve_options();
+        assert_eq!(options.time_limit, None);
+        assert_eq!(options.node_limit, Some(EXACT_NODE_LIMIT));
     }
 }

@@ -28,23 +28,55 @@
 use super::candidates::candidates;
 use super::simulate::{ort_default_order, simulate};
 use super::{evaluate, PlanError, PlanInput, Planner, RecomputePlan};
-use microlp::{ComparisonOp, OptimizationDirection, Problem, Variable};
+use microlp::{ComparisonOp, OptimizationDirection, Problem, SolveOptions, Variable};
 use onnx_ac_passes::ir::ValueId;
 use std::collections::HashMap;
 
-/// Seconds the solver may take per solve.
+/// Seconds the solver may take per solve (`--planner optimal`, documented in docs/cli.md).
 pub const TIME_LIMIT_S: f64 = 60.0;
 const ROUNDS: usize = 6;
 
+/// When a solve gives up without proving optimality.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SolveLimit {
+    /// Wall-clock seconds per solve: where the search stops depends on the machine and its
+    /// load, so the plan may too (the `optimal` planner's documented limit).
+    Seconds(f64),
+    /// Branch-and-bound nodes per solve (the root relaxation not counted): the same work,
+    /// so the same outcome, on every machine (`ac`'s exact stage).
+    Nodes(u64),
+}
+
+impl std::fmt::Display for SolveLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SolveLimit::Seconds(s) => write!(f, "{s} s"),
+            SolveLimit::Nodes(n) => write!(f, "{n} branch-and-bound nodes"),
+        }
+    }
+}
+
 pub struct Optimal {
-    pub time_limit_s: f64,
+    pub limit: SolveLimit,
 }
 
 impl Default for Optimal {
     fn default() -> Self {
         Optimal {
-            time_limit_s: TIME_LIMIT_S,
+            limit: SolveLimit::Seconds(TIME_LIMIT_S),
         }
+    }
+}
+
+impl Optimal {
+    /// microlp's options for each solve: the limit, nothing else changed.
+    pub fn solve_options(&self) -> SolveOptions {
+        let mut o = SolveOptions::default();
+        match self.limit {
+            SolveLimit::Seconds(s) => o.time_limit = Some(std::time::Duration::from_secs_f64(s)),
+            SolveLimit::Nodes(n) => o.node_limit = Some(n),
+        }
+        o
     }
 }
 
@@ -99,7 +131,6 @@ impl Planner for Optimal {
         let mut best: Option<(Vec<ValueId>, u64)> = None;
         for _round in 0..ROUNDS {
             let mut pb = Problem::new(OptimizationDirection::Minimize);
-            pb.set_time_limit(std::time::Duration::from_secs_f64(self.time_limit_s));
             // Objective in microseconds keeps coefficients well scaled for the solver.
             let xs: Vec<Variable> = cands
                 .iter()
@@ -205,15 +236,15 @@ impl Planner for Optimal {
                 }
                 pb.add_constraint(row.iter().copied(), ComparisonOp::Le, cap);
             }
-            let outcome = match pb.solve() {
+            let outcome = match pb.solve_with(self.solve_options()) {
                 Ok(o) => o,
                 Err(microlp::Error::Infeasible) => break,
                 Err(e) => return Err(PlanError::Solver(format!("the solver failed: {e}"))),
             };
             if !outcome.is_optimal() {
                 return Err(PlanError::Solver(format!(
-                    "the integer program was not solved to optimality within {} s; use a larger budget or another planner",
-                    self.time_limit_s
+                    "the integer program was not solved to optimality within {}; use a larger budget or another planner",
+                    self.limit
                 )));
             }
             let sol = outcome
@@ -275,5 +306,28 @@ impl Planner for Optimal {
 
     fn monotone(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_limit_sets_only_its_own_option() {
+        let seconds = Optimal::default().solve_options();
+        assert_eq!(
+            seconds.time_limit,
+            Some(std::time::Duration::from_secs_f64(TIME_LIMIT_S))
+        );
+        assert_eq!(seconds.node_limit, None);
+        let nodes = Optimal {
+            limit: SolveLimit::Nodes(7),
+        }
+        .solve_options();
+        assert_eq!(nodes.time_limit, None);
+        assert_eq!(nodes.node_limit, Some(7));
+        assert_eq!(SolveLimit::Seconds(60.0).to_string(), "60 s");
+        assert_eq!(SolveLimit::Nodes(7).to_string(), "7 branch-and-bound nodes");
     }
 }
