@@ -294,6 +294,147 @@ impl ModelSession {
     }
 }
 
+/// IO binding for a training step run in a loop (`onnx-ac train`): two buffers per carried
+/// input `X` (a parameter or optimizer state), both owned by ONNX Runtime's CPU allocator.
+/// Even steps read `X` from buffer A and write `X.next` into buffer B, odd steps the reverse
+/// (ping-pong), so step k+1 reads what step k wrote without a host copy. Only the batch is
+/// copied in and the other outputs (the loss) copied out.
+pub struct PingPong {
+    // Field order: the bindings (which hold the buffers too) are dropped before the buffers.
+    bindings: [ort::session::IoBinding; 2],
+    names: Vec<String>,
+    a: Vec<DynTensor>,
+    b: Vec<DynTensor>,
+    /// The bytes of one set of buffers (what the `X.next` outputs would allocate in a run).
+    pub state_bytes: u64,
+    steps_run: usize,
+}
+
+impl ModelSession {
+    /// Binds the carried inputs `state` (each input `X` with an output `X.next`) for
+    /// [`ModelSession::run_ping_pong`]; every other output is bound to CPU memory.
+    pub fn ping_pong(&mut self, state: &[HostTensor]) -> Result<PingPong, RuntimeError> {
+        let bind_error = |name: &str| {
+            let name = name.to_string();
+            move |e: ort::Error| RuntimeError::BadInput {
+                name,
+                reason: format!("ONNX Runtime cannot bind it: {e}"),
+            }
+        };
+        let a: Vec<DynTensor> = state.iter().map(to_value).collect::<Result<_, _>>()?;
+        let b: Vec<DynTensor> = state.iter().map(to_value).collect::<Result<_, _>>()?;
+        let run_error = |e: ort::Error| RuntimeError::Run {
+            path: self.path.clone(),
+            reason: ort_message(&e),
+        };
+        let mut bindings = [
+            self.session.create_binding().map_err(run_error)?,
+            self.session.create_binding().map_err(run_error)?,
+        ];
+        let cpu = Allocator::default();
+        let (mut a, mut b) = (a, b);
+        for (k, binding) in bindings.iter_mut().enumerate() {
+            let (src, dst) = if k == 0 { (&a, &mut b) } else { (&b, &mut a) };
+            for (t, (x, y)) in state.iter().zip(src.iter().zip(dst.iter_mut())) {
+                // Both keep their own handle on the buffer (no copy: the tensors were created
+                // by an allocator, so ONNX Runtime may use them in place).
+                binding
+                    .bind_input(t.name.clone(), x)
+                    .map_err(bind_error(&t.name))?;
+                let next = format!("{}.next", t.name);
+                binding
+                    .bind_output(next.clone(), y)
+                    .map_err(bind_error(&next))?;
+            }
+            for o in &self.output_names {
+                if !state
+                    .iter()
+                    .any(|t| o.strip_suffix(".next") == Some(t.name.as_str()))
+                {
+                    binding
+                        .bind_output_to_device(o.clone(), cpu.memory_info())
+                        .map_err(bind_error(o))?;
+                }
+            }
+        }
+        Ok(PingPong {
+            bindings,
+            names: state.iter().map(|t| t.name.clone()).collect(),
+            state_bytes: state.iter().map(|t| t.data.len() as u64).sum(),
+            a,
+            b,
+            steps_run: 0,
+        })
+    }
+
+    /// Runs one step on `batch` (the inputs that are not carried) with the buffers of `pp`,
+    /// returning the outputs that are not carried (the loss).
+    pub fn run_ping_pong(
+        &mut self,
+        pp: &mut PingPong,
+        batch: &[HostTensor],
+    ) -> Result<RunResult, RuntimeError> {
+        let binding = &mut pp.bindings[pp.steps_run % 2];
+        for t in batch {
+            let v = to_value(t)?;
+            binding
+                .bind_input(t.name.clone(), &v)
+                .map_err(|e| RuntimeError::BadInput {
+                    name: t.name.clone(),
+                    reason: format!("ONNX Runtime cannot bind it: {e}"),
+                })?;
+        }
+        let baseline = self.meter.as_ref().map(|m| {
+            m.reset_peak();
+            m.current_bytes()
+        });
+        let outputs = self
+            .session
+            .run_binding(binding)
+            .map_err(|e| RuntimeError::Run {
+                path: self.path.clone(),
+                reason: ort_message(&e),
+            })?;
+        let mut host = Vec::new();
+        for (name, value) in outputs {
+            if !pp
+                .names
+                .iter()
+                .any(|n| name.strip_suffix(".next") == Some(n.as_str()))
+            {
+                host.push(to_host(name, value)?);
+            }
+        }
+        pp.steps_run += 1;
+        let mut result = RunResult {
+            outputs: host,
+            warnings: self.warnings.clone(),
+            ..RunResult::default()
+        };
+        if let (Some(m), Some(base)) = (&self.meter, baseline) {
+            result.peak_bytes = Some(m.peak_bytes());
+            result.baseline_bytes = Some(base);
+        }
+        Ok(result)
+    }
+}
+
+impl PingPong {
+    /// Host copies of the carried inputs after the steps run so far (named as the inputs).
+    pub fn state(&self) -> Result<Vec<HostTensor>, RuntimeError> {
+        let current = if self.steps_run % 2 == 1 {
+            &self.b
+        } else {
+            &self.a
+        };
+        self.names
+            .iter()
+            .zip(current)
+            .map(|(n, v)| tensor_to_host(n, v))
+            .collect()
+    }
+}
+
 /// ONNX Runtime's message, without the escaped newline (`\\n`) some of its messages end with.
 fn ort_message(e: &ort::Error) -> String {
     let s = e.to_string();
@@ -386,11 +527,35 @@ fn to_host(name: &str, value: DynValue) -> Result<HostTensor, RuntimeError> {
             )))
         }
     };
-    let dtype = from_ort_type(ty)
-        .ok_or_else(|| unsupported(format!("element type {ty} is not supported")))?;
     let tensor = value
         .downcast::<DynTensorValueType>()
         .map_err(|e| unsupported(e.to_string()))?;
+    host_copy(name, ty, dims, &tensor)
+}
+
+/// A host copy of an ONNX Runtime tensor.
+fn tensor_to_host(name: &str, tensor: &DynTensor) -> Result<HostTensor, RuntimeError> {
+    match tensor.dtype() {
+        ValueType::Tensor { ty, shape, .. } => host_copy(name, *ty, shape.to_vec(), tensor),
+        other => Err(RuntimeError::UnsupportedOutput {
+            name: name.to_string(),
+            reason: format!("it is a {other}, not a tensor"),
+        }),
+    }
+}
+
+fn host_copy(
+    name: &str,
+    ty: ort::value::TensorElementType,
+    dims: Vec<i64>,
+    tensor: &DynTensor,
+) -> Result<HostTensor, RuntimeError> {
+    let unsupported = |reason: String| RuntimeError::UnsupportedOutput {
+        name: name.to_string(),
+        reason,
+    };
+    let dtype = from_ort_type(ty)
+        .ok_or_else(|| unsupported(format!("element type {ty} is not supported")))?;
     if !tensor.memory_info().is_cpu_accessible() {
         return Err(unsupported(
             "the tensor is in device memory, not host memory".to_string(),
