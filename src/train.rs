@@ -102,7 +102,7 @@ pub fn train(
         peak_bytes: None,
     };
     // Weights and inputs ONNX Runtime uses in place, outside its allocator (as the summary).
-    let mut in_place = {
+    let in_place = {
         let (_, sim) = crate::plan::simulate::simulate_ort_default(&m.graph, None);
         sim.peak_bytes.saturating_sub(sim.counted_peak_bytes)
     };
@@ -113,11 +113,7 @@ pub fn train(
             Some(s) => s,
             None => crate::state::defaults(m, path, &state)?,
         };
-        let pp = session.ping_pong(&start)?;
-        // The `X.next` outputs are written into buffers allocated before the run, which the
-        // counting allocator does not see: they count as a run's own outputs do.
-        in_place += pp.state_bytes;
-        bound = Some(pp);
+        bound = Some(session.ping_pong(&start)?);
         carried.clear();
     }
     for k in 0..t.steps {

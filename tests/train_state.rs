@@ -54,6 +54,9 @@ fn npy(descr: &str, fortran: bool, shape: &[usize], data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// An archive's arrays: (name, `.npy` bytes).
+type Arrays<'a> = Vec<(&'a str, Vec<u8>)>;
+
 /// Writes an `.npz` (stored, as `numpy.savez` does) of `arrays` (name, `.npy` bytes).
 fn write_npz(path: &Path, arrays: &[(&str, Vec<u8>)]) {
     let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
@@ -411,7 +414,7 @@ fn bad_state_and_batches_files_are_exit_2_naming_the_tensor() {
     let [x, labels] = reference_batch().try_into().unwrap();
     let x_npy = npy("<f4", false, &[1, 8, 64], &x.data);
     let labels_npy = npy("<i8", false, &[1, 8], &labels.data);
-    let cases: Vec<(&str, Vec<(&str, Vec<u8>)>, &str)> = vec![
+    let cases: Vec<(&str, Arrays, &str)> = vec![
         (
             "missing",
             vec![("x", x_npy.clone())],
