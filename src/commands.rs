@@ -470,12 +470,13 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     let mut lines = String::new();
     // About ten loss lines whatever the number of steps: the first, every tenth, the last.
     let every = a.steps.div_ceil(10).max(1);
-    let mut on_step = |k: usize, loss: f64, seconds: f64| {
+    let mut on_step = |k: usize, loss: f64, seconds: f64, peak: Option<u64>| {
         bar.set_message(&format!(
-            "step {}/{}: loss {loss:.4}, {:.2} ms",
+            "step {}/{}: loss {loss:.4}, {:.2} ms, peak {}",
             k + 1,
             a.steps,
-            seconds * 1e3
+            seconds * 1e3,
+            peak.map_or("not measured".to_string(), crate::size::human_bytes)
         ));
         if k == 0 || (k + 1) % every == 0 || k + 1 == a.steps {
             lines.push_str(&format!("step {:>6}  loss {loss:.6}\n", k + 1));

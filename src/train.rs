@@ -77,14 +77,14 @@ pub struct TrainOptions {
     pub io_binding: bool,
 }
 
-/// Runs the training step at `path` (loaded as `m`) as `t` says. `on_step(k, loss, seconds)`
-/// is called after each step. Returns the report and the final state (named as the inputs).
+/// Runs the training step at `path` (loaded as `m`) as `t` says. `on_step(k, loss, seconds,
+/// peak)` is called after each step (`peak`: the measured step peak so far). Returns the report and the final state (named as the inputs).
 pub fn train(
     m: &Model,
     path: &Path,
     t: &TrainOptions,
     opts: &RunOptions,
-    on_step: &mut dyn FnMut(usize, f64, f64),
+    on_step: &mut dyn FnMut(usize, f64, f64, Option<u64>),
 ) -> Result<(TrainReport, Vec<HostTensor>)> {
     let state = state_names(m);
     if state.is_empty() {
@@ -150,7 +150,7 @@ pub fn train(
             )));
         }
         report.losses.push(loss);
-        on_step(k, loss, seconds);
+        on_step(k, loss, seconds, report.peak_bytes);
     }
     if let Some(pp) = &bound {
         carried = pp.state()?;
