@@ -514,3 +514,32 @@ fn bad_state_and_batches_files_are_exit_2_naming_the_tensor() {
     let out = common::run_cli(&["train", s(&step)]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `inspect --optimizer` shows the optimizer state: AdamW's two moments per parameter and its
+/// step count, momentum's one buffer per parameter, none for SGD (the MLP's 6 parameters hold
+/// 26122 float32 elements, 104488 bytes).
+#[test]
+fn inspect_shows_the_optimizer_state() {
+    for (opt, tensors, bytes) in [
+        ("adamw", 13, 2 * 104488 + 4),
+        ("momentum", 6, 104488),
+        ("sgd", 0, 0),
+    ] {
+        let out = run_ok(&[
+            "inspect",
+            s(&common::fixture("mlp.ts17")),
+            "--optimizer",
+            opt,
+            "--json",
+        ]);
+        let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let o = &j["activations"]["optimizer_state"];
+        assert_eq!(
+            (o["tensors"].as_u64(), o["bytes"].as_u64()),
+            (Some(tensors), Some(bytes)),
+            "{opt}: {o}"
+        );
+    }
+    let text = run_ok(&["inspect", s(&common::fixture("mlp.ts17"))]);
+    assert!(!text.contains("optimizer state"), "{text}");
+}
