@@ -208,8 +208,14 @@ pub fn read(path: &Path, slots: &[Slot]) -> Result<Vec<HostTensor>, StateError> 
             ));
         }
     }
-    slots
+    // The tensors present are checked first (a wrong one says more than a missing one).
+    let present: Vec<&Slot> = slots
         .iter()
+        .filter(|s| st.tensor(&s.name).is_ok())
+        .chain(slots.iter().filter(|s| st.tensor(&s.name).is_err()))
+        .collect();
+    let mut out = present
+        .into_iter()
         .map(|s| {
             let view = st.tensor(&s.name).map_err(|_| {
                 tensor_err(
@@ -240,7 +246,10 @@ pub fn read(path: &Path, slots: &[Slot]) -> Result<Vec<HostTensor>, StateError> 
             HostTensor::new(s.name.clone(), s.dtype, dims, view.data().to_vec())
                 .map_err(|e| tensor_err(&s.name, e.to_string()))
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    // In the order of `slots`.
+    out.sort_by_key(|t| slots.iter().position(|s| s.name == t.name));
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -543,3 +543,43 @@ fn inspect_shows_the_optimizer_state() {
     let text = run_ok(&["inspect", s(&common::fixture("mlp.ts17"))]);
     assert!(!text.contains("optimizer state"), "{text}");
 }
+
+/// Files numpy wrote (fixtures/fail/train/, scripts/make_train_fail_fixtures.py): a
+/// compressed archive trains; Fortran order, big-endian and pickled arrays and a state with a
+/// short tensor are exit 2 naming the array or tensor.
+#[test]
+fn files_numpy_writes_are_read_or_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (step, init) = momentum_step(dir.path());
+    let f = |name: &str| common::root().join("fixtures/fail/train").join(name);
+    let text = run_ok(&[
+        "train",
+        s(&step),
+        "--data",
+        s(&f("good_compressed.npz")),
+        "--steps",
+        "3",
+    ]);
+    assert_eq!(losses(&text).len(), 3, "{text}");
+    for (file, want) in [
+        ("fortran.npz", "array x: Fortran order"),
+        ("big_endian.npz", "array x: element type '>f4'"),
+        ("pickled.npz", "array labels: element type '|O'"),
+    ] {
+        let err = run_2(&["train", s(&step), "--data", s(&f(file)), "--steps", "1"]);
+        assert!(err.contains(want) && err.contains(file), "{file}: {err}");
+    }
+    let err = run_2(&[
+        "train",
+        s(&step),
+        "--state",
+        s(&f("short_bias.safetensors")),
+        "--data",
+        s(&f("good_compressed.npz")),
+    ]);
+    assert!(
+        err.contains("tensor fc2.bias: shape [64], the step's input is [128]"),
+        "{err}"
+    );
+    drop(init);
+}
