@@ -43,6 +43,9 @@ pub struct DataInput {
     pub name: String,
     pub dtype: DType,
     pub dims: Vec<i64>,
+    /// For an integer input the graph indexes with (labels, token ids): its values must be
+    /// in `[0, bound)` (a negative index would silently count from the end in ONNX Runtime).
+    pub bound: Option<i64>,
 }
 
 /// The data inputs of a step: its graph inputs without a default. Their shapes must be static
@@ -50,9 +53,9 @@ pub struct DataInput {
 pub fn data_inputs(g: &Graph) -> Result<Vec<DataInput>, String> {
     g.inputs
         .iter()
-        .map(|&i| g.value(i))
-        .filter(|v| v.initializer.is_none())
-        .map(|v| {
+        .filter(|&&i| g.value(i).initializer.is_none())
+        .map(|&i| {
+            let v = g.value(i);
             let dims = v
                 .shape
                 .as_ref()
@@ -67,10 +70,15 @@ pub fn data_inputs(g: &Graph) -> Result<Vec<DataInput>, String> {
             let dtype = v
                 .dtype
                 .ok_or_else(|| format!("input {}: its element type is unknown", v.name))?;
+            let bound = match crate::profile::input_kind(g, i) {
+                crate::profile::InputKind::Below(b) => Some(b),
+                _ => None,
+            };
             Ok(DataInput {
                 name: v.name.clone(),
                 dtype,
                 dims,
+                bound,
             })
         })
         .collect()
@@ -122,6 +130,36 @@ fn descr(d: DType) -> Option<&'static str> {
         DType::Bool => "|b1",
         _ => return None,
     })
+}
+
+/// Every value of an index input (little-endian `dtype`) within `[0, bound)`.
+fn check_indices(data: &[u8], dtype: DType, bound: i64) -> Result<(), String> {
+    let w = match dtype {
+        DType::Int64 | DType::Uint64 => 8,
+        DType::Int32 | DType::Uint32 => 4,
+        DType::Int16 | DType::Uint16 => 2,
+        DType::Int8 | DType::Uint8 => 1,
+        _ => return Ok(()),
+    };
+    for (i, c) in data.chunks_exact(w).enumerate() {
+        let v: i128 = match dtype {
+            DType::Int64 => i64::from_le_bytes(c.try_into().unwrap()).into(),
+            DType::Uint64 => u64::from_le_bytes(c.try_into().unwrap()).into(),
+            DType::Int32 => i32::from_le_bytes(c.try_into().unwrap()).into(),
+            DType::Uint32 => u32::from_le_bytes(c.try_into().unwrap()).into(),
+            DType::Int16 => i16::from_le_bytes(c.try_into().unwrap()).into(),
+            DType::Uint16 => u16::from_le_bytes(c.try_into().unwrap()).into(),
+            DType::Int8 => i8::from_le_bytes(c.try_into().unwrap()).into(),
+            _ => c[0].into(),
+        };
+        if !(0..i128::from(bound)).contains(&v) {
+            return Err(format!(
+                "value {v} at flat index {i} is outside [0, {bound}): the step indexes with \
+                 this input (labels or ids)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A parsed `.npy` header.
@@ -369,6 +407,9 @@ pub fn read_npz(path: &Path, inputs: &[DataInput]) -> Result<Batches, DataError>
             != 0
         {
             return Err(arr_err(name, "more data than its shape holds".into()));
+        }
+        if let Some(bound) = want.bound {
+            check_indices(&data, want.dtype, bound).map_err(|r| arr_err(name, r))?;
         }
         arrays[slot] = Some(data);
     }

@@ -484,6 +484,27 @@ fn bad_state_and_batches_files_are_exit_2_naming_the_tensor() {
         let err = run_2(&["train", s(&step), "--data", s(&p), "--steps", "1"]);
         assert!(err.contains(want), "{name}: {err}");
     }
+    // Labels index the logits: out of [0, 10) is refused (ONNX Runtime would fail on 100
+    // and silently count -5 from the end).
+    for bad in [100i64, -5] {
+        let mut l = labels.data.clone();
+        l[8..16].copy_from_slice(&bad.to_le_bytes());
+        let p = d.join("labels.npz");
+        write_npz(
+            &p,
+            &[
+                ("x", x_npy.clone()),
+                ("labels", npy("<i8", false, &[1, 8], &l)),
+            ],
+        );
+        let err = run_2(&["train", s(&step), "--data", s(&p), "--steps", "1"]);
+        assert!(
+            err.contains(&format!(
+                "array labels: value {bad} at flat index 1 is outside [0, 10)"
+            )),
+            "{err}"
+        );
+    }
     let err = run_2(&["train", s(&step), "--data", s(&init), "--steps", "1"]);
     assert!(err.contains("not an .npz"), "{err}");
 
