@@ -3,9 +3,10 @@
 # fixture: a 6-layer GPT-2 (width 64) at batch 8 × 64 tokens, planned to keep 30% of its
 # activation memory (--budget 30%act), verified in ONNX Runtime (same gradients, measured peak
 # under the budget). Outputs go to out/; the summary lists them last. Then the same model as a
-# whole training step (AdamW) under the same kind of budget, trained 50 steps on one random
-# batch: the loss falls, and the measured step peak stays under the budget, which the step
-# without recomputation exceeds.
+# whole training step (AdamW) under the same kind of budget, with its initial parameters and
+# optimizer state in a safetensors file, trained 50 steps on one random batch from that file:
+# the loss falls, the measured step peak stays under the budget, which the step without
+# recomputation exceeds, and the final state is written in the same format.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -18,7 +19,8 @@ mkdir -p out
   --verify
 echo
 ./target/release/onnx-ac fixtures/models/gpt2_deep.ts17.onnx --optimizer adamw --lr 0.003 \
-  --budget "${BUDGET:-30%act}" -o out/gpt2.step.onnx --verify
+  --budget "${BUDGET:-30%act}" -o out/gpt2.step.onnx --init-state out/gpt2.state.safetensors \
+  --verify
 echo
-./target/release/onnx-ac train out/gpt2.step.onnx --random --same-batch --steps 50 \
-  -o out/gpt2.trained.onnx
+./target/release/onnx-ac train out/gpt2.step.onnx --state out/gpt2.state.safetensors \
+  --random --same-batch --steps 50 --save-state out/gpt2.trained.safetensors

@@ -45,26 +45,43 @@ pub enum Command {
     /// gradients? Reports each one's measured peak and step time.
     Verify(VerifyArgs),
     /// Run a training step (from `train-graph --optimizer` or the main command with
-    /// --optimizer) in a loop on random batches; write the trained step.
+    /// --optimizer) in a loop on batches from a file or random ones; write the final state.
     Train(TrainArgs),
 }
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("batches").required(true).args(["random", "data"])))]
 pub struct TrainArgs {
     /// The training step: parameters and optimizer state in, loss and `X.next` out.
     pub model: PathBuf,
     /// Steps to run (1 to 1000000).
     #[arg(long, default_value_t = 10, value_parser = parse_runs)]
     pub steps: usize,
-    /// Train on random batches (a new one per step, from --seed): the only data source so far.
-    #[arg(long, required = true)]
+    /// Train on the batches of a numpy .npz archive: one array per data input of the step,
+    /// named as the input, its leading axis the batch index (cycled when --steps is larger).
+    #[arg(long, value_name = "NPZ")]
+    pub data: Option<PathBuf>,
+    /// Train on random batches (a new one per step, from --seed).
+    #[arg(long)]
     pub random: bool,
     /// Seed of the random batches.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, requires = "random")]
     pub seed: u64,
     /// One random batch for every step (a check that the step learns: the loss must fall).
-    #[arg(long)]
+    #[arg(long, requires = "random")]
     pub same_batch: bool,
+    /// Start from this state file (safetensors, from --init-state or --save-state) instead of
+    /// the step's defaults.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Write the final parameters and optimizer state here (safetensors, the format of
+    /// --init-state; training resumes from it with --state).
+    #[arg(long, value_name = "FILE")]
+    pub save_state: Option<PathBuf>,
+    /// Copy the parameters and optimizer state out of ONNX Runtime and back in every step
+    /// instead of keeping them in its buffers (IO binding, the default).
+    #[arg(long)]
+    pub no_io_binding: bool,
     /// Bind a symbolic input dimension: --dim batch=8 (repeatable).
     #[arg(long = "dim", value_name = "NAME=VALUE", value_parser = crate::parse_dim)]
     pub dims: Vec<(String, i64)>,
@@ -198,6 +215,11 @@ pub struct TrainGraphArgs {
     /// Where to write the training graph.
     #[arg(short = 'o', long = "output-file", value_name = "OUT")]
     pub out: PathBuf,
+    /// Also write the step's initial parameters and optimizer state (zeros) to FILE, in the
+    /// safetensors format (for `onnx-ac train --state`; needs --optimizer or
+    /// --params-as-inputs).
+    #[arg(long, value_name = "FILE", help_heading = "Training step")]
+    pub init_state: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -229,6 +251,11 @@ pub struct MainArgs {
     /// Write the per-activation decisions (CSV) here.
     #[arg(long, value_name = "CSV")]
     pub decisions: Option<PathBuf>,
+    /// Also write the step's initial parameters and optimizer state (zeros) to FILE, in the
+    /// safetensors format (for `onnx-ac train --state`; needs --optimizer or
+    /// --params-as-inputs).
+    #[arg(long, value_name = "FILE", help_heading = "Training step")]
+    pub init_state: Option<PathBuf>,
     /// Print the summary as JSON (documented in docs/cli.md) instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -190,9 +190,22 @@ pub fn train_graph(a: &TrainGraphArgs) -> Result<()> {
         a.model.model.display()
     ));
     let m = load(&a.model)?;
-    check_outputs(&model_outputs(&a.out), &model_inputs(&m, &a.model.model))?;
+    let mut outputs = model_outputs(&a.out);
+    outputs.extend(a.init_state.iter().map(|p| ("--init-state", p.clone())));
+    check_outputs(&outputs, &model_inputs(&m, &a.model.model))?;
+    check_init_state(&a.init_state, &a.loss)?;
     let (tm, info) = training_graph(&m, &a.loss, &a.model.model)?;
-    crate::onnx::save(&tm, &a.out, &crate::onnx::SaveOptions::default())?;
+    let mut staging = crate::output::Staging::new();
+    crate::onnx::save_staged(
+        &tm,
+        &a.out,
+        &crate::onnx::SaveOptions::default(),
+        &mut staging,
+    )?;
+    if let Some(p) = &a.init_state {
+        stage_init_state(&tm, &a.model.model, p, &mut staging)?;
+    }
+    staging.commit()?;
     drop(stage);
     let outputs = match &info.optimizer {
         Some(o) => format!(
@@ -228,10 +241,12 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
     let mut outputs = model_outputs(out);
     outputs.extend(a.decisions.iter().map(|p| ("--decisions", p.clone())));
     outputs.extend(a.plan.save_plan.iter().map(|p| ("--save-plan", p.clone())));
+    outputs.extend(a.init_state.iter().map(|p| ("--init-state", p.clone())));
     let mut inputs = model_inputs(&m, model_path);
     inputs.extend(a.plan.plan_file.iter().map(|p| ("--plan", p.clone())));
     inputs.extend(a.plan.profile.iter().map(|p| ("--profile", p.clone())));
     check_outputs(&outputs, &inputs)?;
+    check_init_state(&a.init_state, &a.loss)?;
     drop(stage);
     let stage = crate::console::Stage::start("building the training graph");
     let (tm, info) = training_graph(&m, &a.loss, model_path)?;
@@ -329,6 +344,9 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
             .map_err(|e| Error::Internal(e.to_string()))?;
         staging.write(path, (text + "\n").as_bytes())?;
     }
+    if let Some(path) = &a.init_state {
+        stage_init_state(&tm, model_path, path, &mut staging)?;
+    }
     let mut written = staging.destinations();
     written.sort_by_key(|p| p != out); // the model first, then its external data
     staging.commit()?;
@@ -413,12 +431,36 @@ pub fn verify(a: &VerifyArgs) -> Result<()> {
     }
 }
 
-/// `onnx-ac train`: the step in a loop, one line per step, the trained step written last.
+/// `onnx-ac train`: the step in a loop, about ten loss lines, the final state written last.
 pub fn train(a: &TrainArgs) -> Result<()> {
     let m = crate::load_model(&a.model, &dims_map(&a.dims))?;
+    let mut outputs = Vec::new();
     if let Some(out) = &a.out {
-        check_outputs(&model_outputs(out), &model_inputs(&m, &a.model))?;
+        outputs.extend(model_outputs(out));
     }
+    outputs.extend(a.save_state.iter().map(|p| ("--save-state", p.clone())));
+    let mut inputs = model_inputs(&m, &a.model);
+    inputs.extend(a.state.iter().map(|p| ("--state", p.clone())));
+    inputs.extend(a.data.iter().map(|p| ("--data", p.clone())));
+    check_outputs(&outputs, &inputs)?;
+    let state_names = crate::train::state_names(&m);
+    let initial = match &a.state {
+        Some(p) => Some(crate::state::read(
+            p,
+            &crate::state::slots(&m, &state_names),
+        )?),
+        None => None,
+    };
+    let data = match &a.data {
+        Some(p) => {
+            let inputs = crate::batches::data_inputs(&m.graph).map_err(Error::Usage)?;
+            crate::train::Data::File(crate::batches::read_npz(p, &inputs)?)
+        }
+        None => crate::train::Data::Random {
+            seed: a.seed,
+            same_batch: a.same_batch,
+        },
+    };
     let opts = crate::runtime::RunOptions {
         measure_peak: true,
         ..crate::costs::run_options(&a.runtime)
@@ -428,21 +470,25 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     let mut lines = String::new();
     // About ten loss lines whatever the number of steps: the first, every tenth, the last.
     let every = a.steps.div_ceil(10).max(1);
-    let mut on_step = |k: usize, loss: f64| {
-        bar.set_message(&format!("step {}/{}: loss {loss:.4}", k + 1, a.steps));
+    let mut on_step = |k: usize, loss: f64, seconds: f64, peak: Option<u64>| {
+        bar.set_message(&format!(
+            "step {}/{}: loss {loss:.4}, {:.2} ms, peak {}",
+            k + 1,
+            a.steps,
+            seconds * 1e3,
+            peak.map_or("not measured".to_string(), crate::size::human_bytes)
+        ));
         if k == 0 || (k + 1) % every == 0 || k + 1 == a.steps {
             lines.push_str(&format!("step {:>6}  loss {loss:.6}\n", k + 1));
         }
     };
-    let (report, state) = crate::train::train(
-        &m,
-        &a.model,
-        a.steps,
-        a.seed,
-        a.same_batch,
-        &opts,
-        &mut on_step,
-    )?;
+    let t = crate::train::TrainOptions {
+        steps: a.steps,
+        data,
+        initial,
+        io_binding: !a.no_io_binding,
+    };
+    let (report, state) = crate::train::train(&m, &a.model, &t, &opts, &mut on_step)?;
     drop(bar);
     let mut times = report.step_times_s.clone();
     times.sort_by(f64::total_cmp);
@@ -456,10 +502,49 @@ pub fn train(a: &TrainArgs) -> Result<()> {
             .peak_bytes
             .map_or("not".to_string(), crate::size::human_bytes)
     ));
+    let mut staging = crate::output::Staging::new();
     if let Some(out) = &a.out {
         let trained = crate::train::with_state(&m, &state)?;
-        crate::onnx::save(&trained, out, &crate::onnx::SaveOptions::default())?;
-        lines.push_str(&format!("wrote {}\n", out.display()));
+        crate::onnx::save_staged(
+            &trained,
+            out,
+            &crate::onnx::SaveOptions::default(),
+            &mut staging,
+        )?;
+    }
+    if let Some(p) = &a.save_state {
+        staging.write(p, &crate::state::to_bytes(&state)?)?;
+    }
+    let written = staging.destinations();
+    staging.commit()?;
+    for p in written {
+        lines.push_str(&format!("wrote {}\n", p.display()));
     }
     crate::console::print(&lines)
+}
+
+/// `--init-state` needs parameters as inputs: refused before any work otherwise.
+fn check_init_state(init_state: &Option<PathBuf>, loss: &LossArgs) -> Result<()> {
+    if init_state.is_some() && loss.optimizer.is_none() && !loss.params_as_inputs {
+        return Err(Error::Usage(
+            "--init-state needs a step with parameters as inputs: add --optimizer \
+             sgd|momentum|adamw or --params-as-inputs"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `--init-state FILE`: the initial parameters and optimizer state of the step `tm` (built
+/// from `model_path`), staged with the command's other outputs.
+fn stage_init_state(
+    tm: &Model,
+    model_path: &Path,
+    path: &Path,
+    staging: &mut crate::output::Staging,
+) -> Result<()> {
+    let names = crate::state::inputs_with_defaults(tm);
+    let tensors = crate::state::defaults(tm, model_path, &names)?;
+    staging.write(path, &crate::state::to_bytes(&tensors)?)?;
+    Ok(())
 }

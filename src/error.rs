@@ -54,6 +54,12 @@ pub enum Error {
         stage: &'static str,
         reason: String,
     },
+    /// A training state file (`--state`) that does not fit the step, or a state not written.
+    #[error("{}", OneLine(.0))]
+    State(#[from] crate::state::StateError),
+    /// A batches file (`--data`) that does not fit the step.
+    #[error("{}", OneLine(.0))]
+    Data(#[from] crate::batches::DataError),
     #[error("budget {} is unreachable: plans must peak at most {} (the budget less a 1% margin for the simulator's error) and the lowest peak {} reaches is {}; {}; {}", crate::size::human_bytes(*.budget), crate::size::human_bytes(*.target), OneLine(.who), crate::size::human_bytes(*.smallest_peak), OneLine(.detail), OneLine(.suggestion))]
     BudgetUnreachable {
         budget: u64,
@@ -91,6 +97,7 @@ impl Error {
             Error::Onnx(OnnxError::Serialize { .. }) => 1,
             Error::Onnx(_) | Error::Model { .. } | Error::Usage(_) | Error::Size(_) => 2,
             Error::Training { .. } | Error::RuntimeRefusesModel { .. } => 2,
+            Error::State(_) | Error::Data(_) => 2,
             Error::Output { .. } | Error::OutputFile(_) | Error::Stdout(_) => 2,
             Error::StageMissing { .. } | Error::Internal(_) => 1,
             Error::BudgetUnreachable { .. } => 3,

@@ -75,8 +75,20 @@ pub struct Activations {
     /// budget from it up to `plain_peak_bytes` is reachable, and above it nothing is
     /// recomputed.
     pub lowest_budget_bytes: Option<u64>,
+    /// With `--optimizer`: the optimizer state inputs (momenta, AdamW's moments and step
+    /// count), their count and bytes; like the trained parameters, inputs of the step alive
+    /// through it, and updated as outputs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub optimizer_state: Option<OptimizerState>,
     /// Why no estimate could be made, if so.
     pub unavailable: Option<String>,
+}
+
+/// The optimizer state inputs of a training step.
+#[derive(Debug, Serialize)]
+pub struct OptimizerState {
+    pub tensors: usize,
+    pub bytes: u64,
 }
 
 fn tensor_info(m: &Model, v: onnx_ac_passes::ir::ValueId) -> TensorInfo {
@@ -169,6 +181,19 @@ pub fn inspect(m: &Model, opts: &TrainOptions) -> InspectReport {
                     .ok()
                     .map(|&(low, plain)| crate::pipeline::budget_for_peak(low, plain)),
                 unavailable: peaks.err().map(|e| format!("planning: {e}")),
+                optimizer_state: info.optimizer.as_ref().map(|_| {
+                    let g = &tm.graph;
+                    let state: Vec<_> = g
+                        .inputs
+                        .iter()
+                        .filter(|&&i| g.value(i).initializer.is_some() && !info.params.contains(&i))
+                        .collect();
+                    let bytes = state.iter().filter_map(|&&i| g.value_bytes(i)).sum();
+                    OptimizerState {
+                        tensors: state.len(),
+                        bytes,
+                    }
+                }),
             }
         }
         Err(e) => Activations {
@@ -177,6 +202,7 @@ pub fn inspect(m: &Model, opts: &TrainOptions) -> InspectReport {
             saved_bytes: None,
             plain_peak_bytes: None,
             lowest_budget_bytes: None,
+            optimizer_state: None,
             unavailable: Some(e.to_string()),
         },
     };
@@ -289,6 +315,18 @@ impl InspectReport {
                 "  activations     {n} forward values kept for the backward, {}",
                 human_bytes(b)
             );
+        }
+        if let Some(o) = &a.optimizer_state {
+            if o.tensors == 0 {
+                let _ = writeln!(s, "  optimizer state none (plain SGD keeps none)");
+            } else {
+                let _ = writeln!(
+                    s,
+                    "  optimizer state {} tensors, {}: inputs alive through the step, as the parameters",
+                    o.tensors,
+                    human_bytes(o.bytes)
+                );
+            }
         }
         if let Some(p) = a.plain_peak_bytes {
             let _ = writeln!(s, "  step peak       {} simulated", human_bytes(p));

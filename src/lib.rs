@@ -3,6 +3,7 @@
 //!
 //! load → training graph → profile → plan → rewrite → verify → save
 
+pub mod batches;
 pub mod cli;
 pub mod commands;
 pub mod console;
@@ -19,6 +20,7 @@ pub mod report;
 pub mod runtime;
 pub mod safefs;
 pub mod size;
+pub mod state;
 pub mod train;
 pub mod verify;
 

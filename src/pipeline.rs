@@ -212,11 +212,24 @@ fn unreachable_error(
         smallest_peak: reached,
         who,
         detail: format!(
-            "incompressible: parameters {}, weights ONNX Runtime prepacks {}, gradients {}, graph inputs {}, largest single tensor {}",
+            "incompressible: parameters {}, weights ONNX Runtime prepacks {}, {} {}, graph inputs {}{}, largest single tensor {}",
             human_bytes(sim.breakdown.parameters),
             human_bytes(sim.breakdown.prepacked),
+            if info.optimizer.is_some() {
+                "updated parameters and optimizer state"
+            } else {
+                "gradients"
+            },
             human_bytes(grads),
             human_bytes(sim.breakdown.graph_inputs),
+            if sim.breakdown.optimizer_state > 0 {
+                format!(
+                    " (of which optimizer state {})",
+                    human_bytes(sim.breakdown.optimizer_state)
+                )
+            } else {
+                String::new()
+            },
             human_bytes(sim.largest_value_bytes)
         ),
         suggestion: format!(

@@ -39,17 +39,52 @@ pub fn state_names(m: &Model) -> Vec<String> {
         .collect()
 }
 
-/// Runs `steps` steps of the training step at `path` (loaded as `m`) on random batches drawn
-/// from `seed` (one per step, or the same one every step with `same_batch`). `on_step(k, loss)` is called after each step. Returns the
-/// report and the final state (named as the inputs).
+/// Where a run's batches come from.
+#[derive(Debug, Clone)]
+pub enum Data {
+    /// Random batches drawn from `seed` (one per step, or the same one every step).
+    Random { seed: u64, same_batch: bool },
+    /// The batches of a file (`--data`), cycled.
+    File(crate::batches::Batches),
+}
+
+impl Data {
+    fn batch(&self, m: &Model, k: usize) -> Result<Vec<HostTensor>> {
+        match self {
+            Data::Random { seed, same_batch } => crate::profile::random_inputs(
+                &m.graph,
+                if *same_batch {
+                    *seed
+                } else {
+                    seed.wrapping_add(k as u64)
+                },
+            )
+            .map_err(crate::profile::ProfileError::into_cli_error),
+            Data::File(b) => Ok(b.batch(k)),
+        }
+    }
+}
+
+/// How [`train`] runs.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub steps: usize,
+    pub data: Data,
+    /// The state to start from (`--state`), named as the inputs; `None`: the step's defaults.
+    pub initial: Option<Vec<HostTensor>>,
+    /// Keep the state in ONNX Runtime's buffers between steps (ping-pong IO binding) instead
+    /// of copying it out and back in through host tensors every step.
+    pub io_binding: bool,
+}
+
+/// Runs the training step at `path` (loaded as `m`) as `t` says. `on_step(k, loss, seconds,
+/// peak)` is called after each step (`peak`: the measured step peak so far). Returns the report and the final state (named as the inputs).
 pub fn train(
     m: &Model,
     path: &Path,
-    steps: usize,
-    seed: u64,
-    same_batch: bool,
+    t: &TrainOptions,
     opts: &RunOptions,
-    on_step: &mut dyn FnMut(usize, f64),
+    on_step: &mut dyn FnMut(usize, f64, f64, Option<u64>),
 ) -> Result<(TrainReport, Vec<HostTensor>)> {
     let state = state_names(m);
     if state.is_empty() {
@@ -61,10 +96,9 @@ pub fn train(
         )));
     }
     let mut session = ModelSession::prepare(path, opts)?;
-    let mut carried: Vec<HostTensor> = Vec::new();
     let mut report = TrainReport {
-        losses: Vec::with_capacity(steps),
-        step_times_s: Vec::with_capacity(steps),
+        losses: Vec::with_capacity(t.steps),
+        step_times_s: Vec::with_capacity(t.steps),
         peak_bytes: None,
     };
     // Weights and inputs ONNX Runtime uses in place, outside its allocator (as the summary).
@@ -72,32 +106,40 @@ pub fn train(
         let (_, sim) = crate::plan::simulate::simulate_ort_default(&m.graph, None);
         sim.peak_bytes.saturating_sub(sim.counted_peak_bytes)
     };
-    for k in 0..steps {
-        let batch = crate::profile::random_inputs(
-            &m.graph,
-            if same_batch {
-                seed
-            } else {
-                seed.wrapping_add(k as u64)
-            },
-        )
-        .map_err(crate::profile::ProfileError::into_cli_error)?;
-        let feeds: Vec<HostTensor> = batch.into_iter().chain(carried.drain(..)).collect();
+    let mut carried: Vec<HostTensor> = t.initial.clone().unwrap_or_default();
+    let mut bound = None;
+    if t.io_binding {
+        let start = match t.initial.clone() {
+            Some(s) => s,
+            None => crate::state::defaults(m, path, &state)?,
+        };
+        bound = Some(session.ping_pong(&start)?);
+        carried.clear();
+    }
+    for k in 0..t.steps {
+        let batch = t.data.batch(m, k)?;
         let t0 = Instant::now();
-        let result = session.run(&feeds)?;
-        report.step_times_s.push(t0.elapsed().as_secs_f64());
+        let result = match bound.as_mut() {
+            Some(pp) => session.run_ping_pong(pp, &batch)?,
+            None => {
+                let feeds: Vec<HostTensor> = batch.into_iter().chain(carried.drain(..)).collect();
+                session.run(&feeds)?
+            }
+        };
+        let seconds = t0.elapsed().as_secs_f64();
+        report.step_times_s.push(seconds);
         if let Some(p) = result.peak_bytes {
             let p = p + in_place;
             report.peak_bytes = Some(report.peak_bytes.map_or(p, |q| q.max(p)));
         }
         let mut loss = f64::NAN;
-        for mut t in result.outputs {
-            if t.name == "loss" {
-                loss = t.to_f64()?.first().copied().unwrap_or(f64::NAN);
-            } else if let Some(input) = t.name.strip_suffix(".next") {
+        for mut out in result.outputs {
+            if out.name == "loss" {
+                loss = out.to_f64()?.first().copied().unwrap_or(f64::NAN);
+            } else if let Some(input) = out.name.strip_suffix(".next") {
                 if state.iter().any(|s| s == input) {
-                    t.name = input.to_string();
-                    carried.push(t);
+                    out.name = input.to_string();
+                    carried.push(out);
                 }
             }
         }
@@ -108,7 +150,10 @@ pub fn train(
             )));
         }
         report.losses.push(loss);
-        on_step(k, loss);
+        on_step(k, loss, seconds, report.peak_bytes);
+    }
+    if let Some(pp) = &bound {
+        carried = pp.state()?;
     }
     Ok((report, carried))
 }

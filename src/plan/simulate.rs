@@ -78,8 +78,12 @@ pub const SMALL_INITIALIZER_MAX_BYTES: u64 = 127;
 pub struct Breakdown {
     /// Every weight: initializers, `Constant` outputs and (with optimizations) folded values.
     pub parameters: u64,
-    /// Graph inputs (the batch, labels); owned by the caller, not counted by ONNX Runtime.
+    /// Graph inputs (the batch, labels; with `--optimizer` also the trained parameters and
+    /// the optimizer state); owned by the caller, not counted by ONNX Runtime.
     pub graph_inputs: u64,
+    /// The optimizer state inputs (momenta, AdamW's moments and step count), part of
+    /// `graph_inputs`; 0 without `--optimizer`.
+    pub optimizer_state: u64,
     /// Gradient outputs alive at the peak.
     pub gradients: u64,
     /// Forward values alive at the peak that the backward reads (and their NCHWc copies).
@@ -2749,6 +2753,14 @@ fn run_view(
         transients: peak.2,
         ..Breakdown::default()
     };
+    if let Some(info) = info.filter(|i| i.optimizer.is_some()) {
+        bd.optimizer_state = g
+            .inputs
+            .iter()
+            .filter(|&&i| g.value(i).initializer.is_some() && !info.params.contains(&i))
+            .filter_map(|&i| g.value_bytes(i))
+            .sum();
+    }
     // What was held at the peak: replay the log up to the peak step's releases.
     let mut at_peak: HashMap<usize, (u64, usize)> = HashMap::new();
     for &(s, b, delta, v) in &log {

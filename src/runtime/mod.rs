@@ -30,7 +30,7 @@ pub use loader::{
     init, loaded_library, locate, set_log_level, Candidate, LibrarySource, LogLevel, OrtLibrary,
 };
 pub use profile::{parse_profile, NodeTime};
-pub use session::ModelSession;
+pub use session::{ModelSession, PingPong};
 pub use tensor::{f16_bits_to_f32, f32_to_f16_bits, HostTensor};
 
 use std::path::{Path, PathBuf};
