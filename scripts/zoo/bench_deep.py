@@ -151,6 +151,8 @@ def main() -> int:
             verify = s.get("verify") or {}
             if not verify.get("passed", False):
                 fits += " (verify FAILED)"
+            if s.get("runtime_weights_bytes"):
+                fits += " (weights at run time)"
             lines.append(
                 f"| {name} | {label} | {planner} | {kept:.2f} | +{s['added_matmul_flops_percent']:.1f}% "
                 f"| {mib(s['simulated_final_peak_bytes'])} (from {mib(s['simulated_initial_peak_bytes'])}) "
