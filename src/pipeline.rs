@@ -361,7 +361,7 @@ pub fn plan_and_rewrite(
     // plans again on the graph that reads its weights at run time, which trades the time to
     // transpose and pack per step for that memory; its plan is taken when it peaks lower.
     let (g, info) = match (&runtime, &opts.source) {
-        (Some((g2, info2, _)), PlanSource::Planner(name))
+        (Some((g2, info2, rw)), PlanSource::Planner(name))
             if after.peak_bytes > target && searches(name) && !plan.runtime_weights =>
         {
             // The planner's own plan there, and the plan it made for the folded weights
@@ -375,7 +375,7 @@ pub fn plan_and_rewrite(
             found.runtime_weights = true;
             let carried = {
                 let mut values = plan.resolve(g2).map_err(plan_err)?;
-                values.extend_from_slice(&runtime.as_ref().map_or(&[][..], |r| &r.2.weight_only));
+                values.extend_from_slice(&rw.weight_only);
                 let mut p = RecomputePlan::new(&plan.planner, target, g2, values);
                 p.runtime_weights = true;
                 p
