@@ -361,24 +361,20 @@ pub fn plan_and_rewrite(
     // plans again on the graph that reads its weights at run time, which trades the time to
     // transpose and pack per step for that memory; its plan is taken when it peaks lower.
     let (g, info) = match (&runtime, &opts.source) {
-        (Some((g2, info2, rw)), PlanSource::Planner(name))
+        (Some((g2, info2, _)), PlanSource::Planner(name))
             if after.peak_bytes > target && searches(name) && !plan.runtime_weights =>
         {
             // The planner's own plan there, and the plan it made for the folded weights
-            // (its values exist in both graphs) with the weights' transposes recomputed: the
-            // first that meets the budget with a wider margin (the simulator is less exact
+            // (its values exist in both graphs): the first that meets the budget with a wider margin (the simulator is less exact
             // on these graphs: measured +0.0% on GPT-2 8L, +2.3% on LLaMA 8L, but +20% on the
             // small GPT-2 fixture at 30%act).
             let runtime_target = budget - budget / RUNTIME_WEIGHTS_MARGIN_DIVISOR;
             let mut best: Option<(RecomputePlan, Vec<ValueId>, Graph, Simulation)> = None;
             let mut found = search(g2, info2, name)?;
             found.runtime_weights = true;
-            let carried = {
-                let mut values = plan.resolve(g2).map_err(plan_err)?;
-                values.extend_from_slice(&rw.weight_only);
-                let mut p = RecomputePlan::new(&plan.planner, target, g2, values);
-                p.runtime_weights = true;
-                p
+            let carried = RecomputePlan {
+                runtime_weights: true,
+                ..plan.clone()
             };
             for candidate in [found, carried] {
                 let values2 = candidate.resolve(g2).map_err(plan_err)?;

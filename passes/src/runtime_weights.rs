@@ -8,8 +8,9 @@
 //! This pass makes the forward read each such weight through a pin on the step's data input
 //! (`Reshape(W, shape(W) + 0 * int64(x.flat[0]))`, [`crate::pin`]): the same bytes, read in
 //! place, but no longer constant, so nothing is folded or prepacked. The transposes are then
-//! computed in each step (transients, or activations the planner may recompute) and MatMul
-//! packs its operand per call. It trades that time for memory, so the planner uses it only
+//! computed in each step (kept for the backward where it reads them: recomputing them there
+//! measured 15 MiB higher on LLaMA-8L than simulated, docs/memory-model.md) and MatMul packs
+//! its operand per call. It trades that time for memory, so the planner uses it only
 //! when a budget cannot be met without it.
 
 use crate::autodiff::TrainingInfo;
@@ -23,10 +24,6 @@ pub struct RuntimeWeights {
     pub weights: usize,
     /// Their bytes.
     pub bytes: u64,
-    /// Forward values computed from the weights alone (their transposes, say) that the
-    /// backward reads. Folded constants before, they would now be kept from the forward to
-    /// the backward: plans recompute them (a transpose per weight and step).
-    pub weight_only: Vec<ValueId>,
 }
 
 /// The training graph `g` with its forward reading every constant float weight of rank ≥ 2
@@ -102,29 +99,6 @@ pub fn read_weights_at_run_time(
     }
     let mut info = info.clone();
     info.forward_end += inserted;
-    // Weight-only values: made by the pins, or by forward nodes reading only those and
-    // constants.
-    let mut weight_only = vec![false; out.values.len()];
-    for (k, n) in out.nodes[..info.forward_end].iter().enumerate() {
-        let from_weights = k < inserted
-            || n.inputs.iter().flatten().all(|&i| {
-                weight_only[i.index()] || {
-                    let v = out.value(i);
-                    v.producer.is_none()
-                        && (v.initializer.is_some() || v.constant.is_some())
-                        && !out.inputs.contains(&i)
-                }
-            });
-        if from_weights {
-            for o in n.outputs.iter().flatten() {
-                weight_only[o.index()] = true;
-            }
-        }
-    }
-    report.weight_only = crate::recompute::droppable_forward_values(&out, &info)
-        .into_iter()
-        .filter(|v| weight_only[v.index()])
-        .collect();
     Some((out, info, report))
 }
 

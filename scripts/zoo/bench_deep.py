@@ -110,6 +110,10 @@ def main() -> int:
     ap.add_argument("--models", default=os.environ.get("ZOO_DIR", "/tmp/zoo_deep") + "/models")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("-o", "--output")
+    ap.add_argument("--budgets", default=",".join(BUDGETS),
+                    help="comma-separated budgets (default: all of table 1's)")
+    ap.add_argument("--presets", default=",".join(PRESETS),
+                    help="comma-separated presets to run once per model ('' for none)")
     ap.add_argument("names", nargs="*")
     args = ap.parse_args()
     models = sorted(Path(args.models).glob("*.onnx"))
@@ -125,7 +129,9 @@ def main() -> int:
         plain = work / f"{name}.train.onnx"
         subprocess.run([str(AC), "train-graph", str(m), "-o", str(plain)], check=True,
                        capture_output=True, env={**os.environ, "ORT_DYLIB_PATH": str(LIB)})
-        runs = [(b, p) for b in BUDGETS for p in PLANNERS] + [("100%act", p) for p in PRESETS]
+        budgets = [b for b in args.budgets.split(",") if b]
+        presets = [p for p in args.presets.split(",") if p]
+        runs = [(b, p) for b in budgets for p in PLANNERS] + [("100%act", p) for p in presets]
         seen = {}
         for budget, planner in runs:
             out = work / f"{name}.{planner}.{budget.replace('%', '')}.onnx"
