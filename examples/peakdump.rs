@@ -1,5 +1,7 @@
 //! Prints what is live at the simulated peak of a training graph, with and without a plan.
 //! `cargo run --release --example peakdump -- MODEL.onnx (batch seq | - -) [all | PLAN.json]`
+//! (env: `ONNX_AC_SIM_DEBUG=1`, `READERS=value`, `SHOW=text`, `OPT=sgd`, `RW=1` weights read at
+//! run time)
 use onnx_ac::plan::simulate::{self, SimOptions};
 use onnx_ac_passes::synth::cross_entropy;
 use std::collections::BTreeMap;

@@ -433,28 +433,6 @@ pub fn inputs_for(g: &Graph) -> Result<Vec<HostTensor>> {
     crate::profile::random_inputs(g, 0).map_err(ProfileError::into_cli_error)
 }
 
-/// Zeros for every input (valid for any index and label range).
-pub fn zero_inputs_for(g: &Graph) -> Result<Vec<HostTensor>> {
-    g.inputs
-        .iter()
-        .filter(|&&i| g.value(i).initializer.is_none())
-        .map(|&i| {
-            let v = g.value(i);
-            let dims = v
-                .shape
-                .as_ref()
-                .and_then(|s| onnx_ac_passes::ir::static_dims(s))
-                .ok_or_else(|| {
-                    Error::Internal(format!("input '{}' has no static shape", v.name))
-                })?;
-            let dt = v
-                .dtype
-                .ok_or_else(|| Error::Internal(format!("input '{}' has no type", v.name)))?;
-            Ok(HostTensor::zeros(&v.name, dt, &dims)?)
-        })
-        .collect()
-}
-
 /// Saves both graphs to a temporary folder and runs `verify` on them. ONNX Runtime refusing
 /// to load or run `original` (the training graph before any recomputation) is an error of the
 /// model at `model_path` (exit 2, as when profiling the same graph), not an internal one.

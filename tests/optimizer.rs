@@ -20,28 +20,6 @@ const STEPS: usize = 3;
 const LOSS_TOL: f64 = 5e-5;
 const WEIGHT_TOL: f64 = 1e-4;
 
-/// The flags matching `OPTIMIZERS` in fixtures/optimizer_refs.py.
-const CASES: &[(&str, &[&str])] = &[
-    ("sgd", &["--lr", "0.1", "--weight-decay", "0.01"]),
-    (
-        "momentum",
-        &["--lr", "0.1", "--momentum", "0.9", "--weight-decay", "0.01"],
-    ),
-    (
-        "adamw",
-        &[
-            "--lr",
-            "0.01",
-            "--betas",
-            "0.9,0.999",
-            "--eps",
-            "1e-8",
-            "--weight-decay",
-            "0.01",
-        ],
-    ),
-];
-
 /// Runs the CLI and asserts it succeeded; returns its stdout.
 fn run_ok(args: &[&str]) -> String {
     let out = common::run_cli(args);
@@ -143,7 +121,7 @@ fn steps_match_torch_optim() {
     let refs = tensors(&common::root().join("fixtures/models/mlp.ts17.optim.ref.pb"));
     let data = tensors(&common::root().join("fixtures/models/mlp.ts17.ref.pb"));
     let batch = vec![host("x", &data["x"]), host("labels", &data["labels"])];
-    for (opt, flags) in CASES {
+    for (opt, flags) in common::OPTIMIZER_CASES {
         let plain = dir.path().join(format!("{opt}.train.onnx"));
         let mut args = vec![
             "train-graph",

@@ -272,28 +272,6 @@ fn a_state_file_round_trips_through_training() {
     );
 }
 
-/// The flags of `OPTIMIZERS` in fixtures/optimizer_refs.py (as tests/optimizer.rs).
-const CASES: &[(&str, &[&str])] = &[
-    ("sgd", &["--lr", "0.1", "--weight-decay", "0.01"]),
-    (
-        "momentum",
-        &["--lr", "0.1", "--momentum", "0.9", "--weight-decay", "0.01"],
-    ),
-    (
-        "adamw",
-        &[
-            "--lr",
-            "0.01",
-            "--betas",
-            "0.9,0.999",
-            "--eps",
-            "1e-8",
-            "--weight-decay",
-            "0.01",
-        ],
-    ),
-];
-
 /// `train --data` on the fixture's saved batch gives torch.optim's losses (float64 torch, the
 /// tolerance of tests/optimizer.rs) from a state written by `--init-state` of a rewritten step.
 #[test]
@@ -307,7 +285,7 @@ fn data_file_batches_give_torch_losses() {
             .collect();
     let npz = d.join("b.npz");
     batches_npz(&npz, &[reference_batch()]);
-    for (opt, flags) in CASES {
+    for (opt, flags) in common::OPTIMIZER_CASES {
         let (step, init) = (d.join(format!("{opt}.onnx")), d.join(format!("{opt}.st")));
         let mut args = vec![
             s(&common::fixture("mlp.ts17")).to_string(),

@@ -144,3 +144,26 @@ pub fn plant_runtime_trap(dir: &Path) -> PathBuf {
     std::fs::write(capi.join("libonnxruntime.so.1.31.1"), b"not a library").unwrap();
     marker
 }
+
+/// The optimizer flags matching `OPTIMIZERS` in fixtures/optimizer_refs.py (whose torch
+/// references tests/optimizer.rs and tests/train_state.rs compare with).
+pub const OPTIMIZER_CASES: &[(&str, &[&str])] = &[
+    ("sgd", &["--lr", "0.1", "--weight-decay", "0.01"]),
+    (
+        "momentum",
+        &["--lr", "0.1", "--momentum", "0.9", "--weight-decay", "0.01"],
+    ),
+    (
+        "adamw",
+        &[
+            "--lr",
+            "0.01",
+            "--betas",
+            "0.9,0.999",
+            "--eps",
+            "1e-8",
+            "--weight-decay",
+            "0.01",
+        ],
+    ),
+];
