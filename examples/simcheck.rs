@@ -16,6 +16,16 @@ fn main() {
         }
         None => false,
     };
+    // `--plan PLAN.json` (with env RW=1 for a plan on the graph whose weights are read at run
+    // time): the rewritten graph of that plan.
+    let plan_file = match args.iter().position(|a| a == "--plan") {
+        Some(i) => {
+            let f = args.remove(i + 1);
+            args.remove(i);
+            Some(f)
+        }
+        None => None,
+    };
     let events = match args.iter().position(|a| a == "--events") {
         Some(i) => {
             let lvl = args.remove(i + 1);
@@ -40,7 +50,31 @@ fn main() {
             dims.insert("batch".to_string(), 2);
             dims.insert("seq".to_string(), 16);
         }
-        let (tm, info) = onnx_ac::load_training_graph(&path, &dims, &cross_entropy()).unwrap();
+        if let Ok(d) = std::env::var("DIMS") {
+            // DIMS=batch=8,seq=64
+            for kv in d.split(',') {
+                let (k, v) = kv.split_once('=').unwrap();
+                dims.insert(k.to_string(), v.parse().unwrap());
+            }
+        }
+        let (mut tm, mut info) =
+            onnx_ac::load_training_graph(&path, &dims, &cross_entropy()).unwrap();
+        if std::env::var_os("RW").is_some() {
+            let (g2, i2, _) =
+                onnx_ac_passes::runtime_weights::read_weights_at_run_time(&tm.graph, &info)
+                    .unwrap();
+            (tm.graph, info) = (g2, i2);
+        }
+        if let Some(f) = &plan_file {
+            let plan: onnx_ac::plan::RecomputePlan =
+                serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+            let vals = plan.resolve(&tm.graph).unwrap();
+            let (rg, _) = onnx_ac::plan::evaluate(&tm.graph, &info, &vals, &|_, _| 0.0).unwrap();
+            let mut rm = tm.clone();
+            rm.graph = rg;
+            compare(&rm, &info, "plan");
+            continue;
+        }
         if recompute {
             // Recompute every candidate, every other one, and every third one.
             let all = onnx_ac::plan::candidates::candidates(&tm.graph, &info);
@@ -125,7 +159,42 @@ fn compare(
                 level,
                 ..SimOptions::default()
             };
-            let order = simulate::ort_order(g, &so);
+            let mut order = simulate::ort_order(g, &so);
+            // ORDER=names.json (level All only): ONNX Runtime's execution order as its profile
+            // names the nodes; nodes it does not run (folded) go first, fused ones take the
+            // place of the node they are named after.
+            if let (Ok(f), OptLevel::All) = (std::env::var("ORDER"), level) {
+                let names: Vec<String> =
+                    serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+                let by_name: std::collections::HashMap<&str, onnx_ac_passes::ir::NodeId> =
+                    g.node_ids().map(|n| (g.node(n).name.as_str(), n)).collect();
+                let mut seen = std::collections::HashSet::new();
+                let mut ran = Vec::new();
+                for n in &names {
+                    let base = n.split('/').collect::<Vec<_>>();
+                    // "x/MatMulScaleFusion/" -> "x"
+                    let mut cand = n.as_str();
+                    for k in (1..=base.len()).rev() {
+                        let prefix = base[..k].join("/");
+                        if let Some((key, _)) = by_name.get_key_value(prefix.as_str()) {
+                            cand = key;
+                            break;
+                        }
+                    }
+                    if let Some(&id) = by_name.get(cand) {
+                        if seen.insert(id) {
+                            ran.push(id);
+                        }
+                    }
+                }
+                let mut first: Vec<_> = order
+                    .iter()
+                    .copied()
+                    .filter(|n| !seen.contains(n))
+                    .collect();
+                first.extend(ran);
+                order = first;
+            }
             let sim = simulate::simulate_with(g, &order, Some(info), &so);
             if std::env::var_os("SIMCHECK_EVENTS").is_some() {
                 let ev = simulate::allocation_events(g, &order, &so);
@@ -153,6 +222,11 @@ fn compare(
             let ro = RunOptions {
                 measure_peak: true,
                 graph_opt: opt,
+                // DISABLE=a;b: ONNX Runtime transformers to turn off (to find which one the
+                // simulation misses).
+                disabled_optimizers: std::env::var("DISABLE")
+                    .map(|d| d.split(';').map(String::from).collect())
+                    .unwrap_or_default(),
                 ..RunOptions::default()
             };
             let r = run_model(&outp, &inputs, None, &ro).unwrap();
