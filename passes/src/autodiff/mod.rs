@@ -75,15 +75,31 @@ pub enum AutodiffError {
     Rule { node: NodeRef, reason: String },
     #[error("{0}")]
     Loss(String),
-    #[error("no trainable parameter reaches the loss (float initializers not frozen by --freeze)")]
+    #[error("no trainable parameter reaches the loss (float initializers not frozen by --freeze and not marked by the exporter as buffers)")]
     NoTrainable,
     #[error(transparent)]
     Ir(#[from] IrError),
 }
 
+/// The metadata key with which PyTorch's exporter (torch.onnx, dynamo) records what an
+/// initializer was in the module: `PARAMETER`, `BUFFER`, `CONSTANT_TENSOR`, ...
+pub const TORCH_INPUT_KIND: &str = "pkg.torch.export.graph_signature.InputSpec.kind";
+
+/// What the exporter says an initializer was when it says it was not a parameter
+/// (`BUFFER`: rotary frequencies, position ids, running statistics; `CONSTANT_TENSOR`):
+/// torch's optimizers never see those, so neither does the training graph.
+pub fn exported_non_parameter(v: &crate::ir::Value) -> Option<&str> {
+    v.metadata
+        .iter()
+        .find(|(k, _)| k == TORCH_INPUT_KIND)
+        .map(|(_, kind)| kind.as_str())
+        .filter(|kind| *kind != "PARAMETER")
+}
+
 /// The initializers a training graph may train: float, not a graph input (an overridable
-/// default), not matched by a `--freeze` glob. Of these, the parameters are those that reach
-/// the loss ([`TrainingInfo::params`]); every other initializer (shape constants, frozen
+/// default), not marked by the exporter as something other than a parameter (a buffer), not
+/// matched by a `--freeze` glob. Of these, the parameters are those that reach the loss
+/// ([`TrainingInfo::params`]); every other initializer (shape constants, buffers, frozen
 /// weights) is a constant of the step.
 pub fn parameter_candidates(g: &Graph, freeze: &[String]) -> Vec<ValueId> {
     let is_input: std::collections::HashSet<ValueId> = g.inputs.iter().copied().collect();
@@ -94,6 +110,7 @@ pub fn parameter_candidates(g: &Graph, freeze: &[String]) -> Vec<ValueId> {
             let v = g.value(p);
             v.dtype.is_some_and(|d| d.is_float())
                 && !is_input.contains(&p)
+                && exported_non_parameter(v).is_none()
                 && !freeze.iter().any(|pat| glob_match(pat, &v.name))
         })
         .collect()
@@ -380,7 +397,35 @@ pub fn build_training_graph(
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use super::{build_training_graph, glob_match, TORCH_INPUT_KIND};
+
+    /// An initializer the exporter marks as a buffer is a constant of the step; one marked
+    /// as a parameter (or unmarked) is trained.
+    #[test]
+    fn exported_buffers_are_not_trained() {
+        let mut m = crate::synth::wide_model(10);
+        let mark = |m: &mut crate::ir::Model, name: &str, kind: &str| {
+            let id = m.graph.value_by_name()[name];
+            m.graph
+                .value_mut(id)
+                .metadata
+                .push((TORCH_INPUT_KIND.to_string(), kind.to_string()));
+        };
+        mark(&mut m, "b0.scale", "BUFFER");
+        mark(&mut m, "b1.scale", "CONSTANT_TENSOR");
+        mark(&mut m, "b0.weight", "PARAMETER");
+        let (tm, info) = build_training_graph(&m, &crate::synth::cross_entropy()).unwrap();
+        let trained: Vec<&str> = info
+            .params
+            .iter()
+            .map(|&p| tm.graph.value(p).name.as_str())
+            .collect();
+        assert_eq!(
+            trained,
+            ["b0.weight", "b0.bias", "b1.weight", "b1.bias"],
+            "buffers and constant tensors must not be trained"
+        );
+    }
 
     #[test]
     fn globs() {
