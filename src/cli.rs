@@ -47,6 +47,45 @@ pub enum Command {
     /// Run a training step (from `train-graph --optimizer` or the main command with
     /// --optimizer) in a loop on batches from a file or random ones; write the final state.
     Train(TrainArgs),
+    /// The trade-off curve: added recomputation against peak memory, from the lowest peak the
+    /// planner reaches to none, with the presets and μ-TWO as points (CSV with -o).
+    Tradeoff(TradeoffArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TradeoffArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub loss: LossArgs,
+    /// The planner whose curve it is.
+    #[arg(long, default_value = "ac", value_parser = ["ac", "optimal", "mutwo"])]
+    pub planner: String,
+    /// Budgets on the curve, evenly spaced in peak from the lowest the planner reaches to the
+    /// peak without recomputation (2 to 64).
+    #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u32).range(2..=64))]
+    pub points: u32,
+    /// Leave out the reference points (none, selective, full and μ-TWO's lowest-peak plan).
+    #[arg(long)]
+    pub no_references: bool,
+    /// Cost model: analytic (FLOPs and bytes, the default), fixed (a table), or measured
+    /// (profiles the step in ONNX Runtime first).
+    #[arg(long, value_parser = ["measured", "analytic", "fixed"])]
+    pub cost: Option<String>,
+    /// The device the analytic model describes.
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "a100", "h100"])]
+    pub device: String,
+    /// Use this profile (from `onnx-ac profile`) for node times (measured cost model).
+    #[arg(long, value_name = "PROFILE.json")]
+    pub profile: Option<PathBuf>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Write the curve as CSV here.
+    #[arg(short = 'o', long = "output-file", value_name = "CSV")]
+    pub out: Option<PathBuf>,
+    /// Print the curve as JSON (docs/cli.md) instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -548,3 +548,74 @@ fn stage_init_state(
     staging.write(path, &crate::state::to_bytes(&tensors)?)?;
     Ok(())
 }
+
+/// `onnx-ac tradeoff`: the planner's curve on the model's training graph (`tradeoff.rs`).
+pub fn tradeoff(a: &crate::cli::TradeoffArgs) -> Result<()> {
+    let model_path = &a.model.model;
+    let stage = crate::console::Stage::start(&format!("loading {}", model_path.display()));
+    let m = load(&a.model)?;
+    let outputs: Vec<(&'static str, PathBuf)> = a.out.iter().map(|p| ("-o", p.clone())).collect();
+    let mut inputs = model_inputs(&m, model_path);
+    inputs.extend(a.profile.iter().map(|p| ("--profile", p.clone())));
+    check_outputs(&outputs, &inputs)?;
+    drop(stage);
+    let stage = crate::console::Stage::start("building the training graph");
+    let (tm, info) = training_graph(&m, &a.loss, model_path)?;
+    drop(stage);
+    let plan_args = crate::cli::PlanArgs {
+        planner: a.planner.clone(),
+        policy: None,
+        plan_file: None,
+        save_plan: None,
+        best_effort: true,
+        cost: a.cost.clone(),
+        profile: a.profile.clone(),
+        profile_limit: None,
+        device: a.device.clone(),
+        no_pin: false,
+    };
+    let build = |dims: &BTreeMap<String, i64>| {
+        let m = crate::load_model(model_path, dims)?;
+        training_graph(&m, &a.loss, model_path)
+    };
+    let shape = crate::costs::ProfileShape {
+        dims: dims_map(&a.model.dims),
+        // The measured cost model profiles the step as it is when it fits this much.
+        budget: crate::size::Budget::Percent(100.0),
+        limit: None,
+        verify: false,
+        build: &build,
+    };
+    let costs = crate::costs::select(&tm, &info, &plan_args, &a.runtime, model_path, &shape)?;
+    if let Some(note) = &costs.note {
+        crate::console::eprint_line(note);
+    }
+    let cost_fn =
+        |g: &onnx_ac_passes::ir::Graph, n: onnx_ac_passes::ir::NodeId| costs.node_time(g, n);
+    let opts = crate::tradeoff::TradeoffOptions {
+        planner: a.planner.clone(),
+        points: a.points as usize,
+        references: !a.no_references,
+        rewrite: RewriteOptions::defended(true),
+    };
+    let stage = crate::console::Stage::start("planning the curve");
+    let progress = |k: usize, n: usize, what: &str| {
+        stage.set_message(&format!("planning the curve: plan {k} of {n} ({what})"));
+    };
+    let curve =
+        crate::tradeoff::tradeoff(&tm, &info, &cost_fn, &costs.description, &opts, &progress)?;
+    drop(stage);
+    if let Some(path) = &a.out {
+        let mut staging = crate::output::Staging::new();
+        staging.write(path, curve.to_csv().as_bytes())?;
+        staging.commit()?;
+    }
+    if a.json {
+        let text =
+            serde_json::to_string_pretty(&curve).map_err(|e| Error::Internal(e.to_string()))?;
+        crate::console::print(&(text + "\n"))?;
+    } else {
+        crate::console::print(&curve.to_text())?;
+    }
+    Ok(())
+}

@@ -30,7 +30,8 @@ import numpy as np
 import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parents[2]
-AC = ROOT / "target" / "release" / "onnx-ac"
+# ONNX_AC_BIN: a copy of the binary, so that rebuilding target/release does not disturb a run.
+AC = Path(os.environ.get("ONNX_AC_BIN", ROOT / "target" / "release" / "onnx-ac"))
 LIB = next((ROOT / ".venv" / "lib").glob("python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1"))
 BUDGETS = ["100%act", "70%act", "50%act", "30%act", "10%act"]
 PLANNERS = ["ac", "mutwo"]
