@@ -50,6 +50,46 @@ pub enum Command {
     /// The trade-off curve: added recomputation against peak memory, from the lowest peak the
     /// planner reaches to none, with the presets and μ-TWO as points (CSV with -o).
     Tradeoff(TradeoffArgs),
+    /// Plan every combination of symbolic dims (--dim batch=1,2,4 --dim seq=128,256) under one
+    /// budget: recompute cost per configuration as a heatmap (CSV with -o).
+    Sweep(SweepArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// The ONNX model.
+    pub model: PathBuf,
+    /// A symbolic input dimension and its values: --dim batch=1,2,4,8 (repeatable; the
+    /// first is the heatmap's rows, the second its columns; at most 1024 combinations).
+    #[arg(long = "dim", value_name = "NAME=V1,V2,...", value_parser = crate::sweep::parse_dim_values, required = true)]
+    pub dims: Vec<crate::sweep::DimValues>,
+    /// Memory budget, as for the main command: absolute (80GB: which configurations fit) or
+    /// relative to each configuration (50%, 30%act).
+    #[arg(long)]
+    pub budget: Budget,
+    #[command(flatten)]
+    pub loss: LossArgs,
+    /// The planner (or a preset policy, which ignores the budget).
+    #[arg(long, default_value = "ac", value_parser = ["ac", "optimal", "mutwo", "none", "selective", "full"])]
+    pub planner: String,
+    /// Cost model: analytic (the default; configurations planned in parallel), fixed, or
+    /// measured (each configuration profiled in ONNX Runtime, one at a time).
+    #[arg(long, value_parser = ["measured", "analytic", "fixed"])]
+    pub cost: Option<String>,
+    /// The device the analytic model describes.
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "a100", "h100"])]
+    pub device: String,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Write one CSV row per configuration here.
+    #[arg(short = 'o', long = "output-file", value_name = "CSV")]
+    pub out: Option<PathBuf>,
+    /// Write the heatmap as an SVG image here.
+    #[arg(long, value_name = "SVG")]
+    pub heatmap: Option<PathBuf>,
+    /// Print the configurations as JSON (docs/cli.md) instead of the heatmap.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

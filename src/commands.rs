@@ -619,3 +619,81 @@ pub fn tradeoff(a: &crate::cli::TradeoffArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// `onnx-ac sweep`: every combination of the `--dim` lists planned under one budget
+/// (`sweep.rs`).
+pub fn sweep(a: &crate::cli::SweepArgs) -> Result<()> {
+    let model_path = &a.model;
+    let configs = crate::sweep::configs(&a.dims)?;
+    // Check the model loads and the outputs are safe before planning anything.
+    let stage = crate::console::Stage::start(&format!("loading {}", model_path.display()));
+    let first: BTreeMap<String, i64> = configs[0].iter().cloned().collect();
+    let m = crate::load_model(model_path, &first)?;
+    let mut outputs: Vec<(&'static str, PathBuf)> =
+        a.out.iter().map(|p| ("-o", p.clone())).collect();
+    outputs.extend(a.heatmap.iter().map(|p| ("--heatmap", p.clone())));
+    check_outputs(&outputs, &model_inputs(&m, model_path))?;
+    drop(stage);
+    let measured = a.cost.as_deref() == Some("measured");
+    let plan_args = crate::cli::PlanArgs {
+        planner: a.planner.clone(),
+        policy: None,
+        plan_file: None,
+        save_plan: None,
+        best_effort: false,
+        cost: a.cost.clone(),
+        profile: None,
+        profile_limit: None,
+        device: a.device.clone(),
+        no_pin: false,
+    };
+    let build = |dims: &BTreeMap<String, i64>| {
+        let m = crate::load_model(model_path, dims)?;
+        training_graph(&m, &a.loss, model_path)
+    };
+    let costs = |tm: &Model, info: &autodiff::TrainingInfo, dims: &BTreeMap<String, i64>| {
+        let shape = crate::costs::ProfileShape {
+            dims: dims.clone(),
+            budget: a.budget,
+            limit: None,
+            verify: false,
+            build: &build,
+        };
+        let c = crate::costs::select(tm, info, &plan_args, &a.runtime, model_path, &shape)?;
+        let name = c.description.clone();
+        let f: Box<dyn Fn(&onnx_ac_passes::ir::Graph, onnx_ac_passes::ir::NodeId) -> f64 + Sync> =
+            Box::new(move |g, n| c.model.node_time(g, n));
+        Ok((f, name))
+    };
+    let stage = crate::console::Stage::start(&format!("planning {} configurations", configs.len()));
+    let progress = |k: usize, n: usize| {
+        stage.set_message(&format!("planning configurations: {k} of {n} done"));
+    };
+    let opts = crate::sweep::SweepOptions {
+        planner: a.planner.clone(),
+        budget: a.budget,
+        budget_text: a.budget.to_string(),
+        parallel: !measured,
+        build: &build,
+        costs: &costs,
+        progress: &progress,
+    };
+    let result = crate::sweep::sweep(&configs, &opts);
+    drop(stage);
+    let mut staging = crate::output::Staging::new();
+    if let Some(path) = &a.out {
+        staging.write(path, result.to_csv().as_bytes())?;
+    }
+    if let Some(path) = &a.heatmap {
+        staging.write(path, result.to_svg().as_bytes())?;
+    }
+    staging.commit()?;
+    if a.json {
+        let text =
+            serde_json::to_string_pretty(&result).map_err(|e| Error::Internal(e.to_string()))?;
+        crate::console::print(&(text + "\n"))?;
+    } else {
+        crate::console::print(&result.to_text())?;
+    }
+    Ok(())
+}

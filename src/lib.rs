@@ -21,6 +21,7 @@ pub mod runtime;
 pub mod safefs;
 pub mod size;
 pub mod state;
+pub mod sweep;
 pub mod tradeoff;
 pub mod train;
 pub mod verify;

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Some(Command::Train(a)) => commands::train(&a),
         Some(Command::Profile(a)) => onnx_ac::profile::profile_command(&a),
         Some(Command::Tradeoff(a)) => commands::tradeoff(&a),
+        Some(Command::Sweep(a)) => commands::sweep(&a),
         None => commands::main_command(&cli.main),
     };
     match result {

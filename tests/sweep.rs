@@ -1,0 +1,143 @@
+//! `onnx-ac sweep` (issue #16 item 3): every configuration of the `--dim` lists planned under
+//! one budget, as CSV, a text heatmap and an SVG one.
+
+mod common;
+
+use std::process::Output;
+
+fn ok(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const MODEL: &str = "fixtures/models/gpt2_dynamic.ts17.onnx";
+
+/// An absolute budget over a 3 × 3 grid of the small GPT-2: the small configurations fit
+/// without recomputation, the largest cannot fit at all, some fit by recomputing; the text
+/// names the largest batch per sequence length, the CSV and SVG are deterministic.
+#[test]
+fn absolute_budget_grid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("sweep.csv");
+    let svg = tmp.path().join("sweep.svg");
+    let args = [
+        "sweep",
+        MODEL,
+        "--dim",
+        "batch=2,8,32",
+        "--dim",
+        "seq=16,64,128",
+        "--budget",
+        "30MB",
+        "--cost",
+        "fixed",
+        "-o",
+        csv.to_str().unwrap(),
+        "--heatmap",
+        svg.to_str().unwrap(),
+    ];
+    let text = ok(&common::run_cli(&args));
+    let csv1 = std::fs::read_to_string(&csv).unwrap();
+    let svg1 = std::fs::read_to_string(&svg).unwrap();
+    // Run again: byte-identical (parallel planning must not change the order or figures).
+    ok(&common::run_cli(&args));
+    assert_eq!(csv1, std::fs::read_to_string(&csv).unwrap());
+    assert_eq!(svg1, std::fs::read_to_string(&svg).unwrap());
+
+    let rows: Vec<Vec<&str>> = csv1
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 9, "{csv1}");
+    let at = |b: &str, s: &str| {
+        rows.iter()
+            .find(|r| r[0] == b && r[1] == s)
+            .unwrap()
+            .clone()
+    };
+    // batch 2, seq 16: fits with nothing to recompute.
+    let small = at("2", "16");
+    assert_eq!(small[5], "true", "{small:?}");
+    assert_eq!(small[6], "0.00", "{small:?}");
+    // batch 32, seq 128: unreachable, with the lowest peak named.
+    let big = at("32", "128");
+    assert_eq!(big[5], "false", "{big:?}");
+    assert!(
+        big[8].starts_with("unreachable: the lowest peak ac reaches is"),
+        "{big:?}"
+    );
+    assert!(big[4].parse::<u64>().unwrap() > big[2].parse::<u64>().unwrap());
+    // Some configuration fits only by recomputing.
+    assert!(
+        rows.iter().any(|r| r[5] == "true" && r[6] != "0.00"),
+        "{csv1}"
+    );
+    assert!(text.contains("largest batch that fits, per seq:"), "{text}");
+    assert!(text.contains("  seq=16: batch=32"), "{text}");
+    insta::assert_snapshot!("sweep_gpt2_dynamic_30MB_csv", csv1);
+    // The SVG: one cell per configuration, a numbered reason per unreachable one.
+    assert!(svg1.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    assert_eq!(svg1.matches("<rect x=").count(), 9);
+    let unreachable = rows.iter().filter(|r| r[5] == "false").count();
+    assert!(unreachable >= 1);
+    assert!(
+        svg1.contains(&format!("({unreachable}) unreachable")),
+        "{svg1}"
+    );
+}
+
+/// A relative budget is relative to each configuration: no "largest that fits" section.
+#[test]
+fn relative_budget_has_no_largest_section() {
+    let text = ok(&common::run_cli(&[
+        "sweep",
+        MODEL,
+        "--dim",
+        "batch=4,8",
+        "--dim",
+        "seq=32",
+        "--budget",
+        "50%act",
+        "--cost",
+        "fixed",
+    ]));
+    assert!(!text.contains("largest"), "{text}");
+    assert!(text.contains("batch (rows) by seq (columns)"), "{text}");
+}
+
+/// Bad lists and too many configurations are usage errors (exit 2) naming the flag.
+#[test]
+fn bad_dim_lists_exit_2() {
+    for (dims, why) in [
+        ("batch=1,,2", "not an integer"),
+        ("batch=2,2", "given twice"),
+        ("batch=0", "positive"),
+    ] {
+        let r = common::run_cli(&["sweep", MODEL, "--dim", dims, "--budget", "50%"]);
+        assert_eq!(r.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(err.contains(why), "{dims}: {err}");
+    }
+    let many: String = (1..=40)
+        .map(|k| k.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let r = common::run_cli(&[
+        "sweep",
+        MODEL,
+        "--dim",
+        &format!("batch={many}"),
+        "--dim",
+        &format!("seq={many}"),
+        "--budget",
+        "50%",
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("more than 1024 configurations"));
+}
