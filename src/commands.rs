@@ -661,8 +661,7 @@ pub fn sweep(a: &crate::cli::SweepArgs) -> Result<()> {
         };
         let c = crate::costs::select(tm, info, &plan_args, &a.runtime, model_path, &shape)?;
         let name = c.description.clone();
-        let f: Box<dyn Fn(&onnx_ac_passes::ir::Graph, onnx_ac_passes::ir::NodeId) -> f64 + Sync> =
-            Box::new(move |g, n| c.model.node_time(g, n));
+        let f: crate::sweep::NodeTimeFn = Box::new(move |g, n| c.model.node_time(g, n));
         Ok((f, name))
     };
     let stage = crate::console::Stage::start(&format!("planning {} configurations", configs.len()));

@@ -113,11 +113,9 @@ pub struct Sweep {
 
 /// Builds a configuration's training graph, and its node costs (with their description).
 pub type BuildFn<'a> = dyn Fn(&BTreeMap<String, i64>) -> Result<(Model, TrainingInfo)> + Sync + 'a;
-pub type CostFn<'a> = dyn Fn(
-        &Model,
-        &TrainingInfo,
-        &BTreeMap<String, i64>,
-    ) -> Result<(Box<dyn Fn(&Graph, NodeId) -> f64 + Sync>, String)>
+/// A configuration's node costs.
+pub type NodeTimeFn = Box<dyn Fn(&Graph, NodeId) -> f64 + Sync>;
+pub type CostFn<'a> = dyn Fn(&Model, &TrainingInfo, &BTreeMap<String, i64>) -> Result<(NodeTimeFn, String)>
     + Sync
     + 'a;
 
