@@ -47,6 +47,10 @@ pub enum Command {
     /// Run a training step (from `train-graph --optimizer` or the main command with
     /// --optimizer) in a loop on batches from a file or random ones; write the final state.
     Train(TrainArgs),
+    /// Estimate a training step's memory by category (parameters, gradients, optimizer
+    /// state, activations) per sequence length and plan (none, selective, full, --budget),
+    /// structure only: weights may be absent (docs/estimate.md).
+    Estimate(crate::estimate::EstimateArgs),
 }
 
 #[derive(Args, Debug)]

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Some(Command::Verify(a)) => commands::verify(&a),
         Some(Command::Train(a)) => commands::train(&a),
         Some(Command::Profile(a)) => onnx_ac::profile::profile_command(&a),
+        Some(Command::Estimate(a)) => onnx_ac::estimate::estimate_command(&a),
         None => commands::main_command(&cli.main),
     };
     match result {
