@@ -20,7 +20,7 @@ const GROUP_GAP: f64 = 36.0;
 const LEFT: f64 = 84.0;
 const TOP: f64 = 78.0;
 const PLOT_H: f64 = 320.0;
-const BOTTOM: f64 = 96.0;
+const BOTTOM: f64 = 108.0;
 
 /// Text for SVG: the model path comes from the command line, plan names from us, but
 /// nothing that reaches markup goes unescaped.

@@ -10,7 +10,7 @@
 
 pub mod chart;
 pub mod llama;
-mod table;
+pub mod table;
 
 use crate::cli::LossArgs;
 use crate::error::{Error, Result};
@@ -149,8 +149,11 @@ pub struct EstimateOptions<'a> {
 /// The names of the presets and the budget plan, in chart order.
 pub const PLANS: [&str; 4] = ["none", "selective", "full", "budget"];
 
+/// The dims bound at each point.
+type Dims = BTreeMap<String, i64>;
+
 /// The listed dimension (at most one) and the points to estimate.
-fn points(dims: &[(String, Vec<i64>)]) -> Result<(Option<String>, Vec<BTreeMap<String, i64>>)> {
+fn points(dims: &[(String, Vec<i64>)]) -> Result<(Option<String>, Vec<Dims>)> {
     let mut lists = dims.iter().filter(|(_, v)| v.len() > 1);
     let sweep = lists.next();
     if let Some((second, _)) = lists.next() {
@@ -329,7 +332,7 @@ pub fn estimate(
                 .iter()
                 .filter_map(|&p| {
                     let v = g.value(p);
-                    Some(onnx_ac_passes::ir::static_numel(v.shape.as_deref()?)?)
+                    onnx_ac_passes::ir::static_numel(v.shape.as_deref()?)
                 })
                 .sum(),
             bytes: param_bytes,
@@ -383,9 +386,9 @@ pub fn estimate(
     })
 }
 
-/// The command: load structure-only, estimate, print, write the chart.
-pub fn estimate_command(a: &EstimateArgs) -> Result<()> {
-    let stage = crate::console::Stage::start(&format!("loading {}", a.model.display()));
+/// Loads `a.model` structure-only and estimates it with `a`'s options; `progress` hears
+/// each step. Checks `--chart` against the inputs first.
+pub fn run(a: &EstimateArgs, progress: &dyn Fn(&str)) -> Result<Estimate> {
     let (base, absent) = crate::onnx::load_structure_only(&a.model)?;
     if let Some(chart) = &a.chart {
         let mut inputs = crate::commands::model_inputs(&base, &a.model);
@@ -404,14 +407,19 @@ pub fn estimate_command(a: &EstimateArgs) -> Result<()> {
         params_from_inputs: &a.params_from_inputs,
         device,
     };
-    let est = estimate(&base, &a.model, absent.len(), &opts, &|m| {
+    estimate(&base, &a.model, absent.len(), &opts, progress)
+}
+
+/// The command: estimate, write the chart, print the table or JSON.
+pub fn estimate_command(a: &EstimateArgs) -> Result<()> {
+    let stage = crate::console::Stage::start(&format!("estimating {}", a.model.display()));
+    let est = run(a, &|m| {
         stage.set_message(&format!("estimating {}: {m}", a.model.display()))
     })?;
     drop(stage);
     if let Some(path) = &a.chart {
-        let svg = chart::svg(&est);
         let mut staging = crate::output::Staging::new();
-        staging.write(path, svg.as_bytes())?;
+        staging.write(path, chart::svg(&est).as_bytes())?;
         staging.commit()?;
     }
     if a.json {
