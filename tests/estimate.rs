@@ -221,9 +221,9 @@ fn table_and_chart() {
         "estimate",
         &path,
         "--dim",
-        "batch=2",
+        "batch=1",
         "--dim",
-        "seq=16,32,64",
+        "seq=16,32,48",
         "--optimizer",
         "sgd",
         "--budget",
@@ -237,8 +237,8 @@ fn table_and_chart() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    for s in [16, 32, 64] {
-        assert!(text.contains(&format!("batch=2 seq={s}\n")), "{text}");
+    for s in [16, 32, 48] {
+        assert!(text.contains(&format!("batch=1 seq={s}\n")), "{text}");
     }
     assert!(text.contains("sizes in MiB;"), "{text}");
     assert!(
@@ -255,7 +255,7 @@ fn table_and_chart() {
         "gradients",
         "optimizer state",
         "activations",
-        "seq=64",
+        "seq=48",
         "MiB",
     ] {
         assert!(chart.contains(label), "{label} missing");
@@ -266,9 +266,9 @@ fn table_and_chart() {
         "estimate",
         &path,
         "--dim",
-        "batch=2",
+        "batch=1",
         "--dim",
-        "seq=16,32,64",
+        "seq=16,32,48",
         "--optimizer",
         "sgd",
         "--budget",
@@ -461,4 +461,29 @@ fn clear_errors() {
     // A missing model file.
     let out = common::run_cli(&["estimate", "/nonexistent/model.onnx"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// A model with its weights (the dynamic GPT-2 fixture): nothing counts as absent, the
+/// parameters are those the training graph trains (inspect's count), and the plans order as
+/// they should: full keeps less than selective, selective no more than none, and none's
+/// activations grow with the sequence.
+#[test]
+fn a_model_with_its_weights() {
+    let path = common::fixture("gpt2_dynamic.ts17").display().to_string();
+    let e = estimate(&[&path, "--dim", "batch=2", "--dim", "seq=16,32"]);
+    assert_eq!(e.initializers_without_data, 0);
+    let inspect = common::run_cli(&[
+        "inspect", &path, "--dim", "batch=2", "--dim", "seq=16", "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(
+        serde_json::json!(e.parameters.bytes),
+        v["parameters"]["bytes"],
+        "{v}"
+    );
+    for k in 0..2 {
+        let act = |p| plan(&e, k, p).activations_bytes;
+        assert!(act("full") < act("selective") && act("selective") <= act("none"));
+    }
+    assert!(plan(&e, 1, "none").activations_bytes > plan(&e, 0, "none").activations_bytes);
 }

@@ -106,7 +106,7 @@ pub fn svg(e: &Estimate) -> String {
         esc(&fixed.join(" ")),
         e.budget_requested
             .as_ref()
-            .map(|b| format!(" / budget {}", esc(b)))
+            .map(|b| format!(" / budget {}", esc(&super::table::budget_text(b))))
             .unwrap_or_default()
     );
     // Legend.

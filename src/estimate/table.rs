@@ -5,6 +5,13 @@ use super::Estimate;
 use crate::size::ByteScale;
 use std::fmt::Write;
 
+/// A budget as given (`Budget::spec`) as people read it: `80000000000B` → `74.51 GiB`.
+pub fn budget_text(spec: &str) -> String {
+    spec.parse::<crate::size::Budget>()
+        .map(|b| b.to_string())
+        .unwrap_or_else(|_| spec.to_string())
+}
+
 /// The bytes per unit of `scale` (its unit is one of B, KiB, MiB, GiB, TiB).
 pub fn unit_bytes(scale: &ByteScale) -> f64 {
     let k = ["B", "KiB", "MiB", "GiB", "TiB"]
@@ -69,7 +76,11 @@ pub fn text(e: &Estimate) -> String {
     );
     let _ = writeln!(s, "cost model   {}", e.cost_model);
     if let Some(b) = &e.budget_requested {
-        let _ = writeln!(s, "budget       {b} (plan \"budget\": planner ac)");
+        let _ = writeln!(
+            s,
+            "budget       {} (plan \"budget\": planner ac)",
+            budget_text(b)
+        );
     }
     let mut missed = false;
     for p in &e.points {
