@@ -487,3 +487,42 @@ fn a_model_with_its_weights() {
     }
     assert!(plan(&e, 1, "none").activations_bytes > plan(&e, 0, "none").activations_bytes);
 }
+
+/// An integer initializer without data (a Reshape's target shape) leaves the shapes computed
+/// from it unknown: the error says which tensor has no data.
+#[test]
+fn absent_shape_tensor_is_named() {
+    use onnx_ac::onnx::proto::{
+        tensor_proto::DataLocation, ModelProto, StringStringEntryProto, TensorProto,
+    };
+    use protobuf::{EnumOrUnknown, Message};
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(&tiny(), tmp.path());
+    let mut m = ModelProto::parse_from_bytes(&std::fs::read(&path).unwrap()).unwrap();
+    let g = m.graph.as_mut().unwrap();
+    let name = "/model.layers.0/self_attn/q/Reshape_shape_output_0";
+    let k = g.node.iter().position(|n| n.output[0] == name).unwrap();
+    g.node.remove(k);
+    let mut t = TensorProto::new();
+    t.name = Some(name.into());
+    t.data_type = Some(7); // int64
+    t.dims = vec![4];
+    t.data_location = Some(EnumOrUnknown::new(DataLocation::EXTERNAL));
+    for (key, value) in [("location", "shape.bin"), ("offset", "0"), ("length", "32")] {
+        let mut e = StringStringEntryProto::new();
+        e.key = Some(key.into());
+        e.value = Some(value.into());
+        t.external_data.push(e);
+    }
+    g.initializer.push(t);
+    std::fs::write(&path, m.write_to_bytes().unwrap()).unwrap();
+    let out = common::run_cli(&["estimate", &path, "--dim", "batch=1", "--dim", "seq=8"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "1 non-float initializer(s) have no data ('{name}')"
+        )),
+        "{err}"
+    );
+}

@@ -407,7 +407,29 @@ pub fn run(a: &EstimateArgs, progress: &dyn Fn(&str)) -> Result<Estimate> {
         params_from_inputs: &a.params_from_inputs,
         device,
     };
-    estimate(&base, &a.model, absent.len(), &opts, progress)
+    let non_float: Vec<String> = absent
+        .iter()
+        .filter(|n| {
+            let by_name = base.graph.initializers.iter().map(|&i| base.graph.value(i));
+            by_name
+                .filter(|v| &v.name == *n)
+                .any(|v| v.dtype.is_some_and(|d| !d.is_float()))
+        })
+        .map(|n| format!("'{n}'"))
+        .collect();
+    estimate(&base, &a.model, absent.len(), &opts, progress).map_err(|e| match e {
+        // Shapes computed from an integer tensor without data are unknown: say which.
+        Error::Model { .. } | Error::Training { .. } if !non_float.is_empty() => {
+            Error::Usage(format!(
+                "{e} (note: {} non-float initializer(s) have no data ({}{}): shapes computed \
+                 from them are unknown; keep them in the model file)",
+                non_float.len(),
+                non_float[..non_float.len().min(5)].join(", "),
+                if non_float.len() > 5 { ", ..." } else { "" }
+            ))
+        }
+        e => e,
+    })
 }
 
 /// The command: estimate, write the chart, print the table or JSON.

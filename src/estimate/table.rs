@@ -85,7 +85,12 @@ pub fn text(e: &Estimate) -> String {
     let mut missed = false;
     for p in &e.points {
         let dims: Vec<String> = p.dims.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let _ = writeln!(s, "\n{}", dims.join(" "));
+        let dims = if dims.is_empty() {
+            "static shapes".to_string()
+        } else {
+            dims.join(" ")
+        };
+        let _ = writeln!(s, "\n{dims}");
         let _ = writeln!(
             s,
             "  {:<10} {:>11} {:>11} {:>11} {:>12} {:>11} {:>11} {:>10}",
