@@ -53,6 +53,10 @@ pub enum Command {
     /// Plan every combination of symbolic dims (--dim batch=1,2,4 --dim seq=128,256) under one
     /// budget: recompute cost per configuration as a heatmap (CSV with -o).
     Sweep(SweepArgs),
+    /// Estimate a training step's memory by category (parameters, gradients, optimizer
+    /// state, activations) per sequence length and plan (none, selective, full, --budget),
+    /// structure only: weights may be absent (docs/estimate.md).
+    Estimate(crate::estimate::EstimateArgs),
 }
 
 #[derive(Args, Debug)]

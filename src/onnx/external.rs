@@ -112,6 +112,29 @@ pub(crate) fn external_len(
     needed_bytes(model_path, tensor, ext, expected, available)
 }
 
+/// Structure-only loading: whether an external tensor's data is absent (its file does not
+/// exist, or is shorter than the tensor). A location leaving the folder, or a file that
+/// exists but cannot be opened as a regular file, is still an error.
+pub(crate) fn external_absent(
+    model_path: &Path,
+    base_dir: &Path,
+    tensor: &str,
+    ext: &ExternalRef,
+    expected: Option<u64>,
+) -> Result<bool, OnnxError> {
+    check_external_location(model_path, tensor, &ext.location)?;
+    if let Err(BeneathError::Io(e)) = open_beneath(base_dir, Path::new(&ext.location)) {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            return Ok(true);
+        }
+    }
+    match external_len(model_path, base_dir, tensor, ext, expected) {
+        Ok(_) => Ok(false),
+        Err(OnnxError::ExternalShort { .. }) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
 /// Opens an external tensor's bytes as a reader limited to its length: the file is opened
 /// once and only that handle is read.
 pub(crate) fn open_external(

@@ -16,6 +16,11 @@ use std::sync::Arc;
 pub(crate) struct Importer<'a> {
     pub path: &'a Path,
     pub base_dir: &'a Path,
+    /// Structure-only loading (`onnx-ac estimate`, [`super::load_structure_only`]): an
+    /// initializer whose external file is absent or too short, or that holds no data at all,
+    /// is kept as shape and dtype (its name recorded here) instead of refused. `None`
+    /// everywhere else: missing weights are an error.
+    pub absent: Option<&'a std::cell::RefCell<Vec<String>>>,
 }
 
 fn kv(entries: &[proto::StringStringEntryProto]) -> Vec<(String, String)> {
@@ -387,8 +392,33 @@ impl Importer<'_> {
                     )));
                 }
             }
-            external_len(self.path, self.base_dir, t.name(), &ext, expected)?;
+            match self.absent {
+                Some(absent) => {
+                    if super::external::external_absent(
+                        self.path,
+                        self.base_dir,
+                        t.name(),
+                        &ext,
+                        expected,
+                    )? {
+                        absent.borrow_mut().push(t.name().to_string());
+                    }
+                }
+                None => {
+                    external_len(self.path, self.base_dir, t.name(), &ext, expected)?;
+                }
+            }
             TensorData::External(ext)
+        } else if let (Some(absent), true) = (self.absent, has_no_data(t, numel)) {
+            // Structure only: a placeholder that names no file; nothing reads it.
+            absent.borrow_mut().push(t.name().to_string());
+            TensorData::External(ExternalRef {
+                location: String::new(),
+                offset: 0,
+                length: None,
+                checksum: None,
+                extra: Vec::new(),
+            })
         } else if dtype == DType::String {
             TensorData::Strings(t.string_data.clone())
         } else {
@@ -459,6 +489,18 @@ fn relabel(e: OnnxError, label: String) -> OnnxError {
         },
         other => other,
     }
+}
+
+/// A tensor of `numel` > 0 elements with no data in any field (a structure-only export).
+fn has_no_data(t: &proto::TensorProto, numel: u64) -> bool {
+    numel > 0
+        && t.raw_data.as_ref().is_none_or(|r| r.is_empty())
+        && t.float_data.is_empty()
+        && t.double_data.is_empty()
+        && t.int32_data.is_empty()
+        && t.int64_data.is_empty()
+        && t.uint64_data.is_empty()
+        && t.string_data.is_empty()
 }
 
 /// Packs whichever typed field holds the data into little-endian bytes.

@@ -28,6 +28,24 @@ pub const MAX_IR_VERSION: i64 = 13;
 /// must be a regular file of at most [`crate::safefs::MODEL_LIMIT_BYTES`].
 /// The graph is checked (every input defined, no cycle) and put in topological order.
 pub fn load(path: &Path) -> Result<Model, OnnxError> {
+    load_with(path, None)
+}
+
+/// [`load`] for `onnx-ac estimate`, which needs only shapes and dtypes: an initializer whose
+/// external data file is absent or shorter than the tensor, or that holds no data at all, is
+/// loaded as shape and dtype only (its data a placeholder nothing reads). Returns the model
+/// and the names of those initializers. Locations leaving the model's folder are refused as
+/// by [`load`].
+pub fn load_structure_only(path: &Path) -> Result<(Model, Vec<String>), OnnxError> {
+    let absent = std::cell::RefCell::new(Vec::new());
+    let model = load_with(path, Some(&absent))?;
+    Ok((model, absent.into_inner()))
+}
+
+fn load_with(
+    path: &Path,
+    absent: Option<&std::cell::RefCell<Vec<String>>>,
+) -> Result<Model, OnnxError> {
     let bytes =
         crate::safefs::read_input(path, crate::safefs::MODEL_LIMIT_BYTES).map_err(|source| {
             OnnxError::Read {
@@ -44,6 +62,7 @@ pub fn load(path: &Path) -> Result<Model, OnnxError> {
     let importer = import::Importer {
         path,
         base_dir: &base_dir,
+        absent,
     };
     let mut model = importer.model(proto)?;
     check_supported(&model, path)?;

@@ -19,6 +19,7 @@ pub fn load_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, OnnxError> {
     let importer = Importer {
         path,
         base_dir: dir,
+        absent: None,
     };
     g.initializer
         .iter()
