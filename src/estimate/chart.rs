@@ -57,7 +57,8 @@ pub fn svg(e: &Estimate) -> String {
     let bars = e.points.first().map_or(0, |p| p.plans.len()).max(1);
     let group_w = bars as f64 * BAR + (bars - 1) as f64 * BAR_GAP;
     let groups = e.points.len().max(1);
-    let width = (LEFT + groups as f64 * (group_w + GROUP_GAP) + 24.0).max(640.0);
+    // At least as wide as the legend (its last entry ends near x = 690).
+    let width = (LEFT + groups as f64 * (group_w + GROUP_GAP) + 24.0).max(720.0);
     let height = TOP + PLOT_H + BOTTOM;
     let top_value = e
         .points
