@@ -127,6 +127,9 @@ pub struct TradeoffArgs {
     /// Write the curve as CSV here.
     #[arg(short = 'o', long = "output-file", value_name = "CSV")]
     pub out: Option<PathBuf>,
+    /// Write the curve as an SVG image here.
+    #[arg(long, value_name = "SVG")]
+    pub chart: Option<PathBuf>,
     /// Print the curve as JSON (docs/cli.md) instead of a table.
     #[arg(long)]
     pub json: bool,

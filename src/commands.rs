@@ -554,7 +554,9 @@ pub fn tradeoff(a: &crate::cli::TradeoffArgs) -> Result<()> {
     let model_path = &a.model.model;
     let stage = crate::console::Stage::start(&format!("loading {}", model_path.display()));
     let m = load(&a.model)?;
-    let outputs: Vec<(&'static str, PathBuf)> = a.out.iter().map(|p| ("-o", p.clone())).collect();
+    let mut outputs: Vec<(&'static str, PathBuf)> =
+        a.out.iter().map(|p| ("-o", p.clone())).collect();
+    outputs.extend(a.chart.iter().map(|p| ("--chart", p.clone())));
     let mut inputs = model_inputs(&m, model_path);
     inputs.extend(a.profile.iter().map(|p| ("--profile", p.clone())));
     check_outputs(&outputs, &inputs)?;
@@ -605,11 +607,14 @@ pub fn tradeoff(a: &crate::cli::TradeoffArgs) -> Result<()> {
     let curve =
         crate::tradeoff::tradeoff(&tm, &info, &cost_fn, &costs.description, &opts, &progress)?;
     drop(stage);
+    let mut staging = crate::output::Staging::new();
     if let Some(path) = &a.out {
-        let mut staging = crate::output::Staging::new();
         staging.write(path, curve.to_csv().as_bytes())?;
-        staging.commit()?;
     }
+    if let Some(path) = &a.chart {
+        staging.write(path, curve.to_svg().as_bytes())?;
+    }
+    staging.commit()?;
     if a.json {
         let text =
             serde_json::to_string_pretty(&curve).map_err(|e| Error::Internal(e.to_string()))?;

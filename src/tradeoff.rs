@@ -222,6 +222,182 @@ impl Tradeoff {
     }
 }
 
+/// "Nice" axis ticks from 0 to at least `max`: steps of 1, 2 or 5 times a power of ten.
+fn ticks(max: f64) -> Vec<f64> {
+    let max = if max > 0.0 { max } else { 1.0 };
+    let raw = max / 5.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| max / s <= 6.0)
+        .unwrap_or(10.0 * mag);
+    let n = (max / step).ceil() as usize;
+    (0..=n).map(|k| k as f64 * step).collect()
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+impl Tradeoff {
+    /// The curve as a self-contained SVG: simulated peak (x) against the recomputation's time
+    /// (y, the cost model's), the planner's points joined in budget order, the Pareto front
+    /// drawn as a step line, the references as labelled markers.
+    pub fn to_svg(&self) -> String {
+        let scale = crate::size::ByteScale::for_largest(self.plain_peak_bytes);
+        let unit_bytes = match scale.unit() {
+            "B" => 1.0,
+            "KiB" => 1024.0,
+            "MiB" => 1024.0 * 1024.0,
+            "GiB" => 1024.0 * 1024.0 * 1024.0,
+            _ => 1024f64.powi(4),
+        };
+        let (w, h, left, right, top, bottom) = (720.0, 440.0, 80.0, 150.0, 56.0, 60.0);
+        let (pw, ph) = (w - left - right, h - top - bottom);
+        let xmax_v =
+            self.points.iter().map(|p| p.peak_bytes).max().unwrap_or(1) as f64 / unit_bytes;
+        let ymax_v = self
+            .points
+            .iter()
+            .map(|p| p.recompute_time_s * 1e3)
+            .fold(0.0, f64::max);
+        let (xt, yt) = (ticks(xmax_v), ticks(ymax_v));
+        let (xmax, ymax) = (*xt.last().unwrap_or(&1.0), *yt.last().unwrap_or(&1.0));
+        let px = |b: u64| left + (b as f64 / unit_bytes) / xmax * pw;
+        let py = |t: f64| top + ph - (t * 1e3) / ymax * ph;
+        let mut s = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n<text x=\"10\" y=\"22\" font-size=\"15\" font-weight=\"bold\">Trade-off: recomputation against peak ({})</text>\n<text x=\"10\" y=\"40\" fill=\"#555555\">{}</text>\n",
+            xml_escape(&self.planner),
+            xml_escape(&self.cost_model)
+        );
+        for &t in &xt {
+            let x = left + t / xmax * pw;
+            s.push_str(&format!(
+                "<line x1=\"{x:.1}\" y1=\"{top}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#eeeeee\"/><text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
+                top + ph,
+                top + ph + 16.0,
+                fmt_tick(t)
+            ));
+        }
+        for &t in &yt {
+            let y = top + ph - t / ymax * ph;
+            s.push_str(&format!(
+                "<line x1=\"{left}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#eeeeee\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
+                left + pw,
+                left - 6.0,
+                y + 4.0,
+                fmt_tick(t)
+            ));
+        }
+        s.push_str(&format!(
+            "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#333333\"/><line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"#333333\"/>\n<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">simulated peak ({})</text>\n<text transform=\"translate(18 {}) rotate(-90)\" text-anchor=\"middle\">recompute time (ms, cost model)</text>\n",
+            top + ph,
+            left + pw,
+            top + ph,
+            top + ph,
+            left + pw / 2.0,
+            h - 18.0,
+            scale.unit(),
+            top + ph / 2.0
+        ));
+        // The front as a step line (by peak: the cost holds until the next point).
+        let front = self.front();
+        if front.len() > 1 {
+            let mut d = format!(
+                "M{:.1},{:.1}",
+                px(front[0].peak_bytes),
+                py(front[0].recompute_time_s)
+            );
+            for p in &front[1..] {
+                d.push_str(&format!(
+                    " H{:.1} V{:.1}",
+                    px(p.peak_bytes),
+                    py(p.recompute_time_s)
+                ));
+            }
+            s.push_str(&format!(
+                "<path d=\"{d}\" fill=\"none\" stroke=\"#9ecae1\" stroke-width=\"6\" stroke-opacity=\"0.6\"/>\n"
+            ));
+        }
+        let own: Vec<&Point> = self
+            .points
+            .iter()
+            .filter(|p| p.source == self.planner)
+            .collect();
+        if own.len() > 1 {
+            let pts: Vec<String> = own
+                .iter()
+                .map(|p| format!("{:.1},{:.1}", px(p.peak_bytes), py(p.recompute_time_s)))
+                .collect();
+            s.push_str(&format!(
+                "<polyline points=\"{}\" fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\"/>\n",
+                pts.join(" ")
+            ));
+        }
+        for p in &own {
+            s.push_str(&format!(
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"#1f77b4\"><title>{}: peak {}, {:.2} ms</title></circle>\n",
+                px(p.peak_bytes),
+                py(p.recompute_time_s),
+                xml_escape(&p.source),
+                scale.format(p.peak_bytes),
+                p.recompute_time_s * 1e3
+            ));
+        }
+        // References: a marker each, named in the legend on the right (labels beside the
+        // markers would overlap where the points crowd).
+        let colors = ["#2ca02c", "#ff7f0e", "#d62728", "#9467bd"];
+        let refs: Vec<&Point> = self
+            .points
+            .iter()
+            .filter(|p| p.source != self.planner)
+            .collect();
+        let lx = left + pw + 16.0;
+        s.push_str(&format!(
+            "<circle cx=\"{lx}\" cy=\"{top}\" r=\"4\" fill=\"#1f77b4\"/><text x=\"{}\" y=\"{}\">{} (curve)</text>\n<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"6\" fill=\"#9ecae1\"/><text x=\"{}\" y=\"{}\">Pareto front</text>\n",
+            lx + 10.0,
+            top + 4.0,
+            xml_escape(&self.planner),
+            lx - 6.0,
+            top + 15.0,
+            lx + 10.0,
+            top + 22.0
+        ));
+        for (k, p) in refs.iter().enumerate() {
+            let c = colors[k % colors.len()];
+            let (x, y) = (px(p.peak_bytes), py(p.recompute_time_s));
+            s.push_str(&format!(
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"9\" height=\"9\" fill=\"{c}\"><title>{}: peak {}, {:.2} ms</title></rect>\n<rect x=\"{}\" y=\"{}\" width=\"9\" height=\"9\" fill=\"{c}\"/><text x=\"{}\" y=\"{}\">{}</text>\n",
+                x - 4.5,
+                y - 4.5,
+                xml_escape(&p.source),
+                scale.format(p.peak_bytes),
+                p.recompute_time_s * 1e3,
+                lx - 4.5,
+                top + 36.0 + k as f64 * 18.0,
+                lx + 10.0,
+                top + 44.0 + k as f64 * 18.0,
+                xml_escape(&p.source)
+            ));
+        }
+        s.push_str("</svg>\n");
+        s
+    }
+}
+
+fn fmt_tick(t: f64) -> String {
+    if t == t.trunc() {
+        format!("{t:.0}")
+    } else if (t * 10.0) == (t * 10.0).trunc() {
+        format!("{t:.1}")
+    } else {
+        format!("{t:.2}")
+    }
+}
+
 /// One plan, as the main command makes it (best effort: a point that misses its budget is
 /// still a point, marked).
 fn point(
