@@ -10,6 +10,7 @@ pub mod console;
 pub mod cost;
 pub mod costs;
 pub mod error;
+pub mod html_report;
 pub mod inspect;
 pub mod onnx;
 pub mod output;
