@@ -468,12 +468,18 @@ pub fn peak_bars(
             );
             acc += v;
         }
+        // The total right of the bar, or right of the budget line when it would cross it.
+        let text = format(acc);
+        let mut tx = x(acc) + 6.0;
+        let tw = text.chars().count() as f64 * FONT * CHAR_WIDTH;
+        let bx = x(budget);
+        if tx - 4.0 <= bx && bx <= tx + tw + 4.0 {
+            tx = bx + 6.0;
+        }
         let _ = write!(
             s,
-            r#"<text class="bar-total" x="{:.1}" y="{:.1}">{}</text>"#,
-            x(acc) + 6.0,
+            r#"<text class="bar-total" x="{tx:.1}" y="{:.1}">{text}</text>"#,
             top + H / 2.0 + 4.0,
-            format(acc)
         );
     }
     let bx = x(budget);
