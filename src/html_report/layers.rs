@@ -160,6 +160,12 @@ pub struct Folded {
     pub outside: Vec<Decision>,
 }
 
+/// A layer's pattern: (key, decision, bytes) per row.
+type Pattern = Vec<(String, &'static str, u64)>;
+
+/// A run being folded: first and last layer index, their pattern, their rows.
+type Pending = (u64, u64, Pattern, Vec<usize>);
+
 /// Folds `rows` (decisions of the training graph `g`, in creation order).
 pub fn fold(rows: &[Decision], g: &Graph) -> Folded {
     let places = places(rows, g);
@@ -182,7 +188,7 @@ pub fn fold(rows: &[Decision], g: &Graph) -> Folded {
     let mut runs: Vec<(usize, LayerRun)> = Vec::new();
     for (prefix, layers) in &stacks {
         let label = prefix.rsplit('/').next().unwrap_or(prefix).to_string();
-        let pattern_of = |ks: &[usize]| -> Vec<(String, &'static str, u64)> {
+        let pattern_of = |ks: &[usize]| -> Pattern {
             ks.iter()
                 .map(|&k| {
                     let p = places[k].as_ref().expect("placed");
@@ -194,8 +200,8 @@ pub fn fold(rows: &[Decision], g: &Graph) -> Folded {
                 })
                 .collect()
         };
-        let mut current: Option<(u64, u64, Vec<(String, &'static str, u64)>, Vec<usize>)> = None;
-        let mut flush = |c: (u64, u64, Vec<(String, &'static str, u64)>, Vec<usize>)| {
+        let mut current: Option<Pending> = None;
+        let mut flush = |c: Pending| {
             let (first, last, pattern, ks) = c;
             let n = (last - first + 1) as f64;
             let per = pattern.len();
