@@ -290,7 +290,8 @@ fn section_timeline(
     let _ = writeln!(
         h,
         "<p class=\"note\">Bytes live at each step of ONNX Runtime's execution order (one step per kernel it runs), \
-         stacked by what holds them; the same scale for both charts. {}</p>",
+         stacked by what holds them, as the simulator replays the step (ONNX Runtime reports no per-step trace: \
+         <code>--verify</code> measures the peak alone); the same scale for both charts. {}</p>",
         if before.columns.len().max(after.columns.len()) > MAX_COLUMNS {
             format!("Each column shows the highest of about {} consecutive steps.", before.columns.len().max(after.columns.len()).div_ceil(MAX_COLUMNS))
         } else {
@@ -325,7 +326,7 @@ fn section_timeline(
         let (svg, _) = svg::area_chart(&chart);
         let _ = writeln!(
             h,
-            "<figure><figcaption>{} &mdash; peak {} at step {} of {}</figcaption>\n{svg}\n</figure>",
+            "<figure><figcaption>{} &mdash; simulated peak {} at step {} of {}</figcaption>\n{svg}\n</figure>",
             escape(title),
             fmt(total(&t.peak)),
             t.peak_step,

@@ -2,7 +2,7 @@
 //! the simulator's run ([`simulate::held_buffers`]) replayed with each buffer classified by the
 //! value it holds.
 
-use crate::plan::simulate::{self, HeldBuffers, SimOptions, Simulation};
+use crate::plan::simulate::{self, HeldBuffers, HeldChange, SimOptions, Simulation};
 use onnx_ac_passes::autodiff::TrainingInfo;
 use onnx_ac_passes::ir::{Graph, NodeId, ValueId};
 use onnx_ac_passes::recompute::is_view;
@@ -257,66 +257,93 @@ struct Replay {
     peak_step: usize,
     peak: Bytes,
     /// Buffers held at the peak moment: buffer → (bytes, holder, category).
-    held_at_peak: BTreeMap<usize, (u64, Option<ValueId>, Category)>,
+    held_at_peak: Buffers,
     scratch_at_peak: u64,
 }
 
+/// The run's buffers: buffer → (bytes, holder, category).
+type Buffers = BTreeMap<usize, (u64, Option<ValueId>, Category)>;
+
+/// Applies step `s`'s allocations and new holders from `log[*li..]`.
+fn allocate(
+    log: &[HeldChange],
+    li: &mut usize,
+    s: usize,
+    classes: &Classes,
+    buffers: &mut Buffers,
+    sums: &mut Bytes,
+) {
+    while *li < log.len() && log[*li].step == s && log[*li].bytes >= 0 {
+        let c = &log[*li];
+        match buffers.get_mut(&c.buffer) {
+            Some(slot) if c.bytes == 0 => {
+                let cat = classes.rewritten(slot.2, c.value);
+                sums[slot.2.index()] -= slot.0;
+                sums[cat.index()] += slot.0;
+                slot.1 = c.value;
+                slot.2 = cat;
+            }
+            Some(_) => {}
+            None if c.bytes > 0 => {
+                let cat = classes.of(c.value);
+                sums[cat.index()] += c.bytes as u64;
+                buffers.insert(c.buffer, (c.bytes as u64, c.value, cat));
+            }
+            None => {}
+        }
+        *li += 1;
+    }
+}
+
+/// Applies step `s`'s releases from `log[*li..]`.
+fn release(log: &[HeldChange], li: &mut usize, s: usize, buffers: &mut Buffers, sums: &mut Bytes) {
+    while *li < log.len() && log[*li].step == s {
+        let c = &log[*li];
+        if c.bytes < 0 {
+            if let Some(slot) = buffers.remove(&c.buffer) {
+                sums[slot.2.index()] -= slot.0;
+            }
+        }
+        *li += 1;
+    }
+}
+
 /// Replays the run: per step, its allocations and new holders, its scratch (the step's
-/// highest point), then its releases, as the simulator counts them.
+/// highest point), then its releases, as the simulator counts them. A second replay stops at
+/// the peak for what is held there (copying the buffers at every new high would be quadratic
+/// on a rising forward).
 fn replay(held: &HeldBuffers, classes: &Classes, persistent: Bytes) -> Replay {
-    let mut buffers: BTreeMap<usize, (u64, Option<ValueId>, Category)> = BTreeMap::new();
+    let log = &held.log;
+    let mut buffers = Buffers::new();
     let mut sums = persistent;
     let mut columns = Vec::with_capacity(held.steps.len());
     let mut best: Option<(u64, usize)> = None; // (total, step)
-    let mut peak_state = (BTreeMap::new(), 0u64, persistent);
-    let log = &held.log;
     let mut li = 0;
     for (s, &(_, scratch)) in held.steps.iter().enumerate() {
-        while li < log.len() && log[li].step == s && log[li].bytes >= 0 {
-            let c = &log[li];
-            match buffers.get_mut(&c.buffer) {
-                Some(slot) if c.bytes == 0 => {
-                    let cat = classes.rewritten(slot.2, c.value);
-                    sums[slot.2.index()] -= slot.0;
-                    sums[cat.index()] += slot.0;
-                    slot.1 = c.value;
-                    slot.2 = cat;
-                }
-                Some(_) => {}
-                None if c.bytes > 0 => {
-                    let cat = classes.of(c.value);
-                    sums[cat.index()] += c.bytes as u64;
-                    buffers.insert(c.buffer, (c.bytes as u64, c.value, cat));
-                }
-                None => {}
-            }
-            li += 1;
-        }
+        allocate(log, &mut li, s, classes, &mut buffers, &mut sums);
         let mut moment = sums;
         moment[Category::Other.index()] += scratch;
         let t = total(&moment);
         columns.push(moment);
         if best.is_none_or(|b| t > b.0) {
             best = Some((t, s));
-            peak_state = (buffers.clone(), scratch, moment);
         }
-        while li < log.len() && log[li].step == s {
-            let c = &log[li];
-            if c.bytes < 0 {
-                if let Some(slot) = buffers.remove(&c.buffer) {
-                    sums[slot.2.index()] -= slot.0;
-                }
-            }
-            li += 1;
+        release(log, &mut li, s, &mut buffers, &mut sums);
+    }
+    let peak_step = best.map_or(0, |b| b.1);
+    let (mut buffers, mut sums, mut li) = (Buffers::new(), persistent, 0);
+    for s in 0..held.steps.len().min(peak_step + 1) {
+        allocate(log, &mut li, s, classes, &mut buffers, &mut sums);
+        if s < peak_step {
+            release(log, &mut li, s, &mut buffers, &mut sums);
         }
     }
-    let (held_at_peak, scratch_at_peak, peak) = peak_state;
     Replay {
+        peak: columns.get(peak_step).copied().unwrap_or(persistent),
         columns,
-        peak_step: best.map_or(0, |b| b.1),
-        peak,
-        held_at_peak,
-        scratch_at_peak,
+        peak_step,
+        held_at_peak: buffers,
+        scratch_at_peak: held.steps.get(peak_step).map_or(0, |s| s.1),
     }
 }
 
