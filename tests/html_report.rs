@@ -133,12 +133,20 @@ fn report_structure_and_determinism() {
 }
 
 /// The per-category timeline is the simulator's: per step the categories add up to what the
-/// simulator holds at that position, and its peak is the simulated peak; labels never overlap.
+/// simulator holds at that position, and its peak is the simulated peak; labels overlap neither
+/// each other nor the peak marker or the budget line, at budgets below, at and above the peak.
 #[test]
 fn timeline_matches_the_simulator_and_labels_do_not_overlap() {
-    let (tm, info) = common::training("gpt2_deep.ts17", &[]);
+    // The demo's transformer, and the CNN (NCHWc layout copies, kernel scratch).
+    for (stem, act) in [("gpt2_deep.ts17", 30.0), ("cnn.ts17", 70.0)] {
+        check_timeline(stem, act);
+    }
+}
+
+fn check_timeline(stem: &str, act: f64) {
+    let (tm, info) = common::training(stem, &[]);
     let opts = PlanOptions {
-        budget: Budget::ActivationPercent(30.0),
+        budget: Budget::ActivationPercent(act),
         source: PlanSource::Planner("ac".into()),
         best_effort: false,
         rewrite: RewriteOptions::defended(true),
@@ -170,7 +178,13 @@ fn timeline_matches_the_simulator_and_labels_do_not_overlap() {
         // above, at and below the peak.
         let cols = trace::downsample(&t.columns, 900);
         let fmt = |b: u64| format!("{:.2} MiB", b as f64 / (1u64 << 20) as f64);
-        for budget in [t.sim.peak_bytes / 2, t.sim.peak_bytes, t.sim.peak_bytes + 1] {
+        for budget in [
+            t.sim.peak_bytes / 2,
+            t.sim.peak_bytes * 99 / 100,
+            t.sim.peak_bytes,
+            t.sim.peak_bytes * 101 / 100,
+            t.sim.peak_bytes * 107 / 100,
+        ] {
             let chart = svg::AreaChart {
                 id: "c",
                 title: "t",
@@ -189,13 +203,14 @@ fn timeline_matches_the_simulator_and_labels_do_not_overlap() {
                 format: &fmt,
                 optimizer: false,
             };
-            let (_, boxes) = svg::area_chart(&chart);
+            let (_, boxes, obstacles) = svg::area_chart(&chart);
             assert_eq!(boxes.len(), 4, "peak, budget, forward, backward");
+            assert_eq!(obstacles.len(), 2, "marker, budget line");
             for (i, a) in boxes.iter().enumerate() {
-                for b in &boxes[i + 1..] {
+                for b in boxes[i + 1..].iter().chain(&obstacles) {
                     assert!(
                         !a.overlaps(b),
-                        "labels overlap at budget {budget}: {boxes:?}"
+                        "a label overlaps at budget {budget}: {a:?} {b:?}"
                     );
                 }
             }

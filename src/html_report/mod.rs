@@ -323,7 +323,7 @@ fn section_timeline(
             format: fmt,
             optimizer,
         };
-        let (svg, _) = svg::area_chart(&chart);
+        let (svg, _, _) = svg::area_chart(&chart);
         let _ = writeln!(
             h,
             "<figure><figcaption>{} &mdash; simulated peak {} at step {} of {}</figcaption>\n{svg}\n</figure>",
@@ -686,7 +686,7 @@ svg .grid{stroke:#e6e6e6;stroke-width:1}svg .axis{stroke:#555;stroke-width:1}svg
 svg .budget{stroke:#d00000;stroke-width:2;stroke-dasharray:7 4}svg .budget-label{fill:#b00000;font-weight:600}\
 svg .boundary{stroke:#333;stroke-width:1;stroke-dasharray:3 3}svg .phase-label{fill:#333;font-style:italic}\
 svg .peak{fill:#fff;stroke:#000;stroke-width:2.5}svg .peak-drop{stroke:#000;stroke-width:1;stroke-dasharray:2 2}svg .peak-label{font-weight:700}\
-svg .bar-total{font-weight:600}\
+svg .bar-total{font-weight:600}svg .peak-label,svg .budget-label,svg .phase-label{paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}\
 .legend{list-style:none;padding:0;margin:6px 0;display:flex;flex-wrap:wrap;gap:4px 18px}.legend li{display:flex;align-items:center}\
 .swatch{display:inline-block;width:12px;height:12px;margin-right:6px;border:1px solid #0003;vertical-align:-1px}\
 .swatch.line{height:0;border:0;border-top:2px dashed #d00000;width:18px}.swatch.dot{border-radius:50%;border:2px solid #000;background:#fff;width:9px;height:9px}\

@@ -236,8 +236,9 @@ fn area_path(
     d
 }
 
-/// The chart as an `<svg>` element, and the boxes of its placed labels.
-pub fn area_chart(c: &AreaChart) -> (String, Vec<Rect>) {
+/// The chart as an `<svg>` element, the boxes of its placed labels, and the obstacles they
+/// avoid (the peak marker, the budget line).
+pub fn area_chart(c: &AreaChart) -> (String, Vec<Rect>, Vec<Rect>) {
     let (pw, ph) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
     let n = c.positions.max(1) as f64;
     let y_max = c.unit.v(c.y_max).max(f64::MIN_POSITIVE);
@@ -355,13 +356,21 @@ pub fn area_chart(c: &AreaChart) -> (String, Vec<Rect>) {
         r#"<line class="peak-drop" x1="{px:.1}" x2="{px:.1}" y1="{py:.1}" y2="{:.1}"/><circle class="peak" cx="{px:.1}" cy="{py:.1}" r="5"/>"#,
         TOP + ph
     );
-    // The marker is an obstacle for every label.
+    // The marker and the budget line are obstacles for every label: no text is drawn across
+    // them. (Labels may cross the thin dotted phase boundary: they have a white halo.)
     labels.placed.push(Rect {
         x: px - 6.0,
         y: py - 6.0,
         w: 12.0,
         h: 12.0,
     });
+    labels.placed.push(Rect {
+        x: LEFT,
+        y: by - 1.0,
+        w: pw,
+        h: 2.0,
+    });
+    let obstacles = labels.placed.len();
     let peak_text = format!(
         "peak {} at step {} ({})",
         (c.format)(c.peak_bytes),
@@ -410,7 +419,8 @@ pub fn area_chart(c: &AreaChart) -> (String, Vec<Rect>) {
     }
     s.push_str(&labels.svg);
     s.push_str("</svg>");
-    (s, labels.placed.split_off(1))
+    let placed = labels.placed.split_off(obstacles);
+    (s, placed, labels.placed)
 }
 
 /// Stacked horizontal bars of the bytes live at each peak (before, after), with the budget.

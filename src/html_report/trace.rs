@@ -40,9 +40,11 @@ impl Category {
     /// updated parameters and state rather than gradients).
     pub fn label(self, optimizer: bool) -> &'static str {
         match self {
+            // Initializers: with an optimizer the parameters and state are inputs with
+            // defaults, which ONNX Runtime holds as it holds weights.
+            Category::Weights if optimizer => "parameters, optimizer state, constants",
             Category::Weights => "weights (parameters, constants)",
             Category::Prepacked => "weights ONNX Runtime prepacks",
-            Category::Inputs if optimizer => "graph inputs (batch, parameters, optimizer state)",
             Category::Inputs => "graph inputs (batch, labels)",
             Category::Kept => "activations kept for the backward",
             Category::Recomputed => "recomputed activations",
