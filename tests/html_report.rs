@@ -221,21 +221,24 @@ fn check_timeline(stem: &str, act: f64) {
 // ---------------------------------------------------------------------------------------------
 // Headless Chromium.
 
-/// Waits for `cmd` at most `limit`; its stderr and status.
-fn run_with_timeout(mut cmd: Command, limit: Duration) -> (String, bool) {
+/// Waits for `cmd` at most `limit`; its stdout, stderr and status.
+fn run_with_timeout(mut cmd: Command, limit: Duration) -> (String, String, bool) {
     let mut child = cmd
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect(
         "chromium is not installed: run `bash scripts/setup.sh` (it installs Debian's chromium)",
     );
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut std::io::BufReader::new(stderr), &mut s);
-        s
-    });
+    let read = |r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut std::io::BufReader::new(r), &mut s);
+            s
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().unwrap()));
+    let stderr = read(Box::new(child.stderr.take().unwrap()));
     let start = Instant::now();
     let ok = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -248,12 +251,12 @@ fn run_with_timeout(mut cmd: Command, limit: Duration) -> (String, bool) {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    (reader.join().unwrap(), ok)
+    (stdout.join().unwrap(), stderr.join().unwrap(), ok)
 }
 
-/// Opens `html` in headless Chromium, screenshots it to `png` (1280 × 2000) and returns the
-/// page's console messages.
-fn chromium(html: &Path, png: &Path, profile: &Path) -> Vec<String> {
+/// Headless Chromium on `html` with `extra` flags (a fresh profile in `profile`): its stdout
+/// and the page's console messages.
+fn chromium_run(html: &Path, profile: &Path, extra: &[String]) -> (String, Vec<String>) {
     let mut cmd = Command::new("chromium");
     cmd.args([
         "--headless",
@@ -268,15 +271,67 @@ fn chromium(html: &Path, png: &Path, profile: &Path) -> Vec<String> {
         "--window-size=1280,2000",
     ])
     .arg(format!("--user-data-dir={}", profile.display()))
-    .arg(format!("--screenshot={}", png.display()))
+    .args(extra)
     .arg(format!("file://{}", html.display()));
-    let (stderr, ok) = run_with_timeout(cmd, Duration::from_secs(120));
+    let (stdout, stderr, ok) = run_with_timeout(cmd, Duration::from_secs(120));
     assert!(ok, "chromium failed on {}:\n{stderr}", html.display());
-    stderr
+    let console = stderr
         .lines()
         .filter(|l| l.contains(":CONSOLE"))
         .map(str::to_string)
-        .collect()
+        .collect();
+    (stdout, console)
+}
+
+/// Opens `html` in headless Chromium, screenshots it to `png` (1280 × 2000) and returns the
+/// page's console messages.
+fn chromium(html: &Path, png: &Path, profile: &Path) -> Vec<String> {
+    chromium_run(html, profile, &[format!("--screenshot={}", png.display())]).1
+}
+
+/// What the browser itself lays out: a copy of the page with a script (allowed in the copy
+/// only) that measures every chart label (`getBoundingClientRect`, the fonts Chromium really
+/// uses) and lists those that overlap another label, the peak marker or the budget line, or
+/// stick out of their chart. Read back with `--dump-dom`.
+fn overlaps_in_browser(html: &Path, dir: &Path) -> String {
+    const SCRIPT: &str = r#"<script>
+const out = [];
+const hit = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+for (const svg of document.querySelectorAll('svg.chart')) {
+  const box = svg.getBoundingClientRect();
+  const labels = [...svg.querySelectorAll('text.peak-label, text.budget-label, text.phase-label, text.bar-total')]
+    .map(t => [t.textContent, t.getBoundingClientRect()]);
+  const marks = [...svg.querySelectorAll('circle.peak, line.budget')]
+    .map(m => [m.getAttribute('class'), m.getBoundingClientRect()]);
+  labels.forEach(([a, ra], i) => {
+    if (ra.left < box.left || ra.right > box.right || ra.top < box.top || ra.bottom > box.bottom)
+      out.push(`${svg.id}: "${a}" sticks out of the chart`);
+    labels.slice(i + 1).forEach(([b, rb]) => { if (hit(ra, rb)) out.push(`${svg.id}: "${a}" overlaps "${b}"`); });
+    marks.forEach(([m, rm]) => {
+      // A label names its line: the bars' budget label sits at its line's end.
+      if (hit(ra, rm) && !(m === 'budget' && svg.id === 'peak-bars' && a.startsWith('budget')))
+        out.push(`${svg.id}: "${a}" covers the ${m}`);
+    });
+  });
+}
+const p = document.createElement('pre');
+p.id = 'overlaps';
+// Split so that the script's own text (also in the dumped DOM) does not hold the marker.
+p.textContent = 'OVER' + 'LAPS[' + out.join(' | ') + ']';
+document.body.appendChild(p);
+</script>"#;
+    let text = std::fs::read_to_string(html).unwrap();
+    let csp = "default-src 'none'; style-src 'unsafe-inline'";
+    assert!(text.contains(csp));
+    let probe = text
+        .replace(csp, &format!("{csp}; script-src 'unsafe-inline'"))
+        .replace("</body>", &format!("{SCRIPT}</body>"));
+    let copy = dir.join("probe.html");
+    std::fs::write(&copy, probe).unwrap();
+    let (dom, console) = chromium_run(&copy, &dir.join("probe-profile"), &["--dump-dom".into()]);
+    assert!(console.is_empty(), "{console:?}");
+    let start = dom.find("OVERLAPS[").expect("the probe ran") + "OVERLAPS[".len();
+    dom[start..start + dom[start..].find(']').unwrap()].to_string()
 }
 
 /// RGB pixels of a screenshot.
@@ -336,6 +391,8 @@ fn check_in_browser(html: &Path, name: &str, categories: &[(trace::Category, usi
         );
     }
     assert!(count(&px, [0xd0, 0, 0]) > 200, "{name}: no budget line");
+    let overlaps = overlaps_in_browser(html, tmp.path());
+    assert!(overlaps.is_empty(), "{name}: {overlaps}");
     if let Some(dir) = std::env::var_os("ONNX_AC_SCREENSHOTS") {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::copy(&png, Path::new(&dir).join(format!("{name}.png"))).unwrap();
@@ -343,9 +400,10 @@ fn check_in_browser(html: &Path, name: &str, categories: &[(trace::Category, usi
     }
 }
 
-/// Each report the tests write, in Chromium: the demo's model (planned, simulated) and BERT
+/// Each report the tests write, in Chromium: the demo's model (planned, simulated), BERT
 /// exported by torch.export (layers found from module names) with every layer recomputed and
-/// `--verify` (measured peaks).
+/// `--verify` (measured peaks), and the CNN. Besides the screenshot, the browser's own layout
+/// of every chart label is checked for overlaps ([`overlaps_in_browser`]).
 #[test]
 fn reports_render_in_chromium() {
     use trace::Category::*;
@@ -398,6 +456,28 @@ fn reports_render_in_chromium() {
             (Gradients, 2000),
         ],
     );
+    // The CNN: its peak is near the budget at the end of the step (labels crowd there).
+    let (cnn, _) = report(
+        tmp.path(),
+        "cnn",
+        &[
+            "fixtures/models/cnn.ts17.onnx",
+            "--budget",
+            "70%act",
+            "--cost",
+            "fixed",
+        ],
+    );
+    check_in_browser(
+        &cnn,
+        "cnn",
+        &[
+            (Weights, 5000),
+            (Inputs, 2000),
+            (Kept, 20000),
+            (Other, 20000),
+        ],
+    );
 }
 
 /// The console check can fail: a page with an uncaught error and a fetch its policy blocks.
@@ -429,4 +509,29 @@ fn console_check_catches_errors() {
             .any(|l| l.contains("Content Security Policy")),
         "{console:?}"
     );
+}
+
+/// The browser's overlap probe can fail: two labels drawn on each other, one across the budget
+/// line.
+#[test]
+fn overlap_probe_catches_overlaps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let html = tmp.path().join("overlap.html");
+    std::fs::write(
+        &html,
+        "<!DOCTYPE html><html><head><meta http-equiv=\"Content-Security-Policy\" \
+         content=\"default-src 'none'; style-src 'unsafe-inline'\"></head><body>\
+         <svg id=\"c\" class=\"chart\" viewBox=\"0 0 400 200\" width=\"400\" height=\"200\">\
+         <line class=\"budget\" x1=\"0\" x2=\"400\" y1=\"100\" y2=\"100\" stroke=\"red\"/>\
+         <text class=\"peak-label\" x=\"50\" y=\"50\">peak 31.90 MiB</text>\
+         <text class=\"budget-label\" x=\"60\" y=\"52\">budget 13.82 MiB</text>\
+         <text class=\"phase-label\" x=\"200\" y=\"105\">backward</text></svg></body></html>",
+    )
+    .unwrap();
+    let found = overlaps_in_browser(&html, tmp.path());
+    assert!(
+        found.contains("\"peak 31.90 MiB\" overlaps \"budget 13.82 MiB\""),
+        "{found}"
+    );
+    assert!(found.contains("\"backward\" covers the budget"), "{found}");
 }
