@@ -579,7 +579,7 @@ fn section_details(
         ),
         (
             "budget",
-            format!("{}{} (asked for: <code>{}</code>)", fmt(s.budget_bytes), requested(s), escape(&s.budget_requested)),
+            format!("{} (asked for: <code>{}</code>)", fmt(s.budget_bytes), escape(&s.budget_requested)),
         ),
         ("planning margin", margin),
         (
@@ -618,7 +618,15 @@ fn section_details(
         ),
     ];
     rows.push(("cost model", escape(&s.cost_model)));
-    let t = |x: f64| format!("{:.2} ms", x * 1e3);
+    // One time unit, as the text summary: ms below a one-second step, else s.
+    let ms = s.initial_step_time_s < 1.0;
+    let t = |x: f64| {
+        if ms {
+            format!("{:.2} ms", x * 1e3)
+        } else {
+            format!("{x:.3} s")
+        }
+    };
     rows.push((
         "step time",
         format!(
