@@ -349,6 +349,11 @@ pub struct MainArgs {
     /// measured peak and step time.
     #[arg(long)]
     pub verify: bool,
+    /// Also write a self-contained HTML report here: the summary, live memory over the step
+    /// before and after by category with the budget and the peak, the tensors live at the
+    /// peak, the decisions folded per layer, simulated vs measured peaks (docs/report.md).
+    #[arg(long, value_name = "HTML")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -242,6 +242,7 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
     outputs.extend(a.decisions.iter().map(|p| ("--decisions", p.clone())));
     outputs.extend(a.plan.save_plan.iter().map(|p| ("--save-plan", p.clone())));
     outputs.extend(a.init_state.iter().map(|p| ("--init-state", p.clone())));
+    outputs.extend(a.report.iter().map(|p| ("--report", p.clone())));
     let mut inputs = model_inputs(&m, model_path);
     inputs.extend(a.plan.plan_file.iter().map(|p| ("--plan", p.clone())));
     inputs.extend(a.plan.profile.iter().map(|p| ("--profile", p.clone())));
@@ -346,6 +347,15 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
     }
     if let Some(path) = &a.init_state {
         stage_init_state(&tm, model_path, path, &mut staging)?;
+    }
+    if let Some(path) = &a.report {
+        let html = crate::html_report::render(&crate::html_report::ReportInput {
+            model_path,
+            plain: &tm.graph,
+            info: &info,
+            planned: &planned,
+        });
+        staging.write(path, html.as_bytes())?;
     }
     let mut written = staging.destinations();
     written.sort_by_key(|p| p != out); // the model first, then its external data

@@ -11,6 +11,7 @@ pub mod cost;
 pub mod costs;
 pub mod error;
 pub mod estimate;
+pub mod html_report;
 pub mod inspect;
 pub mod onnx;
 pub mod output;

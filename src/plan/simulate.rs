@@ -2393,6 +2393,8 @@ pub struct AllocEvent {
 struct Run {
     sim: Simulation,
     events: Vec<AllocEvent>,
+    /// With events: the run's buffers step by step, for [`held_buffers`].
+    held: Option<HeldBuffers>,
 }
 
 /// Simulates `order` over `g` under ONNX Runtime's default session options. `info` marks
@@ -2805,7 +2807,23 @@ fn run_view(
     }
     let act = peak.0;
     let baseline = small + prepacked;
+    let held = want_events.then(|| HeldBuffers {
+        steps: steps
+            .iter()
+            .map(|&k| (at_of[k], view.nodes[k].scratch.iter().sum()))
+            .collect(),
+        log: log
+            .iter()
+            .map(|&(s, buffer, bytes, v)| HeldChange {
+                step: s,
+                buffer,
+                bytes,
+                value: vals[v].orig,
+            })
+            .collect(),
+    });
     Run {
+        held,
         sim: Simulation {
             peak_bytes: params + inputs + prepacked + act,
             activation_peak_bytes: act,
@@ -2820,4 +2838,44 @@ fn run_view(
         },
         events,
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What each buffer holds, step by step (for reports: `html_report`).
+
+/// A buffer of the simulated run allocated (+bytes), released (−bytes) or written with a new
+/// value in place (0).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldChange {
+    /// Index into [`HeldBuffers::steps`].
+    pub step: usize,
+    /// The buffer (an index of the simulator's own).
+    pub buffer: usize,
+    pub bytes: i64,
+    /// The value of `g` the buffer now holds (for a layout copy, the value it is a copy of);
+    /// `None` for a value ONNX Runtime's optimizer made.
+    pub value: Option<ValueId>,
+}
+
+/// The simulated run as the steps ONNX Runtime runs and the changes of its buffers: per step,
+/// its allocations and new holders, then its kernel scratch (held during the step only), then
+/// its releases. Replaying it gives [`Simulation::timeline`] and the peak, and at every step
+/// which value holds each buffer.
+#[derive(Clone, Debug, Default)]
+pub struct HeldBuffers {
+    /// Per step run: its position in the order given, and the bytes of its kernel scratch.
+    pub steps: Vec<(usize, u64)>,
+    /// In step order (within a step: allocations and new holders, then releases).
+    pub log: Vec<HeldChange>,
+}
+
+/// [`simulate_with`] and the run's buffers step by step ([`HeldBuffers`]).
+pub fn held_buffers(
+    g: &Graph,
+    order: &[NodeId],
+    info: Option<&TrainingInfo>,
+    opts: &SimOptions,
+) -> (Simulation, HeldBuffers) {
+    let r = run(g, order, info, opts, true);
+    (r.sim, r.held.unwrap_or_default())
 }
