@@ -326,6 +326,32 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
         }
     }
     planned.summary.warnings = planned.summary.peak_warnings();
+    // The report shows `ac`'s trade-off curve beside the plan (`tradeoff.rs`).
+    let curve = match &a.report {
+        Some(_) => {
+            let stage = crate::console::Stage::start("planning the trade-off curve for the report");
+            let progress = |k: usize, n: usize, what: &str| {
+                stage.set_message(&format!(
+                    "planning the trade-off curve for the report: plan {k} of {n} ({what})"
+                ));
+            };
+            let topts = crate::tradeoff::TradeoffOptions {
+                planner: "ac".into(),
+                points: crate::html_report::CURVE_POINTS,
+                references: true,
+                rewrite: opts.rewrite,
+            };
+            Some(crate::tradeoff::tradeoff(
+                &tm,
+                &info,
+                &cost_fn,
+                &costs.description,
+                &topts,
+                &progress,
+            )?)
+        }
+        None => None,
+    };
     let stage = crate::console::Stage::start(&format!("writing {}", out.display()));
     // Every output is staged and all are renamed into place together: a failure on any
     // leaves none of them (nor a temporary) behind.
@@ -354,6 +380,7 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
             plain: &tm.graph,
             info: &info,
             planned: &planned,
+            tradeoff: curve.as_ref(),
         });
         staging.write(path, html.as_bytes())?;
     }

@@ -106,6 +106,13 @@ fn report_structure_and_determinism() {
         assert!(chart.contains(">backward</text>"), "{id}");
         assert!(chart.contains("live memory (MiB)"), "{id}");
     }
+    // The trade-off curve: its chart, the planner's points and the references.
+    let curve = &a[a.find("<svg id=\"chart-tradeoff\"").expect("tradeoff chart")..];
+    let curve = &curve[..curve.find("</svg>").unwrap()];
+    assert!(curve.contains("Pareto front"));
+    for r in ["none", "selective", "full", "mutwo"] {
+        assert!(curve.contains(&format!(">{r}</text>")), "{r} missing from the curve");
+    }
     // Recomputed activations appear only after the rewrite.
     let after = &a[a.find("<svg id=\"chart-after\"").unwrap()..];
     assert!(after.contains("data-category=\"recomputed\""));

@@ -52,7 +52,12 @@ pub struct ReportInput<'a> {
     pub plain: &'a Graph,
     pub info: &'a TrainingInfo,
     pub planned: &'a Planned,
+    /// `ac`'s trade-off curve on the same training graph, when computed.
+    pub tradeoff: Option<&'a crate::tradeoff::Tradeoff>,
 }
+
+/// Budgets on the report's trade-off curve (`tradeoff.rs`; the references come on top).
+pub const CURVE_POINTS: usize = 6;
 
 /// The page.
 pub fn render(input: &ReportInput) -> String {
@@ -102,6 +107,9 @@ pub fn render(input: &ReportInput) -> String {
     section_timeline(&mut h, s, &before, &after, optimizer, &fmt);
     section_at_peak(&mut h, s, &before, &after, optimizer, &fmt);
     section_layers(&mut h, planned, input.plain, &fmt);
+    if let Some(curve) = input.tradeoff {
+        section_tradeoff(&mut h, curve, &fmt);
+    }
     section_details(&mut h, input, &before, &after, &fmt);
     let _ = writeln!(
         h,
@@ -109,6 +117,49 @@ pub fn render(input: &ReportInput) -> String {
         env!("CARGO_PKG_VERSION")
     );
     h
+}
+
+/// The planner's trade-off curve (`onnx-ac tradeoff`): the chart and its points.
+fn section_tradeoff(
+    h: &mut String,
+    curve: &crate::tradeoff::Tradeoff,
+    fmt: &dyn Fn(u64) -> String,
+) {
+    let _ = writeln!(
+        h,
+        "<section id=\"tradeoff\"><h2>Trade-off curve</h2>\n<p>{} plans at budgets evenly spaced from the lowest peak it reaches ({}) to none ({}), and the presets and μ-TWO's lowest-peak plan as points; simulated, recompute time by the cost model. On the Pareto front, a higher peak always costs strictly less recomputation{}.</p>",
+        escape(&curve.planner),
+        fmt(curve.lowest_peak_bytes),
+        fmt(curve.plain_peak_bytes),
+        if curve.planner_monotone {
+            format!("; {}'s own points are monotone", escape(&curve.planner))
+        } else {
+            format!("; {}'s own points are not monotone", escape(&curve.planner))
+        }
+    );
+    h.push_str("<div class=\"chart\">");
+    // Inline SVG needs no namespace (and the page names no URL at all).
+    h.push_str(&curve.to_svg().replacen(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\"",
+        "<svg id=\"chart-tradeoff\"",
+        1,
+    ));
+    h.push_str("</div>\n<table><tr><th>source</th><th>budget</th><th>peak</th><th>kept</th><th>recomputed</th><th>recompute time</th><th>matmul FLOPs</th><th>front</th></tr>\n");
+    for p in &curve.points {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{:.2} ms</td><td>{:.1}%</td><td>{}</td></tr>",
+            escape(&p.source),
+            p.budget_bytes.map(fmt).unwrap_or_else(|| "-".into()),
+            fmt(p.peak_bytes),
+            p.kept_fraction,
+            p.recomputed,
+            p.recompute_time_s * 1e3,
+            p.added_matmul_flops_percent,
+            if p.on_front { "yes" } else { "" }
+        );
+    }
+    h.push_str("</table></section>\n");
 }
 
 /// ` (30%act)` for a relative budget.
