@@ -15,12 +15,13 @@ if ! .venv/bin/python -c 'import onnxruntime, onnx, numpy, sys; sys.exit(0 if on
   .venv/bin/pip install --disable-pip-version-check -q -r scripts/requirements.txt
 fi
 # Headless Chromium renders the HTML reports in tests/html_report.rs (issue #16): Debian's
-# `chromium` package, as Debian ships it. Installed when missing; a failed install stops here.
+# `chromium` package, as Debian ships it, with the DejaVu fonts the charts name (the layout
+# checks measure text). Installed when missing; a failed install stops here.
 if ! command -v chromium >/dev/null 2>&1; then
   echo "setup: installing chromium (Debian package, for tests/html_report.rs)" >&2
   if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
   $SUDO apt-get update -q >&2 || { echo "setup: apt-get update failed; install chromium by hand" >&2; exit 1; }
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends chromium >&2 \
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core >&2 \
     || { echo "setup: installing chromium failed; install Debian's chromium by hand" >&2; exit 1; }
   command -v chromium >/dev/null 2>&1 || { echo "setup: chromium is still missing after apt-get install" >&2; exit 1; }
 fi

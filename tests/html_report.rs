@@ -107,11 +107,16 @@ fn report_structure_and_determinism() {
         assert!(chart.contains("live memory (MiB)"), "{id}");
     }
     // The trade-off curve: its chart, the planner's points and the references.
-    let curve = &a[a.find("<svg id=\"chart-tradeoff\"").expect("tradeoff chart")..];
+    let curve = &a[a
+        .find("<svg id=\"chart-tradeoff\"")
+        .expect("tradeoff chart")..];
     let curve = &curve[..curve.find("</svg>").unwrap()];
     assert!(curve.contains("Pareto front"));
     for r in ["none", "selective", "full", "mutwo"] {
-        assert!(curve.contains(&format!(">{r}</text>")), "{r} missing from the curve");
+        assert!(
+            curve.contains(&format!(">{r}</text>")),
+            "{r} missing from the curve"
+        );
     }
     // Recomputed activations appear only after the rewrite.
     let after = &a[a.find("<svg id=\"chart-after\"").unwrap()..];
@@ -541,4 +546,113 @@ fn overlap_probe_catches_overlaps() {
         "{found}"
     );
     assert!(found.contains("\"backward\" covers the budget"), "{found}");
+}
+
+/// Every `<text>` of the SVG images the other commands write (`tradeoff --chart`, `sweep
+/// --heatmap`, `estimate --chart`), laid out by Chromium: pairs that overlap, and texts that
+/// stick out of the image. The SVG is wrapped in a page with the probe script.
+fn svg_text_overlaps(svg: &Path, dir: &Path) -> String {
+    const SCRIPT: &str = r#"<script>
+const out = [];
+const hit = (a, b) => a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5;
+const svg = document.querySelector('svg');
+const box = svg.getBoundingClientRect();
+// A rotated label's box is the axis-aligned box around it, larger than its glyphs: rotated
+// labels are checked against the image's edges only.
+const rotated = t => /rotate/.test(t.getAttribute('transform') || '');
+const texts = [...svg.querySelectorAll('text')].map(t => [t.textContent, t.getBoundingClientRect(), rotated(t)]);
+texts.forEach(([a, ra, rota], i) => {
+  if (ra.left < box.left || ra.right > box.right || ra.top < box.top || ra.bottom > box.bottom)
+    out.push(`"${a}" sticks out of the image`);
+  texts.slice(i + 1).forEach(([b, rb, rotb]) => { if (!rota && !rotb && hit(ra, rb)) out.push(`"${a}" overlaps "${b}"`); });
+});
+const p = document.createElement('pre');
+p.textContent = 'OVER' + 'LAPS[' + out.join(' | ') + ']';
+document.body.appendChild(p);
+</script>"#;
+    let page = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head><body style=\"margin:0\">{}{SCRIPT}</body></html>",
+        std::fs::read_to_string(svg).unwrap()
+    );
+    let copy = dir.join("svg_probe.html");
+    std::fs::write(&copy, page).unwrap();
+    let (dom, console) = chromium_run(
+        &copy,
+        &dir.join("svg-probe-profile"),
+        &["--dump-dom".into()],
+    );
+    assert!(console.is_empty(), "{console:?}");
+    let start = dom.find("OVERLAPS[").expect("the probe ran") + "OVERLAPS[".len();
+    dom[start..start + dom[start..].find(']').unwrap()].to_string()
+}
+
+/// The SVG images of `tradeoff`, `sweep` and `estimate` in Chromium: no console message, not
+/// blank, no text overlapping another or leaving the image.
+#[test]
+fn svg_charts_render_in_chromium() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |n: &str| tmp.path().join(n);
+    let (curve, heat, bars) = (p("curve.svg"), p("heat.svg"), p("bars.svg"));
+    for args in [
+        vec![
+            "tradeoff",
+            DEEP,
+            "--cost",
+            "fixed",
+            "--points",
+            "5",
+            "--chart",
+            curve.to_str().unwrap(),
+        ],
+        vec![
+            "sweep",
+            "fixtures/models/gpt2_dynamic.ts17.onnx",
+            "--dim",
+            "batch=2,8,32",
+            "--dim",
+            "seq=16,32,64",
+            "--budget",
+            "20MB",
+            "--cost",
+            "fixed",
+            "--heatmap",
+            heat.to_str().unwrap(),
+        ],
+        vec![
+            "estimate",
+            "fixtures/models/gpt2_dynamic.ts17.onnx",
+            "--dim",
+            "batch=2",
+            "--dim",
+            "seq=16,32,64",
+            "--optimizer",
+            "adamw",
+            "--chart",
+            bars.to_str().unwrap(),
+        ],
+    ] {
+        let r = common::run_cli(&args);
+        assert_eq!(
+            r.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+    }
+    for (svg, name) in [(&curve, "tradeoff"), (&heat, "sweep"), (&bars, "estimate")] {
+        let png = tmp.path().join(format!("{name}.png"));
+        let console = chromium(svg, &png, &tmp.path().join(format!("{name}-profile")));
+        assert!(
+            console.is_empty(),
+            "console messages on {name}: {console:?}"
+        );
+        let (_, _, px) = pixels(&png);
+        let inked = px.len() - count(&px, [255, 255, 255]);
+        assert!(
+            inked > px.len() / 200,
+            "{name}: nearly blank ({inked} pixels inked)"
+        );
+        let overlaps = svg_text_overlaps(svg, tmp.path());
+        assert!(overlaps.is_empty(), "{name}: {overlaps}");
+    }
 }
