@@ -637,9 +637,12 @@ pub fn tradeoff(a: &crate::cli::TradeoffArgs) -> Result<()> {
         references: !a.no_references,
         rewrite: RewriteOptions::defended(true),
     };
-    let stage = crate::console::Stage::start("planning the curve");
-    let progress = |k: usize, n: usize, what: &str| {
-        stage.set_message(&format!("planning the curve: plan {k} of {n} ({what})"));
+    let stage = crate::console::Progress::start(
+        "planning the curve",
+        a.points as usize + if a.no_references { 0 } else { 4 },
+    );
+    let progress = |k: usize, _n: usize, what: &str| {
+        stage.set(k - 1, &format!("planning the curve: {what}"));
     };
     let curve =
         crate::tradeoff::tradeoff(&tm, &info, &cost_fn, &costs.description, &opts, &progress)?;
@@ -706,10 +709,8 @@ pub fn sweep(a: &crate::cli::SweepArgs) -> Result<()> {
         let f: crate::sweep::NodeTimeFn = Box::new(move |g, n| c.model.node_time(g, n));
         Ok((f, name))
     };
-    let stage = crate::console::Stage::start(&format!("planning {} configurations", configs.len()));
-    let progress = |k: usize, n: usize| {
-        stage.set_message(&format!("planning configurations: {k} of {n} done"));
-    };
+    let stage = crate::console::Progress::start("planning configurations", configs.len());
+    let progress = |_k: usize, _n: usize| stage.inc();
     let opts = crate::sweep::SweepOptions {
         planner: a.planner.clone(),
         budget: a.budget,

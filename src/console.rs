@@ -56,6 +56,50 @@ impl Stage {
     }
 }
 
+/// A bar of `done / total` items with the step's name and elapsed time on stderr, cleared
+/// when dropped; drawn only when stderr is a terminal. Safe to advance from several threads.
+pub struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    pub fn start(what: &str, total: usize) -> Progress {
+        if !io::stderr().is_terminal() {
+            return Progress(None);
+        }
+        let bar = indicatif::ProgressBar::new(total as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "onnx-ac: {msg} [{bar:30}] {pos}/{len} ({elapsed})",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(what.to_string());
+        bar.enable_steady_tick(Duration::from_millis(250));
+        Progress(Some(bar))
+    }
+
+    /// One more item done.
+    pub fn inc(&self) {
+        if let Some(b) = &self.0 {
+            b.inc(1);
+        }
+    }
+
+    /// Sets how many items are done and what is being done now.
+    pub fn set(&self, done: usize, what: &str) {
+        if let Some(b) = &self.0 {
+            b.set_position(done as u64);
+            b.set_message(what.to_string());
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}
+
 impl Drop for Stage {
     fn drop(&mut self) {
         if let Some(b) = &self.0 {
