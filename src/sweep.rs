@@ -98,6 +98,8 @@ pub struct Cell {
     pub added_matmul_flops_percent: Option<f64>,
     /// Why the configuration does not fit (unreachable budget, or the error that stopped it).
     pub why: Option<String>,
+    /// The cost model that timed this configuration (a measured one names its profile).
+    pub cost_model: Option<String>,
 }
 
 /// The whole sweep.
@@ -169,6 +171,7 @@ fn cell(c: &Config, opts: &SweepOptions) -> Cell {
         recompute_cost_percent: None,
         added_matmul_flops_percent: None,
         why: None,
+        cost_model: None,
     };
     let (tm, info) = match (opts.build)(&dims) {
         Ok(t) => t,
@@ -179,7 +182,9 @@ fn cell(c: &Config, opts: &SweepOptions) -> Cell {
     };
     let plain = crate::plan::simulate::simulate_ort_default(&tm.graph, Some(&info)).1;
     cell.initial_peak_bytes = Some(plain.peak_bytes);
+    let mut cost_model = None;
     let planned = (opts.costs)(&tm, &info, &dims).and_then(|(cost, cost_name)| {
+        cost_model = Some(cost_name.clone());
         let plan_opts = PlanOptions {
             budget: opts.budget,
             source: PlanSource::Planner(opts.planner.clone()),
@@ -189,6 +194,7 @@ fn cell(c: &Config, opts: &SweepOptions) -> Cell {
         };
         plan_and_rewrite(&tm, &info, &plan_opts, &*cost, &cost_name)
     });
+    cell.cost_model = cost_model;
     match planned {
         Ok(p) => {
             let s = &p.summary;
@@ -289,8 +295,25 @@ impl Sweep {
         let (rows, cols, grid) = self.grid();
         let rname = self.dims.first().cloned().unwrap_or_default();
         let cname = self.dims.get(1).cloned().unwrap_or_default();
+        // One cost model, or (measured: each configuration profiled, or estimated where its
+        // step does not fit the budget) several, which the JSON names per configuration.
+        let mut models: Vec<&str> = self
+            .cells
+            .iter()
+            .filter_map(|c| c.cost_model.as_deref())
+            .collect();
+        models.sort_unstable();
+        models.dedup();
+        let cost = match models.as_slice() {
+            [] => "-".to_string(),
+            [one] => one.to_string(),
+            many => format!(
+                "{} models, one per configuration (measured profiles where the step fits the budget, else estimates; --json names each)",
+                many.len()
+            ),
+        };
         let mut out = format!(
-            "planner      {}\nbudget       {}\nrecompute cost, % of the step's time (cost model), {} (rows) by {} (columns):\n\n",
+            "planner      {}\ncost model   {cost}\nbudget       {}\nrecompute cost, % of the step's time (cost model), {} (rows) by {} (columns):\n\n",
             self.planner,
             self.budget,
             rname,

@@ -142,3 +142,31 @@ fn bad_dim_lists_exit_2() {
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("more than 1024 configurations"));
 }
+
+/// `--cost measured` profiles configurations in ONNX Runtime (one at a time): each cell names
+/// its cost model, and where a step fits the budget to be profiled it is a measured one.
+#[test]
+fn measured_costs_profile_each_configuration() {
+    let out = ok(&common::run_cli(&[
+        "sweep",
+        MODEL,
+        "--dim",
+        "batch=2,4",
+        "--dim",
+        "seq=32",
+        "--budget",
+        "100%",
+        "--cost",
+        "measured",
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let cells = v["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 2);
+    for c in cells {
+        let model = c["cost_model"].as_str().unwrap();
+        // 100%: every step fits its own budget, so each is profiled as it is.
+        assert!(model.contains("with the profile of"), "{model}");
+        assert_eq!(c["fits"], true, "{c}");
+    }
+}
