@@ -647,22 +647,32 @@ pub fn tradeoff(a: &crate::cli::TradeoffArgs) -> Result<()> {
     let curve =
         crate::tradeoff::tradeoff(&tm, &info, &cost_fn, &costs.description, &opts, &progress)?;
     drop(stage);
+    let files = [(&a.out, curve.to_csv()), (&a.chart, curve.to_svg())];
+    write_then_print(&files, a.json, &curve, &|| curve.to_text())
+}
+
+/// Writes the files asked for (all or none: staged, then renamed together), then prints
+/// `value` as JSON or as its text.
+fn write_then_print<T: serde::Serialize>(
+    files: &[(&Option<PathBuf>, String)],
+    json: bool,
+    value: &T,
+    text: &dyn Fn() -> String,
+) -> Result<()> {
     let mut staging = crate::output::Staging::new();
-    if let Some(path) = &a.out {
-        staging.write(path, curve.to_csv().as_bytes())?;
-    }
-    if let Some(path) = &a.chart {
-        staging.write(path, curve.to_svg().as_bytes())?;
+    for (path, body) in files {
+        if let Some(path) = path {
+            staging.write(path, body.as_bytes())?;
+        }
     }
     staging.commit()?;
-    if a.json {
+    if json {
         let text =
-            serde_json::to_string_pretty(&curve).map_err(|e| Error::Internal(e.to_string()))?;
-        crate::console::print(&(text + "\n"))?;
+            serde_json::to_string_pretty(value).map_err(|e| Error::Internal(e.to_string()))?;
+        crate::console::print(&(text + "\n"))
     } else {
-        crate::console::print(&curve.to_text())?;
+        crate::console::print(&text())
     }
-    Ok(())
 }
 
 /// `onnx-ac sweep`: every combination of the `--dim` lists planned under one budget
@@ -722,20 +732,6 @@ pub fn sweep(a: &crate::cli::SweepArgs) -> Result<()> {
     };
     let result = crate::sweep::sweep(&configs, &opts);
     drop(stage);
-    let mut staging = crate::output::Staging::new();
-    if let Some(path) = &a.out {
-        staging.write(path, result.to_csv().as_bytes())?;
-    }
-    if let Some(path) = &a.heatmap {
-        staging.write(path, result.to_svg().as_bytes())?;
-    }
-    staging.commit()?;
-    if a.json {
-        let text =
-            serde_json::to_string_pretty(&result).map_err(|e| Error::Internal(e.to_string()))?;
-        crate::console::print(&(text + "\n"))?;
-    } else {
-        crate::console::print(&result.to_text())?;
-    }
-    Ok(())
+    let files = [(&a.out, result.to_csv()), (&a.heatmap, result.to_svg())];
+    write_then_print(&files, a.json, &result, &|| result.to_text())
 }

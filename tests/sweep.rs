@@ -6,13 +6,7 @@ mod common;
 use std::process::Output;
 
 fn ok(out: &Output) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::stdout_of_success(out)
 }
 
 const MODEL: &str = "fixtures/models/gpt2_dynamic.ts17.onnx";

@@ -167,3 +167,14 @@ pub const OPTIMIZER_CASES: &[(&str, &[&str])] = &[
         ],
     ),
 ];
+
+/// The standard output of a run that must have succeeded (exit 0; its stderr in the message).
+pub fn stdout_of_success(out: &std::process::Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
