@@ -405,6 +405,32 @@ pub struct PlanArgs {
     pub no_pin: bool,
 }
 
+impl PlanArgs {
+    /// The cost model these flags ask for.
+    pub fn cost_choice(&self) -> crate::costs::CostChoice {
+        crate::costs::CostChoice {
+            cost: self.cost.clone(),
+            profile: self.profile.clone(),
+            device: self.device.clone(),
+        }
+    }
+}
+
+impl RuntimeArgs {
+    /// How these flags run ONNX Runtime.
+    pub fn choice(&self) -> crate::costs::RuntimeChoice {
+        crate::costs::RuntimeChoice {
+            ort_lib: self.ort_lib.clone(),
+            ep: if self.ep == "cuda" {
+                crate::runtime::Ep::Cuda
+            } else {
+                crate::runtime::Ep::Cpu
+            },
+            runs: self.runs,
+        }
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct RuntimeArgs {
     /// libonnxruntime to load (default: ORT_DYLIB_PATH, else the onnxruntime package of the

@@ -263,7 +263,14 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
         verify: a.verify,
         build: &build,
     };
-    let costs = crate::costs::select(&tm, &info, &a.plan, &a.runtime, model_path, &shape)?;
+    let costs = crate::costs::select(
+        &tm,
+        &info,
+        &a.plan.cost_choice(),
+        &a.runtime.choice(),
+        model_path,
+        &shape,
+    )?;
     if let Some(note) = &costs.note {
         crate::console::eprint_line(note);
     }
@@ -289,7 +296,8 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
             "verifying in ONNX Runtime ({} timed runs of each graph)",
             a.runtime.runs
         ));
-        let report = crate::costs::verify_models(model_path, &tm, &planned.rewritten, &a.runtime)?;
+        let report =
+            crate::costs::verify_models(model_path, &tm, &planned.rewritten, &a.runtime.choice())?;
         drop(stage);
         let failed = !report.passed;
         planned.summary.peak_source = "measured".into();
@@ -450,7 +458,7 @@ pub fn verify(a: &VerifyArgs) -> Result<()> {
         &a.original,
         &a.rewritten,
         &inputs,
-        &crate::costs::run_options(&a.runtime),
+        &crate::costs::run_options(&a.runtime.choice()),
         a.runtime.runs,
     )?;
     drop(stage);
@@ -500,7 +508,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     };
     let opts = crate::runtime::RunOptions {
         measure_peak: true,
-        ..crate::costs::run_options(&a.runtime)
+        ..crate::costs::run_options(&a.runtime.choice())
     };
     crate::runtime::init(a.runtime.ort_lib.as_deref())?;
     let bar = crate::console::Stage::start(&format!("training {} steps", a.steps));
@@ -601,17 +609,10 @@ pub fn tradeoff(a: &crate::cli::TradeoffArgs) -> Result<()> {
     let stage = crate::console::Stage::start("building the training graph");
     let (tm, info) = training_graph(&m, &a.loss, model_path)?;
     drop(stage);
-    let plan_args = crate::cli::PlanArgs {
-        planner: a.planner.clone(),
-        policy: None,
-        plan_file: None,
-        save_plan: None,
-        best_effort: true,
+    let choice = crate::costs::CostChoice {
         cost: a.cost.clone(),
         profile: a.profile.clone(),
-        profile_limit: None,
         device: a.device.clone(),
-        no_pin: false,
     };
     let build = |dims: &BTreeMap<String, i64>| {
         let m = crate::load_model(model_path, dims)?;
@@ -625,7 +626,7 @@ pub fn tradeoff(a: &crate::cli::TradeoffArgs) -> Result<()> {
         verify: false,
         build: &build,
     };
-    let costs = crate::costs::select(&tm, &info, &plan_args, &a.runtime, model_path, &shape)?;
+    let costs = crate::costs::select(&tm, &info, &choice, &a.runtime.choice(), model_path, &shape)?;
     if let Some(note) = &costs.note {
         crate::console::eprint_line(note);
     }
@@ -690,18 +691,12 @@ pub fn sweep(a: &crate::cli::SweepArgs) -> Result<()> {
     check_outputs(&outputs, &model_inputs(&m, model_path))?;
     drop(stage);
     let measured = a.cost.as_deref() == Some("measured");
-    let plan_args = crate::cli::PlanArgs {
-        planner: a.planner.clone(),
-        policy: None,
-        plan_file: None,
-        save_plan: None,
-        best_effort: false,
+    let choice = crate::costs::CostChoice {
         cost: a.cost.clone(),
         profile: None,
-        profile_limit: None,
         device: a.device.clone(),
-        no_pin: false,
     };
+    let runtime = a.runtime.choice();
     let build = |dims: &BTreeMap<String, i64>| {
         let m = crate::load_model(model_path, dims)?;
         training_graph(&m, &a.loss, model_path)
@@ -714,7 +709,7 @@ pub fn sweep(a: &crate::cli::SweepArgs) -> Result<()> {
             verify: false,
             build: &build,
         };
-        let c = crate::costs::select(tm, info, &plan_args, &a.runtime, model_path, &shape)?;
+        let c = crate::costs::select(tm, info, &choice, &runtime, model_path, &shape)?;
         let name = c.description.clone();
         let f: crate::sweep::NodeTimeFn = Box::new(move |g, n| c.model.node_time(g, n));
         Ok((f, name))

@@ -2,7 +2,6 @@
 //! calibrated with a profile measured now or read from a file on request) and verifying a
 //! rewrite.
 
-use crate::cli::{PlanArgs, RuntimeArgs};
 use crate::cost::{select_cost_model, CostModel, Device, FixedCost};
 use crate::error::{Error, Result};
 use crate::plan;
@@ -98,11 +97,31 @@ enum ProfileAt {
 /// scaled back to the requested dims by the analytic model. Without a smaller step to profile
 /// (no `--dim`), or when ONNX Runtime runs out of memory, it falls back to the analytic model
 /// with a note saying why (and which `--profile-limit` would profile the step).
+/// Which cost model a command asks for (its `--cost`, `--profile` and `--device`).
+#[derive(Clone, Debug, Default)]
+pub struct CostChoice {
+    /// `measured`, `analytic` (also when absent) or `fixed`.
+    pub cost: Option<String>,
+    /// A profile file to take node times from (measured, not profiled now).
+    pub profile: Option<std::path::PathBuf>,
+    /// The device the analytic model describes: `cpu`, `a100`, `h100`.
+    pub device: String,
+}
+
+/// How ONNX Runtime is run for profiles and `--verify` (`--ort-lib`, `--ep`, `--runs`).
+#[derive(Clone, Debug, Default)]
+pub struct RuntimeChoice {
+    pub ort_lib: Option<std::path::PathBuf>,
+    pub ep: Ep,
+    /// Timed runs per measurement.
+    pub runs: usize,
+}
+
 pub fn select(
     tm: &Model,
     info: &TrainingInfo,
-    plan: &PlanArgs,
-    rt: &RuntimeArgs,
+    plan: &CostChoice,
+    rt: &RuntimeChoice,
     model_path: &Path,
     shape: &ProfileShape,
 ) -> Result<Costs> {
@@ -144,7 +163,7 @@ pub fn select(
 fn profile_what_fits(
     tm: &Model,
     info: &TrainingInfo,
-    rt: &RuntimeArgs,
+    rt: &RuntimeChoice,
     model_path: &Path,
     shape: &ProfileShape,
     device: Device,
@@ -420,9 +439,9 @@ fn out_of_memory(e: &crate::runtime::RuntimeError) -> Option<String> {
     Some(format!("failed to allocate{size}{node}"))
 }
 
-pub fn run_options(rt: &RuntimeArgs) -> RunOptions {
+pub fn run_options(rt: &RuntimeChoice) -> RunOptions {
     RunOptions {
-        ep: if rt.ep == "cuda" { Ep::Cuda } else { Ep::Cpu },
+        ep: rt.ep,
         ort_lib: rt.ort_lib.clone(),
         ..RunOptions::default()
     }
@@ -440,7 +459,7 @@ pub fn verify_models(
     model_path: &std::path::Path,
     original: &Model,
     rewritten: &Model,
-    rt: &RuntimeArgs,
+    rt: &RuntimeChoice,
 ) -> Result<crate::verify::VerifyReport> {
     let dir = tempfile::tempdir().map_err(|e| Error::Internal(e.to_string()))?;
     let _guard = crate::output::TempGuard::new(dir.path());
