@@ -40,7 +40,7 @@ pub enum Command {
     TrainGraph(TrainGraphArgs),
     /// Profile a model's training graph with ONNX Runtime: per-node times, bytes per value,
     /// measured peak (JSON for --profile).
-    Profile(crate::profile::ProfileArgs),
+    Profile(ProfileArgs),
     /// Run two training graphs (original and rewritten) in ONNX Runtime: the same loss and
     /// gradients? Reports each one's measured peak and step time.
     Verify(VerifyArgs),
@@ -486,4 +486,67 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 fn parse_host(s: &str) -> Result<crate::plan::host::Host, String> {
     crate::plan::host::Host::parse(s).map_err(|e| e.to_string())
+}
+
+/// Execution provider on the command line.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum EpArg {
+    #[default]
+    Cpu,
+    Cuda,
+}
+
+impl From<EpArg> for crate::runtime::Ep {
+    fn from(e: EpArg) -> crate::runtime::Ep {
+        match e {
+            EpArg::Cpu => crate::runtime::Ep::Cpu,
+            EpArg::Cuda => crate::runtime::Ep::Cuda,
+        }
+    }
+}
+
+/// `onnx-ac profile`: build the training graph, run it with ONNX Runtime, write the profile.
+#[derive(clap::Args, Debug)]
+pub struct ProfileArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub loss: LossArgs,
+    /// Where to write the profile (JSON, see docs/profiling.md).
+    #[arg(short = 'o', long = "output-file", value_name = "OUT")]
+    pub out: PathBuf,
+    /// Measured runs; per-node times are medians over them (1 to 1000000).
+    #[arg(long, default_value_t = 5, value_parser = parse_runs)]
+    pub runs: usize,
+    /// Unmeasured warm-up runs before them (0 to 1000000).
+    #[arg(long, default_value_t = 1, value_parser = parse_warmup)]
+    pub warmup: usize,
+    /// Execution provider.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub ep: EpArg,
+    /// The libonnxruntime to use (file or folder); default: ORT_DYLIB_PATH, else the
+    /// onnxruntime package of the python3 on PATH, else the .venv of the project the binary
+    /// was built in; never the current directory.
+    #[arg(long, value_name = "PATH")]
+    pub ort_lib: Option<PathBuf>,
+    /// Seed of the random inputs.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// ONNX Runtime intra-op threads (default: one per physical core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub threads: Option<u64>,
+}
+
+impl ProfileArgs {
+    pub fn options(&self) -> crate::profile::ProfileOptions {
+        crate::profile::ProfileOptions {
+            runs: self.runs,
+            warmup: self.warmup,
+            ep: self.ep.into(),
+            ort_lib: self.ort_lib.clone(),
+            seed: self.seed,
+            intra_threads: self.threads.map(|t| t as usize),
+            progress: true,
+        }
+    }
 }

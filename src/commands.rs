@@ -730,3 +730,39 @@ pub fn sweep(a: &crate::cli::SweepArgs) -> Result<()> {
     let files = [(&a.out, result.to_csv()), (&a.heatmap, result.to_svg())];
     write_then_print(&files, a.json, &result, &|| result.to_text())
 }
+
+/// The `profile` command: load, build the training graph, profile it, save the profile and
+/// print a one-paragraph summary on stderr.
+pub fn profile(a: &crate::cli::ProfileArgs) -> Result<()> {
+    let dims = a.model.dims.iter().cloned().collect();
+    let stage = crate::console::Stage::start(&format!(
+        "building the training graph of {}",
+        a.model.model.display()
+    ));
+    let m = crate::load_model(&a.model.model, &dims)?;
+    check_outputs(&[("-o", a.out.clone())], &model_inputs(&m, &a.model.model))?;
+    let (tm, _) = training_graph(&m, &a.loss, &a.model.model)?;
+    drop(stage);
+    let started = std::time::Instant::now();
+    let p = crate::profile::profile_training_graph(&tm, &a.model.model, &a.options())
+        .map_err(crate::profile::ProfileError::into_cli_error)?;
+    p.save(&a.out)
+        .map_err(crate::profile::ProfileError::into_cli_error)?;
+    crate::console::eprint_line(&format!(
+        "wrote {}: {} nodes, {} runs on {} in {:.1} s; step {:.2} ms (kernels {:.2} ms); peak {} (parameters {})",
+        a.out.display(),
+        p.nodes.len(),
+        p.runs,
+        p.ep,
+        started.elapsed().as_secs_f64(),
+        p.step_time_s * 1e3,
+        p.kernel_time_s * 1e3,
+        p.measured_peak_bytes
+            .map_or("not measured".to_string(), crate::size::human_bytes),
+        crate::size::human_bytes(p.parameter_bytes),
+    ));
+    for w in &p.warnings {
+        crate::console::eprint_line(&format!("warning: {w}"));
+    }
+    Ok(())
+}

@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         Some(Command::TrainGraph(a)) => commands::train_graph(&a),
         Some(Command::Verify(a)) => commands::verify(&a),
         Some(Command::Train(a)) => commands::train(&a),
-        Some(Command::Profile(a)) => onnx_ac::profile::profile_command(&a),
+        Some(Command::Profile(a)) => commands::profile(&a),
         Some(Command::Tradeoff(a)) => commands::tradeoff(&a),
         Some(Command::Sweep(a)) => commands::sweep(&a),
         Some(Command::Estimate(a)) => onnx_ac::estimate::estimate_command(&a),

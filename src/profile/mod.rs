@@ -11,7 +11,6 @@ mod inputs;
 
 pub use inputs::{input_kind, random_inputs, InputKind, SplitMix64};
 
-use crate::cli::{LossArgs, ModelArgs};
 use crate::onnx::OnnxError;
 use crate::runtime::{self, Ep, GraphOpt, HostTensor, ModelSession, RunOptions, RuntimeError};
 use onnx_ac_passes::ir::{Graph, Model};
@@ -723,105 +722,4 @@ pub fn profile_training_graph(
         kernel_time_s: kernel_us / 1e6,
         warnings,
     })
-}
-
-/// Execution provider on the command line.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum EpArg {
-    #[default]
-    Cpu,
-    Cuda,
-}
-
-impl From<EpArg> for Ep {
-    fn from(e: EpArg) -> Ep {
-        match e {
-            EpArg::Cpu => Ep::Cpu,
-            EpArg::Cuda => Ep::Cuda,
-        }
-    }
-}
-
-/// `onnx-ac profile`: build the training graph, run it with ONNX Runtime, write the profile.
-#[derive(clap::Args, Debug)]
-pub struct ProfileArgs {
-    #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub loss: LossArgs,
-    /// Where to write the profile (JSON, see docs/profiling.md).
-    #[arg(short = 'o', long = "output-file", value_name = "OUT")]
-    pub out: PathBuf,
-    /// Measured runs; per-node times are medians over them (1 to 1000000).
-    #[arg(long, default_value_t = 5, value_parser = crate::cli::parse_runs)]
-    pub runs: usize,
-    /// Unmeasured warm-up runs before them (0 to 1000000).
-    #[arg(long, default_value_t = 1, value_parser = crate::cli::parse_warmup)]
-    pub warmup: usize,
-    /// Execution provider.
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub ep: EpArg,
-    /// The libonnxruntime to use (file or folder); default: ORT_DYLIB_PATH, else the
-    /// onnxruntime package of the python3 on PATH, else the .venv of the project the binary
-    /// was built in; never the current directory.
-    #[arg(long, value_name = "PATH")]
-    pub ort_lib: Option<PathBuf>,
-    /// Seed of the random inputs.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// ONNX Runtime intra-op threads (default: one per physical core).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub threads: Option<u64>,
-}
-
-impl ProfileArgs {
-    pub fn options(&self) -> ProfileOptions {
-        ProfileOptions {
-            runs: self.runs,
-            warmup: self.warmup,
-            ep: self.ep.into(),
-            ort_lib: self.ort_lib.clone(),
-            seed: self.seed,
-            intra_threads: self.threads.map(|t| t as usize),
-            progress: true,
-        }
-    }
-}
-
-/// The `profile` command: load, build the training graph, profile it, save the profile and
-/// print a one-paragraph summary on stderr.
-pub fn profile_command(a: &ProfileArgs) -> crate::Result<()> {
-    let dims = a.model.dims.iter().cloned().collect();
-    let stage = crate::console::Stage::start(&format!(
-        "building the training graph of {}",
-        a.model.model.display()
-    ));
-    let m = crate::load_model(&a.model.model, &dims)?;
-    crate::commands::check_outputs(
-        &[("-o", a.out.clone())],
-        &crate::commands::model_inputs(&m, &a.model.model),
-    )?;
-    let (tm, _) = crate::commands::training_graph(&m, &a.loss, &a.model.model)?;
-    drop(stage);
-    let started = Instant::now();
-    let p = profile_training_graph(&tm, &a.model.model, &a.options())
-        .map_err(ProfileError::into_cli_error)?;
-    p.save(&a.out).map_err(ProfileError::into_cli_error)?;
-    crate::console::eprint_line(&format!(
-        "wrote {}: {} nodes, {} runs on {} in {:.1} s; step {:.2} ms (kernels {:.2} ms); peak {} (parameters {})",
-        a.out.display(),
-        p.nodes.len(),
-        p.runs,
-        p.ep,
-        started.elapsed().as_secs_f64(),
-        p.step_time_s * 1e3,
-        p.kernel_time_s * 1e3,
-        p.measured_peak_bytes
-            .map_or("not measured".to_string(), crate::size::human_bytes),
-        crate::size::human_bytes(p.parameter_bytes),
-    ));
-    for w in &p.warnings {
-        crate::console::eprint_line(&format!("warning: {w}"));
-    }
-    Ok(())
 }
