@@ -56,7 +56,7 @@ pub enum Command {
     /// Estimate a training step's memory by category (parameters, gradients, optimizer
     /// state, activations) per sequence length and plan (none, selective, full, --budget),
     /// structure only: weights may be absent (docs/estimate.md).
-    Estimate(crate::estimate::EstimateArgs),
+    Estimate(EstimateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -549,4 +549,50 @@ impl ProfileArgs {
             progress: true,
         }
     }
+}
+
+/// `onnx-ac estimate` (docs/estimate.md).
+#[derive(Args, Debug)]
+pub struct EstimateArgs {
+    /// The ONNX model. Weights may be absent: an initializer whose external data file is
+    /// missing or too short, or that holds no data, counts by its shape and dtype.
+    pub model: PathBuf,
+    /// Bind a symbolic input dimension: --dim batch=1; one --dim may list values, one
+    /// column group each: --dim seq=512,1024,2048 (repeatable).
+    #[arg(long = "dim", value_name = "NAME=VALUE[,VALUE...]", value_parser = parse_dim_list)]
+    pub dims: Vec<(String, Vec<i64>)>,
+    #[command(flatten)]
+    pub loss: LossArgs,
+    /// Also estimate the `ac` planner's plan under this budget (the main command's --budget:
+    /// 80GB, 60%, 30%act), per value of the listed dimension.
+    #[arg(long)]
+    pub budget: Option<Budget>,
+    /// Graph inputs whose names match GLOB (float, static shape after --dim) are parameters:
+    /// trained, with gradients and optimizer state, as if they were initializers without data
+    /// (repeatable; '*' takes every float input).
+    #[arg(long, value_name = "GLOB")]
+    pub params_from_inputs: Vec<String>,
+    /// Device of the analytic cost model (the recompute time column).
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "a100", "h100"])]
+    pub device: String,
+    /// Print the estimate as JSON (docs/estimate.md) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the stacked-bar chart here (a self-contained SVG file).
+    #[arg(long, value_name = "SVG")]
+    pub chart: Option<PathBuf>,
+}
+
+/// `NAME=V` or `NAME=V1,V2,...` (positive, distinct; the sweep's parser).
+pub fn parse_dim_list(s: &str) -> std::result::Result<(String, Vec<i64>), String> {
+    let d = crate::sweep::parse_dim_values(s)?;
+    if d.values.len() > crate::estimate::MAX_SWEEP_VALUES {
+        return Err(format!(
+            "--dim {}: {} values, at most {}",
+            d.name,
+            d.values.len(),
+            crate::estimate::MAX_SWEEP_VALUES
+        ));
+    }
+    Ok((d.name, d.values))
 }

@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         Some(Command::Profile(a)) => commands::profile(&a),
         Some(Command::Tradeoff(a)) => commands::tradeoff(&a),
         Some(Command::Sweep(a)) => commands::sweep(&a),
-        Some(Command::Estimate(a)) => onnx_ac::estimate::estimate_command(&a),
+        Some(Command::Estimate(a)) => commands::estimate::command(&a),
         None => commands::main_command(&cli.main),
     };
     match result {

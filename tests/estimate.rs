@@ -28,7 +28,7 @@ fn estimate(args: &[&str]) -> Estimate {
     let Some(Command::Estimate(a)) = cli.command else {
         panic!("not the estimate command")
     };
-    estimate::run(&a, &|_| {}).unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+    onnx_ac::commands::estimate::run(&a, &|_| {}).unwrap_or_else(|e| panic!("{argv:?}: {e}"))
 }
 
 /// A small Llama (GQA 4 heads over 2, tied embedding) for the fast tests.

@@ -12,65 +12,19 @@ pub mod chart;
 pub mod llama;
 pub mod table;
 
-use crate::cli::LossArgs;
 use crate::error::{Error, Result};
 use crate::pipeline::{plan_and_rewrite, PlanOptions, PlanSource};
 use crate::size::Budget;
-use clap::Args;
 use onnx_ac_passes::autodiff::glob_match;
 use onnx_ac_passes::ir::{static_dims, ExternalRef, Model, Tensor, TensorData};
 use onnx_ac_passes::recompute::RewriteOptions;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The most values `--dim NAME=V1,V2,...` may list (each is a training graph and four
 /// plans).
 pub const MAX_SWEEP_VALUES: usize = 32;
-
-#[derive(Args, Debug)]
-pub struct EstimateArgs {
-    /// The ONNX model. Weights may be absent: an initializer whose external data file is
-    /// missing or too short, or that holds no data, counts by its shape and dtype.
-    pub model: PathBuf,
-    /// Bind a symbolic input dimension: --dim batch=1; one --dim may list values, one
-    /// column group each: --dim seq=512,1024,2048 (repeatable).
-    #[arg(long = "dim", value_name = "NAME=VALUE[,VALUE...]", value_parser = parse_dim_list)]
-    pub dims: Vec<(String, Vec<i64>)>,
-    #[command(flatten)]
-    pub loss: LossArgs,
-    /// Also estimate the `ac` planner's plan under this budget (the main command's --budget:
-    /// 80GB, 60%, 30%act), per value of the listed dimension.
-    #[arg(long)]
-    pub budget: Option<Budget>,
-    /// Graph inputs whose names match GLOB (float, static shape after --dim) are parameters:
-    /// trained, with gradients and optimizer state, as if they were initializers without data
-    /// (repeatable; '*' takes every float input).
-    #[arg(long, value_name = "GLOB")]
-    pub params_from_inputs: Vec<String>,
-    /// Device of the analytic cost model (the recompute time column).
-    #[arg(long, default_value = "cpu", value_parser = ["cpu", "a100", "h100"])]
-    pub device: String,
-    /// Print the estimate as JSON (docs/estimate.md) instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    /// Write the stacked-bar chart here (a self-contained SVG file).
-    #[arg(long, value_name = "SVG")]
-    pub chart: Option<PathBuf>,
-}
-
-/// `NAME=V` or `NAME=V1,V2,...` (positive, distinct; the sweep's parser).
-pub fn parse_dim_list(s: &str) -> std::result::Result<(String, Vec<i64>), String> {
-    let d = crate::sweep::parse_dim_values(s)?;
-    if d.values.len() > MAX_SWEEP_VALUES {
-        return Err(format!(
-            "--dim {}: {} values, at most {MAX_SWEEP_VALUES}",
-            d.name,
-            d.values.len()
-        ));
-    }
-    Ok((d.name, d.values))
-}
 
 /// One plan's step memory at one point, in bytes.
 #[derive(Clone, Debug, Serialize)]
@@ -135,7 +89,9 @@ pub struct Estimate {
 /// Everything `estimate` needs besides the model.
 pub struct EstimateOptions<'a> {
     pub dims: &'a [(String, Vec<i64>)],
-    pub loss: &'a LossArgs,
+    /// The training options for a model (its loss, optimizer, frozen names), as the
+    /// command's flags give them.
+    pub train: &'a dyn Fn(&Model) -> Result<onnx_ac_passes::autodiff::TrainOptions>,
     pub budget: Option<Budget>,
     pub params_from_inputs: &'a [String],
     pub device: crate::cost::Device,
@@ -297,14 +253,21 @@ pub fn estimate(
         progress(&format!("{here} ({}/{total}): training graph", k + 1));
         let (m, taken) = model_at(base, path, &dims, o.params_from_inputs)?;
         taken_names = taken;
-        let (tm, info) = crate::commands::training_graph(&m, o.loss, path)?;
+        let topts = (o.train)(&m)?;
+        let (tm, info) =
+            onnx_ac_passes::autodiff::build_training_graph(&m, &topts).map_err(|e| {
+                Error::Training {
+                    path: path.to_path_buf(),
+                    source: e,
+                }
+            })?;
         let g = &tm.graph;
         let bytes = |v| g.value_bytes(v).unwrap_or(0);
         let param_bytes: u64 = info.params.iter().map(|&p| bytes(p)).sum();
         let grad_bytes: u64 = info.grads.iter().map(|&p| bytes(p)).sum();
         let suffixes = info.optimizer.map(|o| o.state_suffixes()).unwrap_or(&[]);
         states = suffixes.len();
-        optimizer = o.loss.optimizer.map(|k| format!("{k:?}").to_lowercase());
+        optimizer = topts.optimizer.map(|o| o.rule.name().to_string());
         // The state inputs the optimizer step declares (`P.exp_avg`, …, AdamW's
         // `optimizer.step`), as docs/cli.md's "Training step" names them.
         let by_name = g.value_by_name();
@@ -379,74 +342,4 @@ pub fn estimate(
         parameters: parameters.expect("at least one point"),
         points,
     })
-}
-
-/// Loads `a.model` structure-only and estimates it with `a`'s options; `progress` hears
-/// each step. Checks `--chart` against the inputs first.
-pub fn run(a: &EstimateArgs, progress: &dyn Fn(&str)) -> Result<Estimate> {
-    let (base, absent) = crate::onnx::load_structure_only(&a.model)?;
-    if let Some(chart) = &a.chart {
-        let mut inputs = crate::commands::model_inputs(&base, &a.model);
-        // A placeholder for data held nowhere names the model's folder, not a file.
-        inputs.retain(|(_, p)| !p.is_dir());
-        crate::commands::check_outputs(&[("--chart", chart.clone())], &inputs)?;
-    }
-    let device: crate::cost::Device = a
-        .device
-        .parse()
-        .map_err(|e: String| Error::Usage(format!("--device: {e}")))?;
-    let opts = EstimateOptions {
-        dims: &a.dims,
-        loss: &a.loss,
-        budget: a.budget,
-        params_from_inputs: &a.params_from_inputs,
-        device,
-    };
-    let non_float: Vec<String> = absent
-        .iter()
-        .filter(|n| {
-            let by_name = base.graph.initializers.iter().map(|&i| base.graph.value(i));
-            by_name
-                .filter(|v| &v.name == *n)
-                .any(|v| v.dtype.is_some_and(|d| !d.is_float()))
-        })
-        .map(|n| format!("'{n}'"))
-        .collect();
-    estimate(&base, &a.model, absent.len(), &opts, progress).map_err(|e| match e {
-        // Shapes computed from an integer tensor without data are unknown: say which.
-        Error::Model { .. } | Error::Training { .. } if !non_float.is_empty() => {
-            Error::Usage(format!(
-                "{e} (note: {} non-float initializer(s) have no data ({}{}): shapes computed \
-                 from them are unknown; keep them in the model file)",
-                non_float.len(),
-                non_float[..non_float.len().min(5)].join(", "),
-                if non_float.len() > 5 { ", ..." } else { "" }
-            ))
-        }
-        e => e,
-    })
-}
-
-/// The command: estimate, write the chart, print the table or JSON.
-pub fn estimate_command(a: &EstimateArgs) -> Result<()> {
-    let stage = crate::console::Stage::start(&format!("estimating {}", a.model.display()));
-    let est = run(a, &|m| {
-        stage.set_message(&format!("estimating {}: {m}", a.model.display()))
-    })?;
-    drop(stage);
-    if let Some(path) = &a.chart {
-        let mut staging = crate::output::Staging::new();
-        staging.write(path, chart::svg(&est).as_bytes())?;
-        staging.commit()?;
-    }
-    if a.json {
-        let s = serde_json::to_string_pretty(&est).map_err(|e| Error::Internal(e.to_string()))?;
-        crate::console::print(&(s + "\n"))?;
-    } else {
-        crate::console::print(&table::text(&est))?;
-    }
-    if let Some(path) = &a.chart {
-        crate::console::eprint_line(&format!("wrote {}", path.display()));
-    }
-    Ok(())
 }

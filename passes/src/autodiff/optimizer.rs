@@ -37,6 +37,17 @@ pub struct Optimizer {
     pub weight_decay: f64,
 }
 
+impl Rule {
+    /// The rule's name as the command line spells it: `sgd`, `momentum`, `adamw`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Rule::Sgd => "sgd",
+            Rule::Momentum { .. } => "momentum",
+            Rule::AdamW { .. } => "adamw",
+        }
+    }
+}
+
 impl Optimizer {
     /// The state each parameter carries, as name suffixes.
     pub fn state_suffixes(&self) -> &'static [&'static str] {

@@ -1,5 +1,7 @@
 //! The subcommands as library calls: parse nothing, print results.
 
+pub mod estimate;
+
 use crate::cli::{
     BatchNormMode, InspectArgs, LossArgs, LossKind, MainArgs, ModelArgs, OptimizerKind, TrainArgs,
     TrainGraphArgs, VerifyArgs,
