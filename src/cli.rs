@@ -1,7 +1,7 @@
-//! Command-line arguments (clap). Kept apart from main.rs so tests can parse them.
+//! Command-line arguments (clap), in the binary only: the library takes typed options.
 
-use crate::size::Budget;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use onnx_ac::size::Budget;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -23,11 +23,11 @@ pub struct Cli {
     /// of x86-64-avx512, x86-64-avx2, x86-64, aarch64 (CORES: its physical cores, default 1).
     /// Default: the ONNX_AC_HOST environment variable, else auto.
     #[arg(long, global = true, value_name = "PROFILE", value_parser = parse_host)]
-    pub host: Option<crate::plan::host::Host>,
+    pub host: Option<onnx_ac::plan::host::Host>,
     /// Show ONNX Runtime's own log messages of this severity and above on stderr (default:
     /// none; its failures are reported as onnx-ac errors either way).
     #[arg(long, global = true, value_name = "LEVEL", value_enum)]
-    pub ort_log: Option<crate::runtime::LogLevel>,
+    pub ort_log: Option<onnx_ac::runtime::LogLevel>,
     #[command(flatten)]
     pub main: MainArgs,
 }
@@ -65,8 +65,8 @@ pub struct SweepArgs {
     pub model: PathBuf,
     /// A symbolic input dimension and its values: --dim batch=1,2,4,8 (repeatable; the
     /// first is the heatmap's rows, the second its columns; at most 1024 combinations).
-    #[arg(long = "dim", value_name = "NAME=V1,V2,...", value_parser = crate::sweep::parse_dim_values, required = true)]
-    pub dims: Vec<crate::sweep::DimValues>,
+    #[arg(long = "dim", value_name = "NAME=V1,V2,...", value_parser = onnx_ac::sweep::parse_dim_values, required = true)]
+    pub dims: Vec<onnx_ac::sweep::DimValues>,
     /// Memory budget, as for the main command: absolute (80GB: which configurations fit) or
     /// relative to each configuration (50%, 30%act).
     #[arg(long)]
@@ -169,7 +169,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub no_io_binding: bool,
     /// Bind a symbolic input dimension: --dim batch=8 (repeatable).
-    #[arg(long = "dim", value_name = "NAME=VALUE", value_parser = crate::parse_dim)]
+    #[arg(long = "dim", value_name = "NAME=VALUE", value_parser = onnx_ac::parse_dim)]
     pub dims: Vec<(String, i64)>,
     /// Write the trained step: the same graph with the final parameters and optimizer state
     /// as its defaults (training resumes from it).
@@ -197,7 +197,7 @@ pub struct ModelArgs {
     /// The ONNX model.
     pub model: PathBuf,
     /// Bind a symbolic input dimension: --dim batch=8 (repeatable).
-    #[arg(long = "dim", value_name = "NAME=VALUE", value_parser = crate::parse_dim)]
+    #[arg(long = "dim", value_name = "NAME=VALUE", value_parser = onnx_ac::parse_dim)]
     pub dims: Vec<(String, i64)>,
 }
 
@@ -326,7 +326,7 @@ pub struct MainArgs {
     #[arg(short = 'o', long = "output-file", value_name = "OUT", required = true)]
     pub out: Option<PathBuf>,
     /// Bind a symbolic input dimension: --dim batch=8 (repeatable).
-    #[arg(long = "dim", value_name = "NAME=VALUE", value_parser = crate::parse_dim)]
+    #[arg(long = "dim", value_name = "NAME=VALUE", value_parser = onnx_ac::parse_dim)]
     pub dims: Vec<(String, i64)>,
     #[command(flatten)]
     pub loss: LossArgs,
@@ -407,8 +407,8 @@ pub struct PlanArgs {
 
 impl PlanArgs {
     /// The cost model these flags ask for.
-    pub fn cost_choice(&self) -> crate::costs::CostChoice {
-        crate::costs::CostChoice {
+    pub fn cost_choice(&self) -> onnx_ac::costs::CostChoice {
+        onnx_ac::costs::CostChoice {
             cost: self.cost.clone(),
             profile: self.profile.clone(),
             device: self.device.clone(),
@@ -418,13 +418,13 @@ impl PlanArgs {
 
 impl RuntimeArgs {
     /// How these flags run ONNX Runtime.
-    pub fn choice(&self) -> crate::costs::RuntimeChoice {
-        crate::costs::RuntimeChoice {
+    pub fn choice(&self) -> onnx_ac::costs::RuntimeChoice {
+        onnx_ac::costs::RuntimeChoice {
             ort_lib: self.ort_lib.clone(),
             ep: if self.ep == "cuda" {
-                crate::runtime::Ep::Cuda
+                onnx_ac::runtime::Ep::Cuda
             } else {
-                crate::runtime::Ep::Cpu
+                onnx_ac::runtime::Ep::Cpu
             },
             runs: self.runs,
         }
@@ -484,8 +484,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     }
 }
 
-fn parse_host(s: &str) -> Result<crate::plan::host::Host, String> {
-    crate::plan::host::Host::parse(s).map_err(|e| e.to_string())
+fn parse_host(s: &str) -> Result<onnx_ac::plan::host::Host, String> {
+    onnx_ac::plan::host::Host::parse(s).map_err(|e| e.to_string())
 }
 
 /// Execution provider on the command line.
@@ -496,11 +496,11 @@ pub enum EpArg {
     Cuda,
 }
 
-impl From<EpArg> for crate::runtime::Ep {
-    fn from(e: EpArg) -> crate::runtime::Ep {
+impl From<EpArg> for onnx_ac::runtime::Ep {
+    fn from(e: EpArg) -> onnx_ac::runtime::Ep {
         match e {
-            EpArg::Cpu => crate::runtime::Ep::Cpu,
-            EpArg::Cuda => crate::runtime::Ep::Cuda,
+            EpArg::Cpu => onnx_ac::runtime::Ep::Cpu,
+            EpArg::Cuda => onnx_ac::runtime::Ep::Cuda,
         }
     }
 }
@@ -538,8 +538,8 @@ pub struct ProfileArgs {
 }
 
 impl ProfileArgs {
-    pub fn options(&self) -> crate::profile::ProfileOptions {
-        crate::profile::ProfileOptions {
+    pub fn options(&self) -> onnx_ac::profile::ProfileOptions {
+        onnx_ac::profile::ProfileOptions {
             runs: self.runs,
             warmup: self.warmup,
             ep: self.ep.into(),
@@ -585,13 +585,13 @@ pub struct EstimateArgs {
 
 /// `NAME=V` or `NAME=V1,V2,...` (positive, distinct; the sweep's parser).
 pub fn parse_dim_list(s: &str) -> std::result::Result<(String, Vec<i64>), String> {
-    let d = crate::sweep::parse_dim_values(s)?;
-    if d.values.len() > crate::estimate::MAX_SWEEP_VALUES {
+    let d = onnx_ac::sweep::parse_dim_values(s)?;
+    if d.values.len() > onnx_ac::estimate::MAX_SWEEP_VALUES {
         return Err(format!(
             "--dim {}: {} values, at most {}",
             d.name,
             d.values.len(),
-            crate::estimate::MAX_SWEEP_VALUES
+            onnx_ac::estimate::MAX_SWEEP_VALUES
         ));
     }
     Ok((d.name, d.values))

@@ -4,8 +4,6 @@
 //! load → training graph → profile → plan → rewrite → verify → save
 
 pub mod batches;
-pub mod cli;
-pub mod commands;
 pub mod console;
 pub mod cost;
 pub mod costs;

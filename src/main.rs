@@ -1,6 +1,9 @@
 use clap::Parser;
-use onnx_ac::cli::{Cli, Command};
-use onnx_ac::{commands, Error};
+mod cli;
+mod commands;
+
+use cli::{Cli, Command};
+use onnx_ac::Error;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

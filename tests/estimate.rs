@@ -6,29 +6,23 @@
 
 mod common;
 
-use clap::Parser;
-use onnx_ac::cli::{Cli, Command};
 use onnx_ac::estimate::llama::LlamaConfig;
 use onnx_ac::estimate::{self, Estimate};
 use std::path::Path;
-use std::sync::Once;
 
-/// Simulations model the tests' fixed host profile, once per process.
-fn fixed_host() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(common::fixed_host);
-}
-
-/// `onnx-ac estimate ARGS...` through the library (the CLI's parser, no printing).
+/// `onnx-ac estimate ARGS... --json`, read back.
 fn estimate(args: &[&str]) -> Estimate {
-    fixed_host();
-    let mut argv = vec!["onnx-ac", "estimate"];
+    let mut argv = vec!["estimate"];
     argv.extend_from_slice(args);
-    let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
-    let Some(Command::Estimate(a)) = cli.command else {
-        panic!("not the estimate command")
-    };
-    onnx_ac::commands::estimate::run(&a, &|_| {}).unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+    argv.push("--json");
+    let out = common::run_cli(&argv);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{argv:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{argv:?}: {e}"))
 }
 
 /// A small Llama (GQA 4 heads over 2, tied embedding) for the fast tests.

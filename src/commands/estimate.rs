@@ -1,20 +1,20 @@
-//! `onnx-ac estimate`: the command over `crate::estimate` (docs/estimate.md).
+//! `onnx-ac estimate`: the command over `onnx_ac::estimate` (docs/estimate.md).
 
 use crate::cli::EstimateArgs;
-use crate::error::{Error, Result};
-use crate::estimate::{estimate, Estimate, EstimateOptions};
+use onnx_ac::error::{Error, Result};
+use onnx_ac::estimate::{estimate, Estimate, EstimateOptions};
 
 /// Loads `a.model` structure-only and estimates it with `a`'s options; `progress` hears
 /// each step. Checks `--chart` against the inputs first.
 pub fn run(a: &EstimateArgs, progress: &dyn Fn(&str)) -> Result<Estimate> {
-    let (base, absent) = crate::onnx::load_structure_only(&a.model)?;
+    let (base, absent) = onnx_ac::onnx::load_structure_only(&a.model)?;
     if let Some(chart) = &a.chart {
         let mut inputs = super::model_inputs(&base, &a.model);
         // A placeholder for data held nowhere names the model's folder, not a file.
         inputs.retain(|(_, p)| !p.is_dir());
         super::check_outputs(&[("--chart", chart.clone())], &inputs)?;
     }
-    let device: crate::cost::Device = a
+    let device: onnx_ac::cost::Device = a
         .device
         .parse()
         .map_err(|e: String| Error::Usage(format!("--device: {e}")))?;
@@ -53,24 +53,24 @@ pub fn run(a: &EstimateArgs, progress: &dyn Fn(&str)) -> Result<Estimate> {
 
 /// The command: estimate, write the chart, print the table or JSON.
 pub fn command(a: &EstimateArgs) -> Result<()> {
-    let stage = crate::console::Stage::start(&format!("estimating {}", a.model.display()));
+    let stage = onnx_ac::console::Stage::start(&format!("estimating {}", a.model.display()));
     let est = run(a, &|m| {
         stage.set_message(&format!("estimating {}: {m}", a.model.display()))
     })?;
     drop(stage);
     if let Some(path) = &a.chart {
-        let mut staging = crate::output::Staging::new();
-        staging.write(path, crate::estimate::chart::svg(&est).as_bytes())?;
+        let mut staging = onnx_ac::output::Staging::new();
+        staging.write(path, onnx_ac::estimate::chart::svg(&est).as_bytes())?;
         staging.commit()?;
     }
     if a.json {
         let s = serde_json::to_string_pretty(&est).map_err(|e| Error::Internal(e.to_string()))?;
-        crate::console::print(&(s + "\n"))?;
+        onnx_ac::console::print(&(s + "\n"))?;
     } else {
-        crate::console::print(&crate::estimate::table::text(&est))?;
+        onnx_ac::console::print(&onnx_ac::estimate::table::text(&est))?;
     }
     if let Some(path) = &a.chart {
-        crate::console::eprint_line(&format!("wrote {}", path.display()));
+        onnx_ac::console::eprint_line(&format!("wrote {}", path.display()));
     }
     Ok(())
 }

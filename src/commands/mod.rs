@@ -1,4 +1,5 @@
-//! The subcommands as library calls: parse nothing, print results.
+//! The subcommands (binary only): turn the parsed arguments into the library's typed options,
+//! call it, write and print what it returns.
 
 pub mod estimate;
 
@@ -6,8 +7,8 @@ use crate::cli::{
     BatchNormMode, InspectArgs, LossArgs, LossKind, MainArgs, ModelArgs, OptimizerKind, TrainArgs,
     TrainGraphArgs, VerifyArgs,
 };
-use crate::pipeline::{plan_and_rewrite, PlanOptions, PlanSource};
-use crate::{Error, Result};
+use onnx_ac::pipeline::{plan_and_rewrite, PlanOptions, PlanSource};
+use onnx_ac::{Error, Result};
 use onnx_ac_passes::autodiff::{self, Loss, TrainOptions};
 use onnx_ac_passes::ir::Model;
 use onnx_ac_passes::recompute::RewriteOptions;
@@ -19,14 +20,14 @@ fn dims_map(dims: &[(String, i64)]) -> BTreeMap<String, i64> {
 }
 
 fn load(m: &ModelArgs) -> Result<Model> {
-    crate::load_model(&m.model, &dims_map(&m.dims))
+    onnx_ac::load_model(&m.model, &dims_map(&m.dims))
 }
 
 /// Turns the loss flags into options; without --loss, the model decides (see
 /// `inspect::default_loss`).
 pub fn train_options(model: &Model, a: &LossArgs) -> Result<TrainOptions> {
     let loss = match a.loss {
-        None => match crate::inspect::default_loss(model) {
+        None => match onnx_ac::inspect::default_loss(model) {
             Loss::CrossEntropy { logits, .. } => Loss::CrossEntropy {
                 logits: a.logits.clone().unwrap_or(logits),
                 labels: a.labels.clone(),
@@ -37,7 +38,7 @@ pub fn train_options(model: &Model, a: &LossArgs) -> Result<TrainOptions> {
         Some(LossKind::CrossEntropy) => {
             let logits = match &a.logits {
                 Some(l) => l.clone(),
-                None => match crate::inspect::default_loss(model) {
+                None => match onnx_ac::inspect::default_loss(model) {
                     Loss::CrossEntropy { logits, .. } => logits,
                     _ => {
                         return Err(Error::Usage(
@@ -127,17 +128,17 @@ fn optimizer(a: &LossArgs) -> Result<Option<autodiff::Optimizer>> {
 }
 
 pub fn inspect(a: &InspectArgs) -> Result<()> {
-    let stage = crate::console::Stage::start(&format!("inspecting {}", a.model.model.display()));
+    let stage = onnx_ac::console::Stage::start(&format!("inspecting {}", a.model.model.display()));
     let m = load(&a.model)?;
     let opts = train_options(&m, &a.loss)?;
-    let report = crate::inspect::inspect(&m, &opts);
+    let report = onnx_ac::inspect::inspect(&m, &opts);
     drop(stage);
     if a.json {
         let s =
             serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
-        crate::console::print(&(s + "\n"))?;
+        onnx_ac::console::print(&(s + "\n"))?;
     } else {
-        crate::console::print(&report.to_text())?;
+        onnx_ac::console::print(&report.to_text())?;
     }
     Ok(())
 }
@@ -156,10 +157,10 @@ pub fn training_graph(
 }
 
 /// The input files of a command reading `model` (loaded from `path`): the model and its
-/// external data, for [`crate::output::check`].
+/// external data, for [`onnx_ac::output::check`].
 pub fn model_inputs(model: &Model, path: &Path) -> Vec<(&'static str, PathBuf)> {
     let mut inputs = vec![("the input model", path.to_path_buf())];
-    for f in crate::onnx::external_files(model) {
+    for f in onnx_ac::onnx::external_files(model) {
         inputs.push(("external data of the input model", f));
     }
     inputs
@@ -171,23 +172,23 @@ pub fn model_outputs(out: &Path) -> Vec<(&'static str, PathBuf)> {
         ("-o", out.to_path_buf()),
         (
             "-o's external data",
-            crate::output::with_suffix(out, ".data"),
+            onnx_ac::output::with_suffix(out, ".data"),
         ),
     ]
 }
 
-/// [`crate::output::check`] on owned pairs.
+/// [`onnx_ac::output::check`] on owned pairs.
 pub fn check_outputs(
     outputs: &[(&'static str, PathBuf)],
     inputs: &[(&'static str, PathBuf)],
 ) -> Result<()> {
     let o: Vec<(&str, &Path)> = outputs.iter().map(|(w, p)| (*w, p.as_path())).collect();
     let i: Vec<(&str, &Path)> = inputs.iter().map(|(w, p)| (*w, p.as_path())).collect();
-    Ok(crate::output::check(&o, &i)?)
+    Ok(onnx_ac::output::check(&o, &i)?)
 }
 
 pub fn train_graph(a: &TrainGraphArgs) -> Result<()> {
-    let stage = crate::console::Stage::start(&format!(
+    let stage = onnx_ac::console::Stage::start(&format!(
         "building the training graph of {}",
         a.model.model.display()
     ));
@@ -197,11 +198,11 @@ pub fn train_graph(a: &TrainGraphArgs) -> Result<()> {
     check_outputs(&outputs, &model_inputs(&m, &a.model.model))?;
     check_init_state(&a.init_state, &a.loss)?;
     let (tm, info) = training_graph(&m, &a.loss, &a.model.model)?;
-    let mut staging = crate::output::Staging::new();
-    crate::onnx::save_staged(
+    let mut staging = onnx_ac::output::Staging::new();
+    onnx_ac::onnx::save_staged(
         &tm,
         &a.out,
-        &crate::onnx::SaveOptions::default(),
+        &onnx_ac::onnx::SaveOptions::default(),
         &mut staging,
     )?;
     if let Some(p) = &a.init_state {
@@ -217,7 +218,7 @@ pub fn train_graph(a: &TrainGraphArgs) -> Result<()> {
         ),
         None => format!("loss + {} gradients", info.grads.len()),
     };
-    crate::console::eprint_line(&format!(
+    onnx_ac::console::eprint_line(&format!(
         "wrote {}: {outputs}, {} forward and {} backward nodes",
         a.out.display(),
         info.forward_end,
@@ -238,8 +239,8 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
     let budget = a
         .budget
         .ok_or_else(|| Error::Usage("missing --budget".into()))?;
-    let stage = crate::console::Stage::start(&format!("loading {}", model_path.display()));
-    let m = crate::load_model(model_path, &dims_map(&a.dims))?;
+    let stage = onnx_ac::console::Stage::start(&format!("loading {}", model_path.display()));
+    let m = onnx_ac::load_model(model_path, &dims_map(&a.dims))?;
     let mut outputs = model_outputs(out);
     outputs.extend(a.decisions.iter().map(|p| ("--decisions", p.clone())));
     outputs.extend(a.plan.save_plan.iter().map(|p| ("--save-plan", p.clone())));
@@ -251,21 +252,21 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
     check_outputs(&outputs, &inputs)?;
     check_init_state(&a.init_state, &a.loss)?;
     drop(stage);
-    let stage = crate::console::Stage::start("building the training graph");
+    let stage = onnx_ac::console::Stage::start("building the training graph");
     let (tm, info) = training_graph(&m, &a.loss, model_path)?;
     drop(stage);
     let build = |dims: &BTreeMap<String, i64>| {
-        let m = crate::load_model(model_path, dims)?;
+        let m = onnx_ac::load_model(model_path, dims)?;
         training_graph(&m, &a.loss, model_path)
     };
-    let shape = crate::costs::ProfileShape {
+    let shape = onnx_ac::costs::ProfileShape {
         dims: dims_map(&a.dims),
         budget,
         limit: a.plan.profile_limit,
         verify: a.verify,
         build: &build,
     };
-    let costs = crate::costs::select(
+    let costs = onnx_ac::costs::select(
         &tm,
         &info,
         &a.plan.cost_choice(),
@@ -274,7 +275,7 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
         &shape,
     )?;
     if let Some(note) = &costs.note {
-        crate::console::eprint_line(note);
+        onnx_ac::console::eprint_line(note);
     }
     let source = match (&a.plan.plan_file, &a.plan.policy) {
         (Some(p), _) => PlanSource::File(p.clone()),
@@ -288,18 +289,22 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
         rewrite: RewriteOptions::defended(!a.plan.no_pin),
         bound_dims: a.dims.clone(),
     };
-    let stage = crate::console::Stage::start("planning and rewriting");
+    let stage = onnx_ac::console::Stage::start("planning and rewriting");
     let cost_fn =
         |g: &onnx_ac_passes::ir::Graph, n: onnx_ac_passes::ir::NodeId| costs.node_time(g, n);
     let mut planned = plan_and_rewrite(&tm, &info, &opts, &cost_fn, &costs.description)?;
     drop(stage);
     if a.verify {
-        let stage = crate::console::Stage::start(&format!(
+        let stage = onnx_ac::console::Stage::start(&format!(
             "verifying in ONNX Runtime ({} timed runs of each graph)",
             a.runtime.runs
         ));
-        let report =
-            crate::costs::verify_models(model_path, &tm, &planned.rewritten, &a.runtime.choice())?;
+        let report = onnx_ac::costs::verify_models(
+            model_path,
+            &tm,
+            &planned.rewritten,
+            &a.runtime.choice(),
+        )?;
         drop(stage);
         let failed = !report.passed;
         planned.summary.peak_source = "measured".into();
@@ -339,19 +344,20 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
     // The report shows `ac`'s trade-off curve beside the plan (`tradeoff.rs`).
     let curve = match &a.report {
         Some(_) => {
-            let stage = crate::console::Stage::start("planning the trade-off curve for the report");
+            let stage =
+                onnx_ac::console::Stage::start("planning the trade-off curve for the report");
             let progress = |k: usize, n: usize, what: &str| {
                 stage.set_message(&format!(
                     "planning the trade-off curve for the report: plan {k} of {n} ({what})"
                 ));
             };
-            let topts = crate::tradeoff::TradeoffOptions {
+            let topts = onnx_ac::tradeoff::TradeoffOptions {
                 planner: "ac".into(),
-                points: crate::html_report::CURVE_POINTS,
+                points: onnx_ac::html_report::CURVE_POINTS,
                 references: true,
                 rewrite: opts.rewrite,
             };
-            Some(crate::tradeoff::tradeoff(
+            Some(onnx_ac::tradeoff::tradeoff(
                 &tm,
                 &info,
                 &cost_fn,
@@ -362,18 +368,18 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
         }
         None => None,
     };
-    let stage = crate::console::Stage::start(&format!("writing {}", out.display()));
+    let stage = onnx_ac::console::Stage::start(&format!("writing {}", out.display()));
     // Every output is staged and all are renamed into place together: a failure on any
     // leaves none of them (nor a temporary) behind.
-    let mut staging = crate::output::Staging::new();
-    crate::onnx::save_staged(
+    let mut staging = onnx_ac::output::Staging::new();
+    onnx_ac::onnx::save_staged(
         &planned.rewritten,
         out,
-        &crate::onnx::SaveOptions::default(),
+        &onnx_ac::onnx::SaveOptions::default(),
         &mut staging,
     )?;
     if let Some(path) = &a.decisions {
-        let csv = crate::report::decisions_csv(&planned.decisions);
+        let csv = onnx_ac::report::decisions_csv(&planned.decisions);
         staging.write(path, csv.as_bytes())?;
     }
     if let Some(path) = &a.plan.save_plan {
@@ -385,7 +391,7 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
         stage_init_state(&tm, model_path, path, &mut staging)?;
     }
     if let Some(path) = &a.report {
-        let html = crate::html_report::render(&crate::html_report::ReportInput {
+        let html = onnx_ac::html_report::render(&onnx_ac::html_report::ReportInput {
             model_path,
             plain: &tm.graph,
             info: &info,
@@ -400,7 +406,7 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
     drop(stage);
     planned.summary.written = written
         .iter()
-        .map(|p| crate::report::WrittenFile {
+        .map(|p| onnx_ac::report::WrittenFile {
             path: p.display().to_string(),
             bytes: std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
         })
@@ -408,9 +414,9 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
     if a.json {
         let text = serde_json::to_string_pretty(&planned.summary)
             .map_err(|e| Error::Internal(e.to_string()))?;
-        crate::console::print(&(text + "\n"))?;
+        onnx_ac::console::print(&(text + "\n"))?;
     } else {
-        crate::console::print(&planned.summary.to_text())?;
+        onnx_ac::console::print(&planned.summary.to_text())?;
     }
     Ok(())
 }
@@ -420,8 +426,8 @@ const TRAINING_GRAPH_KEY: &str = "onnx_ac.training_graph";
 
 pub fn verify(a: &VerifyArgs) -> Result<()> {
     // Both graphs must take the same inputs; the original's decide them.
-    let original = crate::onnx::load(&a.original)?;
-    let rewritten = crate::onnx::load(&a.rewritten)?;
+    let original = onnx_ac::onnx::load(&a.original)?;
+    let rewritten = onnx_ac::onnx::load(&a.rewritten)?;
     // Two forward models would "pass" by comparing their outputs alone.
     for (path, m) in [(&a.original, &original), (&a.rewritten, &rewritten)] {
         if !m.metadata.iter().any(|(k, _)| k == TRAINING_GRAPH_KEY) {
@@ -451,25 +457,25 @@ pub fn verify(a: &VerifyArgs) -> Result<()> {
             names(&rewritten)
         )));
     }
-    let inputs = crate::costs::inputs_for(&original.graph)?;
-    let stage = crate::console::Stage::start(&format!(
+    let inputs = onnx_ac::costs::inputs_for(&original.graph)?;
+    let stage = onnx_ac::console::Stage::start(&format!(
         "running both graphs in ONNX Runtime ({} timed runs of each)",
         a.runtime.runs
     ));
-    let report = crate::verify::verify(
+    let report = onnx_ac::verify::verify(
         &a.original,
         &a.rewritten,
         &inputs,
-        &crate::costs::run_options(&a.runtime.choice()),
+        &onnx_ac::costs::run_options(&a.runtime.choice()),
         a.runtime.runs,
     )?;
     drop(stage);
     if a.json {
         let text =
             serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
-        crate::console::print(&(text + "\n"))?;
+        onnx_ac::console::print(&(text + "\n"))?;
     } else {
-        crate::console::print(&(report.one_line() + "\n"))?;
+        onnx_ac::console::print(&(report.one_line() + "\n"))?;
     }
     if report.passed {
         Ok(())
@@ -480,7 +486,7 @@ pub fn verify(a: &VerifyArgs) -> Result<()> {
 
 /// `onnx-ac train`: the step in a loop, about ten loss lines, the final state written last.
 pub fn train(a: &TrainArgs) -> Result<()> {
-    let m = crate::load_model(&a.model, &dims_map(&a.dims))?;
+    let m = onnx_ac::load_model(&a.model, &dims_map(&a.dims))?;
     let mut outputs = Vec::new();
     if let Some(out) = &a.out {
         outputs.extend(model_outputs(out));
@@ -490,30 +496,30 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     inputs.extend(a.state.iter().map(|p| ("--state", p.clone())));
     inputs.extend(a.data.iter().map(|p| ("--data", p.clone())));
     check_outputs(&outputs, &inputs)?;
-    let state_names = crate::train::state_names(&m);
+    let state_names = onnx_ac::train::state_names(&m);
     let initial = match &a.state {
-        Some(p) => Some(crate::state::read(
+        Some(p) => Some(onnx_ac::state::read(
             p,
-            &crate::state::slots(&m, &state_names),
+            &onnx_ac::state::slots(&m, &state_names),
         )?),
         None => None,
     };
     let data = match &a.data {
         Some(p) => {
-            let inputs = crate::batches::data_inputs(&m.graph).map_err(Error::Usage)?;
-            crate::train::Data::File(crate::batches::read_npz(p, &inputs)?)
+            let inputs = onnx_ac::batches::data_inputs(&m.graph).map_err(Error::Usage)?;
+            onnx_ac::train::Data::File(onnx_ac::batches::read_npz(p, &inputs)?)
         }
-        None => crate::train::Data::Random {
+        None => onnx_ac::train::Data::Random {
             seed: a.seed,
             same_batch: a.same_batch,
         },
     };
-    let opts = crate::runtime::RunOptions {
+    let opts = onnx_ac::runtime::RunOptions {
         measure_peak: true,
-        ..crate::costs::run_options(&a.runtime.choice())
+        ..onnx_ac::costs::run_options(&a.runtime.choice())
     };
-    crate::runtime::init(a.runtime.ort_lib.as_deref())?;
-    let bar = crate::console::Stage::start(&format!("training {} steps", a.steps));
+    onnx_ac::runtime::init(a.runtime.ort_lib.as_deref())?;
+    let bar = onnx_ac::console::Stage::start(&format!("training {} steps", a.steps));
     let mut lines = String::new();
     // About ten loss lines whatever the number of steps: the first, every tenth, the last.
     let every = a.steps.div_ceil(10).max(1);
@@ -523,19 +529,19 @@ pub fn train(a: &TrainArgs) -> Result<()> {
             k + 1,
             a.steps,
             seconds * 1e3,
-            peak.map_or("not measured".to_string(), crate::size::human_bytes)
+            peak.map_or("not measured".to_string(), onnx_ac::size::human_bytes)
         ));
         if k == 0 || (k + 1) % every == 0 || k + 1 == a.steps {
             lines.push_str(&format!("step {:>6}  loss {loss:.6}\n", k + 1));
         }
     };
-    let t = crate::train::TrainOptions {
+    let t = onnx_ac::train::TrainOptions {
         steps: a.steps,
         data,
         initial,
         io_binding: !a.no_io_binding,
     };
-    let (report, state) = crate::train::train(&m, &a.model, &t, &opts, &mut on_step)?;
+    let (report, state) = onnx_ac::train::train(&m, &a.model, &t, &opts, &mut on_step)?;
     drop(bar);
     let mut times = report.step_times_s.clone();
     times.sort_by(f64::total_cmp);
@@ -547,27 +553,27 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         median * 1e3,
         report
             .peak_bytes
-            .map_or("not".to_string(), crate::size::human_bytes)
+            .map_or("not".to_string(), onnx_ac::size::human_bytes)
     ));
-    let mut staging = crate::output::Staging::new();
+    let mut staging = onnx_ac::output::Staging::new();
     if let Some(out) = &a.out {
-        let trained = crate::train::with_state(&m, &state)?;
-        crate::onnx::save_staged(
+        let trained = onnx_ac::train::with_state(&m, &state)?;
+        onnx_ac::onnx::save_staged(
             &trained,
             out,
-            &crate::onnx::SaveOptions::default(),
+            &onnx_ac::onnx::SaveOptions::default(),
             &mut staging,
         )?;
     }
     if let Some(p) = &a.save_state {
-        staging.write(p, &crate::state::to_bytes(&state)?)?;
+        staging.write(p, &onnx_ac::state::to_bytes(&state)?)?;
     }
     let written = staging.destinations();
     staging.commit()?;
     for p in written {
         lines.push_str(&format!("wrote {}\n", p.display()));
     }
-    crate::console::print(&lines)
+    onnx_ac::console::print(&lines)
 }
 
 /// `--init-state` needs parameters as inputs: refused before any work otherwise.
@@ -588,18 +594,18 @@ fn stage_init_state(
     tm: &Model,
     model_path: &Path,
     path: &Path,
-    staging: &mut crate::output::Staging,
+    staging: &mut onnx_ac::output::Staging,
 ) -> Result<()> {
-    let names = crate::state::inputs_with_defaults(tm);
-    let tensors = crate::state::defaults(tm, model_path, &names)?;
-    staging.write(path, &crate::state::to_bytes(&tensors)?)?;
+    let names = onnx_ac::state::inputs_with_defaults(tm);
+    let tensors = onnx_ac::state::defaults(tm, model_path, &names)?;
+    staging.write(path, &onnx_ac::state::to_bytes(&tensors)?)?;
     Ok(())
 }
 
 /// `onnx-ac tradeoff`: the planner's curve on the model's training graph (`tradeoff.rs`).
 pub fn tradeoff(a: &crate::cli::TradeoffArgs) -> Result<()> {
     let model_path = &a.model.model;
-    let stage = crate::console::Stage::start(&format!("loading {}", model_path.display()));
+    let stage = onnx_ac::console::Stage::start(&format!("loading {}", model_path.display()));
     let m = load(&a.model)?;
     let mut outputs: Vec<(&'static str, PathBuf)> =
         a.out.iter().map(|p| ("-o", p.clone())).collect();
@@ -608,39 +614,40 @@ pub fn tradeoff(a: &crate::cli::TradeoffArgs) -> Result<()> {
     inputs.extend(a.profile.iter().map(|p| ("--profile", p.clone())));
     check_outputs(&outputs, &inputs)?;
     drop(stage);
-    let stage = crate::console::Stage::start("building the training graph");
+    let stage = onnx_ac::console::Stage::start("building the training graph");
     let (tm, info) = training_graph(&m, &a.loss, model_path)?;
     drop(stage);
-    let choice = crate::costs::CostChoice {
+    let choice = onnx_ac::costs::CostChoice {
         cost: a.cost.clone(),
         profile: a.profile.clone(),
         device: a.device.clone(),
     };
     let build = |dims: &BTreeMap<String, i64>| {
-        let m = crate::load_model(model_path, dims)?;
+        let m = onnx_ac::load_model(model_path, dims)?;
         training_graph(&m, &a.loss, model_path)
     };
-    let shape = crate::costs::ProfileShape {
+    let shape = onnx_ac::costs::ProfileShape {
         dims: dims_map(&a.model.dims),
         // The measured cost model profiles the step as it is when it fits this much.
-        budget: crate::size::Budget::Percent(100.0),
+        budget: onnx_ac::size::Budget::Percent(100.0),
         limit: None,
         verify: false,
         build: &build,
     };
-    let costs = crate::costs::select(&tm, &info, &choice, &a.runtime.choice(), model_path, &shape)?;
+    let costs =
+        onnx_ac::costs::select(&tm, &info, &choice, &a.runtime.choice(), model_path, &shape)?;
     if let Some(note) = &costs.note {
-        crate::console::eprint_line(note);
+        onnx_ac::console::eprint_line(note);
     }
     let cost_fn =
         |g: &onnx_ac_passes::ir::Graph, n: onnx_ac_passes::ir::NodeId| costs.node_time(g, n);
-    let opts = crate::tradeoff::TradeoffOptions {
+    let opts = onnx_ac::tradeoff::TradeoffOptions {
         planner: a.planner.clone(),
         points: a.points as usize,
         references: !a.no_references,
         rewrite: RewriteOptions::defended(true),
     };
-    let stage = crate::console::Progress::start(
+    let stage = onnx_ac::console::Progress::start(
         "planning the curve",
         a.points as usize + if a.no_references { 0 } else { 4 },
     );
@@ -648,7 +655,7 @@ pub fn tradeoff(a: &crate::cli::TradeoffArgs) -> Result<()> {
         stage.set(k - 1, &format!("planning the curve: {what}"));
     };
     let curve =
-        crate::tradeoff::tradeoff(&tm, &info, &cost_fn, &costs.description, &opts, &progress)?;
+        onnx_ac::tradeoff::tradeoff(&tm, &info, &cost_fn, &costs.description, &opts, &progress)?;
     drop(stage);
     let files = [(&a.out, curve.to_csv()), (&a.chart, curve.to_svg())];
     write_then_print(&files, a.json, &curve, &|| curve.to_text())
@@ -662,7 +669,7 @@ fn write_then_print<T: serde::Serialize>(
     value: &T,
     text: &dyn Fn() -> String,
 ) -> Result<()> {
-    let mut staging = crate::output::Staging::new();
+    let mut staging = onnx_ac::output::Staging::new();
     for (path, body) in files {
         if let Some(path) = path {
             staging.write(path, body.as_bytes())?;
@@ -672,9 +679,9 @@ fn write_then_print<T: serde::Serialize>(
     if json {
         let text =
             serde_json::to_string_pretty(value).map_err(|e| Error::Internal(e.to_string()))?;
-        crate::console::print(&(text + "\n"))
+        onnx_ac::console::print(&(text + "\n"))
     } else {
-        crate::console::print(&text())
+        onnx_ac::console::print(&text())
     }
 }
 
@@ -682,43 +689,43 @@ fn write_then_print<T: serde::Serialize>(
 /// (`sweep.rs`).
 pub fn sweep(a: &crate::cli::SweepArgs) -> Result<()> {
     let model_path = &a.model;
-    let configs = crate::sweep::configs(&a.dims)?;
+    let configs = onnx_ac::sweep::configs(&a.dims)?;
     // Check the model loads and the outputs are safe before planning anything.
-    let stage = crate::console::Stage::start(&format!("loading {}", model_path.display()));
+    let stage = onnx_ac::console::Stage::start(&format!("loading {}", model_path.display()));
     let first: BTreeMap<String, i64> = configs[0].iter().cloned().collect();
-    let m = crate::load_model(model_path, &first)?;
+    let m = onnx_ac::load_model(model_path, &first)?;
     let mut outputs: Vec<(&'static str, PathBuf)> =
         a.out.iter().map(|p| ("-o", p.clone())).collect();
     outputs.extend(a.heatmap.iter().map(|p| ("--heatmap", p.clone())));
     check_outputs(&outputs, &model_inputs(&m, model_path))?;
     drop(stage);
     let measured = a.cost.as_deref() == Some("measured");
-    let choice = crate::costs::CostChoice {
+    let choice = onnx_ac::costs::CostChoice {
         cost: a.cost.clone(),
         profile: None,
         device: a.device.clone(),
     };
     let runtime = a.runtime.choice();
     let build = |dims: &BTreeMap<String, i64>| {
-        let m = crate::load_model(model_path, dims)?;
+        let m = onnx_ac::load_model(model_path, dims)?;
         training_graph(&m, &a.loss, model_path)
     };
     let costs = |tm: &Model, info: &autodiff::TrainingInfo, dims: &BTreeMap<String, i64>| {
-        let shape = crate::costs::ProfileShape {
+        let shape = onnx_ac::costs::ProfileShape {
             dims: dims.clone(),
             budget: a.budget,
             limit: None,
             verify: false,
             build: &build,
         };
-        let c = crate::costs::select(tm, info, &choice, &runtime, model_path, &shape)?;
+        let c = onnx_ac::costs::select(tm, info, &choice, &runtime, model_path, &shape)?;
         let name = c.description.clone();
-        let f: crate::sweep::NodeTimeFn = Box::new(move |g, n| c.model.node_time(g, n));
+        let f: onnx_ac::sweep::NodeTimeFn = Box::new(move |g, n| c.model.node_time(g, n));
         Ok((f, name))
     };
-    let stage = crate::console::Progress::start("planning configurations", configs.len());
+    let stage = onnx_ac::console::Progress::start("planning configurations", configs.len());
     let progress = |_k: usize, _n: usize| stage.inc();
-    let opts = crate::sweep::SweepOptions {
+    let opts = onnx_ac::sweep::SweepOptions {
         planner: a.planner.clone(),
         budget: a.budget,
         budget_text: a.budget.to_string(),
@@ -727,7 +734,7 @@ pub fn sweep(a: &crate::cli::SweepArgs) -> Result<()> {
         costs: &costs,
         progress: &progress,
     };
-    let result = crate::sweep::sweep(&configs, &opts);
+    let result = onnx_ac::sweep::sweep(&configs, &opts);
     drop(stage);
     let files = [(&a.out, result.to_csv()), (&a.heatmap, result.to_svg())];
     write_then_print(&files, a.json, &result, &|| result.to_text())
@@ -737,20 +744,20 @@ pub fn sweep(a: &crate::cli::SweepArgs) -> Result<()> {
 /// print a one-paragraph summary on stderr.
 pub fn profile(a: &crate::cli::ProfileArgs) -> Result<()> {
     let dims = a.model.dims.iter().cloned().collect();
-    let stage = crate::console::Stage::start(&format!(
+    let stage = onnx_ac::console::Stage::start(&format!(
         "building the training graph of {}",
         a.model.model.display()
     ));
-    let m = crate::load_model(&a.model.model, &dims)?;
+    let m = onnx_ac::load_model(&a.model.model, &dims)?;
     check_outputs(&[("-o", a.out.clone())], &model_inputs(&m, &a.model.model))?;
     let (tm, _) = training_graph(&m, &a.loss, &a.model.model)?;
     drop(stage);
     let started = std::time::Instant::now();
-    let p = crate::profile::profile_training_graph(&tm, &a.model.model, &a.options())
-        .map_err(crate::profile::ProfileError::into_cli_error)?;
+    let p = onnx_ac::profile::profile_training_graph(&tm, &a.model.model, &a.options())
+        .map_err(onnx_ac::profile::ProfileError::into_cli_error)?;
     p.save(&a.out)
-        .map_err(crate::profile::ProfileError::into_cli_error)?;
-    crate::console::eprint_line(&format!(
+        .map_err(onnx_ac::profile::ProfileError::into_cli_error)?;
+    onnx_ac::console::eprint_line(&format!(
         "wrote {}: {} nodes, {} runs on {} in {:.1} s; step {:.2} ms (kernels {:.2} ms); peak {} (parameters {})",
         a.out.display(),
         p.nodes.len(),
@@ -760,11 +767,11 @@ pub fn profile(a: &crate::cli::ProfileArgs) -> Result<()> {
         p.step_time_s * 1e3,
         p.kernel_time_s * 1e3,
         p.measured_peak_bytes
-            .map_or("not measured".to_string(), crate::size::human_bytes),
-        crate::size::human_bytes(p.parameter_bytes),
+            .map_or("not measured".to_string(), onnx_ac::size::human_bytes),
+        onnx_ac::size::human_bytes(p.parameter_bytes),
     ));
     for w in &p.warnings {
-        crate::console::eprint_line(&format!("warning: {w}"));
+        onnx_ac::console::eprint_line(&format!("warning: {w}"));
     }
     Ok(())
 }

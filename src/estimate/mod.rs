@@ -18,7 +18,7 @@ use crate::size::Budget;
 use onnx_ac_passes::autodiff::glob_match;
 use onnx_ac_passes::ir::{static_dims, ExternalRef, Model, Tensor, TensorData};
 use onnx_ac_passes::recompute::RewriteOptions;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -27,7 +27,7 @@ use std::path::Path;
 pub const MAX_SWEEP_VALUES: usize = 32;
 
 /// One plan's step memory at one point, in bytes.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PlanMemory {
     /// none, selective, full, or budget.
     pub plan: String,
@@ -51,23 +51,23 @@ pub struct PlanMemory {
 }
 
 /// The plans at one value of the listed dimension.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Point {
     /// Every bound dimension at this point.
     pub dims: BTreeMap<String, i64>,
     pub plans: Vec<PlanMemory>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Parameters {
     pub tensors: usize,
     pub count: u64,
     pub bytes: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Estimate {
-    pub format: &'static str,
+    pub format: String,
     pub version: u32,
     pub model: String,
     /// Initializers loaded as shape and dtype only (their data absent).
@@ -329,7 +329,7 @@ pub fn estimate(
         points.push(Point { dims, plans });
     }
     Ok(Estimate {
-        format: "onnx-ac-estimate",
+        format: "onnx-ac-estimate".into(),
         version: 1,
         model: path.display().to_string(),
         initializers_without_data: absent,
