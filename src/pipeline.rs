@@ -321,11 +321,17 @@ pub fn plan_and_rewrite(
         PlanSource::Planner(_) => plan_err(e),
     };
     // The training graph with its weights read at run time, when a plan file asks for it or
-    // when the budget cannot be met without (see below).
-    let runtime = onnx_ac_passes::runtime_weights::read_weights_at_run_time(g, info);
-    let (g, info, mut plan) = match (&runtime, plan.runtime_weights) {
-        (Some((g2, info2, _)), true) => (g2, info2, plan),
-        _ => (
+    // when the budget cannot be met without (see below); built only then (a copy of the
+    // graph: `tradeoff` and `sweep` plan many times).
+    let runtime_cell = std::cell::OnceCell::new();
+    let runtime = || {
+        runtime_cell
+            .get_or_init(|| onnx_ac_passes::runtime_weights::read_weights_at_run_time(g, info))
+            .as_ref()
+    };
+    let (g, info, mut plan) = match plan.runtime_weights.then(runtime).flatten() {
+        Some((g2, info2, _)) => (g2, info2, plan),
+        None => (
             g,
             info,
             RecomputePlan {
@@ -363,10 +369,16 @@ pub fn plan_and_rewrite(
     // folded weights (whose values exist in both graphs), the first that meets the budget
     // with a wider margin (the simulator is less exact on these graphs: measured exact on
     // GPT-2 8L, +2.3% on LLaMA 8L, but +20% on the small GPT-2 fixture at 30%act).
-    let (g, info) = match (&runtime, &opts.source) {
-        (Some((g2, info2, _)), PlanSource::Planner(name))
+    let fallback = match &opts.source {
+        PlanSource::Planner(name)
             if after.peak_bytes > target && searches(name) && !plan.runtime_weights =>
         {
+            runtime().map(|r| (r, name))
+        }
+        _ => None,
+    };
+    let (g, info) = match fallback {
+        Some(((g2, info2, _), name)) => {
             let runtime_target = budget - budget / RUNTIME_WEIGHTS_MARGIN_DIVISOR;
             let mut best: Option<(RecomputePlan, Vec<ValueId>, Graph, Simulation)> = None;
             let mut found = search(g2, info2, name)?;
@@ -391,7 +403,7 @@ pub fn plan_and_rewrite(
                 _ => (g, info),
             }
         }
-        _ => (g, info),
+        None => (g, info),
     };
     if after.peak_bytes > target && !opts.best_effort {
         let mut reached = after.peak_bytes;
@@ -465,9 +477,10 @@ pub fn plan_and_rewrite(
         step_matmul_flops,
         added_matmul_flops,
         added_matmul_flops_percent: 100.0 * added_matmul_flops / step_matmul_flops.max(1.0),
-        runtime_weights_bytes: runtime
-            .as_ref()
-            .filter(|_| plan.runtime_weights)
+        runtime_weights_bytes: plan
+            .runtime_weights
+            .then(runtime)
+            .flatten()
             .map(|r| r.2.bytes),
         verify: None,
         warnings: Vec::new(),

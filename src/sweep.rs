@@ -180,8 +180,6 @@ fn cell(c: &Config, opts: &SweepOptions) -> Cell {
             return cell;
         }
     };
-    let plain = crate::plan::simulate::simulate_ort_default(&tm.graph, Some(&info)).1;
-    cell.initial_peak_bytes = Some(plain.peak_bytes);
     let mut cost_model = None;
     let planned = (opts.costs)(&tm, &info, &dims).and_then(|(cost, cost_name)| {
         cost_model = Some(cost_name.clone());
@@ -211,6 +209,9 @@ fn cell(c: &Config, opts: &SweepOptions) -> Cell {
             smallest_peak,
             ..
         }) => {
+            // The plan's summary carries the plain peak; an unreachable budget has none.
+            let plain = crate::plan::simulate::simulate_ort_default(&tm.graph, Some(&info)).1;
+            cell.initial_peak_bytes = Some(plain.peak_bytes);
             cell.budget_bytes = Some(budget);
             cell.final_peak_bytes = Some(smallest_peak);
             cell.why = Some(format!(

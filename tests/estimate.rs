@@ -211,20 +211,23 @@ fn table_and_chart() {
     let tmp = tempfile::tempdir().unwrap();
     let path = write(&tiny(), tmp.path());
     let svg = tmp.path().join("chart.svg");
-    let out = common::run_cli(&[
-        "estimate",
-        &path,
-        "--dim",
-        "batch=1",
-        "--dim",
-        "seq=16,32,48",
-        "--optimizer",
-        "sgd",
-        "--budget",
-        "60%act",
-        "--chart",
-        svg.to_str().unwrap(),
-    ]);
+    let run = |chart: &std::path::Path| {
+        common::run_cli(&[
+            "estimate",
+            &path,
+            "--dim",
+            "batch=1",
+            "--dim",
+            "seq=16,32,48",
+            "--optimizer",
+            "sgd",
+            "--budget",
+            "60%act",
+            "--chart",
+            chart.to_str().unwrap(),
+        ])
+    };
+    let out = run(&svg);
     assert!(
         out.status.success(),
         "{}",
@@ -256,20 +259,7 @@ fn table_and_chart() {
     }
     // Deterministic: the same command writes the same bytes.
     let again = tmp.path().join("again.svg");
-    let out2 = common::run_cli(&[
-        "estimate",
-        &path,
-        "--dim",
-        "batch=1",
-        "--dim",
-        "seq=16,32,48",
-        "--optimizer",
-        "sgd",
-        "--budget",
-        "60%act",
-        "--chart",
-        again.to_str().unwrap(),
-    ]);
+    let out2 = run(&again);
     assert!(out2.status.success());
     assert_eq!(std::fs::read(&again).unwrap(), chart.as_bytes());
     assert_eq!(out2.stdout, text.as_bytes());
