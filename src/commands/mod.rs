@@ -307,28 +307,7 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
         )?;
         drop(stage);
         let failed = !report.passed;
-        planned.summary.peak_source = "measured".into();
-        if let (Some(x), Some(y)) = (report.original_peak_bytes, report.rewritten_peak_bytes) {
-            let (x, y) = (
-                x + planned.summary.unallocated_bytes,
-                y + planned.summary.unallocated_bytes,
-            );
-            planned.summary.initial_peak_bytes = x;
-            planned.summary.final_peak_bytes = y;
-            planned.summary.within_budget = y <= planned.summary.budget_bytes;
-            let red = x as i64 - y as i64;
-            planned.summary.reduction_bytes = red;
-            planned.summary.reduction_percent = 100.0 * red as f64 / x.max(1) as f64;
-        }
-        let step = &report.step;
-        planned.summary.initial_step_time_s = step.original_step_time_s;
-        planned.summary.final_step_time_s = step.rewritten_step_time_s;
-        planned.summary.step_time_source = "measured".into();
-        planned.summary.overhead_s = step.rewritten_step_time_s - step.original_step_time_s;
-        planned.summary.overhead_percent = step.overhead_percent;
-        planned.summary.overhead_spread_percent = step.overhead_spread_percent;
-        planned.summary.overhead_within_noise = Some(step.overhead_within_noise);
-        planned.summary.verify = Some(report);
+        planned.summary.record_verification(report);
         if failed {
             return Err(Error::VerifyFailed(
                 planned

@@ -284,6 +284,31 @@ pub struct Summary {
 const NEGLIGIBLE_PEAK_CHANGE: f64 = 0.0005;
 
 impl Summary {
+    /// Replaces the simulated peaks and the cost model's step times by what `--verify`
+    /// measured in ONNX Runtime (peaks include the weights ONNX Runtime uses in place, as
+    /// the budget does), and keeps the report.
+    pub fn record_verification(&mut self, report: crate::verify::VerifyReport) {
+        self.peak_source = "measured".into();
+        if let (Some(x), Some(y)) = (report.original_peak_bytes, report.rewritten_peak_bytes) {
+            let (x, y) = (x + self.unallocated_bytes, y + self.unallocated_bytes);
+            self.initial_peak_bytes = x;
+            self.final_peak_bytes = y;
+            self.within_budget = y <= self.budget_bytes;
+            let red = x as i64 - y as i64;
+            self.reduction_bytes = red;
+            self.reduction_percent = 100.0 * red as f64 / x.max(1) as f64;
+        }
+        let step = &report.step;
+        self.initial_step_time_s = step.original_step_time_s;
+        self.final_step_time_s = step.rewritten_step_time_s;
+        self.step_time_source = "measured".into();
+        self.overhead_s = step.rewritten_step_time_s - step.original_step_time_s;
+        self.overhead_percent = step.overhead_percent;
+        self.overhead_spread_percent = step.overhead_spread_percent;
+        self.overhead_within_noise = Some(step.overhead_within_noise);
+        self.verify = Some(report);
+    }
+
     /// The unit of every byte figure of the text summary, from the model's largest peak (not
     /// the budget: a generous `2GB` must not show a 30 MiB step in GiB).
     pub fn byte_scale(&self) -> ByteScale {
@@ -539,6 +564,43 @@ mod tests {
             .is_empty());
     }
 
+    fn verified(
+        peaks: Option<(u64, u64)>,
+        step: crate::runtime::timing::StepComparison,
+    ) -> crate::verify::VerifyReport {
+        crate::verify::VerifyReport {
+            outputs_compared: 3,
+            bit_identical: true,
+            max_abs_diff: 0.0,
+            max_scaled_error: 0.0,
+            worst_output: String::new(),
+            passed: true,
+            original_peak_bytes: peaks.map(|p| p.0),
+            rewritten_peak_bytes: peaks.map(|p| p.1),
+            step,
+        }
+    }
+
+    /// Measured peaks replace the simulated ones, with the weights ONNX Runtime uses in
+    /// place added (the budget counts them), and decide `within_budget` again.
+    #[test]
+    fn a_verification_replaces_simulated_peaks_by_measured_ones() {
+        let step = crate::runtime::timing::StepComparison::from_rounds(&[1e-3], &[1.5e-3]);
+        let mut s = summary(100 * MIB, 60 * MIB, 70 * MIB, 3);
+        s.unallocated_bytes = 5 * MIB;
+        s.record_verification(verified(Some((90 * MIB, 66 * MIB)), step));
+        assert_eq!(s.initial_peak_bytes, 95 * MIB);
+        assert_eq!(s.final_peak_bytes, 71 * MIB);
+        assert!(
+            !s.within_budget,
+            "71 MiB measured is over the 70 MiB budget"
+        );
+        assert_eq!(s.reduction_bytes, 24 * MIB as i64);
+        assert_eq!(s.step_time_source, "measured");
+        assert!((s.overhead_s - 0.5e-3).abs() < 1e-12);
+        assert!(s.verify.is_some());
+    }
+
     /// `--verify`'s step line: medians of alternated rounds, the overhead with its spread,
     /// and "within noise" exactly when the spread covers it (fixed numbers, nothing timed).
     #[test]
@@ -546,23 +608,14 @@ mod tests {
         let with_rounds = |a: &[f64], b: &[f64]| {
             let step = crate::runtime::timing::StepComparison::from_rounds(a, b);
             let mut s = summary(100 * MIB, 60 * MIB, 70 * MIB, 3);
-            s.step_time_source = "measured".into();
-            s.initial_step_time_s = step.original_step_time_s;
-            s.final_step_time_s = step.rewritten_step_time_s;
-            s.overhead_s = step.rewritten_step_time_s - step.original_step_time_s;
-            s.overhead_percent = step.overhead_percent;
             s.recompute_time_s = 0.4e-3;
-            s.verify = Some(crate::verify::VerifyReport {
-                outputs_compared: 3,
-                bit_identical: true,
-                max_abs_diff: 0.0,
-                max_scaled_error: 0.0,
-                worst_output: String::new(),
-                passed: true,
-                original_peak_bytes: None,
-                rewritten_peak_bytes: None,
-                step,
-            });
+            s.record_verification(verified(None, step));
+            assert_eq!(s.peak_source, "measured");
+            assert_eq!(
+                s.final_peak_bytes,
+                60 * MIB,
+                "no measured peak: simulated kept"
+            );
             let text = s.to_text();
             text.lines()
                 .find(|l| l.starts_with("step time"))
