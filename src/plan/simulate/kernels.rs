@@ -2,7 +2,8 @@
 //! scratch buffers they allocate while they run (MLAS), and the outputs they alias to or write
 //! in place of an input (the kernels' `Alias` and `MayInplace` declarations).
 
-use super::view::{dims, VNode, VVal, View};
+use super::ids::VValId;
+use super::view::{dims, VNode, VVal, Vals, View};
 use onnx_ac_passes::ir::{DType, Dim, Graph, Node};
 
 pub(super) fn align(x: u64, a: u64) -> u64 {
@@ -10,7 +11,7 @@ pub(super) fn align(x: u64, a: u64) -> u64 {
 }
 
 /// Prepacked bytes of a MatMul-like kernel with B = `b` (transposed when `trans_b`).
-pub(super) fn pack_b(view: &View, b: Option<usize>, trans_b: bool) -> u64 {
+pub(super) fn pack_b(view: &View, b: Option<VValId>, trans_b: bool) -> u64 {
     let Some(b) = b else { return 0 };
     let v = &view.vals[b];
     if !v.constant || v.elem != Some(4) || v.string {
@@ -31,9 +32,9 @@ pub(super) fn sgemm_pack_b_size(n: u64, k: u64) -> u64 {
 }
 
 /// Bytes the kernel of `n` prepacks from its constant weights when the session is created.
-pub(super) fn prepack_bytes(g: &Graph, n: &Node, vals: &[VVal<'_>]) -> u64 {
+pub(super) fn prepack_bytes(g: &Graph, n: &Node, vals: &Vals<'_>) -> u64 {
     let Some(b) = n.input(1) else { return 0 };
-    if !vals[b.index()].constant || g.value(b).dtype != Some(DType::Float) {
+    if !vals[VValId::from(b)].constant || g.value(b).dtype != Some(DType::Float) {
         return 0;
     }
     let Some(d) = dims(g, b) else { return 0 };

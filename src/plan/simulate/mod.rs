@@ -34,6 +34,7 @@
 
 mod alloc;
 mod held;
+mod ids;
 mod kernels;
 mod order;
 mod transformers;

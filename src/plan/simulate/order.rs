@@ -3,20 +3,16 @@
 //! the schedule of the session's nodes under a caller's order.
 
 use super::alloc::run_view;
-use super::view::{build_view, readers_of, Csr, VNode, View};
+use super::ids::{Csr, Id, IdVec, VNodeId};
+use super::view::{build_view, producers, readers_of, Absorbed, Nodes, View};
 use super::{SimOptions, Simulation};
 use onnx_ac_passes::autodiff::TrainingInfo;
 use onnx_ac_passes::ir::{Graph, NodeId};
 use std::collections::HashMap;
 
-/// ONNX Runtime's order of `nodes` (positions in the slice).
-pub(super) fn view_order(nodes: &[VNode], nvals: usize) -> Vec<usize> {
-    let mut producer_of: Vec<Option<usize>> = vec![None; nvals];
-    for (k, v) in nodes.iter().enumerate() {
-        for o in v.outputs.iter().flatten() {
-            producer_of[*o] = Some(k);
-        }
-    }
+/// ONNX Runtime's order of `nodes`.
+pub(super) fn view_order(nodes: &Nodes, nvals: usize) -> Vec<VNodeId> {
+    let producer_of = producers(nodes, nvals);
     let mut start = Vec::with_capacity(nodes.len() + 1);
     let mut items = Vec::with_capacity(2 * nodes.len());
     for n in nodes {
@@ -24,22 +20,25 @@ pub(super) fn view_order(nodes: &[VNode], nvals: usize) -> Vec<usize> {
         items.extend(n.inputs.iter().flatten().filter_map(|v| producer_of[*v]));
     }
     start.push(items.len());
-    order_by_preds(nodes, &Csr { start, items })
+    order_by_preds(nodes, &Csr::new(start, items))
 }
 
 /// [`view_order`], given the producers of each node's inputs: the reverse depth-first walk
 /// of ONNX Runtime's `GraphViewer`. From the nodes no node reads (pushed in index order, so
 /// the last is walked first), each node's producers sorted by index and pushed in that
 /// order, so the producer with the largest index is walked first.
-pub(super) fn order_by_preds(nodes: &[VNode], preds: &Csr) -> Vec<usize> {
+pub(super) fn order_by_preds(nodes: &Nodes, preds: &Csr<VNodeId, VNodeId>) -> Vec<VNodeId> {
     let n = nodes.len();
     // Rank by ONNX Runtime index: position r in `by_index` is the node with the r-th index.
-    let sorted = nodes.windows(2).all(|w| w[0].index <= w[1].index);
-    let mut by_index: Vec<usize> = (0..n).collect();
-    let mut rank = Vec::new();
+    let sorted = nodes
+        .as_slice()
+        .windows(2)
+        .all(|w| w[0].index <= w[1].index);
+    let mut by_index: Vec<VNodeId> = nodes.ids().collect();
+    let mut rank = IdVec::default();
     if !sorted {
         by_index.sort_by_key(|&k| nodes[k].index);
-        rank = vec![0; n];
+        rank = IdVec::from_elem(0, n);
         for (r, &k) in by_index.iter().enumerate() {
             rank[k] = r;
         }
@@ -51,7 +50,7 @@ pub(super) fn order_by_preds(nodes: &[VNode], preds: &Csr) -> Vec<usize> {
         let s = items.len();
         start.push(s as u32);
         for &p in &preds[k] {
-            items.push(if sorted { p } else { rank[p] } as u32);
+            items.push(if sorted { p.index() } else { rank[p] } as u32);
         }
         let ps = &mut items[s..];
         match ps.len() {
@@ -142,7 +141,7 @@ pub(super) fn order_of_view(g: &Graph, view: &View) -> Vec<NodeId> {
     }
     // Fused nodes right after the node that absorbed them.
     let mut after: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
-    for &(n, into) in &view.absorbed {
+    for &Absorbed { node: n, into } in &view.absorbed {
         if !placed[n.index()] && placed[into.index()] {
             placed[n.index()] = true;
             after.entry(into).or_default().push(n);
@@ -161,15 +160,18 @@ pub(super) fn order_of_view(g: &Graph, view: &View) -> Vec<NodeId> {
     order
 }
 
-/// The running nodes in execution order, and per node the position in `order` it is
-/// reported at. When `order` runs the nodes in ONNX Runtime's order, that order is used as is;
-/// otherwise nodes follow `order` by their anchors, and layout copies run right before their
-/// first reader.
-pub(super) fn schedule(
-    view: &View,
-    order: &[NodeId],
-    n_graph_nodes: usize,
-) -> (Vec<usize>, Vec<usize>) {
+/// The nodes of a view as they run under a caller's order.
+pub(super) struct Schedule {
+    /// The running nodes in execution order.
+    pub(super) steps: Vec<VNodeId>,
+    /// Per node, the position in the caller's order it is reported at.
+    pub(super) at: IdVec<VNodeId, usize>,
+}
+
+/// The [`Schedule`] of `view` under `order`. When `order` runs the nodes in ONNX Runtime's
+/// order, that order is used as is; otherwise nodes follow `order` by their anchors, and
+/// layout copies run right before their first reader.
+pub(super) fn schedule(view: &View, order: &[NodeId], n_graph_nodes: usize) -> Schedule {
     let nodes = &view.nodes;
     let pos: Vec<usize> = {
         let mut p = vec![usize::MAX; n_graph_nodes];
@@ -182,21 +184,18 @@ pub(super) fn schedule(
         Some(o) => o.clone(),
         None => view_order(nodes, view.vals.len()),
     };
-    let mut ort_rank = vec![0; nodes.len()];
+    let mut ort_rank = IdVec::from_elem(0, nodes.len());
     for (i, &k) in vorder.iter().enumerate() {
         ort_rank[k] = i;
     }
     // Keys: the anchor's position; for layout copies, the smallest key of their readers
     // (computed readers first: reverse ONNX Runtime order is a reverse topological order).
-    let mut key: Vec<usize> = nodes.iter().map(|n| pos[n.anchor.index()]).collect();
+    let mut key: IdVec<VNodeId, usize> = nodes.iter().map(|n| pos[n.anchor.index()]).collect();
     let copies = nodes.iter().any(|n| n.follow_consumers);
     let readers = if copies {
         readers_of(nodes, view.vals.len())
     } else {
-        Csr {
-            start: Vec::new(),
-            items: Vec::new(),
-        }
+        Csr::new(Vec::new(), Vec::new())
     };
     for &k in vorder.iter().rev() {
         if copies && nodes[k].follow_consumers {
@@ -232,18 +231,16 @@ pub(super) fn schedule(
             .collect()
     };
     if ort_anchor_seq == caller_seq {
-        return (vorder, key);
+        return Schedule {
+            steps: vorder,
+            at: key,
+        };
     }
     // List scheduling by (key, ONNX Runtime rank) over the dependencies.
-    let mut producer_of: Vec<Option<usize>> = vec![None; view.vals.len()];
-    for (k, n) in nodes.iter().enumerate() {
-        for o in n.outputs.iter().flatten() {
-            producer_of[*o] = Some(k);
-        }
-    }
-    let mut waiting = vec![0usize; nodes.len()];
-    let mut succ: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
-    for (k, n) in nodes.iter().enumerate() {
+    let producer_of = producers(nodes, view.vals.len());
+    let mut waiting: IdVec<VNodeId, usize> = IdVec::from_elem(0, nodes.len());
+    let mut succ: IdVec<VNodeId, Vec<VNodeId>> = IdVec::from_elem(Vec::new(), nodes.len());
+    for (k, n) in nodes.iter_enumerated() {
         for v in n.inputs.iter().flatten() {
             if let Some(p) = producer_of[*v] {
                 waiting[k] += 1;
@@ -251,8 +248,8 @@ pub(super) fn schedule(
             }
         }
     }
-    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<(usize, usize, usize)>> = (0
-        ..nodes.len())
+    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<(usize, usize, VNodeId)>> = nodes
+        .ids()
         .filter(|&k| waiting[k] == 0)
         .map(|k| std::cmp::Reverse((key[k], ort_rank[k], k)))
         .collect();
@@ -266,5 +263,5 @@ pub(super) fn schedule(
             }
         }
     }
-    (steps, key)
+    Schedule { steps, at: key }
 }

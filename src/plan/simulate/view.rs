@@ -2,6 +2,7 @@
 //! graph given, or one an ONNX Runtime transformer made), who reads and makes each value, and
 //! [`build_view`], which loads the graph as ONNX Runtime does and runs the transformers.
 
+use super::ids::{Csr, Id, IdVec, VNodeId, VValId};
 use super::kernels::{prepack_bytes, scratch_bytes};
 use super::transformers;
 use super::{OptLevel, SimOptions};
@@ -96,12 +97,12 @@ pub(super) fn op_kind(op: &str, domain: &str) -> OpKind {
 /// A node's input or output slots (values of the view), stored inline up to four.
 #[derive(Clone, Debug)]
 pub(super) enum Slots {
-    Inline(u8, [Option<usize>; 4]),
-    Heap(Vec<Option<usize>>),
+    Inline(u8, [Option<VValId>; 4]),
+    Heap(Vec<Option<VValId>>),
 }
 
 impl Slots {
-    pub(super) fn of(s: &[Option<usize>]) -> Slots {
+    pub(super) fn of(s: &[Option<VValId>]) -> Slots {
         let mut out = Slots::default();
         for &v in s {
             out.push(v);
@@ -109,7 +110,7 @@ impl Slots {
         out
     }
 
-    pub(super) fn push(&mut self, v: Option<usize>) {
+    pub(super) fn push(&mut self, v: Option<VValId>) {
         match self {
             Slots::Inline(n, a) if (*n as usize) < a.len() => {
                 a[*n as usize] = v;
@@ -131,7 +132,7 @@ impl Slots {
         }
     }
 
-    pub(super) fn resize(&mut self, len: usize, v: Option<usize>) {
+    pub(super) fn resize(&mut self, len: usize, v: Option<VValId>) {
         self.truncate(len);
         while self.len() < len {
             self.push(v);
@@ -146,8 +147,8 @@ impl Default for Slots {
 }
 
 impl std::ops::Deref for Slots {
-    type Target = [Option<usize>];
-    fn deref(&self) -> &[Option<usize>] {
+    type Target = [Option<VValId>];
+    fn deref(&self) -> &[Option<VValId>] {
         match self {
             Slots::Inline(n, a) => &a[..*n as usize],
             Slots::Heap(h) => h,
@@ -156,7 +157,7 @@ impl std::ops::Deref for Slots {
 }
 
 impl std::ops::DerefMut for Slots {
-    fn deref_mut(&mut self) -> &mut [Option<usize>] {
+    fn deref_mut(&mut self) -> &mut [Option<VValId>] {
         match self {
             Slots::Inline(n, a) => &mut a[..*n as usize],
             Slots::Heap(h) => h,
@@ -164,8 +165,8 @@ impl std::ops::DerefMut for Slots {
     }
 }
 
-impl FromIterator<Option<usize>> for Slots {
-    fn from_iter<I: IntoIterator<Item = Option<usize>>>(it: I) -> Slots {
+impl FromIterator<Option<VValId>> for Slots {
+    fn from_iter<I: IntoIterator<Item = Option<VValId>>>(it: I) -> Slots {
         let mut out = Slots::default();
         for v in it {
             out.push(v);
@@ -180,39 +181,66 @@ impl VNode<'_> {
     }
 }
 
+/// The values of a view, by id.
+pub(super) type Vals<'g> = IdVec<VValId, VVal<'g>>;
+/// The nodes of a view, by id.
+pub(super) type Nodes<'g> = IdVec<VNodeId, VNode<'g>>;
+
+/// A node of `g` the optimizer fused into another.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Absorbed {
+    pub(super) node: NodeId,
+    /// The anchor of the node that took it in.
+    pub(super) into: NodeId,
+}
+
 pub(super) struct View<'g> {
-    pub(super) vals: Vec<VVal<'g>>,
-    pub(super) nodes: Vec<VNode<'g>>,
-    /// Nodes of `g` fused into another (the anchor of the node that took them in).
-    pub(super) absorbed: Vec<(NodeId, NodeId)>,
+    pub(super) vals: Vals<'g>,
+    pub(super) nodes: Nodes<'g>,
+    /// Nodes of `g` fused into another.
+    pub(super) absorbed: Vec<Absorbed>,
     /// The index the next node the optimizer makes gets.
     pub(super) next_index: usize,
     /// Bytes of small initializers the optimizer made (NCHWc batch-norm scales and biases).
     pub(super) new_small_initializers: u64,
     /// `view_order` of the nodes, when already computed.
-    pub(super) order: Option<Vec<usize>>,
+    pub(super) order: Option<Vec<VNodeId>>,
 }
 
 /// Who reads and who makes each value of a view, and (once asked for) the view's order; valid
 /// until the view changes.
 pub(super) struct Adj {
-    pub(super) readers: Csr,
-    pub(super) producer: Vec<Option<usize>>,
+    /// Per value, the nodes reading it (a node once per input slot).
+    pub(super) readers: Csr<VValId, VNodeId>,
+    pub(super) producer: IdVec<VValId, Option<VNodeId>>,
     /// Per node, the producers of its inputs (input order, repeats kept).
-    pub(super) preds: Csr,
+    pub(super) preds: Csr<VNodeId, VNodeId>,
     /// Per node, its `kind` (dense: passes scan it instead of the nodes).
-    pub(super) kinds: Vec<OpKind>,
-    pub(super) order: Option<Vec<usize>>,
+    pub(super) kinds: IdVec<VNodeId, OpKind>,
+    pub(super) order: Option<Vec<VNodeId>>,
 }
 
 impl Adj {
     pub(super) fn of(view: &View) -> Adj {
-        let (readers, producer, preds) = adjacency(&view.nodes, view.vals.len());
+        let nodes = &view.nodes;
+        let producer = producers(nodes, view.vals.len());
+        let readers = readers_of(nodes, view.vals.len());
+        let mut pstart = Vec::with_capacity(nodes.len() + 1);
+        let mut pitems = Vec::with_capacity(readers.items.len());
+        for n in nodes.iter() {
+            pstart.push(pitems.len());
+            for v in n.inputs.iter().flatten() {
+                if let Some(p) = producer[*v] {
+                    pitems.push(p);
+                }
+            }
+        }
+        pstart.push(pitems.len());
         Adj {
             readers,
             producer,
-            preds,
-            kinds: view.nodes.iter().map(|n| n.kind).collect(),
+            preds: Csr::new(pstart, pitems),
+            kinds: nodes.iter().map(|n| n.kind).collect(),
             order: None,
         }
     }
@@ -230,7 +258,7 @@ pub(super) fn dims(g: &Graph, v: ValueId) -> Option<Vec<i64>> {
 /// (prepacked and scratch bytes are left at zero).
 pub(super) fn build_view<'g>(g: &'g Graph, opts: &SimOptions, order_only: bool) -> View<'g> {
     let nv = g.values.len();
-    let mut vals: Vec<VVal<'g>> = g
+    let mut vals: Vals<'g> = g
         .values
         .iter()
         .enumerate()
@@ -247,22 +275,22 @@ pub(super) fn build_view<'g>(g: &'g Graph, opts: &SimOptions, order_only: bool) 
         })
         .collect();
     for &i in &g.initializers {
-        vals[i.index()].is_static = true;
+        vals[VValId::from(i)].is_static = true;
     }
     for n in &g.nodes {
         if is_const_node(n) {
-            for o in n.outputs.iter().flatten() {
-                vals[o.index()].is_static = true;
+            for &o in n.outputs.iter().flatten() {
+                vals[VValId::from(o)].is_static = true;
             }
         }
     }
     for &i in &g.inputs {
-        if !vals[i.index()].is_static {
-            vals[i.index()].is_input = true;
+        if !vals[VValId::from(i)].is_static {
+            vals[VValId::from(i)].is_input = true;
         }
     }
     for &o in &g.outputs {
-        vals[o.index()].is_output = true;
+        vals[VValId::from(o)].is_output = true;
     }
     // Initializers that are also graph inputs can be overridden by the caller: not constant
     // for ONNX Runtime (no folding, no prepacking).
@@ -280,13 +308,13 @@ pub(super) fn build_view<'g>(g: &'g Graph, opts: &SimOptions, order_only: bool) 
     if opts.level == OptLevel::All {
         transformers::constant_folding::fold_constants(g, &mut vals, &mut runs);
     }
-    let mut nodes = Vec::with_capacity(g.nodes.len() + g.nodes.len() / 8);
+    let mut nodes = Nodes::from_vec(Vec::with_capacity(g.nodes.len() + g.nodes.len() / 8));
     let threads = opts.threads();
     for (i, n) in g.nodes.iter().enumerate() {
         if !runs[i] {
             continue;
         }
-        let map = |v: &Option<ValueId>| v.map(|v| v.index());
+        let map = |v: &Option<ValueId>| v.map(VValId::from);
         let (prepack, scratch) = if order_only {
             (0, Vec::new())
         } else {
@@ -318,70 +346,39 @@ pub(super) fn build_view<'g>(g: &'g Graph, opts: &SimOptions, order_only: bool) 
     view
 }
 
-/// Per value, the nodes reading it (a node once per input slot) and its producer; per node,
-/// the producers of its inputs (input order, repeats kept).
-pub(super) fn adjacency(nodes: &[VNode], nvals: usize) -> (Csr, Vec<Option<usize>>, Csr) {
-    let mut producer = vec![None; nvals];
-    for (k, n) in nodes.iter().enumerate() {
+/// Per value of `nvals`, its producer among `nodes`.
+pub(super) fn producers(nodes: &Nodes, nvals: usize) -> IdVec<VValId, Option<VNodeId>> {
+    let mut producer = IdVec::from_elem(None, nvals);
+    for (k, n) in nodes.iter_enumerated() {
         for o in n.outputs.iter().flatten() {
             producer[*o] = Some(k);
         }
     }
-    let readers = readers_of(nodes, nvals);
-    let mut pstart = Vec::with_capacity(nodes.len() + 1);
-    let mut pitems = Vec::with_capacity(readers.items.len());
-    for n in nodes {
-        pstart.push(pitems.len());
-        for v in n.inputs.iter().flatten() {
-            if let Some(p) = producer[*v] {
-                pitems.push(p);
-            }
-        }
-    }
-    pstart.push(pitems.len());
-    let preds = Csr {
-        start: pstart,
-        items: pitems,
-    };
-    (readers, producer, preds)
-}
-
-/// Lists of `usize` per index, flat.
-pub(super) struct Csr {
-    /// Where each list starts in `items` (one more entry than lists).
-    pub(super) start: Vec<usize>,
-    pub(super) items: Vec<usize>,
-}
-
-impl std::ops::Index<usize> for Csr {
-    type Output = [usize];
-    fn index(&self, i: usize) -> &[usize] {
-        &self.items[self.start[i]..self.start[i + 1]]
-    }
+    producer
 }
 
 /// Per value of `nvals`, the nodes reading it (a node once per input slot, in node order).
-pub(super) fn readers_of(nodes: &[VNode], nvals: usize) -> Csr {
+pub(super) fn readers_of(nodes: &Nodes, nvals: usize) -> Csr<VValId, VNodeId> {
     // Counts at `v + 2`, summed, then filled through `v + 1`: `start[v]` ends up where `v`'s
     // list starts.
     let mut start = vec![0usize; nvals + 2];
     let mut total = 0;
-    for n in nodes {
+    for n in nodes.iter() {
         for v in n.inputs.iter().flatten() {
-            start[*v + 2] += 1;
+            start[v.index() + 2] += 1;
             total += 1;
         }
     }
     for i in 2..nvals + 2 {
         start[i] += start[i - 1];
     }
-    let mut items = vec![0usize; total];
-    for (k, n) in nodes.iter().enumerate() {
+    let mut items = vec![VNodeId::new(0); total];
+    for (k, n) in nodes.iter_enumerated() {
         for v in n.inputs.iter().flatten() {
-            items[start[*v + 1]] = k;
-            start[*v + 1] += 1;
+            items[start[v.index() + 1]] = k;
+            start[v.index() + 1] += 1;
         }
     }
     start.truncate(nvals + 1);
-    Csr { start, items }
+    Csr::new(start, items)
 }

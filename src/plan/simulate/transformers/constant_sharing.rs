@@ -4,8 +4,18 @@
 
 use onnx_ac_passes::ir::{DType, Graph, ValueId};
 
-/// ConstantSharing's key of a single-element constant: (type, rank, value bytes).
-pub(in crate::plan::simulate) fn sharing_key(g: &Graph, v: ValueId) -> Option<(i32, usize, &[u8])> {
+/// ConstantSharing's key of a single-element constant.
+/// What makes two single-element constants one for ConstantSharing.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(in crate::plan::simulate) struct SharingKey<'g> {
+    /// The ONNX data type.
+    dtype: i32,
+    rank: usize,
+    /// The value's raw bytes.
+    bytes: &'g [u8],
+}
+
+pub(in crate::plan::simulate) fn sharing_key(g: &Graph, v: ValueId) -> Option<SharingKey<'_>> {
     let val = g.value(v);
     let t = val.initializer.as_ref().or(val.constant.as_ref())?;
     if t.numel() != 1
@@ -17,9 +27,11 @@ pub(in crate::plan::simulate) fn sharing_key(g: &Graph, v: ValueId) -> Option<(i
         return None;
     }
     match &t.data {
-        onnx_ac_passes::ir::TensorData::Raw(b) => {
-            Some((t.dtype.to_onnx(), t.dims.len(), b.as_slice()))
-        }
+        onnx_ac_passes::ir::TensorData::Raw(b) => Some(SharingKey {
+            dtype: t.dtype.to_onnx(),
+            rank: t.dims.len(),
+            bytes: b.as_slice(),
+        }),
         _ => None,
     }
 }

@@ -1,7 +1,8 @@
 //! GemmActivationFusion (level 2, onnxruntime/core/optimizer/gemm_activation_fusion.cc).
 
+use super::super::ids::IdVec;
 use super::super::order::order_by_preds;
-use super::super::view::{Adj, OpKind, View};
+use super::super::view::{Absorbed, Adj, OpKind, View};
 use super::{commit, is_float, new_node, sole_reader, std_op};
 
 /// GemmActivationFusion (level 2): a Gemm read only by an activation becomes a FusedGemm.
@@ -29,7 +30,7 @@ pub(super) fn gemm_activation_fusion(view: &mut View, adj: &mut Adj) -> bool {
     let vorder = order
         .take()
         .unwrap_or_else(|| order_by_preds(&view.nodes, preds));
-    let mut removed = vec![false; view.nodes.len()];
+    let mut removed = IdVec::from_elem(false, view.nodes.len());
     let mut added = Vec::new();
     for &k in &vorder {
         if kinds[k] != OpKind::Gemm {
@@ -65,7 +66,10 @@ pub(super) fn gemm_activation_fusion(view: &mut View, adj: &mut Adj) -> bool {
         added.push(fused);
         removed[k] = true;
         removed[act_k] = true;
-        view.absorbed.push((act_anchor, gemm_anchor));
+        view.absorbed.push(Absorbed {
+            node: act_anchor,
+            into: gemm_anchor,
+        });
     }
     let changed = !added.is_empty();
     commit(view, &removed, added);

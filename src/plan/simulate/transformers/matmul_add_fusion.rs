@@ -1,8 +1,9 @@
 //! MatMulAddFusion (level 1, onnxruntime/core/optimizer/matmul_add_fusion.cc).
 
+use super::super::ids::{IdVec, VNodeId, VValId};
 use super::super::kernels::pack_b;
 use super::super::order::order_by_preds;
-use super::super::view::{Adj, OpKind, Slots, View};
+use super::super::view::{Absorbed, Adj, OpKind, Slots, View};
 use super::{commit, is_float, new_node, sole_reader, std_op};
 use onnx_ac_passes::ir::Dim;
 
@@ -27,7 +28,7 @@ pub(super) fn matmul_add_fusion(view: &mut View, adj: &mut Adj) -> bool {
     let vorder = order
         .take()
         .unwrap_or_else(|| order_by_preds(&view.nodes, preds));
-    let mut removed = vec![false; view.nodes.len()];
+    let mut removed = IdVec::from_elem(false, view.nodes.len());
     let mut added = Vec::new();
     for &k in &vorder {
         if kinds[k] != OpKind::MatMul {
@@ -96,12 +97,11 @@ pub(super) fn matmul_add_fusion(view: &mut View, adj: &mut Adj) -> bool {
         let (mut gemm_in, mut gemm_out) = (a, y);
         if need_reshape {
             let m: i64 = ad[..ad.len() - 1].iter().product();
-            let flat = |view: &mut View, like: usize, cols: i64| {
+            let flat = |view: &mut View, like: VValId, cols: i64| {
                 let mut v = view.vals[like].clone();
                 v.dims = Some(vec![Dim::Known(m), Dim::Known(cols)].into());
                 v.is_output = false;
-                view.vals.push(v);
-                view.vals.len() - 1
+                view.vals.push(v)
             };
             gemm_in = flat(view, a, bd[0]);
             gemm_out = flat(view, y, n);
@@ -121,7 +121,10 @@ pub(super) fn matmul_add_fusion(view: &mut View, adj: &mut Adj) -> bool {
         added.push(gemm);
         removed[k] = true;
         removed[add_k] = true;
-        view.absorbed.push((anchor, add_anchor));
+        view.absorbed.push(Absorbed {
+            node: anchor,
+            into: add_anchor,
+        });
     }
     let changed = !added.is_empty();
     commit(view, &removed, added);
@@ -131,8 +134,12 @@ pub(super) fn matmul_add_fusion(view: &mut View, adj: &mut Adj) -> bool {
 
 /// MatMulAddFusion leaves attention's output projection alone: Softmax -> MatMul ->
 /// Transpose -> Reshape -> MatMul.
-fn attention_projection_input(view: &View, producer: &[Option<usize>], a: usize) -> bool {
-    let step = |v: Option<usize>, op: &str| -> Option<usize> {
+fn attention_projection_input(
+    view: &View,
+    producer: &IdVec<VValId, Option<VNodeId>>,
+    a: VValId,
+) -> bool {
+    let step = |v: Option<VValId>, op: &str| -> Option<VNodeId> {
         let p = producer.get(v?).copied().flatten()?;
         let n = &view.nodes[p];
         (n.std() && n.op == op).then_some(p)

@@ -1,11 +1,12 @@
 //! MatMulScaleFusion (level 2, onnxruntime/core/optimizer/matmul_scale_fusion.cc).
 
+use super::super::ids::{IdVec, VNodeId, VValId};
 use super::super::order::order_by_preds;
-use super::super::view::{Adj, OpKind, View};
+use super::super::view::{Absorbed, Adj, OpKind, View};
 use super::{commit, is_float, is_matmul, new_node, sole_reader, std_op};
 
 /// A constant scalar (one element, rank at most `max_rank`).
-fn scalar_constant(view: &View, v: Option<usize>, max_rank: usize) -> bool {
+fn scalar_constant(view: &View, v: Option<VValId>, max_rank: usize) -> bool {
     v.is_some_and(|v| {
         let val = &view.vals[v];
         val.constant
@@ -16,12 +17,12 @@ fn scalar_constant(view: &View, v: Option<usize>, max_rank: usize) -> bool {
 }
 
 /// The input a Mul or Div by a constant scalar scales, if node `k` is one.
-fn scaled_input(view: &View, k: usize) -> Option<usize> {
+fn scaled_input(view: &View, k: VNodeId) -> Option<usize> {
     let n = &view.nodes[k];
     if !n.std() || n.inputs.len() != 2 {
         return None;
     }
-    let rank = |v: Option<usize>| v.and_then(|v| view.vals[v].rank()).unwrap_or(0);
+    let rank = |v: Option<VValId>| v.and_then(|v| view.vals[v].rank()).unwrap_or(0);
     match n.op {
         "Div" if scalar_constant(view, n.inputs[1], rank(n.inputs[0])) => Some(0),
         "Mul" => (0..2)
@@ -59,8 +60,8 @@ pub(super) fn matmul_scale_fusion(view: &mut View, adj: &mut Adj) -> bool {
     let vorder = order
         .take()
         .unwrap_or_else(|| order_by_preds(&view.nodes, preds));
-    let mut removed = vec![false; view.nodes.len()];
-    let mut reads_left: Vec<usize> = view
+    let mut removed = IdVec::from_elem(false, view.nodes.len());
+    let mut reads_left: IdVec<VNodeId, usize> = view
         .nodes
         .iter()
         .map(|n| n.outputs.iter().flatten().map(|o| readers[*o].len()).sum())
@@ -113,12 +114,18 @@ pub(super) fn matmul_scale_fusion(view: &mut View, adj: &mut Adj) -> bool {
             reads_left[p] = reads_left[p].saturating_sub(1);
             if reads_left[p] == 0 {
                 removed[p] = true;
-                view.absorbed.push((view.nodes[p].anchor, anchor));
+                view.absorbed.push(Absorbed {
+                    node: view.nodes[p].anchor,
+                    into: anchor,
+                });
             }
         }
         if let Some(r) = merged_out {
             removed[r] = true;
-            view.absorbed.push((view.nodes[r].anchor, anchor));
+            view.absorbed.push(Absorbed {
+                node: view.nodes[r].anchor,
+                into: anchor,
+            });
         }
         let mut fused = new_node(view, anchor, "FusedMatMul", "com.microsoft");
         fused.inputs = inputs;

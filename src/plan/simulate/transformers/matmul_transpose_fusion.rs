@@ -1,8 +1,9 @@
 //! MatmulTransposeFusion (level 2, onnxruntime/core/optimizer/matmul_transpose_fusion.cc).
 
+use super::super::ids::{IdVec, VNodeId, VValId};
 use super::super::kernels::pack_b;
 use super::super::order::order_by_preds;
-use super::super::view::{Adj, OpKind, View};
+use super::super::view::{Absorbed, Adj, OpKind, View};
 use super::{commit, is_matmul, new_node};
 use onnx_ac_passes::ir::Graph;
 use std::collections::HashMap;
@@ -33,11 +34,11 @@ pub(super) fn matmul_transpose_fusion(g: &Graph, view: &mut View, adj: &mut Adj)
     let vorder = order
         .take()
         .unwrap_or_else(|| order_by_preds(&view.nodes, preds));
-    let mut reads_left: HashMap<usize, usize> = HashMap::new();
+    let mut reads_left: HashMap<VValId, usize> = HashMap::new();
     let mut absorbed = Vec::new();
-    let mut removed = vec![false; view.nodes.len()];
+    let mut removed = IdVec::from_elem(false, view.nodes.len());
     let mut added = Vec::new();
-    let swaps_last_two = |view: &View, k: usize| -> bool {
+    let swaps_last_two = |view: &View, k: VNodeId| -> bool {
         let n = &view.nodes[k];
         if !n.std() || n.op != "Transpose" {
             return false;
@@ -86,7 +87,10 @@ pub(super) fn matmul_transpose_fusion(g: &Graph, view: &mut View, adj: &mut Adj)
             *left -= 1;
             if *left == 0 {
                 removed[p] = true;
-                absorbed.push((view.nodes[p].anchor, mm.anchor));
+                absorbed.push(Absorbed {
+                    node: view.nodes[p].anchor,
+                    into: mm.anchor,
+                });
             }
             *input = view.nodes[p].inputs[0];
             trans_b |= slot == 1;

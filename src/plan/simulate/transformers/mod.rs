@@ -19,7 +19,8 @@ use nchwc::Nchwc;
 use reshape_fusion::fuse_contiguous_reshapes;
 use transpose_slice::push_transpose_through_slice;
 
-use super::view::{op_kind, Adj, Csr, Slots, VNode, View};
+use super::ids::{Csr, IdVec, VNodeId, VValId};
+use super::view::{op_kind, Adj, Slots, VNode, View};
 use super::{OptLevel, SimOptions};
 use onnx_ac_passes::ir::{Graph, NodeId};
 
@@ -87,7 +88,7 @@ pub(super) fn optimize<'g>(g: &'g Graph, view: &mut View<'g>, opts: &SimOptions)
 }
 
 /// The only reader of `n`'s first output, when it has one reader and is no graph output.
-fn sole_reader(view: &View, readers: &Csr, n: &VNode) -> Option<usize> {
+fn sole_reader(view: &View, readers: &Csr<VValId, VNodeId>, n: &VNode) -> Option<VNodeId> {
     let out = n.outputs.first().copied().flatten()?;
     (!view.vals[out].is_output && readers[out].len() == 1).then(|| readers[out][0])
 }
@@ -117,7 +118,8 @@ fn new_node<'g>(view: &mut View<'g>, anchor: NodeId, op: &'g str, domain: &'g st
 }
 
 /// Drops the nodes marked `removed` and appends `added`.
-fn commit<'g>(view: &mut View<'g>, removed: &[bool], added: Vec<VNode<'g>>) {
+fn commit<'g>(view: &mut View<'g>, removed: &IdVec<VNodeId, bool>, added: Vec<VNode<'g>>) {
+    let removed = removed.as_slice();
     let mut k = 0;
     view.nodes.retain(|_| {
         let keep = !removed.get(k).copied().unwrap_or(false);
@@ -127,7 +129,7 @@ fn commit<'g>(view: &mut View<'g>, removed: &[bool], added: Vec<VNode<'g>>) {
     view.nodes.extend(added);
 }
 
-fn is_float(view: &View, v: Option<usize>) -> bool {
+fn is_float(view: &View, v: Option<VValId>) -> bool {
     v.is_some_and(|v| view.vals[v].elem == Some(4) && !view.vals[v].string)
 }
 

@@ -2,9 +2,10 @@
 //! convolutions, pools and what follows them in the blocked channel layout, with
 //! `ReorderInput`/`ReorderOutput` copies at the edges.
 
+use super::super::ids::{Id, IdVec, VNodeId, VValId};
 use super::super::kernels::align;
 use super::super::order::view_order;
-use super::super::view::{OpKind, Slots, VNode, View};
+use super::super::view::{producers, Absorbed, OpKind, Slots, VNode, View};
 use super::super::SMALL_INITIALIZER_MAX_BYTES;
 use onnx_ac_passes::ir::{Dim, Graph, Node, NodeId};
 use std::collections::HashMap;
@@ -12,11 +13,11 @@ use std::collections::HashMap;
 /// An NCHWc output standing in for a value of the original layout.
 struct NchwcArg {
     /// The value of the original layout it stands for.
-    orig: usize,
+    orig: VValId,
     /// The node computing it.
-    node: usize,
+    node: VNodeId,
     /// The blocked value.
-    val: usize,
+    val: VValId,
     starting_uses: usize,
     remaining_uses: usize,
     channels: i64,
@@ -27,29 +28,25 @@ pub(super) struct Nchwc<'a, 'g> {
     view: &'a mut View<'g>,
     block: i64,
     /// Per value: the NCHWc argument standing in for it (an index into `args`).
-    arg_of: HashMap<usize, usize>,
+    arg_of: HashMap<VValId, usize>,
     args: Vec<NchwcArg>,
-    reorder_inputs: HashMap<usize, usize>,
+    /// Per value: the output of its shared ReorderInput.
+    reorder_inputs: HashMap<VValId, VValId>,
     /// Per original node: its output edges were removed.
-    edges_removed: Vec<bool>,
-    removed: Vec<bool>,
+    edges_removed: IdVec<VNodeId, bool>,
+    removed: IdVec<VNodeId, bool>,
     /// Per original node: consumer slots reading its outputs (ONNX Runtime's output edges).
-    out_edges: Vec<usize>,
+    out_edges: IdVec<VNodeId, usize>,
     /// Per value: the original node producing it.
-    producer: Vec<Option<usize>>,
+    producer: IdVec<VValId, Option<VNodeId>>,
     next_index: usize,
 }
 
 impl<'a, 'g> Nchwc<'a, 'g> {
     pub(super) fn new(g: &'g Graph, view: &'a mut View<'g>, block: i64) -> Self {
         let n = view.nodes.len();
-        let mut producer = vec![None; view.vals.len()];
-        for (k, node) in view.nodes.iter().enumerate() {
-            for o in node.outputs.iter().flatten() {
-                producer[*o] = Some(k);
-            }
-        }
-        let mut out_edges = vec![0; n];
+        let producer = producers(&view.nodes, view.vals.len());
+        let mut out_edges = IdVec::from_elem(0, n);
         for node in &view.nodes {
             for i in node.inputs.iter().flatten() {
                 if let Some(p) = producer[*i] {
@@ -65,8 +62,8 @@ impl<'a, 'g> Nchwc<'a, 'g> {
             arg_of: HashMap::new(),
             args: Vec::new(),
             reorder_inputs: HashMap::new(),
-            edges_removed: vec![false; n],
-            removed: vec![false; n],
+            edges_removed: IdVec::from_elem(false, n),
+            removed: IdVec::from_elem(false, n),
             out_edges,
             producer,
         }
@@ -75,7 +72,7 @@ impl<'a, 'g> Nchwc<'a, 'g> {
     pub(super) fn run(mut self) {
         let original = self.view.nodes.len();
         for k in view_order(&self.view.nodes, self.view.vals.len()) {
-            if k < original {
+            if k.index() < original {
                 self.transform(k);
             }
         }
@@ -98,6 +95,7 @@ impl<'a, 'g> Nchwc<'a, 'g> {
         self.view.next_index = self.next_index;
         let mut k = 0;
         let removed = std::mem::take(&mut self.removed);
+        let removed = removed.as_slice();
         self.view.nodes.retain(|_| {
             let keep = k >= removed.len() || !removed[k];
             k += 1;
@@ -105,7 +103,7 @@ impl<'a, 'g> Nchwc<'a, 'g> {
         });
     }
 
-    fn add_node(&mut self, op: &'g str, anchor: NodeId, inputs: Slots, outputs: Slots) -> usize {
+    fn add_node(&mut self, op: &'g str, anchor: NodeId, inputs: Slots, outputs: Slots) -> VNodeId {
         let index = self.next_index;
         self.next_index += 1;
         self.view.nodes.push(VNode {
@@ -120,12 +118,11 @@ impl<'a, 'g> Nchwc<'a, 'g> {
             scratch: Vec::new(),
             activation: false,
             follow_consumers: false,
-        });
-        self.view.nodes.len() - 1
+        })
     }
 
     /// A new blocked value standing for `orig` (channels padded to the block).
-    fn blocked_value(&mut self, orig: usize) -> usize {
+    fn blocked_value(&mut self, orig: VValId) -> VValId {
         let mut v = self.view.vals[orig].clone();
         if let Some(d) = v.dims.as_mut() {
             if let Some(Dim::Known(c)) = d.get(1).cloned() {
@@ -136,11 +133,10 @@ impl<'a, 'g> Nchwc<'a, 'g> {
         v.is_input = false;
         v.is_static = false;
         v.constant = false;
-        self.view.vals.push(v);
-        self.view.vals.len() - 1
+        self.view.vals.push(v)
     }
 
-    fn input_edge_count(&self, k: usize) -> usize {
+    fn input_edge_count(&self, k: VNodeId) -> usize {
         self.view.nodes[k]
             .inputs
             .iter()
@@ -156,7 +152,7 @@ impl<'a, 'g> Nchwc<'a, 'g> {
     }
 
     /// ONNX Runtime's RemoveOutputEdges: the node's output edge count (+1 for a graph output).
-    fn remove_output_edges(&mut self, k: usize) -> usize {
+    fn remove_output_edges(&mut self, k: VNodeId) -> usize {
         let mut n = if self.edges_removed[k] {
             0
         } else {
@@ -176,7 +172,7 @@ impl<'a, 'g> Nchwc<'a, 'g> {
 
     /// Makes output 0 of `nchwc_node` (a new node, or `k` itself) a blocked value standing for
     /// output 0 of original node `k`.
-    fn create_arg(&mut self, k: usize, nchwc_node: usize, channels: i64) {
+    fn create_arg(&mut self, k: VNodeId, nchwc_node: VNodeId, channels: i64) {
         let uses = self.remove_output_edges(k);
         let Some(orig) = self.view.nodes[k].outputs[0] else {
             return;
@@ -195,7 +191,7 @@ impl<'a, 'g> Nchwc<'a, 'g> {
     }
 
     /// Output 0 of original node `k` is the value of argument `a` (the node is fused away).
-    fn fuse_arg(&mut self, k: usize, a: usize) {
+    fn fuse_arg(&mut self, k: VNodeId, a: usize) {
         let uses = self.remove_output_edges(k);
         let Some(orig) = self.view.nodes[k].outputs[0] else {
             return;
@@ -212,11 +208,14 @@ impl<'a, 'g> Nchwc<'a, 'g> {
         self.arg_of.insert(orig, self.args.len() - 1);
         self.removed[k] = true;
         let into = self.view.nodes[node].anchor;
-        self.view.absorbed.push((self.view.nodes[k].anchor, into));
+        self.view.absorbed.push(Absorbed {
+            node: self.view.nodes[k].anchor,
+            into,
+        });
     }
 
     /// The blocked input of a converted node: an existing argument, or a shared ReorderInput.
-    fn blocked_input(&mut self, x: usize, anchor: NodeId) -> usize {
+    fn blocked_input(&mut self, x: VValId, anchor: NodeId) -> VValId {
         if let Some(&a) = self.arg_of.get(&x) {
             self.args[a].remaining_uses = self.args[a].remaining_uses.saturating_sub(1);
             return self.args[a].val;
@@ -236,7 +235,7 @@ impl<'a, 'g> Nchwc<'a, 'g> {
         r
     }
 
-    fn is_float_constant(&self, v: Option<usize>, rank: usize) -> Option<Vec<i64>> {
+    fn is_float_constant(&self, v: Option<VValId>, rank: usize) -> Option<Vec<i64>> {
         let v = v?;
         let val = &self.view.vals[v];
         if !val.constant || val.elem != Some(4) || val.string {
@@ -246,7 +245,7 @@ impl<'a, 'g> Nchwc<'a, 'g> {
         (d.len() == rank).then_some(d)
     }
 
-    fn transform(&mut self, k: usize) {
+    fn transform(&mut self, k: VNodeId) {
         let n = &self.view.nodes[k];
         if !n.std()
             || !matches!(
@@ -288,7 +287,7 @@ impl<'a, 'g> Nchwc<'a, 'g> {
         }
     }
 
-    fn conv(&mut self, k: usize, node: &VNode<'g>, gnode: &Node) {
+    fn conv(&mut self, k: VNodeId, node: &VNode<'g>, gnode: &Node) {
         let Some(w) = self.is_float_constant(node.inputs.get(1).copied().flatten(), 4) else {
             return;
         };
@@ -327,7 +326,7 @@ impl<'a, 'g> Nchwc<'a, 'g> {
         self.removed[k] = true;
     }
 
-    fn pool(&mut self, k: usize, node: &VNode<'g>) {
+    fn pool(&mut self, k: VNodeId, node: &VNode<'g>) {
         if node.outputs.iter().rposition(Option::is_some).unwrap_or(0) > 0 {
             return; // MaxPool's indices
         }
@@ -352,8 +351,8 @@ impl<'a, 'g> Nchwc<'a, 'g> {
         self.removed[k] = true;
     }
 
-    fn binary(&mut self, k: usize, node: &VNode<'g>, add: bool) {
-        let ins: Vec<usize> = node.inputs.iter().flatten().copied().collect();
+    fn binary(&mut self, k: VNodeId, node: &VNode<'g>, add: bool) {
+        let ins: Vec<VValId> = node.inputs.iter().flatten().copied().collect();
         if ins.len() != node.inputs.len() {
             return;
         }
@@ -404,7 +403,7 @@ impl<'a, 'g> Nchwc<'a, 'g> {
         self.create_arg(k, k, channels);
     }
 
-    fn concat(&mut self, k: usize, node: &VNode<'g>, gnode: &Node) {
+    fn concat(&mut self, k: VNodeId, node: &VNode<'g>, gnode: &Node) {
         if gnode.attr_int("axis") != Some(1) {
             return;
         }
@@ -429,7 +428,7 @@ impl<'a, 'g> Nchwc<'a, 'g> {
         self.create_arg(k, k, total);
     }
 
-    fn activation(&mut self, k: usize, node: &VNode<'g>) {
+    fn activation(&mut self, k: VNodeId, node: &VNode<'g>) {
         let Some(a) = node.inputs[0].and_then(|v| self.arg_of.get(&v).copied()) else {
             return;
         };
@@ -450,7 +449,7 @@ impl<'a, 'g> Nchwc<'a, 'g> {
         }
     }
 
-    fn batch_norm(&mut self, k: usize, node: &VNode<'g>, gnode: &Node) {
+    fn batch_norm(&mut self, k: VNodeId, node: &VNode<'g>, gnode: &Node) {
         if node.outputs.iter().rposition(Option::is_some).unwrap_or(0) > 0 {
             return;
         }

@@ -1,8 +1,9 @@
 //! ReshapeFusion's FuseContiguousReshapes (level 1,
 //! onnxruntime/core/optimizer/reshape_fusion.cc).
 
+use super::super::ids::{Id, IdVec, VValId};
 use super::super::order::order_by_preds;
-use super::super::view::{Adj, OpKind, Slots, VNode, View};
+use super::super::view::{Absorbed, Adj, OpKind, Slots, VNode, View};
 use super::sole_reader;
 
 fn is_reshape_like(n: &VNode) -> bool {
@@ -33,8 +34,8 @@ pub(super) fn fuse_contiguous_reshapes(view: &mut View, adj: &mut Adj) -> bool {
     let vorder = order
         .take()
         .unwrap_or_else(|| order_by_preds(&view.nodes, preds));
-    let mut removed = vec![false; view.nodes.len()];
-    let mut orphan_seeds: Vec<usize> = Vec::new();
+    let mut removed = IdVec::from_elem(false, view.nodes.len());
+    let mut orphan_seeds: Vec<VValId> = Vec::new();
     let mut new_nodes = Vec::new();
     for &k in &vorder {
         if kinds[k] != OpKind::ReshapeLike || removed[k] {
@@ -91,13 +92,21 @@ pub(super) fn fuse_contiguous_reshapes(view: &mut View, adj: &mut Adj) -> bool {
         for &c in &chain {
             removed[c] = true;
             orphan_seeds.extend(view.nodes[c].inputs.iter().skip(1).flatten());
-            view.absorbed.push((view.nodes[c].anchor, fused.anchor));
+            view.absorbed.push(Absorbed {
+                node: view.nodes[c].anchor,
+                into: fused.anchor,
+            });
         }
         new_nodes.push(fused);
     }
     // Remove what only fed the dropped shape inputs.
-    let mut live_readers: Vec<usize> = (0..nv)
-        .map(|v| readers[v].iter().filter(|&&k| !removed[k]).count())
+    let mut live_readers: IdVec<VValId, usize> = (0..nv)
+        .map(|v| {
+            readers[VValId::new(v)]
+                .iter()
+                .filter(|&&k| !removed[k])
+                .count()
+        })
         .collect();
     for n in &new_nodes {
         for v in n.inputs.iter().flatten() {
@@ -123,6 +132,7 @@ pub(super) fn fuse_contiguous_reshapes(view: &mut View, adj: &mut Adj) -> bool {
         }
     }
     let changed = !new_nodes.is_empty();
+    let removed = removed.as_slice();
     let mut k = 0;
     view.nodes.retain(|_| {
         let keep = !removed[k];

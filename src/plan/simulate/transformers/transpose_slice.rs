@@ -2,8 +2,9 @@
 //! onnxruntime/core/optimizer/transpose_optimization/onnx_transpose_optimization.cc); only
 //! this case of the optimizer is modelled.
 
+use super::super::ids::IdVec;
 use super::super::order::order_by_preds;
-use super::super::view::{Adj, OpKind, Slots, View};
+use super::super::view::{Absorbed, Adj, OpKind, Slots, View};
 use super::{commit, new_node, sole_reader};
 use onnx_ac_passes::ir::{Dim, Graph};
 
@@ -33,7 +34,7 @@ pub(super) fn push_transpose_through_slice(g: &Graph, view: &mut View, adj: &mut
     let vorder = order
         .take()
         .unwrap_or_else(|| order_by_preds(&view.nodes, preds));
-    let mut removed = vec![false; view.nodes.len()];
+    let mut removed = IdVec::from_elem(false, view.nodes.len());
     let mut added = Vec::new();
     for &t in &vorder {
         if kinds[t] != OpKind::Transpose {
@@ -86,8 +87,7 @@ pub(super) fn push_transpose_through_slice(g: &Graph, view: &mut View, adj: &mut
         let mut v = view.vals[sout].clone();
         v.dims = Some(nd.into_iter().map(Dim::Known).collect::<Vec<_>>().into());
         v.is_output = false;
-        view.vals.push(v);
-        let mid = view.vals.len() - 1;
+        let mid = view.vals.push(v);
         let anchor = view.nodes[sl].anchor;
         view.nodes[sl].inputs[0] = Some(x);
         view.nodes[sl].outputs[0] = Some(mid);
@@ -96,7 +96,10 @@ pub(super) fn push_transpose_through_slice(g: &Graph, view: &mut View, adj: &mut
         nt.outputs = Slots::of(&[Some(sout)]);
         added.push(nt);
         removed[t] = true;
-        view.absorbed.push((view.nodes[t].anchor, anchor));
+        view.absorbed.push(Absorbed {
+            node: view.nodes[t].anchor,
+            into: anchor,
+        });
     }
     let changed = !added.is_empty();
     commit(view, &removed, added);
