@@ -162,3 +162,44 @@ fn synthetic_models_round_trip() {
     let again = print_model_with_data(&parse_model(&text).unwrap());
     assert!(again.contains("init   w0: f32[8,8] = [0.0, 0.0,"));
 }
+
+/// Texts printed without contents cannot make a parse allocate without bound.
+#[test]
+fn filler_tensors_are_bounded() {
+    let (l, c, m) = err(&format!(
+        "{HEAD}init   a: u8[209715200]\ninit   b: u8[209715200]\n"
+    ));
+    assert_eq!((l, c), (3, 8), "{m}");
+    assert!(m.contains("exceed 256 MiB together"), "{m}");
+}
+
+/// Every prefix of a valid text, and the text with any one character removed, parses or
+/// fails with an error: never a panic (the parser reads hand-written, untrusted text).
+#[test]
+fn damaged_texts_fail_cleanly() {
+    let text = format!(
+        "{HEAD}input  x: f32[batch,4]
+init   s: i64[2] = [-1, 2]
+init   n: string[1] = [\"a\\u{{e9}}\\\"\"]
+y: f32[batch,2] hidden, _ = ns::Op(x, _, s) {{a=1, b=1.5, c=[1,2], e=\"x, y}}\", f=tensor<f16[2]>[0.5, 2.0], t=[tensor<i8[1]>[3]], w=[2 strings]}}
+output y: f32[batch,2] hidden
+"
+    );
+    parse_model(&text).unwrap();
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    for &(k, ch) in &chars {
+        let _ = parse_model(&text[..k]);
+        let cut = format!("{}{}", &text[..k], &text[k + ch.len_utf8()..]);
+        let _ = parse_model(&cut);
+    }
+}
+
+/// The snapshot form's list placeholders are bounded too.
+#[test]
+fn placeholder_lists_are_bounded() {
+    let (l, c, m) = err(&format!(
+        "{HEAD}input  x: f32[2]\ny: f32[2] = Op(x) {{s=[99999999999999 strings]}}\n"
+    ));
+    assert_eq!((l, c), (3, 22), "{m}");
+    assert!(m.contains("too long"), "{m}");
+}

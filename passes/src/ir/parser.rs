@@ -17,12 +17,15 @@
 //! - a list of numbers written without a point (`[1,2]`) is ints, unless the attribute is one
 //!   of ONNX's float lists ([`FLOAT_LIST_ATTRS`]); `1` is an int, `1.0` a float.
 //!
-//! A graph attribute (`<opaque>`) cannot be rebuilt and is an error. Every error names the
-//! line and column at fault. Lines starting with `;` and blank lines are comments.
+//! The fillers of one parse hold at most 256 MiB together (a few lines of text must not
+//! allocate gigabytes); more is an error. A graph attribute (`<opaque>`) cannot be rebuilt
+//! and is an error. Every error names the line and column at fault. Lines starting with `;`
+//! and blank lines are comments.
 
 use super::graph::{AttrValue, Attribute, Graph, Model, Node, ValueId};
 use super::tensor::{f32_to_f16, Tensor, TensorData};
 use super::types::{DType, Dim, Shape};
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use thiserror::Error;
@@ -65,11 +68,12 @@ pub const FLOAT_LIST_ATTRS: &[&str] = &[
 pub fn parse_model(text: &str) -> Result<Model, ParseError> {
     let mut header: Option<Model> = None;
     let mut b = GraphBuilder::default();
+    let budget = Cell::new(MAX_FILLER_BYTES);
     for (i, line) in text.lines().enumerate() {
         if is_comment(line) {
             continue;
         }
-        let mut c = Cursor::new(line, i + 1);
+        let mut c = Cursor::new(line, i + 1, &budget);
         if header.is_none() {
             header = Some(parse_header(&mut c)?);
             continue;
@@ -92,9 +96,10 @@ pub fn parse_model(text: &str) -> Result<Model, ParseError> {
 /// Parses the text of [`super::print_graph`] (no `model` line).
 pub fn parse_graph(text: &str) -> Result<Graph, ParseError> {
     let mut b = GraphBuilder::default();
+    let budget = Cell::new(MAX_FILLER_BYTES);
     for (i, line) in text.lines().enumerate() {
         if !is_comment(line) {
-            b.line(&mut Cursor::new(line, i + 1))?;
+            b.line(&mut Cursor::new(line, i + 1, &budget))?;
         }
     }
     b.finish()
@@ -110,18 +115,21 @@ struct Cursor<'a> {
     line: &'a str,
     lineno: usize,
     pos: usize,
+    /// Bytes of filler tensors the rest of the parse may still allocate.
+    budget: &'a Cell<u64>,
 }
 
 impl<'a> Cursor<'a> {
-    fn new(line: &'a str, lineno: usize) -> Self {
+    fn new(line: &'a str, lineno: usize, budget: &'a Cell<u64>) -> Self {
         Cursor {
             line: line.trim_end(),
             lineno,
             pos: 0,
+            budget,
         }
     }
     fn rest(&self) -> &'a str {
-        &self.line[self.pos..]
+        self.line.get(self.pos..).unwrap_or("")
     }
     fn at_end(&self) -> bool {
         self.pos >= self.line.len()
@@ -293,9 +301,8 @@ fn parse_named(c: &mut Cursor, ends: &[&str]) -> Result<(String, Ty), ParseError
     while let Some(k) = c.line[from..].find(": ") {
         let colon = from + k;
         let mut t = Cursor {
-            line: c.line,
-            lineno: c.lineno,
             pos: colon + 2,
+            ..*c
         };
         if let Ok(ty) = parse_type(&mut t) {
             let r = t.rest();
@@ -315,9 +322,8 @@ fn parse_named(c: &mut Cursor, ends: &[&str]) -> Result<(String, Ty), ParseError
     // Report the type error of the first candidate, which is what a reader meant.
     if let Some(k) = c.line[start..].find(": ") {
         let mut t = Cursor {
-            line: c.line,
-            lineno: c.lineno,
             pos: start + k + 2,
+            ..*c
         };
         parse_type(&mut t)?;
         let want: Vec<String> = ends
@@ -403,14 +409,14 @@ impl GraphBuilder {
         } else if c.eat("init   ") {
             let at = c.pos;
             let (name, ty) = parse_named(c, &["", " = "])?;
-            let data_at = c.pos;
-            let t = tensor_of_type(c, at, &ty)?;
+            let (dtype, dims) = static_type(c, at, &ty)?;
             let t = if c.eat(" = ") {
+                let data_at = c.pos;
                 let items = parse_items(c)?;
                 c.end()?;
-                tensor_from_items(c, data_at + 3, t.dtype, t.dims, &items)?
+                tensor_from_items(c, data_at, dtype, dims, &items)?
             } else {
-                t
+                filler(c, at, dtype, dims)?
             };
             let v = self.define(c, at, &name, &ty, Def::Init)?;
             self.g.value_mut(v).initializer = Some(t);
@@ -534,8 +540,8 @@ impl GraphBuilder {
     }
 }
 
-/// A zero tensor of a printed type (the filler of a tensor printed without contents).
-fn tensor_of_type(c: &Cursor, at: usize, ty: &Ty) -> Result<Tensor, ParseError> {
+/// The element type and dims of an initializer's printed type.
+fn static_type(c: &Cursor, at: usize, ty: &Ty) -> Result<(DType, Vec<i64>), ParseError> {
     let (Some(dtype), Some(shape)) = (ty.dtype, &ty.shape) else {
         return Err(c.err_at(at, "an initializer needs an element type and a shape"));
     };
@@ -544,12 +550,14 @@ fn tensor_of_type(c: &Cursor, at: usize, ty: &Ty) -> Result<Tensor, ParseError> 
         .map(|d| d.known().filter(|&x| x >= 0))
         .collect::<Option<Vec<i64>>>()
         .ok_or_else(|| c.err_at(at, "an initializer's dims must be known and non-negative"))?;
-    filler(c, at, dtype, dims)
+    Ok((dtype, dims))
 }
 
-/// Bounds a filler tensor: a text of a few lines must not allocate gigabytes.
+/// Bounds the filler tensors of one parse: a text of a few lines must not allocate
+/// gigabytes (every fixture model's weights together are a few MiB).
 const MAX_FILLER_BYTES: u64 = 256 << 20;
 
+/// The zeros standing for a tensor printed without contents (module doc).
 fn filler(c: &Cursor, at: usize, dtype: DType, dims: Vec<i64>) -> Result<Tensor, ParseError> {
     let numel = dims
         .iter()
@@ -558,12 +566,15 @@ fn filler(c: &Cursor, at: usize, dtype: DType, dims: Vec<i64>) -> Result<Tensor,
     let (Some(numel), Some(bytes)) = (numel, bytes) else {
         return Err(c.err_at(at, "the tensor's size overflows"));
     };
-    if bytes > MAX_FILLER_BYTES || numel > MAX_FILLER_BYTES {
+    // A string counts a byte.
+    let cost = bytes.max(numel);
+    if cost > c.budget.get() {
         return Err(c.err_at(
             at,
-            "the tensor is too large for a text graph (over 256 MiB)",
+            "the tensors printed without contents exceed 256 MiB together",
         ));
     }
+    c.budget.set(c.budget.get() - cost);
     let data = if dtype == DType::String {
         TensorData::Strings(vec![Vec::new(); numel as usize])
     } else {
@@ -796,18 +807,29 @@ fn parse_attr(c: &mut Cursor) -> Result<Attribute, ParseError> {
     } else if c.rest().starts_with('[') {
         // The snapshot form's placeholders: `[3 strings]`, `[2 tensors]`.
         let r = c.rest();
-        let close = r.find(']').unwrap_or(r.len());
-        let placeholder = r[1..close].split_once(' ').and_then(|(n, what)| {
-            let n = n.parse::<usize>().ok()?;
-            match what {
-                "strings" => Some(AttrValue::Strings(vec![Vec::new(); n])),
-                "tensors" => Some(AttrValue::Tensors(vec![
-                    Tensor::from_f32(vec![], &[0.0]);
-                    n
-                ])),
-                _ => None,
+        let close = r.find(']').unwrap_or(0);
+        let placeholder = r[1..close.max(1)]
+            .split_once(' ')
+            .and_then(|(n, what)| Some((n.parse::<u64>().ok()?, what)))
+            .filter(|(_, what)| matches!(*what, "strings" | "tensors"));
+        let placeholder = match placeholder {
+            Some((n, what)) => {
+                // Each element costs its struct (and a tensor its scalar): bounded like a
+                // filler tensor.
+                let cost = n.saturating_mul(64);
+                if cost > c.budget.get() {
+                    return Err(c.err_at(vat, format!("[{n} {what}] is too long")));
+                }
+                c.budget.set(c.budget.get() - cost);
+                let n = n as usize;
+                Some(if what == "strings" {
+                    AttrValue::Strings(vec![Vec::new(); n])
+                } else {
+                    AttrValue::Tensors(vec![Tensor::from_f32(vec![], &[0.0]); n])
+                })
             }
-        });
+            None => None,
+        };
         if let Some(p) = placeholder {
             c.pos += close + 1;
             p
