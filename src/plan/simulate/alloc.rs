@@ -5,7 +5,7 @@
 use super::held::{HeldBuffers, HeldChange};
 use super::ids::{Csr, Id, IdVec, VNodeId, VValId};
 use super::kernels::{alias_input, inplace_input, same_shape};
-use super::order::{schedule, Schedule};
+use super::order::{session_steps, SessionSteps};
 use super::transformers::constant_sharing::sharing_key;
 use super::view::{build_view, VVal, Vals, View};
 use super::{Breakdown, OptLevel, SimOptions, Simulation, SMALL_INITIALIZER_MAX_BYTES};
@@ -155,7 +155,7 @@ pub(super) fn run_view(
     } = weights(g, &view, &sizes, opts);
 
     // The steps, and the position in `order` each step is reported at.
-    let Schedule { steps, at: at_of } = schedule(&view, order, g.nodes.len());
+    let SessionSteps { steps, at: at_of } = session_steps(&view, order, g.nodes.len());
 
     let BufferPlan { buffer, kind } = plan_buffers(&view, &steps);
 

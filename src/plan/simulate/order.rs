@@ -1,6 +1,6 @@
 //! The execution order: ONNX Runtime's (the reverse depth-first walk of its `GraphViewer`,
 //! onnxruntime/core/graph/graph_viewer.cc), mapped back to the nodes of the graph given, and
-//! the schedule of the session's nodes under a caller's order.
+//! the steps of the session's nodes under a caller's order.
 
 use super::alloc::run_view;
 use super::ids::{Csr, Id, IdVec, VNodeId};
@@ -161,17 +161,17 @@ pub(super) fn order_of_view(g: &Graph, view: &View) -> Vec<NodeId> {
 }
 
 /// The nodes of a view as they run under a caller's order.
-pub(super) struct Schedule {
+pub(super) struct SessionSteps {
     /// The running nodes in execution order.
     pub(super) steps: Vec<VNodeId>,
     /// Per node, the position in the caller's order it is reported at.
     pub(super) at: IdVec<VNodeId, usize>,
 }
 
-/// The [`Schedule`] of `view` under `order`. When `order` runs the nodes in ONNX Runtime's
+/// The [`SessionSteps`] of `view` under `order`. When `order` runs the nodes in ONNX Runtime's
 /// order, that order is used as is; otherwise nodes follow `order` by their anchors, and
 /// layout copies run right before their first reader.
-pub(super) fn schedule(view: &View, order: &[NodeId], n_graph_nodes: usize) -> Schedule {
+pub(super) fn session_steps(view: &View, order: &[NodeId], n_graph_nodes: usize) -> SessionSteps {
     let nodes = &view.nodes;
     let pos: Vec<usize> = {
         let mut p = vec![usize::MAX; n_graph_nodes];
@@ -231,7 +231,7 @@ pub(super) fn schedule(view: &View, order: &[NodeId], n_graph_nodes: usize) -> S
             .collect()
     };
     if ort_anchor_seq == caller_seq {
-        return Schedule {
+        return SessionSteps {
             steps: vorder,
             at: key,
         };
@@ -263,5 +263,5 @@ pub(super) fn schedule(view: &View, order: &[NodeId], n_graph_nodes: usize) -> S
             }
         }
     }
-    Schedule { steps, at: key }
+    SessionSteps { steps, at: key }
 }
