@@ -10,6 +10,42 @@ use std::collections::HashSet;
 /// A gradient rule's failure: the message names what is unsupported.
 pub type GradResult<T> = Result<T, String>;
 
+/// What a gradient rule sees: the builder, the forward node and which inputs need a
+/// gradient.
+pub struct GradCtx<'a, 'g> {
+    pub b: &'a mut Builder<'g>,
+    pub node: &'a Node,
+    pub node_id: NodeId,
+    /// Which inputs need a gradient.
+    pub needs: &'a [bool],
+}
+
+impl GradCtx<'_, '_> {
+    pub fn x(&self, i: usize) -> GradResult<ValueId> {
+        self.node
+            .input(i)
+            .ok_or_else(|| format!("input {i} is missing"))
+    }
+    pub fn y(&self, i: usize) -> GradResult<ValueId> {
+        self.node
+            .output(i)
+            .ok_or_else(|| format!("output {i} is missing"))
+    }
+    pub fn need(&self, i: usize) -> bool {
+        self.needs.get(i).copied().unwrap_or(false)
+    }
+    pub fn dims(&self, v: ValueId) -> GradResult<Vec<i64>> {
+        self.b.dims(v)
+    }
+    pub fn const_ints(&self, i: usize) -> Option<Vec<i64>> {
+        let v = self.node.input(i)?;
+        let val = self.b.graph.value(v);
+        val.constant.as_ref().or(val.initializer.as_ref())?.as_i64()
+    }
+}
+
+pub type GradRule = fn(&mut GradCtx, &[Option<ValueId>]) -> GradResult<Vec<Option<ValueId>>>;
+
 pub struct Builder<'g> {
     pub graph: &'g mut Graph,
     pub opset: i64,
@@ -19,9 +55,6 @@ pub struct Builder<'g> {
     counter: usize,
     consts: std::collections::HashMap<(DType, Vec<i64>, Vec<u8>), ValueId>,
 }
-
-/// Ops whose output size depends on the input values, not only on shapes.
-const DATA_DEPENDENT: [&str; 5] = ["NonZero", "Unique", "Loop", "If", "Compress"];
 
 /// The nearest node upstream of `v` (through values of unknown shape) whose output size
 /// depends on the data, if any: then `--dim` cannot make `v` static.
@@ -36,7 +69,7 @@ fn data_dependent_source(g: &Graph, v: ValueId) -> Option<NodeId> {
             continue;
         }
         let n = g.node(p);
-        if DATA_DEPENDENT.contains(&n.op_type.as_str()) {
+        if crate::ops::lookup(&n.op_type).is_some_and(|d| d.data_dependent) {
             return Some(p);
         }
         // Only values of unknown size can carry the data dependence.
@@ -108,14 +141,14 @@ impl<'g> Builder<'g> {
         node.name = self.fresh(op_type);
         node.attrs = attrs;
         let nid = self.graph.add_node(node);
-        let rule = crate::ops::lookup(op_type)
+        let rule = crate::ops::shape_rule(op_type)
             .ok_or_else(|| format!("internal: no shape rule for emitted op {op_type}"))?;
         let ctx = crate::ops::OpCtx {
             graph: self.graph,
             node: self.graph.node(nid),
             opset: self.opset,
         };
-        let infos = (rule.infer)(&ctx).map_err(|e| format!("emitted {op_type}: {}", e.0))?;
+        let infos = rule(&ctx).map_err(|e| format!("emitted {op_type}: {}", e.0))?;
         for (o, info) in outs.iter().zip(infos) {
             let v = self.graph.value_mut(*o);
             v.dtype = Some(info.dtype);

@@ -8,7 +8,7 @@ pub mod optimizer;
 pub mod rules;
 mod saved;
 
-pub use builder::{Builder, GradResult};
+pub use builder::{Builder, GradCtx, GradResult, GradRule};
 pub use loss::Loss;
 pub use optimizer::{Optimizer, Rule as OptimizerRule};
 pub use saved::saved_activations;
@@ -139,6 +139,20 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
+/// The gradient rule of a node's op (`OpDef::grad`), if onnx-ac has one.
+pub fn grad_rule(node: &Node) -> Option<GradRule> {
+    if !node.is_standard_domain() {
+        return None;
+    }
+    crate::ops::lookup(&node.op_type)?.grad
+}
+
+/// Whether input `i` of `node` carries a gradient (`OpDef::differentiable`; an op without a
+/// row: every input).
+pub fn input_is_differentiable(node: &Node, i: usize) -> bool {
+    crate::ops::lookup(&node.op_type).is_none_or(|d| d.differentiable.contains(i))
+}
+
 /// Which values carry a gradient: float values computed from a trainable parameter through
 /// differentiable inputs. Records, for each, one parameter it depends on (for errors).
 fn requires_grad(g: &Graph, trainable: &[ValueId]) -> Vec<Option<ValueId>> {
@@ -151,7 +165,7 @@ fn requires_grad(g: &Graph, trainable: &[ValueId]) -> Vec<Option<ValueId>> {
             .inputs
             .iter()
             .enumerate()
-            .filter(|&(i, _)| rules::input_is_differentiable(n, i))
+            .filter(|&(i, _)| input_is_differentiable(n, i))
             .find_map(|(_, v)| v.and_then(|v| src[v.index()]));
         if let Some(p) = from {
             for &o in n.outputs.iter().flatten() {
@@ -180,7 +194,7 @@ fn reaches_loss(
         }
         for (i, v) in n.inputs.iter().enumerate() {
             if let Some(v) = v {
-                if req[v.index()].is_some() && rules::input_is_differentiable(n, i) {
+                if req[v.index()].is_some() && input_is_differentiable(n, i) {
                     reach[v.index()] = true;
                 }
             }
@@ -241,7 +255,7 @@ pub fn build_training_graph(
             .enumerate()
             .map(|(i, v)| {
                 v.is_some_and(|v| req[v.index()].is_some() && reach[v.index()])
-                    && rules::input_is_differentiable(&node, i)
+                    && input_is_differentiable(&node, i)
             })
             .collect();
         if !needs.iter().any(|&x| x) {
@@ -269,13 +283,13 @@ pub fn build_training_graph(
                 .map(|p| b.graph.value(p).name.clone())
                 .unwrap_or_default()
         };
-        let Some(rule) = rules::lookup(&node) else {
+        let Some(rule) = grad_rule(&node) else {
             return Err(AutodiffError::NoGradRule {
                 node: NodeRef::of(b.graph, NodeId(nid as u32)),
                 param: param_name(),
             });
         };
-        let mut ctx = rules::GradCtx {
+        let mut ctx = GradCtx {
             b: &mut b,
             node: &node,
             node_id: NodeId(nid as u32),
