@@ -44,7 +44,32 @@ impl GradCtx<'_, '_> {
     }
 }
 
+/// A gradient rule (`OpDef::grad`): emits the backward of `ctx.node` and returns one gradient
+/// per input (None where not needed).
 pub type GradRule = fn(&mut GradCtx, &[Option<ValueId>]) -> GradResult<Vec<Option<ValueId>>>;
+
+/// The result of a gradient rule: one gradient per input.
+pub type Grads = GradResult<Vec<Option<ValueId>>>;
+
+/// The gradient of a single-output op's output.
+pub fn dy0(dys: &[Option<ValueId>]) -> GradResult<ValueId> {
+    dys.first()
+        .copied()
+        .flatten()
+        .ok_or_else(|| "no gradient for the output".to_string())
+}
+
+/// `v` extended with None to `n` gradients (inputs without one).
+pub fn pad_none(mut v: Vec<Option<ValueId>>, n: usize) -> Vec<Option<ValueId>> {
+    v.resize(n, None);
+    v
+}
+
+/// The node's `axis` attribute (or `default`), made non-negative for `rank`.
+pub fn axis_of(c: &GradCtx, rank: usize, default: i64) -> usize {
+    let a = c.node.attr_int("axis").unwrap_or(default);
+    (if a < 0 { a + rank as i64 } else { a }) as usize
+}
 
 pub struct Builder<'g> {
     pub graph: &'g mut Graph,

@@ -1,14 +1,13 @@
 //! The training-graph builder: forward + loss + backward, in standard ai.onnx ops only, so
 //! the result runs on any stock ONNX Runtime. Reverse mode over the forward nodes; each op's
-//! gradient rule lives in `rules/`, one file per op family.
+//! gradient rule is in its family file `ops/<family>.rs`, named by its registry row.
 
 mod builder;
 mod loss;
 pub mod optimizer;
-pub mod rules;
 mod saved;
 
-pub use builder::{Builder, GradCtx, GradResult, GradRule};
+pub use builder::{axis_of, dy0, pad_none, Builder, GradCtx, GradResult, GradRule, Grads};
 pub use loss::Loss;
 pub use optimizer::{Optimizer, Rule as OptimizerRule};
 pub use saved::saved_activations;
@@ -215,7 +214,7 @@ pub fn build_training_graph(
         return Err(e.into());
     }
     if opts.batch_norm_train {
-        rules::norm::switch_batch_norm_to_training(&mut m.graph);
+        crate::ops::norm::switch_batch_norm_to_training(&mut m.graph);
     }
     let before_loss = m.graph.nodes.len();
     let parts = {

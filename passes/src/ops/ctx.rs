@@ -232,3 +232,28 @@ pub fn dtype_attr(c: &OpCtx, name: &str) -> Result<Option<DType>, RuleError> {
             .ok_or_else(|| RuleError(format!("bad element type {name}={code}"))),
     }
 }
+
+pub fn same(c: &OpCtx, i: usize, dt: DType) -> OutInfo {
+    OutInfo {
+        dtype: dt,
+        shape: c.shape_opt(i).cloned(),
+        constant: None,
+    }
+}
+
+/// Output takes the shape of the indices (GatherElements) or of the data (Scatter*).
+pub fn like_input1(c: &OpCtx) -> RuleResult {
+    Ok(vec![OutInfo {
+        dtype: c.dtype(0)?,
+        shape: c.shape_opt(1).cloned(),
+        constant: None,
+    }])
+}
+
+pub fn like_input0(c: &OpCtx) -> RuleResult {
+    Ok(vec![OutInfo {
+        dtype: c.dtype(0)?,
+        shape: c.shape_opt(0).cloned(),
+        constant: None,
+    }])
+}

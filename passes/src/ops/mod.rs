@@ -4,14 +4,29 @@
 //! (`ops/<family>.rs`), which holds the op's rules. Adding an op is one row here plus its
 //! rules in the family file (docs/design.md, "Adding an op").
 
+pub mod binary;
+pub mod cast;
+pub mod concat_split;
+pub mod constants;
+pub mod control;
+pub mod conv;
 pub mod cost;
 pub mod ctx;
-pub mod elementwise;
 pub mod fold;
+pub mod gather_scatter;
 pub mod linalg;
-pub mod nn;
+pub mod loss;
+pub mod norm;
+pub mod pad_tile_expand;
+pub mod pool;
+pub mod random;
+pub mod recurrent;
 pub mod reduce;
-pub mod shape_ops;
+pub mod reshape;
+pub mod resize;
+pub mod signal;
+pub mod softmax;
+pub mod unary;
 
 pub use cost::{Bytes, CostRule, Flops};
 pub use ctx::{OpCtx, OutInfo, RuleResult};
@@ -19,15 +34,9 @@ pub use ctx::{OpCtx, OutInfo, RuleResult};
 use crate::autodiff::GradRule;
 use crate::ir::{FreshNames, Graph, Node, NodeId};
 use cost::{custom, matmul_class, moves, per_in, per_out};
-use elementwise as ew;
-use shape_ops as sh;
 use MemoryClass::*;
 use Random::*;
 use Slots::*;
-
-mod grad {
-    pub use crate::autodiff::rules::*;
-}
 
 pub type ShapeRule = fn(&OpCtx) -> RuleResult;
 
@@ -256,93 +265,93 @@ pub static FAMILIES: &[Family] = &[
     Family {
         file: "unary",
         ops: &[
-            op("Abs", 1, ew::unary).grad(grad::elementwise::abs),
-            op("Acos", 7, ew::unary).cost(per_out(10.0)),
-            op("Acosh", 9, ew::unary).cost(per_out(20.0)),
-            op("Asin", 7, ew::unary).cost(per_out(10.0)),
-            op("Asinh", 9, ew::unary).cost(per_out(20.0)),
-            op("Atan", 7, ew::unary).cost(per_out(10.0)),
-            op("Atanh", 9, ew::unary).cost(per_out(20.0)),
-            op("BitwiseNot", 18, ew::unary),
-            op("Ceil", 1, ew::unary).diff(Nothing),
-            op("Celu", 12, ew::unary).cost(per_out(10.0)),
-            op("Cos", 7, ew::unary).grad(grad::elementwise::cos).cost(per_out(10.0)),
-            op("Cosh", 9, ew::unary).cost(per_out(20.0)),
-            op("Elu", 1, ew::unary).memory(InPlace).cost(per_out(10.0)),
-            op("Erf", 9, ew::unary).grad(grad::elementwise::erf).cost(per_out(20.0)),
-            op("Exp", 1, ew::unary).grad(grad::elementwise::exp).cost(per_out(10.0)),
-            op("Floor", 1, ew::unary).diff(Nothing),
-            op("Gelu", 20, ew::unary).grad(grad::elementwise::gelu).cost(per_out(20.0)),
-            op("HardSigmoid", 1, ew::unary).grad(grad::elementwise::hard_sigmoid).memory(InPlace).cost(per_out(10.0)),
-            op("HardSwish", 14, ew::unary).grad(grad::elementwise::hard_swish).cost(per_out(10.0)),
-            op("Identity", 1, ew::unary).grad(grad::elementwise::identity).memory(View).cost(moves(Bytes::None)).values(First),
-            op("LeakyRelu", 1, ew::unary).grad(grad::elementwise::leaky_relu).memory(InPlace),
-            op("Log", 1, ew::unary).grad(grad::elementwise::log).cost(per_out(10.0)),
-            op("Mish", 18, ew::unary).cost(per_out(20.0)),
-            op("Neg", 1, ew::unary).grad(grad::elementwise::neg),
-            op("Reciprocal", 1, ew::unary).grad(grad::elementwise::reciprocal).cost(per_out(4.0)),
-            op("Relu", 1, ew::unary).grad(grad::elementwise::relu).memory(InPlace),
-            op("Round", 11, ew::unary).diff(Nothing),
-            op("Selu", 1, ew::unary).memory(InPlace).cost(per_out(10.0)),
-            op("Sigmoid", 1, ew::unary).grad(grad::elementwise::sigmoid).memory(InPlace).cost(per_out(10.0)),
-            op("Sign", 9, ew::unary).diff(Nothing),
-            op("Sin", 7, ew::unary).grad(grad::elementwise::sin).cost(per_out(10.0)),
-            op("Sinh", 9, ew::unary).cost(per_out(20.0)),
-            op("Softplus", 1, ew::unary).grad(grad::elementwise::softplus).memory(InPlace).cost(per_out(20.0)),
-            op("Softsign", 1, ew::unary).memory(InPlace).cost(per_out(20.0)),
-            op("Swish", 24, ew::unary),
-            op("Sqrt", 1, ew::unary).grad(grad::elementwise::sqrt).cost(per_out(4.0)),
-            op("Tan", 7, ew::unary).cost(per_out(10.0)),
-            op("Tanh", 1, ew::unary).grad(grad::elementwise::tanh).memory(InPlace).cost(per_out(20.0)),
-            op("ThresholdedRelu", 10, ew::unary).memory(InPlace),
-            op("Clip", 1, ew::unary).grad(grad::elementwise::clip).diff(First),
-            op("Not", 1, ew::unary_bool).diff(Nothing),
-            op("IsNaN", 9, ew::unary_bool).diff(Nothing),
-            op("IsInf", 10, ew::unary_bool).diff(Nothing),
+            op("Abs", 1, unary::unary).grad(unary::abs_grad),
+            op("Acos", 7, unary::unary).cost(per_out(10.0)),
+            op("Acosh", 9, unary::unary).cost(per_out(20.0)),
+            op("Asin", 7, unary::unary).cost(per_out(10.0)),
+            op("Asinh", 9, unary::unary).cost(per_out(20.0)),
+            op("Atan", 7, unary::unary).cost(per_out(10.0)),
+            op("Atanh", 9, unary::unary).cost(per_out(20.0)),
+            op("BitwiseNot", 18, unary::unary),
+            op("Ceil", 1, unary::unary).diff(Nothing),
+            op("Celu", 12, unary::unary).cost(per_out(10.0)),
+            op("Cos", 7, unary::unary).grad(unary::cos_grad).cost(per_out(10.0)),
+            op("Cosh", 9, unary::unary).cost(per_out(20.0)),
+            op("Elu", 1, unary::unary).memory(InPlace).cost(per_out(10.0)),
+            op("Erf", 9, unary::unary).grad(unary::erf_grad).cost(per_out(20.0)),
+            op("Exp", 1, unary::unary).grad(unary::exp_grad).cost(per_out(10.0)),
+            op("Floor", 1, unary::unary).diff(Nothing),
+            op("Gelu", 20, unary::unary).grad(unary::gelu_grad).cost(per_out(20.0)),
+            op("HardSigmoid", 1, unary::unary).grad(unary::hard_sigmoid_grad).memory(InPlace).cost(per_out(10.0)),
+            op("HardSwish", 14, unary::unary).grad(unary::hard_swish_grad).cost(per_out(10.0)),
+            op("Identity", 1, unary::unary).grad(unary::identity_grad).memory(View).cost(moves(Bytes::None)).values(First),
+            op("LeakyRelu", 1, unary::unary).grad(unary::leaky_relu_grad).memory(InPlace),
+            op("Log", 1, unary::unary).grad(unary::log_grad).cost(per_out(10.0)),
+            op("Mish", 18, unary::unary).cost(per_out(20.0)),
+            op("Neg", 1, unary::unary).grad(unary::neg_grad),
+            op("Reciprocal", 1, unary::unary).grad(unary::reciprocal_grad).cost(per_out(4.0)),
+            op("Relu", 1, unary::unary).grad(unary::relu_grad).memory(InPlace),
+            op("Round", 11, unary::unary).diff(Nothing),
+            op("Selu", 1, unary::unary).memory(InPlace).cost(per_out(10.0)),
+            op("Sigmoid", 1, unary::unary).grad(unary::sigmoid_grad).memory(InPlace).cost(per_out(10.0)),
+            op("Sign", 9, unary::unary).diff(Nothing),
+            op("Sin", 7, unary::unary).grad(unary::sin_grad).cost(per_out(10.0)),
+            op("Sinh", 9, unary::unary).cost(per_out(20.0)),
+            op("Softplus", 1, unary::unary).grad(unary::softplus_grad).memory(InPlace).cost(per_out(20.0)),
+            op("Softsign", 1, unary::unary).memory(InPlace).cost(per_out(20.0)),
+            op("Swish", 24, unary::unary),
+            op("Sqrt", 1, unary::unary).grad(unary::sqrt_grad).cost(per_out(4.0)),
+            op("Tan", 7, unary::unary).cost(per_out(10.0)),
+            op("Tanh", 1, unary::unary).grad(unary::tanh_grad).memory(InPlace).cost(per_out(20.0)),
+            op("ThresholdedRelu", 10, unary::unary).memory(InPlace),
+            op("Clip", 1, unary::unary).grad(unary::clip_grad).diff(First),
+            op("Not", 1, unary::unary_bool).diff(Nothing),
+            op("IsNaN", 9, unary::unary_bool).diff(Nothing),
+            op("IsInf", 10, unary::unary_bool).diff(Nothing),
         ],
     },
     Family {
         file: "binary",
         ops: &[
-            op("Add", 1, ew::binary).grad(grad::elementwise::add),
-            op("Sub", 1, ew::binary).grad(grad::elementwise::sub),
-            op("Mul", 1, ew::binary).grad(grad::elementwise::mul),
-            op("Div", 1, ew::binary).grad(grad::elementwise::div).cost(per_out(4.0)),
-            op("Pow", 1, ew::binary).grad(grad::elementwise::pow).cost(per_out(20.0)),
-            op("Mod", 10, ew::binary).cost(per_out(4.0)),
-            op("Max", 1, ew::binary).grad(grad::elementwise::max_min).cost(custom(cost::variadic)).values(All),
-            op("Min", 1, ew::binary).grad(grad::elementwise::max_min).cost(custom(cost::variadic)).values(All),
-            op("Sum", 1, ew::binary).grad(grad::elementwise::sum).cost(custom(cost::variadic)),
-            op("Mean", 1, ew::binary).grad(grad::elementwise::mean).cost(custom(cost::variadic)),
-            op("PRelu", 1, ew::binary),
-            op("BitShift", 11, ew::binary),
-            op("BitwiseAnd", 18, ew::binary),
-            op("BitwiseOr", 18, ew::binary),
-            op("BitwiseXor", 18, ew::binary),
-            op("Equal", 1, ew::compare).diff(Nothing),
-            op("Less", 1, ew::compare).diff(Nothing),
-            op("Greater", 1, ew::compare).diff(Nothing),
-            op("LessOrEqual", 12, ew::compare).diff(Nothing),
-            op("GreaterOrEqual", 12, ew::compare).diff(Nothing),
-            op("And", 1, ew::compare).diff(Nothing),
-            op("Or", 1, ew::compare).diff(Nothing),
-            op("Xor", 1, ew::compare).diff(Nothing),
-            op("Where", 9, ew::where_).grad(grad::elementwise::where_).diff(AfterFirst).values(AfterFirst),
+            op("Add", 1, binary::binary).grad(binary::add_grad),
+            op("Sub", 1, binary::binary).grad(binary::sub_grad),
+            op("Mul", 1, binary::binary).grad(binary::mul_grad),
+            op("Div", 1, binary::binary).grad(binary::div_grad).cost(per_out(4.0)),
+            op("Pow", 1, binary::binary).grad(binary::pow_grad).cost(per_out(20.0)),
+            op("Mod", 10, binary::binary).cost(per_out(4.0)),
+            op("Max", 1, binary::binary).grad(binary::max_min_grad).cost(custom(binary::variadic_flops)).values(All),
+            op("Min", 1, binary::binary).grad(binary::max_min_grad).cost(custom(binary::variadic_flops)).values(All),
+            op("Sum", 1, binary::binary).grad(binary::sum_grad).cost(custom(binary::variadic_flops)),
+            op("Mean", 1, binary::binary).grad(binary::mean_grad).cost(custom(binary::variadic_flops)),
+            op("PRelu", 1, binary::binary),
+            op("BitShift", 11, binary::binary),
+            op("BitwiseAnd", 18, binary::binary),
+            op("BitwiseOr", 18, binary::binary),
+            op("BitwiseXor", 18, binary::binary),
+            op("Equal", 1, binary::compare).diff(Nothing),
+            op("Less", 1, binary::compare).diff(Nothing),
+            op("Greater", 1, binary::compare).diff(Nothing),
+            op("LessOrEqual", 12, binary::compare).diff(Nothing),
+            op("GreaterOrEqual", 12, binary::compare).diff(Nothing),
+            op("And", 1, binary::compare).diff(Nothing),
+            op("Or", 1, binary::compare).diff(Nothing),
+            op("Xor", 1, binary::compare).diff(Nothing),
+            op("Where", 9, binary::where_).grad(binary::where_grad).diff(AfterFirst).values(AfterFirst),
         ],
     },
     Family {
         file: "cast",
         ops: &[
-            op("Cast", 1, ew::cast).grad(grad::elementwise::cast).memory(InPlace).values(First),
-            op("CastLike", 15, ew::cast_like).grad(grad::elementwise::cast).diff(First),
+            op("Cast", 1, cast::cast).grad(cast::cast_grad).memory(InPlace).values(First),
+            op("CastLike", 15, cast::cast_like).grad(cast::cast_grad).diff(First),
         ],
     },
     Family {
         file: "random",
         ops: &[
-            op("Dropout", 1, ew::dropout).grad(grad::elementwise::dropout).diff(First).random(WhenInput(2)).cost(per_out(10.0)),
-            op("Bernoulli", 15, ew::like_with_dtype).random(Always),
-            op("RandomUniformLike", 1, ew::like_with_dtype).random(Always),
+            op("Dropout", 1, random::dropout).grad(random::dropout_grad).diff(First).random(WhenInput(2)).cost(per_out(10.0)),
+            op("Bernoulli", 15, random::like_with_dtype).random(Always),
+            op("RandomUniformLike", 1, random::like_with_dtype).random(Always),
             known("RandomNormalLike", 1).random(Always),
             known("RandomUniform", 1).random(Always).cost(CostRule { bytes: Bytes::Written, ..CostRule::DEFAULT }),
             known("RandomNormal", 1).random(Always).cost(CostRule { bytes: Bytes::Written, ..CostRule::DEFAULT }),
@@ -352,54 +361,54 @@ pub static FAMILIES: &[Family] = &[
     Family {
         file: "softmax",
         ops: &[
-            op("Softmax", 1, ew::softmax).grad(grad::norm::softmax).memory(InPlace).cost(per_out(14.0)),
-            op("LogSoftmax", 1, ew::softmax).grad(grad::norm::log_softmax).memory(InPlace).cost(per_out(14.0)),
-            op("Hardmax", 1, ew::softmax),
+            op("Softmax", 1, softmax::softmax).grad(softmax::softmax_grad).memory(InPlace).cost(per_out(14.0)),
+            op("LogSoftmax", 1, softmax::softmax).grad(softmax::log_softmax_grad).memory(InPlace).cost(per_out(14.0)),
+            op("Hardmax", 1, softmax::softmax),
         ],
     },
     Family {
         file: "reshape",
         ops: &[
-            op("Shape", 1, sh::shape).diff(Nothing).cost(moves(Bytes::None)),
-            op("Size", 1, sh::size).diff(Nothing).cost(moves(Bytes::None)),
-            op("Reshape", 1, sh::reshape).grad(grad::shape::reshape_like).diff(First).memory(ReshapeView).cost(moves(Bytes::None)).values(First),
-            op("Flatten", 1, sh::flatten).grad(grad::shape::reshape_like).memory(ReshapeView).cost(moves(Bytes::None)).values(First),
-            op("Transpose", 1, sh::transpose).grad(grad::shape::transpose).cost(moves(Bytes::All)).values(First),
-            op("Squeeze", 1, sh::squeeze).grad(grad::shape::reshape_like).diff(First).memory(ReshapeView).cost(moves(Bytes::None)).values(First),
-            op("Unsqueeze", 1, sh::unsqueeze).grad(grad::shape::reshape_like).diff(First).memory(ReshapeView).cost(moves(Bytes::None)).values(First),
+            op("Shape", 1, reshape::shape).diff(Nothing).cost(moves(Bytes::None)),
+            op("Size", 1, reshape::size).diff(Nothing).cost(moves(Bytes::None)),
+            op("Reshape", 1, reshape::reshape).grad(reshape::reshape_like_grad).diff(First).memory(ReshapeView).cost(moves(Bytes::None)).values(First),
+            op("Flatten", 1, reshape::flatten).grad(reshape::reshape_like_grad).memory(ReshapeView).cost(moves(Bytes::None)).values(First),
+            op("Transpose", 1, reshape::transpose).grad(reshape::transpose_grad).cost(moves(Bytes::All)).values(First),
+            op("Squeeze", 1, reshape::squeeze).grad(reshape::reshape_like_grad).diff(First).memory(ReshapeView).cost(moves(Bytes::None)).values(First),
+            op("Unsqueeze", 1, reshape::unsqueeze).grad(reshape::reshape_like_grad).diff(First).memory(ReshapeView).cost(moves(Bytes::None)).values(First),
         ],
     },
     Family {
         file: "constants",
         ops: &[
-            op("Constant", 1, sh::constant).cost(moves(Bytes::None)),
-            op("ConstantOfShape", 9, sh::constant_of_shape).diff(Nothing).cost(moves(Bytes::Written)),
-            op("Range", 11, sh::range).diff(Nothing).cost(moves(Bytes::Written)),
-            op("EyeLike", 9, ew::like_with_dtype).cost(moves(Bytes::Written)),
-            op("Trilu", 14, sh::like_input0).cost(moves(Bytes::All)),
+            op("Constant", 1, constants::constant).cost(moves(Bytes::None)),
+            op("ConstantOfShape", 9, constants::constant_of_shape).diff(Nothing).cost(moves(Bytes::Written)),
+            op("Range", 11, constants::range).diff(Nothing).cost(moves(Bytes::Written)),
+            op("EyeLike", 9, random::like_with_dtype).cost(moves(Bytes::Written)),
+            op("Trilu", 14, ctx::like_input0).cost(moves(Bytes::All)),
         ],
     },
     Family {
         file: "concat_split",
         ops: &[
-            op("Concat", 1, sh::concat).grad(grad::shape::concat).cost(moves(Bytes::All)).values(All),
-            op("Split", 1, sh::split).grad(grad::shape::split).diff(First).cost(moves(Bytes::All)).values(First),
-            op("Slice", 1, sh::slice).grad(grad::shape::slice).diff(First).cost(moves(Bytes::Sliced)).values(First),
+            op("Concat", 1, concat_split::concat).grad(concat_split::concat_grad).cost(moves(Bytes::All)).values(All),
+            op("Split", 1, concat_split::split).grad(concat_split::split_grad).diff(First).cost(moves(Bytes::All)).values(First),
+            op("Slice", 1, concat_split::slice).grad(concat_split::slice_grad).diff(First).cost(moves(Bytes::Sliced)).values(First),
             known("SplitToSequence", 11).lower(lower::split_to_sequence),
         ],
     },
     Family {
         file: "gather_scatter",
         ops: &[
-            op("Gather", 1, sh::gather).grad(grad::shape::gather).diff(First).cost(moves(Bytes::Gathered)).values(First).index_input(1, IndexBound::AxisDim),
-            op("GatherElements", 11, sh::like_input1).grad(grad::shape::gather_elements).diff(First).cost(moves(Bytes::Gathered)).values(First).index_input(1, IndexBound::AxisDim),
-            op("GatherND", 11, sh::gather_nd).grad(grad::shape::gather_nd).diff(First).cost(moves(Bytes::Gathered)).values(First).index_input(1, IndexBound::TupleDims),
-            op("ScatterElements", 11, sh::like_input0).grad(grad::shape::scatter_elements).diff(AllBut(1)).memory(InPlace).cost(moves(Bytes::All)).index_input(1, IndexBound::AxisDim),
-            op("ScatterND", 11, sh::like_input0).diff(AllBut(1)).cost(moves(Bytes::All)).index_input(1, IndexBound::TupleDims),
+            op("Gather", 1, gather_scatter::gather).grad(gather_scatter::gather_grad).diff(First).cost(moves(Bytes::Gathered)).values(First).index_input(1, IndexBound::AxisDim),
+            op("GatherElements", 11, ctx::like_input1).grad(gather_scatter::gather_elements_grad).diff(First).cost(moves(Bytes::Gathered)).values(First).index_input(1, IndexBound::AxisDim),
+            op("GatherND", 11, gather_scatter::gather_nd).grad(gather_scatter::gather_nd_grad).diff(First).cost(moves(Bytes::Gathered)).values(First).index_input(1, IndexBound::TupleDims),
+            op("ScatterElements", 11, ctx::like_input0).grad(gather_scatter::scatter_elements_grad).diff(AllBut(1)).memory(InPlace).cost(moves(Bytes::All)).index_input(1, IndexBound::AxisDim),
+            op("ScatterND", 11, ctx::like_input0).diff(AllBut(1)).cost(moves(Bytes::All)).index_input(1, IndexBound::TupleDims),
             known("Scatter", 9).cost(moves(Bytes::All)).until(11),
-            op("TensorScatter", 24, sh::like_input0),
-            op("OneHot", 9, sh::one_hot).diff(Nothing).cost(moves(Bytes::All)).index_input(0, IndexBound::Depth),
-            op("NonZero", 9, sh::non_zero).diff(Nothing).data_dependent().cost(moves(Bytes::All)),
+            op("TensorScatter", 24, ctx::like_input0),
+            op("OneHot", 9, gather_scatter::one_hot).diff(Nothing).cost(moves(Bytes::All)).index_input(0, IndexBound::Depth),
+            op("NonZero", 9, gather_scatter::non_zero).diff(Nothing).data_dependent().cost(moves(Bytes::All)),
             known("Compress", 9).data_dependent().cost(moves(Bytes::All)),
             known("Unique", 11).data_dependent(),
         ],
@@ -407,10 +416,10 @@ pub static FAMILIES: &[Family] = &[
     Family {
         file: "pad_tile_expand",
         ops: &[
-            op("Pad", 1, sh::pad).grad(grad::shape::pad).diff(First).cost(moves(Bytes::All)).values(First),
-            op("CenterCropPad", 18, sh::center_crop_pad),
-            op("Tile", 1, sh::tile).grad(grad::shape::tile).diff(First).cost(moves(Bytes::Expanded)).values(First),
-            op("Expand", 8, sh::expand).grad(grad::shape::expand).diff(First).cost(moves(Bytes::Expanded)).values(First),
+            op("Pad", 1, pad_tile_expand::pad).grad(pad_tile_expand::pad_grad).diff(First).cost(moves(Bytes::All)).values(First),
+            op("CenterCropPad", 18, pad_tile_expand::center_crop_pad),
+            op("Tile", 1, pad_tile_expand::tile).grad(pad_tile_expand::tile_grad).diff(First).cost(moves(Bytes::Expanded)).values(First),
+            op("Expand", 8, pad_tile_expand::expand).grad(pad_tile_expand::expand_grad).diff(First).cost(moves(Bytes::Expanded)).values(First),
             known("DepthToSpace", 1).cost(moves(Bytes::All)).lower(lower::depth_space),
             known("SpaceToDepth", 1).cost(moves(Bytes::All)).lower(lower::depth_space),
         ],
@@ -418,103 +427,103 @@ pub static FAMILIES: &[Family] = &[
     Family {
         file: "linalg",
         ops: &[
-            op("MatMul", 1, linalg::matmul).grad(grad::linalg::matmul).cost(matmul_class(cost::matmul)),
-            op("Gemm", 1, linalg::gemm).grad(grad::linalg::gemm).cost(matmul_class(cost::gemm)),
+            op("MatMul", 1, linalg::matmul).grad(linalg::matmul_grad).cost(matmul_class(linalg::matmul_flops)),
+            op("Gemm", 1, linalg::gemm).grad(linalg::gemm_grad).cost(matmul_class(linalg::gemm_flops)),
             op("QLinearMatMul", 10, linalg::qlinear_matmul),
-            known("MatMulInteger", 10).cost(matmul_class(cost::matmul)),
-            known("Einsum", 12).cost(matmul_class(cost::einsum)),
+            known("MatMulInteger", 10).cost(matmul_class(linalg::matmul_flops)),
+            known("Einsum", 12).cost(matmul_class(linalg::einsum_flops)),
             op("Attention", 23, linalg::attention),
-            op("RotaryEmbedding", 23, sh::like_input0),
+            op("RotaryEmbedding", 23, ctx::like_input0),
         ],
     },
     Family {
         file: "signal",
         ops: &[
-            op("DFT", 17, linalg::dft),
-            op("STFT", 17, linalg::stft),
-            op("BlackmanWindow", 17, sh::window),
-            op("HannWindow", 17, sh::window),
-            op("HammingWindow", 17, sh::window),
-            op("MelWeightMatrix", 17, sh::mel_weight_matrix),
+            op("DFT", 17, signal::dft),
+            op("STFT", 17, signal::stft),
+            op("BlackmanWindow", 17, signal::window),
+            op("HannWindow", 17, signal::window),
+            op("HammingWindow", 17, signal::window),
+            op("MelWeightMatrix", 17, signal::mel_weight_matrix),
         ],
     },
     Family {
         file: "conv",
         ops: &[
-            op("Conv", 1, nn::conv).grad(grad::conv::conv).cost(matmul_class(cost::conv)),
-            op("DeformConv", 19, nn::conv),
-            op("ConvTranspose", 1, nn::conv_transpose).grad(grad::conv::conv_transpose).cost(matmul_class(cost::conv_transpose)),
+            op("Conv", 1, conv::conv).grad(conv::conv_grad).cost(matmul_class(conv::conv_flops)),
+            op("DeformConv", 19, conv::conv),
+            op("ConvTranspose", 1, conv::conv_transpose).grad(conv::conv_transpose_grad).cost(matmul_class(conv::conv_transpose_flops)),
             known("ConvInteger", 10).cost(CostRule { matmul_class: true, ..CostRule::DEFAULT }),
-            op("Col2Im", 18, nn::col2im),
+            op("Col2Im", 18, conv::col2im),
         ],
     },
     Family {
         file: "pool",
         ops: &[
-            op("MaxPool", 1, nn::pool).grad(grad::conv::max_pool).cost(custom(cost::pool)),
-            op("AveragePool", 1, nn::pool).grad(grad::conv::average_pool).cost(custom(cost::pool)),
-            op("LpPool", 1, nn::pool).cost(custom(cost::pool)),
-            op("GlobalAveragePool", 1, nn::global_pool).grad(grad::conv::global_average_pool).cost(per_in(1.0)),
-            op("GlobalMaxPool", 1, nn::global_pool).cost(per_in(1.0)),
-            op("GlobalLpPool", 1, nn::global_pool).cost(per_in(1.0)),
-            op("MaxUnpool", 9, nn::max_unpool),
+            op("MaxPool", 1, pool::pool).grad(pool::max_pool_grad).cost(custom(pool::pool_flops)),
+            op("AveragePool", 1, pool::pool).grad(pool::average_pool_grad).cost(custom(pool::pool_flops)),
+            op("LpPool", 1, pool::pool).cost(custom(pool::pool_flops)),
+            op("GlobalAveragePool", 1, pool::global_pool).grad(pool::global_average_pool_grad).cost(per_in(1.0)),
+            op("GlobalMaxPool", 1, pool::global_pool).cost(per_in(1.0)),
+            op("GlobalLpPool", 1, pool::global_pool).cost(per_in(1.0)),
+            op("MaxUnpool", 9, pool::max_unpool),
         ],
     },
     Family {
         file: "resize",
         ops: &[
-            op("Resize", 10, nn::resize).grad(grad::resize::resize).diff(First).cost(per_out(4.0)),
+            op("Resize", 10, resize::resize).grad(resize::resize_grad).diff(First).cost(per_out(4.0)),
             known("Upsample", 1).diff(First).cost(per_out(4.0)).until(10),
-            op("GridSample", 16, nn::grid_sample),
-            op("AffineGrid", 20, nn::affine_grid),
-            op("RoiAlign", 10, nn::roi_align),
+            op("GridSample", 16, resize::grid_sample),
+            op("AffineGrid", 20, resize::affine_grid),
+            op("RoiAlign", 10, resize::roi_align),
         ],
     },
     Family {
         file: "recurrent",
         ops: &[
-            op("RNN", 1, nn::recurrent),
-            op("GRU", 1, nn::recurrent).lower(lower::rnn),
-            op("LSTM", 1, nn::recurrent).lower(lower::rnn),
+            op("RNN", 1, recurrent::recurrent),
+            op("GRU", 1, recurrent::recurrent).lower(lower::rnn),
+            op("LSTM", 1, recurrent::recurrent).lower(lower::rnn),
         ],
     },
     Family {
         file: "reduce",
         ops: &[
-            op("ReduceMean", 1, reduce::reduce).grad(grad::norm::reduce_sum_mean).diff(First).cost(per_in(1.0)),
-            op("ReduceSum", 1, reduce::reduce).grad(grad::norm::reduce_sum_mean).diff(First).cost(per_in(1.0)),
-            op("ReduceMax", 1, reduce::reduce).grad(grad::reduce::reduce_max_min).diff(First).cost(per_in(1.0)),
-            op("ReduceMin", 1, reduce::reduce).grad(grad::reduce::reduce_max_min).diff(First).cost(per_in(1.0)),
+            op("ReduceMean", 1, reduce::reduce).grad(reduce::reduce_sum_mean_grad).diff(First).cost(per_in(1.0)),
+            op("ReduceSum", 1, reduce::reduce).grad(reduce::reduce_sum_mean_grad).diff(First).cost(per_in(1.0)),
+            op("ReduceMax", 1, reduce::reduce).grad(reduce::reduce_max_min_grad).diff(First).cost(per_in(1.0)),
+            op("ReduceMin", 1, reduce::reduce).grad(reduce::reduce_max_min_grad).diff(First).cost(per_in(1.0)),
             op("ReduceProd", 1, reduce::reduce).diff(First).cost(per_in(1.0)),
-            op("ReduceL1", 1, reduce::reduce).grad(grad::reduce::reduce_l1).diff(First).cost(per_in(1.0)),
-            op("ReduceL2", 1, reduce::reduce).grad(grad::reduce::reduce_l2).diff(First).cost(per_in(2.0)),
-            op("ReduceLogSum", 1, reduce::reduce).grad(grad::reduce::reduce_log_sum).diff(First).cost(per_in(12.0)),
-            op("ReduceLogSumExp", 1, reduce::reduce).grad(grad::reduce::reduce_log_sum_exp).diff(First).cost(per_in(12.0)),
-            op("ReduceSumSquare", 1, reduce::reduce).grad(grad::reduce::reduce_sum_square).diff(First).cost(per_in(2.0)),
+            op("ReduceL1", 1, reduce::reduce).grad(reduce::reduce_l1_grad).diff(First).cost(per_in(1.0)),
+            op("ReduceL2", 1, reduce::reduce).grad(reduce::reduce_l2_grad).diff(First).cost(per_in(2.0)),
+            op("ReduceLogSum", 1, reduce::reduce).grad(reduce::reduce_log_sum_grad).diff(First).cost(per_in(12.0)),
+            op("ReduceLogSumExp", 1, reduce::reduce).grad(reduce::reduce_log_sum_exp_grad).diff(First).cost(per_in(12.0)),
+            op("ReduceSumSquare", 1, reduce::reduce).grad(reduce::reduce_sum_square_grad).diff(First).cost(per_in(2.0)),
             op("ArgMax", 1, reduce::arg_reduce).diff(Nothing).cost(per_in(1.0)),
             op("ArgMin", 1, reduce::arg_reduce).diff(Nothing).cost(per_in(1.0)),
             op("TopK", 1, reduce::topk).diff(First),
-            op("CumSum", 11, sh::cum_sum).grad(grad::reduce::cum_sum).diff(First).cost(per_in(1.0)),
+            op("CumSum", 11, reduce::cum_sum).grad(reduce::cum_sum_grad).diff(First).cost(per_in(1.0)),
         ],
     },
     Family {
         file: "norm",
         ops: &[
-            op("LayerNormalization", 17, reduce::layer_norm).grad(grad::norm::layer_norm).cost(per_out(8.0)),
-            op("RMSNormalization", 23, reduce::rms_norm),
-            op("BatchNormalization", 1, reduce::batch_norm).grad(grad::norm::batch_norm).diff(Below(3)).cost(custom(cost::batch_norm)),
-            op("InstanceNormalization", 1, reduce::same_as_input).grad(grad::norm::instance_norm).cost(per_out(8.0)),
-            op("GroupNormalization", 18, reduce::same_as_input).cost(per_out(8.0)),
-            op("LRN", 1, reduce::same_as_input),
-            op("LpNormalization", 1, reduce::same_as_input).cost(per_out(4.0)),
-            op("MeanVarianceNormalization", 9, reduce::same_as_input).cost(per_out(8.0)),
+            op("LayerNormalization", 17, norm::layer_norm).grad(norm::layer_norm_grad).cost(per_out(8.0)),
+            op("RMSNormalization", 23, norm::rms_norm),
+            op("BatchNormalization", 1, norm::batch_norm).grad(norm::batch_norm_grad).diff(Below(3)).cost(custom(norm::batch_norm_flops)),
+            op("InstanceNormalization", 1, norm::same_as_input).grad(norm::instance_norm_grad).cost(per_out(8.0)),
+            op("GroupNormalization", 18, norm::same_as_input).cost(per_out(8.0)),
+            op("LRN", 1, norm::same_as_input),
+            op("LpNormalization", 1, norm::same_as_input).cost(per_out(4.0)),
+            op("MeanVarianceNormalization", 9, norm::same_as_input).cost(per_out(8.0)),
         ],
     },
     Family {
         file: "loss",
         ops: &[
-            op("NegativeLogLikelihoodLoss", 12, reduce::loss),
-            op("SoftmaxCrossEntropyLoss", 12, reduce::loss),
+            op("NegativeLogLikelihoodLoss", 12, loss::loss),
+            op("SoftmaxCrossEntropyLoss", 12, loss::loss),
         ],
     },
     Family {
