@@ -591,4 +591,93 @@ mod tests {
             }
         }
     }
+
+    /// The family file of each op.
+    fn family_of(op: &str) -> Option<&'static str> {
+        FAMILIES
+            .iter()
+            .find(|f| f.ops.iter().any(|d| d.op_type == op))
+            .map(|f| f.file)
+    }
+
+    /// Ops named in a table row's first cell: "Sum, Mean (variadic)" → Sum, Mean;
+    /// "BatchNormalization, as exported" → BatchNormalization.
+    fn ops_of_cell(cell: &str) -> Vec<String> {
+        let mut plain = String::new();
+        let mut depth = 0;
+        for ch in cell.chars() {
+            match ch {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                _ if depth == 0 => plain.push(ch),
+                _ => {}
+            }
+        }
+        plain
+            .split(',')
+            .map(str::trim)
+            .filter(|w| {
+                w.starts_with(|c: char| c.is_ascii_uppercase())
+                    && w.chars().all(|c| c.is_ascii_alphanumeric())
+            })
+            .map(String::from)
+            .collect()
+    }
+
+    /// docs/gradients.md's tables and the registry agree: every op with a gradient rule has
+    /// a row; every row's op has a rule (a lowering for "(lowered)" rows) and its family
+    /// file is one its section's heading names.
+    #[test]
+    fn gradients_doc_matches_the_registry() {
+        let doc = include_str!("../../../docs/gradients.md");
+        let rules = doc
+            .split("\n## The rules")
+            .nth(1)
+            .and_then(|r| r.split("\n## Not supported").next())
+            .expect("docs/gradients.md has a 'The rules' section");
+        let mut documented = std::collections::BTreeSet::new();
+        let mut families: Vec<String> = Vec::new();
+        for line in rules.lines() {
+            if let Some(h) = line.strip_prefix("### ") {
+                families = h
+                    .split('`')
+                    .filter_map(|w| w.strip_prefix("ops/")?.strip_suffix(".rs"))
+                    .map(String::from)
+                    .collect();
+                assert!(!families.is_empty(), "heading names no family file: {h}");
+                continue;
+            }
+            let Some(row) = line.strip_prefix("| ") else {
+                continue;
+            };
+            let cell = row.split(" |").next().unwrap_or("");
+            if cell == "op" || cell.starts_with("---") {
+                continue;
+            }
+            let lowered = cell.contains("(lowered)");
+            let ops = ops_of_cell(cell);
+            assert!(!ops.is_empty(), "no op in row: {line}");
+            for op in ops {
+                let d = lookup(&op).unwrap_or_else(|| panic!("{op}: no registry row"));
+                if lowered {
+                    assert!(d.lowering.is_some(), "{op} is documented as lowered");
+                } else {
+                    assert!(d.grad.is_some(), "{op} is documented with a gradient rule");
+                }
+                let f = family_of(&op).unwrap();
+                assert!(
+                    families.iter().any(|x| x == f),
+                    "{op} is in ops/{f}.rs, its section names {families:?}"
+                );
+                documented.insert(op);
+            }
+        }
+        for d in all().filter(|d| d.grad.is_some()) {
+            assert!(
+                documented.contains(d.op_type),
+                "{} has a gradient rule but no row in docs/gradients.md",
+                d.op_type
+            );
+        }
+    }
 }
