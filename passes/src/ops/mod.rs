@@ -301,7 +301,7 @@ pub static FAMILIES: &[Family] = &[
             op("Softsign", 1, unary::unary).memory(InPlace).cost(per_out(20.0)),
             op("Swish", 24, unary::unary),
             op("Sqrt", 1, unary::unary).grad(unary::sqrt_grad).cost(per_out(4.0)),
-            op("Tan", 7, unary::unary).cost(per_out(10.0)),
+            op("Tan", 7, unary::unary).grad(unary::tan_grad).cost(per_out(10.0)),
             op("Tanh", 1, unary::unary).grad(unary::tanh_grad).memory(InPlace).cost(per_out(20.0)),
             op("ThresholdedRelu", 10, unary::unary).memory(InPlace),
             op("Clip", 1, unary::unary).grad(unary::clip_grad).diff(First),

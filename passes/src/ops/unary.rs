@@ -4,9 +4,9 @@
 //! Spec: https://onnx.ai/onnx/operators/ (per op `onnx__<Op>.html`, e.g.
 //! https://onnx.ai/onnx/operators/onnx__Relu.html), opsets 13–24.
 //!
-//! Gradients saved: Neg and Identity nothing; Relu, Sigmoid, Tanh, Exp, Sqrt, Reciprocal
-//! the output; Erf, Gelu, LeakyRelu, Log, Abs, HardSigmoid, HardSwish, Softplus, Clip, Sin,
-//! Cos the input.
+//! Gradients saved: Neg and Identity nothing; Relu, Sigmoid, Tanh, Tan, Exp, Sqrt,
+//! Reciprocal the output; Erf, Gelu, LeakyRelu, Log, Abs, HardSigmoid, HardSwish, Softplus,
+//! Clip, Sin, Cos the input.
 
 use super::ctx::{same, OpCtx, OutInfo, RuleResult};
 use super::fold;
@@ -198,6 +198,15 @@ pub fn exp_grad(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
 
 pub fn sin_grad(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
     let d = c.b.op("Cos", &[c.x(0)?])?;
+    Ok(vec![Some(c.b.op("Mul", &[dy0(dys)?, d])?)])
+}
+
+/// dy·(1 + y²) (= dy / cos² x, without recomputing cos).
+pub fn tan_grad(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let y = c.y(0)?;
+    let one = c.b.scalar(c.b.dtype(y)?, 1.0)?;
+    let y2 = c.b.op("Mul", &[y, y])?;
+    let d = c.b.op("Add", &[one, y2])?;
     Ok(vec![Some(c.b.op("Mul", &[dy0(dys)?, d])?)])
 }
 
