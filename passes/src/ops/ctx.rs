@@ -233,6 +233,7 @@ pub fn dtype_attr(c: &OpCtx, name: &str) -> Result<Option<DType>, RuleError> {
     }
 }
 
+/// Input `i`'s shape with element type `dt` (shape-preserving rules).
 pub fn same(c: &OpCtx, i: usize, dt: DType) -> OutInfo {
     OutInfo {
         dtype: dt,
@@ -241,7 +242,7 @@ pub fn same(c: &OpCtx, i: usize, dt: DType) -> OutInfo {
     }
 }
 
-/// Output takes the shape of the indices (GatherElements) or of the data (Scatter*).
+/// Input 0's type, input 1's shape: GatherElements takes the shape of its indices.
 pub fn like_input1(c: &OpCtx) -> RuleResult {
     Ok(vec![OutInfo {
         dtype: c.dtype(0)?,
@@ -250,6 +251,7 @@ pub fn like_input1(c: &OpCtx) -> RuleResult {
     }])
 }
 
+/// Input 0's type and shape (Scatter*, TensorScatter, Trilu, RotaryEmbedding, CumSum).
 pub fn like_input0(c: &OpCtx) -> RuleResult {
     Ok(vec![OutInfo {
         dtype: c.dtype(0)?,
