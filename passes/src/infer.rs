@@ -91,28 +91,17 @@ pub fn infer_shapes(g: &mut Graph, opset: i64) -> Result<InferStats, IrError> {
     while next < g.nodes.len() {
         let nid = NodeId(next as u32);
         next += 1;
-        if g.node(nid).op_type == "SplitToSequence" {
-            crate::lower::lower_split_to_sequence(g, nid, &mut names);
-        }
-        // DepthToSpace/SpaceToDepth become Reshape → Transpose → Reshape: infer from there.
-        if matches!(
-            g.node(nid).op_type.as_str(),
-            "DepthToSpace" | "SpaceToDepth"
-        ) && crate::lower::lower_depth_space(g, nid, &mut names)
-        {
-            next -= 1;
-            continue;
-        }
-        // LSTM/GRU become unrolled standard ops in the node's place: infer them from there.
-        if matches!(g.node(nid).op_type.as_str(), "LSTM" | "GRU")
-            && crate::lower_rnn::lower_rnn(g, nid, opset, &mut names)
-        {
+        // Lowerings (`OpDef::lowering`: SplitToSequence → Split, DepthToSpace/SpaceToDepth →
+        // Reshape → Transpose → Reshape, LSTM/GRU unrolled) replace the node in its place:
+        // infer from there.
+        let lowering = ops::lookup(&g.node(nid).op_type).and_then(|d| d.lowering);
+        if lowering.is_some_and(|lower| lower(g, nid, opset, &mut names)) {
             next -= 1;
             continue;
         }
         let node = g.node(nid);
         let rule = if node.is_standard_domain() {
-            ops::lookup(&node.op_type)
+            ops::shape_rule(&node.op_type)
         } else {
             None
         };
@@ -139,7 +128,7 @@ pub fn infer_shapes(g: &mut Graph, opset: i64) -> Result<InferStats, IrError> {
             node,
             opset,
         };
-        let outs = (rule.infer)(&ctx).map_err(|e| IrError::Shape {
+        let outs = rule(&ctx).map_err(|e| IrError::Shape {
             node: NodeRef::of(g, nid),
             reason: e.0,
         })?;

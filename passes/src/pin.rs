@@ -11,6 +11,13 @@ use crate::fxhash::FastHash;
 use crate::ir::{known_shape, Attribute, DType, Graph, Node, Tensor, Value, ValueId};
 use std::collections::{HashMap, HashSet};
 
+/// Whether ONNX Runtime merges a Reshape into a following node of op `reader_op`
+/// (Reshape, Squeeze, Unsqueeze, Flatten: `MemoryClass::ReshapeView`), dropping the
+/// Reshape's shape input and with it a Reshape pin's dependency.
+pub fn merges_a_reshape(reader_op: &str) -> bool {
+    crate::ops::lookup(reader_op).is_some_and(|d| d.memory == crate::ops::MemoryClass::ReshapeView)
+}
+
 /// Emits pins into node lists; shares the zero dependency made from each late value.
 pub struct Pinner<'a> {
     names: Names<'a>,
@@ -290,7 +297,7 @@ impl<'a> Pinner<'a> {
         reader_op: &str,
         out: &mut Vec<Node>,
     ) -> Option<ValueId> {
-        if !matches!(reader_op, "Reshape" | "Squeeze" | "Unsqueeze" | "Flatten") {
+        if !merges_a_reshape(reader_op) {
             return self.pin(g, x, dep, out);
         }
         let xv = self.value(g, x);

@@ -61,15 +61,10 @@ pub struct RewriteReport {
     pub hidden_inputs: usize,
 }
 
-/// Ops whose result changes from run to run: never recomputed.
+/// Ops whose result changes from run to run (`OpDef::random`; Dropout only in training
+/// mode, its third input present): never recomputed.
 pub fn is_random(n: &Node) -> bool {
-    match n.op_type.as_str() {
-        "RandomNormal" | "RandomUniform" | "RandomNormalLike" | "RandomUniformLike"
-        | "Bernoulli" | "Multinomial" => true,
-        // Dropout is random only in training mode (third input true).
-        "Dropout" => n.input(2).is_some(),
-        _ => false,
-    }
+    crate::ops::lookup(&n.op_type).is_some_and(|d| d.is_random(n))
 }
 
 /// Every forward value a plan may drop: recomputable and not a graph output (a hostile
@@ -372,13 +367,7 @@ pub fn apply_recompute(
                             .get_or_insert_with(|| rw.pinner.late_zero(&mut rw.g, late, &mut pins));
                         let Some(dep) = dep else { break };
                         let reader = group[r].op_type.clone();
-                        let key = (
-                            x,
-                            matches!(
-                                reader.as_str(),
-                                "Reshape" | "Squeeze" | "Unsqueeze" | "Flatten"
-                            ),
-                        );
+                        let key = (x, crate::pin::merges_a_reshape(&reader));
                         let pinned = match pinned_cache.get(&key) {
                             Some(&p) => Some(p),
                             None => rw.pinner.pin_for(&mut rw.g, x, dep, &reader, &mut pins),

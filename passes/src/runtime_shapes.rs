@@ -23,12 +23,10 @@ use crate::pin::Pinner;
 use std::collections::HashMap;
 
 /// Ops whose output is a view of their input (ONNX Runtime aliases the buffer): hiding their
-/// input gains nothing, and ONNX Runtime merges chains of them, dropping shape inputs.
+/// input gains nothing, and ONNX Runtime merges chains of them, dropping shape inputs
+/// (`ops::MemoryClass::is_view`).
 pub fn is_alias(op: &str) -> bool {
-    matches!(
-        op,
-        "Reshape" | "Squeeze" | "Unsqueeze" | "Flatten" | "Identity"
-    )
+    ops::is_view_op(op)
 }
 
 /// True shapes and constants of the values whose inferred ones `g` holds meanwhile (saved
@@ -85,16 +83,16 @@ impl Truths<'_> {
     }
 }
 
-/// Shape rules by op type (`ops::lookup`, remembered).
+/// Shape rules by op type (`ops::shape_rule`, remembered).
 #[derive(Default)]
-struct Rules(HashMap<String, Option<&'static ops::OpDef>, crate::fxhash::FastHash>);
+struct Rules(HashMap<String, Option<ops::ShapeRule>, crate::fxhash::FastHash>);
 
 impl Rules {
-    fn get(&mut self, op_type: &str) -> Option<&'static ops::OpDef> {
+    fn get(&mut self, op_type: &str) -> Option<ops::ShapeRule> {
         if let Some(&r) = self.0.get(op_type) {
             return r;
         }
-        let r = ops::lookup(op_type);
+        let r = ops::shape_rule(op_type);
         self.0.insert(op_type.to_string(), r);
         r
     }
@@ -107,7 +105,7 @@ fn infer_node(g: &mut Graph, nid: NodeId, opset: i64, truths: &mut Truths, rules
     let node = g.node(nid);
     let outs = if node.is_standard_domain() {
         rules.get(&node.op_type).and_then(|r| {
-            (r.infer)(&OpCtx {
+            r(&OpCtx {
                 graph: g,
                 node,
                 opset,

@@ -413,14 +413,17 @@ mod tests {
         for (op, attrs) in table {
             assert!(attrs.windows(2).all(|w| w[0].0 < w[1].0), "{op}");
         }
-        for def in onnx_ac_passes::ops::REGISTRY {
+        // Rows without a shape rule are known to the cost model, the planner and the
+        // gradient builder only; the loader checks their attributes by name.
+        let with_rules = || onnx_ac_passes::ops::all().filter(|d| d.infer.is_some());
+        for def in with_rules() {
             assert!(
                 attr_types_of(def.op_type).is_some(),
                 "{} has no row in attr_types.rs",
                 def.op_type
             );
         }
-        assert_eq!(table.len(), onnx_ac_passes::ops::REGISTRY.len());
+        assert_eq!(table.len(), with_rules().count());
     }
 
     /// The per-op table decides the names whose type depends on the op.

@@ -16,6 +16,7 @@
 use super::ProfileError;
 use crate::runtime::HostTensor;
 use onnx_ac_passes::ir::{static_dims, DType, Graph, NodeId, ValueId};
+use onnx_ac_passes::ops::{self, IndexBound};
 
 /// SplitMix64: a tiny, good-enough PRNG (Steele, Lea & Flood 2014), deterministic everywhere.
 #[derive(Clone, Debug)]
@@ -66,16 +67,9 @@ pub enum InputKind {
 }
 
 /// Ops whose integer output holds (some of) the input's values unchanged, so an index bound
-/// found past them applies to the input too. Slot: which inputs carry the values (`None`: all).
+/// found past them applies to the input too (`OpDef::values`: which inputs carry them).
 fn passes_values(op: &str, slot: usize) -> bool {
-    match op {
-        "Reshape" | "Unsqueeze" | "Squeeze" | "Flatten" | "Identity" | "Expand" | "Transpose"
-        | "Slice" | "Tile" | "Split" | "Gather" | "GatherElements" | "GatherND" | "Cast"
-        | "Pad" => slot == 0,
-        "Concat" | "Max" | "Min" => true,
-        "Where" => slot >= 1,
-        _ => false,
-    }
+    ops::lookup(op).is_some_and(|d| d.values.contains(slot))
 }
 
 fn dims_of(g: &Graph, v: Option<ValueId>) -> Option<Vec<i64>> {
@@ -98,17 +92,20 @@ fn bound_at(g: &Graph, n: NodeId, slot: usize) -> Option<i64> {
     let node = g.node(n);
     let axis = node.attr_int("axis").unwrap_or(0);
     let data = dims_of(g, node.input(0));
-    match (node.op_type.as_str(), slot) {
-        ("Gather" | "GatherElements" | "ScatterElements", 1) => dim_at(&data?, axis),
-        ("GatherND" | "ScatterND", 1) => {
+    let (index_slot, bound) = ops::lookup(&node.op_type)?.index_input?;
+    if slot != index_slot {
+        return None;
+    }
+    match bound {
+        IndexBound::AxisDim => dim_at(&data?, axis),
+        IndexBound::TupleDims => {
             let k = *dims_of(g, node.input(1))?.last()?;
             let b = node.attr_int("batch_dims").unwrap_or(0);
             let data = data?;
             let (lo, hi) = (b.max(0) as usize, (b + k).max(0) as usize);
             data.get(lo..hi)?.iter().copied().min()
         }
-        ("OneHot", 0) => const_i64(g, node.input(1))?.first().copied(),
-        _ => None,
+        IndexBound::Depth => const_i64(g, node.input(1))?.first().copied(),
     }
 }
 

@@ -13,12 +13,12 @@
 
 use onnx_ac::onnx::{save, SaveOptions};
 use onnx_ac::runtime::{GraphOpt, HostTensor, ModelSession, RunOptions};
-use onnx_ac_passes::autodiff::rules::norm::switch_batch_norm_to_training;
 use onnx_ac_passes::autodiff::{build_training_graph, saved_activations, Loss, TrainOptions};
 use onnx_ac_passes::infer::infer_shapes;
 use onnx_ac_passes::ir::{
     known_shape, static_dims, Attribute, DType, Graph, Model, Node, Tensor, ValueId,
 };
+use onnx_ac_passes::ops::norm::switch_batch_norm_to_training;
 use std::collections::BTreeMap;
 use std::path::Path;
 

@@ -10,6 +10,67 @@ use std::collections::HashSet;
 /// A gradient rule's failure: the message names what is unsupported.
 pub type GradResult<T> = Result<T, String>;
 
+/// What a gradient rule sees: the builder, the forward node and which inputs need a
+/// gradient.
+pub struct GradCtx<'a, 'g> {
+    pub b: &'a mut Builder<'g>,
+    pub node: &'a Node,
+    pub node_id: NodeId,
+    /// Which inputs need a gradient.
+    pub needs: &'a [bool],
+}
+
+impl GradCtx<'_, '_> {
+    pub fn x(&self, i: usize) -> GradResult<ValueId> {
+        self.node
+            .input(i)
+            .ok_or_else(|| format!("input {i} is missing"))
+    }
+    pub fn y(&self, i: usize) -> GradResult<ValueId> {
+        self.node
+            .output(i)
+            .ok_or_else(|| format!("output {i} is missing"))
+    }
+    pub fn need(&self, i: usize) -> bool {
+        self.needs.get(i).copied().unwrap_or(false)
+    }
+    pub fn dims(&self, v: ValueId) -> GradResult<Vec<i64>> {
+        self.b.dims(v)
+    }
+    pub fn const_ints(&self, i: usize) -> Option<Vec<i64>> {
+        let v = self.node.input(i)?;
+        let val = self.b.graph.value(v);
+        val.constant.as_ref().or(val.initializer.as_ref())?.as_i64()
+    }
+}
+
+/// A gradient rule (`OpDef::grad`): emits the backward of `ctx.node` and returns one gradient
+/// per input (None where not needed).
+pub type GradRule = fn(&mut GradCtx, &[Option<ValueId>]) -> GradResult<Vec<Option<ValueId>>>;
+
+/// The result of a gradient rule: one gradient per input.
+pub type Grads = GradResult<Vec<Option<ValueId>>>;
+
+/// The gradient of a single-output op's output.
+pub fn dy0(dys: &[Option<ValueId>]) -> GradResult<ValueId> {
+    dys.first()
+        .copied()
+        .flatten()
+        .ok_or_else(|| "no gradient for the output".to_string())
+}
+
+/// `v` extended with None to `n` gradients (inputs without one).
+pub fn pad_none(mut v: Vec<Option<ValueId>>, n: usize) -> Vec<Option<ValueId>> {
+    v.resize(n, None);
+    v
+}
+
+/// The node's `axis` attribute (or `default`), made non-negative for `rank`.
+pub fn axis_of(c: &GradCtx, rank: usize, default: i64) -> usize {
+    let a = c.node.attr_int("axis").unwrap_or(default);
+    (if a < 0 { a + rank as i64 } else { a }) as usize
+}
+
 pub struct Builder<'g> {
     pub graph: &'g mut Graph,
     pub opset: i64,
@@ -19,9 +80,6 @@ pub struct Builder<'g> {
     counter: usize,
     consts: std::collections::HashMap<(DType, Vec<i64>, Vec<u8>), ValueId>,
 }
-
-/// Ops whose output size depends on the input values, not only on shapes.
-const DATA_DEPENDENT: [&str; 5] = ["NonZero", "Unique", "Loop", "If", "Compress"];
 
 /// The nearest node upstream of `v` (through values of unknown shape) whose output size
 /// depends on the data, if any: then `--dim` cannot make `v` static.
@@ -36,7 +94,7 @@ fn data_dependent_source(g: &Graph, v: ValueId) -> Option<NodeId> {
             continue;
         }
         let n = g.node(p);
-        if DATA_DEPENDENT.contains(&n.op_type.as_str()) {
+        if crate::ops::lookup(&n.op_type).is_some_and(|d| d.data_dependent) {
             return Some(p);
         }
         // Only values of unknown size can carry the data dependence.
@@ -108,14 +166,14 @@ impl<'g> Builder<'g> {
         node.name = self.fresh(op_type);
         node.attrs = attrs;
         let nid = self.graph.add_node(node);
-        let rule = crate::ops::lookup(op_type)
+        let rule = crate::ops::shape_rule(op_type)
             .ok_or_else(|| format!("internal: no shape rule for emitted op {op_type}"))?;
         let ctx = crate::ops::OpCtx {
             graph: self.graph,
             node: self.graph.node(nid),
             opset: self.opset,
         };
-        let infos = (rule.infer)(&ctx).map_err(|e| format!("emitted {op_type}: {}", e.0))?;
+        let infos = rule(&ctx).map_err(|e| format!("emitted {op_type}: {}", e.0))?;
         for (o, info) in outs.iter().zip(infos) {
             let v = self.graph.value_mut(*o);
             v.dtype = Some(info.dtype);

@@ -1,14 +1,13 @@
 //! The training-graph builder: forward + loss + backward, in standard ai.onnx ops only, so
 //! the result runs on any stock ONNX Runtime. Reverse mode over the forward nodes; each op's
-//! gradient rule lives in `rules/`, one file per op family.
+//! gradient rule is in its family file `ops/<family>.rs`, named by its registry row.
 
 mod builder;
 mod loss;
 pub mod optimizer;
-pub mod rules;
 mod saved;
 
-pub use builder::{Builder, GradResult};
+pub use builder::{axis_of, dy0, pad_none, Builder, GradCtx, GradResult, GradRule, Grads};
 pub use loss::Loss;
 pub use optimizer::{Optimizer, Rule as OptimizerRule};
 pub use saved::saved_activations;
@@ -139,6 +138,20 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
+/// The gradient rule of a node's op (`OpDef::grad`), if onnx-ac has one.
+pub fn grad_rule(node: &Node) -> Option<GradRule> {
+    if !node.is_standard_domain() {
+        return None;
+    }
+    crate::ops::lookup(&node.op_type)?.grad
+}
+
+/// Whether input `i` of `node` carries a gradient (`OpDef::differentiable`; an op without a
+/// row: every input).
+pub fn input_is_differentiable(node: &Node, i: usize) -> bool {
+    crate::ops::lookup(&node.op_type).is_none_or(|d| d.differentiable.contains(i))
+}
+
 /// Which values carry a gradient: float values computed from a trainable parameter through
 /// differentiable inputs. Records, for each, one parameter it depends on (for errors).
 fn requires_grad(g: &Graph, trainable: &[ValueId]) -> Vec<Option<ValueId>> {
@@ -151,7 +164,7 @@ fn requires_grad(g: &Graph, trainable: &[ValueId]) -> Vec<Option<ValueId>> {
             .inputs
             .iter()
             .enumerate()
-            .filter(|&(i, _)| rules::input_is_differentiable(n, i))
+            .filter(|&(i, _)| input_is_differentiable(n, i))
             .find_map(|(_, v)| v.and_then(|v| src[v.index()]));
         if let Some(p) = from {
             for &o in n.outputs.iter().flatten() {
@@ -180,7 +193,7 @@ fn reaches_loss(
         }
         for (i, v) in n.inputs.iter().enumerate() {
             if let Some(v) = v {
-                if req[v.index()].is_some() && rules::input_is_differentiable(n, i) {
+                if req[v.index()].is_some() && input_is_differentiable(n, i) {
                     reach[v.index()] = true;
                 }
             }
@@ -201,7 +214,7 @@ pub fn build_training_graph(
         return Err(e.into());
     }
     if opts.batch_norm_train {
-        rules::norm::switch_batch_norm_to_training(&mut m.graph);
+        crate::ops::norm::switch_batch_norm_to_training(&mut m.graph);
     }
     let before_loss = m.graph.nodes.len();
     let parts = {
@@ -241,7 +254,7 @@ pub fn build_training_graph(
             .enumerate()
             .map(|(i, v)| {
                 v.is_some_and(|v| req[v.index()].is_some() && reach[v.index()])
-                    && rules::input_is_differentiable(&node, i)
+                    && input_is_differentiable(&node, i)
             })
             .collect();
         if !needs.iter().any(|&x| x) {
@@ -269,13 +282,13 @@ pub fn build_training_graph(
                 .map(|p| b.graph.value(p).name.clone())
                 .unwrap_or_default()
         };
-        let Some(rule) = rules::lookup(&node) else {
+        let Some(rule) = grad_rule(&node) else {
             return Err(AutodiffError::NoGradRule {
                 node: NodeRef::of(b.graph, NodeId(nid as u32)),
                 param: param_name(),
             });
         };
-        let mut ctx = rules::GradCtx {
+        let mut ctx = GradCtx {
             b: &mut b,
             node: &node,
             node_id: NodeId(nid as u32),

@@ -232,3 +232,30 @@ pub fn dtype_attr(c: &OpCtx, name: &str) -> Result<Option<DType>, RuleError> {
             .ok_or_else(|| RuleError(format!("bad element type {name}={code}"))),
     }
 }
+
+/// Input `i`'s shape with element type `dt` (shape-preserving rules).
+pub fn same(c: &OpCtx, i: usize, dt: DType) -> OutInfo {
+    OutInfo {
+        dtype: dt,
+        shape: c.shape_opt(i).cloned(),
+        constant: None,
+    }
+}
+
+/// Input 0's type, input 1's shape: GatherElements takes the shape of its indices.
+pub fn like_input1(c: &OpCtx) -> RuleResult {
+    Ok(vec![OutInfo {
+        dtype: c.dtype(0)?,
+        shape: c.shape_opt(1).cloned(),
+        constant: None,
+    }])
+}
+
+/// Input 0's type and shape (Scatter*, TensorScatter, Trilu, RotaryEmbedding, CumSum).
+pub fn like_input0(c: &OpCtx) -> RuleResult {
+    Ok(vec![OutInfo {
+        dtype: c.dtype(0)?,
+        shape: c.shape_opt(0).cloned(),
+        constant: None,
+    }])
+}

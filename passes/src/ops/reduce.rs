@@ -1,14 +1,21 @@
-//! Reductions (ReduceMean/Sum/Max/Min/Prod/L1/L2/LogSum/LogSumExp/SumSquare), ArgMax/ArgMin,
-//! TopK, the losses (NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss) and the
-//! normalizations (LayerNormalization, RMSNormalization, BatchNormalization,
-//! InstanceNormalization, GroupNormalization, LpNormalization, MeanVarianceNormalization,
-//! LRN). Axes come from the attribute (opset < 18; ReduceSum < 13) or the second input.
-//! Spec: https://onnx.ai/onnx/operators/ (opsets 13–24).
+//! Reductions: Reduce*, ArgMax/ArgMin, TopK, CumSum (axes an attribute before opset 18,
+//! an input from 18; ReduceSum's from 13).
+//! Spec: https://onnx.ai/onnx/operators/onnx__ReduceSum.html (and `onnx__<Op>.html`),
+//! https://onnx.ai/onnx/operators/onnx__CumSum.html.
+//!
+//! Gradients: the output gradient is reshaped to the keepdims shape and broadcast back
+//! against the input; the axes must be constant (no axes: every axis, or none with
+//! `noop_with_empty_axes=1`). Saved: ReduceSum, ReduceMean and CumSum nothing; ReduceL1 and
+//! ReduceSumSquare the input; ReduceL2, ReduceLogSumExp, ReduceMax and ReduceMin the input
+//! and the output; ReduceLogSum the output.
 
-use super::ctx::{norm_axis, OpCtx, OutInfo, RuleResult};
+use super::ctx::{like_input0, norm_axis, OpCtx, OutInfo, RuleResult};
 use super::fold;
+use crate::autodiff::{dy0, GradCtx, GradResult, Grads};
 use crate::error::RuleError;
-use crate::ir::{DType, Dim, Shape, Tensor};
+use crate::ir::{Attribute, DType, Dim, Shape, Tensor, ValueId};
+
+// Shape and type rules.
 
 fn axes_from_input(c: &OpCtx) -> bool {
     c.node.op_type == "ReduceSum" || c.opset >= 18
@@ -111,87 +118,6 @@ pub fn arg_reduce(c: &OpCtx) -> RuleResult {
     Ok(vec![OutInfo::new(DType::Int64, out)])
 }
 
-/// LayerNormalization: Y like X; optional Mean and InvStdDev keep dims before `axis` and
-/// are 1 after it.
-pub fn layer_norm(c: &OpCtx) -> RuleResult {
-    let dt = c.dtype(0)?;
-    let s = c.shape(0)?;
-    let axis = norm_axis(c.attr_int("axis", -1), s.len())?;
-    let stat_dt = match c.attr_int("stash_type", 1) {
-        1 => DType::Float,
-        other => DType::from_onnx(other as i32).unwrap_or(DType::Float),
-    };
-    let mut out = vec![OutInfo::new(dt, s.clone())];
-    let stat: Shape = s
-        .iter()
-        .enumerate()
-        .map(|(i, d)| if i < axis { d.clone() } else { Dim::Known(1) })
-        .collect();
-    for _ in 1..c.num_outputs() {
-        out.push(OutInfo::new(stat_dt, stat.clone()));
-    }
-    Ok(out)
-}
-
-/// BatchNormalization: Y like X; in training mode also running mean and var (shape [C]).
-pub fn batch_norm(c: &OpCtx) -> RuleResult {
-    let dt = c.dtype(0)?;
-    let s = c.shape(0)?;
-    if s.len() < 2 {
-        return Err(RuleError(
-            "BatchNormalization input must have rank >= 2".into(),
-        ));
-    }
-    let mut out = vec![OutInfo::new(dt, s.clone())];
-    for _ in 1..c.num_outputs() {
-        out.push(OutInfo::new(c.dtype(3).unwrap_or(dt), vec![s[1].clone()]));
-    }
-    Ok(out)
-}
-
-pub fn same_as_input(c: &OpCtx) -> RuleResult {
-    Ok(vec![OutInfo::new(c.dtype(0)?, c.shape(0)?.clone())])
-}
-
-/// RMSNormalization: Y has X's shape and the scale's element type.
-pub fn rms_norm(c: &OpCtx) -> RuleResult {
-    let s = c.shape(0)?;
-    norm_axis(c.attr_int("axis", -1), s.len())?;
-    Ok(vec![OutInfo::new(c.dtype(1)?, s.clone())])
-}
-
-/// NegativeLogLikelihoodLoss(input [N, C, d...], target [N, d...]) and
-/// SoftmaxCrossEntropyLoss(scores, labels): the loss has the target's shape with
-/// `reduction="none"`, else it is a scalar; SoftmaxCrossEntropyLoss's optional second
-/// output (log_prob) is like the scores.
-pub fn loss(c: &OpCtx) -> RuleResult {
-    let dt = c.dtype(0)?;
-    let scores = c.shape(0)?;
-    let target = c.shape(1)?;
-    if scores.len() < 2 || target.len() + 1 != scores.len() {
-        return Err(RuleError(format!(
-            "{} input of rank {} needs a target of rank {}",
-            c.node.op_type,
-            scores.len(),
-            scores.len().saturating_sub(1)
-        )));
-    }
-    let reduction = c
-        .node
-        .attr_string("reduction")
-        .unwrap_or_else(|| "mean".into());
-    let loss = match reduction.as_str() {
-        "none" => target.clone(),
-        "sum" | "mean" => vec![],
-        other => return Err(RuleError(format!("unknown reduction '{other}'"))),
-    };
-    let mut out = vec![OutInfo::new(dt, loss)];
-    if c.num_outputs() > 1 {
-        out.push(OutInfo::new(dt, scores.clone()));
-    }
-    Ok(out)
-}
-
 /// TopK(X, K): values and int64 indices with the `axis` dim replaced by K.
 pub fn topk(c: &OpCtx) -> RuleResult {
     let dt = c.dtype(0)?;
@@ -211,4 +137,212 @@ pub fn topk(c: &OpCtx) -> RuleResult {
         OutInfo::new(dt, out.clone()),
         OutInfo::new(DType::Int64, out),
     ])
+}
+
+/// CumSum: the output is like the input; a constant `axis` must be one value in
+/// [-rank, rank-1] (ONNX Runtime refuses the model otherwise).
+pub fn cum_sum(c: &OpCtx) -> RuleResult {
+    if let (Some(axis), Some(s)) = (c.const_ints(1), c.shape_opt(0)) {
+        match axis[..] {
+            [a] => {
+                norm_axis(a, s.len())?;
+            }
+            _ => {
+                return Err(RuleError(format!(
+                    "axis input '{}' must hold one value, not {}",
+                    c.input_name(1),
+                    axis.len()
+                )))
+            }
+        }
+    }
+    like_input0(c)
+}
+
+// Gradient rules.
+
+pub fn reduce_sum_mean_grad(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let x = c.x(0)?;
+    let xd = c.dims(x)?;
+    let axes = reduced_axes(c, xd.len())?;
+    let g = dy0(dys)?;
+    let keep: Vec<i64> = xd
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| if axes.contains(&i) { 1 } else { d })
+        .collect();
+    let g = c.b.reshape(g, &keep)?;
+    let shape = c.b.const_i64(&xd);
+    let mut e = c.b.op("Expand", &[g, shape])?;
+    if c.node.op_type == "ReduceMean" {
+        let n: i64 = axes.iter().map(|&a| xd[a]).product();
+        e = c.b.scale(e, 1.0 / n as f64)?;
+    }
+    let mut out = vec![Some(e)];
+    out.resize(c.node.inputs.len(), None);
+    Ok(out)
+}
+
+/// The reduced axes (normalized) of a Reduce node: an input from opset 18 (ReduceSum: 13),
+/// an attribute before.
+pub(super) fn reduced_axes(c: &GradCtx, rank: usize) -> GradResult<Vec<usize>> {
+    let from_input = c.node.op_type == "ReduceSum" || c.b.opset >= 18;
+    let axes = if from_input && c.node.input(1).is_some() {
+        c.const_ints(1).ok_or("reduction axes are not constant")?
+    } else if from_input {
+        Vec::new()
+    } else {
+        c.node
+            .attr_ints("axes")
+            .map(|a| a.to_vec())
+            .unwrap_or_default()
+    };
+    if axes.is_empty() {
+        if c.node.attr_int("noop_with_empty_axes").unwrap_or(0) != 0 {
+            return Ok(Vec::new());
+        }
+        return Ok((0..rank).collect());
+    }
+    axes.iter()
+        .map(|&a| {
+            let n = if a < 0 { a + rank as i64 } else { a };
+            usize::try_from(n)
+                .ok()
+                .filter(|&n| n < rank)
+                .ok_or_else(|| format!("axis {a} is out of range for rank {rank}"))
+        })
+        .collect()
+}
+
+/// What every rule needs: the input, its dims, the reduced axes and a reshape of a
+/// reduced-shape value to the keepdims shape (which broadcasts against the input).
+struct Red {
+    x: ValueId,
+    axes: Vec<i64>,
+    keep: Vec<i64>,
+}
+
+impl Red {
+    fn new(c: &GradCtx) -> GradResult<Red> {
+        let x = c.x(0)?;
+        let xd = c.dims(x)?;
+        let axes = reduced_axes(c, xd.len())?;
+        let keep = xd
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| if axes.contains(&i) { 1 } else { d })
+            .collect();
+        Ok(Red {
+            x,
+            axes: axes.iter().map(|&a| a as i64).collect(),
+            keep,
+        })
+    }
+    /// `v` (the output's shape) viewed with the reduced axes kept as 1.
+    fn kept(&self, c: &mut GradCtx, v: ValueId) -> GradResult<ValueId> {
+        c.b.reshape(v, &self.keep)
+    }
+}
+
+fn finish(c: &GradCtx, dx: ValueId) -> Grads {
+    let mut out = vec![Some(dx)];
+    out.resize(c.node.inputs.len(), None);
+    Ok(out)
+}
+
+/// ReduceL2: dx = dy·x/y, 0 where y = 0 (as torch's norm backward).
+pub fn reduce_l2_grad(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let r = Red::new(c)?;
+    let g = r.kept(c, dy0(dys)?)?;
+    let y = r.kept(c, c.y(0)?)?;
+    let zero = c.b.scalar(c.b.dtype(y)?, 0.0)?;
+    let q = c.b.op("Div", &[g, y])?;
+    let is0 = c.b.op("Equal", &[y, zero])?;
+    let q = c.b.op("Where", &[is0, zero, q])?;
+    let dx = c.b.op("Mul", &[r.x, q])?;
+    finish(c, dx)
+}
+
+/// ReduceL1: dx = dy·sign(x).
+pub fn reduce_l1_grad(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let r = Red::new(c)?;
+    let g = r.kept(c, dy0(dys)?)?;
+    let s = c.b.op("Sign", &[r.x])?;
+    let dx = c.b.op("Mul", &[s, g])?;
+    finish(c, dx)
+}
+
+/// ReduceSumSquare: dx = 2·dy·x.
+pub fn reduce_sum_square_grad(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let r = Red::new(c)?;
+    let g = r.kept(c, dy0(dys)?)?;
+    let g2 = c.b.scale(g, 2.0)?;
+    let dx = c.b.op("Mul", &[r.x, g2])?;
+    finish(c, dx)
+}
+
+/// ReduceLogSum: dx = dy/Σx = dy·e^(−y), broadcast.
+pub fn reduce_log_sum_grad(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let r = Red::new(c)?;
+    let g = r.kept(c, dy0(dys)?)?;
+    let y = r.kept(c, c.y(0)?)?;
+    let ny = c.b.neg(y)?;
+    let inv = c.b.op("Exp", &[ny])?;
+    let q = c.b.op("Mul", &[g, inv])?;
+    let xd = c.dims(r.x)?;
+    let shape = c.b.const_i64(&xd);
+    let dx = c.b.op("Expand", &[q, shape])?;
+    finish(c, dx)
+}
+
+/// ReduceLogSumExp: dx = dy·e^(x − y) (the softmax over the reduced axes).
+pub fn reduce_log_sum_exp_grad(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let r = Red::new(c)?;
+    let g = r.kept(c, dy0(dys)?)?;
+    let y = r.kept(c, c.y(0)?)?;
+    let d = c.b.op("Sub", &[r.x, y])?;
+    let p = c.b.op("Exp", &[d])?;
+    let dx = c.b.op("Mul", &[p, g])?;
+    finish(c, dx)
+}
+
+/// ReduceMax/ReduceMin: dy to the positions equal to the result, split evenly among ties
+/// (as torch's amax/amin backward).
+pub fn reduce_max_min_grad(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let r = Red::new(c)?;
+    let dt = c.b.dtype(r.x)?;
+    if !dt.is_float() {
+        return Ok(vec![None; c.node.inputs.len()]);
+    }
+    let g = r.kept(c, dy0(dys)?)?;
+    let y = r.kept(c, c.y(0)?)?;
+    let hit = c.b.op("Equal", &[r.x, y])?;
+    let m = c.b.node(
+        "Cast",
+        &[hit],
+        vec![Attribute::int("to", i64::from(dt.to_onnx()))],
+    )?;
+    let n = c.b.reduce_sum(m, &r.axes, true)?;
+    let q = c.b.op("Div", &[g, n])?;
+    let dx = c.b.op("Mul", &[m, q])?;
+    finish(c, dx)
+}
+
+/// CumSum: each input element reaches every output from its position on (or up to it when
+/// `reverse`), so dx is the cumulative sum of dy in the opposite direction, with the same
+/// `exclusive` and the same axis input. Saves nothing.
+pub fn cum_sum_grad(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+    let g = dy0(dys)?;
+    let axis = c.x(1)?;
+    let reverse = c.node.attr_int("reverse").unwrap_or(0) != 0;
+    let exclusive = c.node.attr_int("exclusive").unwrap_or(0);
+    let dx = c.b.node(
+        "CumSum",
+        &[g, axis],
+        vec![
+            Attribute::int("exclusive", exclusive),
+            Attribute::int("reverse", i64::from(!reverse)),
+        ],
+    )?;
+    Ok(vec![Some(dx), None])
 }

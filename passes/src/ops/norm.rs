@@ -1,77 +1,80 @@
-//! Gradients of Softmax, LogSoftmax, ReduceSum/ReduceMean, LayerNormalization,
-//! BatchNormalization and InstanceNormalization. Spec: https://onnx.ai/onnx/operators/.
+//! Normalizations: LayerNormalization, RMSNormalization, BatchNormalization,
+//! InstanceNormalization, GroupNormalization, LRN, LpNormalization,
+//! MeanVarianceNormalization.
+//! Spec: https://onnx.ai/onnx/operators/onnx__LayerNormalization.html,
+//! https://onnx.ai/onnx/operators/onnx__BatchNormalization.html,
+//! https://onnx.ai/onnx/operators/onnx__InstanceNormalization.html.
 //!
-//! Saved: Softmax and LogSoftmax their output; reductions nothing; LayerNormalization its
-//! input and scale (mean and inverse std-dev are recomputed in the backward unless the node
-//! outputs them, then those outputs); BatchNormalization as exported (running statistics)
-//! its scale (and the input for the scale's gradient); in training mode the input and the
-//! scale (the batch statistics are recomputed from the input in the backward). The running
-//! mean and variance are read too, but they are initializers, not activations.
-//! InstanceNormalization saves its input and scale (statistics recomputed).
+//! Gradients saved: LayerNormalization its input and scale (mean and inverse std-dev are
+//! recomputed in the backward unless the node outputs them, then those outputs);
+//! BatchNormalization as exported (running statistics) its scale (and the input for the
+//! scale's gradient); in training mode the input and the scale (the batch statistics are
+//! recomputed from the input). The running mean and variance are read too, but they are
+//! initializers. InstanceNormalization saves its input and scale (statistics recomputed).
 
-use super::elementwise::dy0;
-use super::reduce::reduced_axes;
-use super::{GradCtx, GradResult};
-use crate::ir::{Attribute, Graph, ValueId};
+use super::cost::numel;
+use super::ctx::{norm_axis, OpCtx, OutInfo, RuleResult};
+use super::softmax::axis;
+use crate::autodiff::{dy0, GradCtx, GradResult, Grads};
+use crate::error::RuleError;
+use crate::ir::{Attribute, DType, Dim, Graph, Node, Shape, ValueId};
 
-type Grads = GradResult<Vec<Option<ValueId>>>;
+// Shape and type rules.
 
-fn axis(c: &GradCtx, rank: usize, default: i64) -> i64 {
-    let a = c.node.attr_int("axis").unwrap_or(default);
-    if a < 0 {
-        a + rank as i64
-    } else {
-        a
-    }
-}
-
-/// dx = y * (dy - sum(dy * y, axis)).
-pub fn softmax(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
-    let y = c.y(0)?;
-    let g = dy0(dys)?;
-    let a = axis(c, c.dims(y)?.len(), -1);
-    let gy = c.b.op("Mul", &[g, y])?;
-    let s = c.b.reduce_sum(gy, &[a], true)?;
-    let d = c.b.op("Sub", &[g, s])?;
-    Ok(vec![Some(c.b.op("Mul", &[y, d])?)])
-}
-
-/// dx = dy - exp(y) * sum(dy, axis).
-pub fn log_softmax(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
-    let y = c.y(0)?;
-    let g = dy0(dys)?;
-    let a = axis(c, c.dims(y)?.len(), -1);
-    let s = c.b.reduce_sum(g, &[a], true)?;
-    let p = c.b.op("Exp", &[y])?;
-    let ps = c.b.op("Mul", &[p, s])?;
-    Ok(vec![Some(c.b.op("Sub", &[g, ps])?)])
-}
-
-pub fn reduce_sum_mean(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
-    let x = c.x(0)?;
-    let xd = c.dims(x)?;
-    let axes = reduced_axes(c, xd.len())?;
-    let g = dy0(dys)?;
-    let keep: Vec<i64> = xd
+/// LayerNormalization: Y like X; optional Mean and InvStdDev keep dims before `axis` and
+/// are 1 after it.
+pub fn layer_norm(c: &OpCtx) -> RuleResult {
+    let dt = c.dtype(0)?;
+    let s = c.shape(0)?;
+    let axis = norm_axis(c.attr_int("axis", -1), s.len())?;
+    let stat_dt = match c.attr_int("stash_type", 1) {
+        1 => DType::Float,
+        other => DType::from_onnx(other as i32).unwrap_or(DType::Float),
+    };
+    let mut out = vec![OutInfo::new(dt, s.clone())];
+    let stat: Shape = s
         .iter()
         .enumerate()
-        .map(|(i, &d)| if axes.contains(&i) { 1 } else { d })
+        .map(|(i, d)| if i < axis { d.clone() } else { Dim::Known(1) })
         .collect();
-    let g = c.b.reshape(g, &keep)?;
-    let shape = c.b.const_i64(&xd);
-    let mut e = c.b.op("Expand", &[g, shape])?;
-    if c.node.op_type == "ReduceMean" {
-        let n: i64 = axes.iter().map(|&a| xd[a]).product();
-        e = c.b.scale(e, 1.0 / n as f64)?;
+    for _ in 1..c.num_outputs() {
+        out.push(OutInfo::new(stat_dt, stat.clone()));
     }
-    let mut out = vec![Some(e)];
-    out.resize(c.node.inputs.len(), None);
     Ok(out)
 }
 
+/// BatchNormalization: Y like X; in training mode also running mean and var (shape [C]).
+pub fn batch_norm(c: &OpCtx) -> RuleResult {
+    let dt = c.dtype(0)?;
+    let s = c.shape(0)?;
+    if s.len() < 2 {
+        return Err(RuleError(
+            "BatchNormalization input must have rank >= 2".into(),
+        ));
+    }
+    let mut out = vec![OutInfo::new(dt, s.clone())];
+    for _ in 1..c.num_outputs() {
+        out.push(OutInfo::new(c.dtype(3).unwrap_or(dt), vec![s[1].clone()]));
+    }
+    Ok(out)
+}
+
+pub fn same_as_input(c: &OpCtx) -> RuleResult {
+    Ok(vec![OutInfo::new(c.dtype(0)?, c.shape(0)?.clone())])
+}
+
+/// RMSNormalization: Y has X's shape and the scale's element type.
+pub fn rms_norm(c: &OpCtx) -> RuleResult {
+    let s = c.shape(0)?;
+    norm_axis(c.attr_int("axis", -1), s.len())?;
+    Ok(vec![OutInfo::new(c.dtype(1)?, s.clone())])
+}
+
+// Gradient rules.
+
 /// LayerNormalization over axes [axis, rank): with x̂ = (x − μ)·r and g = dy·scale,
 /// dx = r·(g − mean(g) − x̂·mean(g·x̂)), dscale = Σ dy·x̂, dbias = Σ dy over leading axes.
-pub fn layer_norm(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+pub fn layer_norm_grad(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
     let x = c.x(0)?;
     let xd = c.dims(x)?;
     let r = xd.len();
@@ -160,7 +163,7 @@ pub fn switch_batch_norm_to_training(g: &mut Graph) {
     }
 }
 
-pub fn batch_norm(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+pub fn batch_norm_grad(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
     let x = c.x(0)?;
     let xd = c.dims(x)?;
     let dt = c.b.dtype(x)?;
@@ -230,7 +233,7 @@ pub fn batch_norm(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
 /// InstanceNormalization: y = scale_c·x̂ + B_c with x̂ normalized over the spatial axes
 /// (2..) per (n, c). dx = (scale/σ)·(g − mean(g) − x̂·mean(g·x̂)) over the spatial axes;
 /// dscale = Σ_{n,spatial} g·x̂; dB = Σ_{n,spatial} g.
-pub fn instance_norm(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
+pub fn instance_norm_grad(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
     let x = c.x(0)?;
     let xd = c.dims(x)?;
     if xd.len() < 3 {
@@ -294,4 +297,16 @@ fn instance_norm_dx_dscale(
         out[1] = Some(c.b.reshape(s, &sd)?);
     }
     Ok(())
+}
+
+// Cost rules.
+
+/// BatchNormalization: batch statistics in training mode, a scale and shift otherwise.
+pub fn batch_norm_flops(g: &Graph, node: &Node) -> f64 {
+    let out = numel(g, node.output(0));
+    if node.attr_int("training_mode").unwrap_or(0) != 0 {
+        8.0 * out
+    } else {
+        2.0 * out
+    }
 }
