@@ -184,13 +184,7 @@ pub(super) fn conv_transpose_scratch(g: &Graph, n: &Node) -> u64 {
 
 /// The input whose buffer output `oi` must share (`Alias` in the kernel definition).
 pub(super) fn alias_input(n: &VNode, oi: usize) -> Option<usize> {
-    (n.std()
-        && oi == 0
-        && matches!(
-            n.op,
-            "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" | "Identity"
-        ))
-    .then_some(0)
+    (n.std() && oi == 0 && onnx_ac_passes::ops::is_view_op(n.op)).then_some(0)
 }
 
 /// The input output `oi` may be written into in place (`MayInplace`).
@@ -203,23 +197,8 @@ pub(super) fn inplace_input(n: &VNode, oi: usize) -> Option<usize> {
         return (n.op == "Conv" && n.inputs.len() > 3).then_some(3);
     }
     (n.std()
-        && matches!(
-            n.op,
-            "Relu"
-                | "LeakyRelu"
-                | "Elu"
-                | "Selu"
-                | "Sigmoid"
-                | "HardSigmoid"
-                | "Softplus"
-                | "Softsign"
-                | "Tanh"
-                | "ThresholdedRelu"
-                | "Softmax"
-                | "LogSoftmax"
-                | "ScatterElements"
-                | "Cast"
-        ))
+        && onnx_ac_passes::ops::lookup(n.op)
+            .is_some_and(|d| d.memory == onnx_ac_passes::ops::MemoryClass::InPlace))
     .then_some(0)
 }
 
