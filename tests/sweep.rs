@@ -87,7 +87,9 @@ fn absolute_budget_grid() {
     );
 }
 
-/// A relative budget is relative to each configuration: no "largest that fits" section.
+/// A relative budget is relative to each configuration: no "largest that fits" section. A
+/// sequence longer than the position table (128 > 64 rows) is a configuration ONNX Runtime
+/// cannot run: an error naming the table, not a plan.
 #[test]
 fn relative_budget_has_no_largest_section() {
     let text = ok(&common::run_cli(&[
@@ -96,7 +98,7 @@ fn relative_budget_has_no_largest_section() {
         "--dim",
         "batch=4,8",
         "--dim",
-        "seq=32",
+        "seq=32,128",
         "--budget",
         "50%act",
         "--cost",
@@ -104,6 +106,18 @@ fn relative_budget_has_no_largest_section() {
     ]));
     assert!(!text.contains("largest"), "{text}");
     assert!(text.contains("batch (rows) by seq (columns)"), "{text}");
+    assert!(
+        text.contains(
+            "batch=8 seq=128: fixtures/models/gpt2_dynamic.ts17.onnx: node '/transformer/wpe/Gather' \
+             (Gather): index 64 is out of range for axis 0 of 'transformer.wpe.weight', of size 64"
+        ),
+        "{text}"
+    );
+    let row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("4 "))
+        .unwrap();
+    assert!(row.trim_end().ends_with("err"), "{text}");
 }
 
 /// Bad lists and too many configurations are usage errors (exit 2) naming the flag.

@@ -24,6 +24,17 @@ pub fn gather(c: &OpCtx) -> RuleResult {
     let mut out: Shape = data[..axis].to_vec();
     out.extend(idx.iter().cloned());
     out.extend(data[axis + 1..].iter().cloned());
+    // Indices known at compile time (positions from `Range(0, seq)`) must address the data:
+    // ONNX Runtime fails the run otherwise, e.g. a sequence longer than a position table.
+    if let (Some(iv), Some(d)) = (c.const_ints(1), data[axis].known()) {
+        if let Some(&i) = iv.iter().find(|&&i| i < -d || i >= d) {
+            return Err(RuleError(format!(
+                "index {i} is out of range for axis {axis} of '{}', of size {d} (ONNX Runtime would \
+                 fail the run)",
+                c.input_name(0)
+            )));
+        }
+    }
     if let (Some(t), Some(iv), Some(dims)) = (c.constant(0), c.const_ints(1), static_dims(&out)) {
         let d = data[axis].known().unwrap_or(0);
         // The input and the output are both small, so every product below is too.
