@@ -83,32 +83,113 @@ pub struct InferStats {
 
 /// Infers dtype and shape of every node output in order. Inferred facts replace the
 /// file's; a node with no rule is accepted only if the file already typed all its outputs.
+/// The passes `lower` then `infer-shapes`.
 pub fn infer_shapes(g: &mut Graph, opset: i64) -> Result<InferStats, IrError> {
-    let mut stats = InferStats::default();
+    let mut unit = crate::pass::Unit::new(crate::ir::Model {
+        graph: std::mem::take(g),
+        ..Default::default()
+    });
+    unit.opset = opset;
+    let ran = crate::pass::Manager::new().run(&mut unit, "lower", "infer-shapes");
+    *g = std::mem::take(&mut unit.model.graph);
+    ran.map_err(|e| match e.into_ir() {
+        Ok(e) => e,
+        Err(other) => IrError::Invariant(other.to_string()),
+    })?;
+    Ok(unit.stats.infer)
+}
+
+/// The `lower` pass: rewrites the constructs the shape rules do not model
+/// (`SplitToSequence`, `DepthToSpace`/`SpaceToDepth`, LSTM/GRU) into plain ops.
+pub struct Lower;
+
+impl crate::pass::Pass for Lower {
+    fn name(&self) -> &'static str {
+        "lower"
+    }
+    fn summary(&self) -> &'static str {
+        "SplitToSequence, DepthToSpace/SpaceToDepth and LSTM/GRU become plain ops"
+    }
+    fn run(&self, unit: &mut crate::pass::Unit<'_>) -> Result<(), crate::pass::PassError> {
+        let mut stats = InferStats::default();
+        unit.stats.lowered += walk(&mut unit.model.graph, unit.opset, true, &mut stats)?;
+        Ok(())
+    }
+}
+
+/// The `infer-shapes` pass: [`infer_shapes`] without the lowerings.
+pub struct InferShapes;
+
+impl crate::pass::Pass for InferShapes {
+    fn name(&self) -> &'static str {
+        "infer-shapes"
+    }
+    fn summary(&self) -> &'static str {
+        "infers every value's dtype and shape, folding small constants"
+    }
+    fn run(&self, unit: &mut crate::pass::Unit<'_>) -> Result<(), crate::pass::PassError> {
+        let mut stats = InferStats::default();
+        walk(&mut unit.model.graph, unit.opset, false, &mut stats)?;
+        unit.stats.infer = stats;
+        Ok(())
+    }
+}
+
+/// Whether `lower` rewrites nodes of this op (when their attributes and shapes allow).
+fn lowerable(op: &str) -> bool {
+    matches!(
+        op,
+        "SplitToSequence" | "DepthToSpace" | "SpaceToDepth" | "LSTM" | "GRU"
+    )
+}
+
+/// Infers node by node. With `lowering`, lowers the nodes [`lowerable`] as it reaches
+/// them and stops after the last one: a lowering needs the shapes of its inputs (a scalar
+/// chunk size, C/H/W, the sequence length), so the prefix before it is inferred here and
+/// again by `infer-shapes` (inference is idempotent: the rules read inputs only, and a
+/// second run merges the same facts into the first run's). Returns how many nodes were
+/// lowered.
+fn walk(
+    g: &mut Graph,
+    opset: i64,
+    lowering: bool,
+    stats: &mut InferStats,
+) -> Result<usize, IrError> {
+    let mut remaining = if lowering {
+        g.nodes.iter().filter(|n| lowerable(&n.op_type)).count()
+    } else {
+        0
+    };
+    let mut lowered = 0;
     let mut next = 0;
     // One set of names for every lowering: each value name is read once.
     let mut names = crate::ir::FreshNames::default();
     while next < g.nodes.len() {
+        if lowering && remaining == 0 {
+            break;
+        }
         let nid = NodeId(next as u32);
         next += 1;
-        if g.node(nid).op_type == "SplitToSequence" {
-            crate::lower::lower_split_to_sequence(g, nid, &mut names);
-        }
-        // DepthToSpace/SpaceToDepth become Reshape → Transpose → Reshape: infer from there.
-        if matches!(
-            g.node(nid).op_type.as_str(),
-            "DepthToSpace" | "SpaceToDepth"
-        ) && crate::lower::lower_depth_space(g, nid, &mut names)
-        {
-            next -= 1;
-            continue;
-        }
-        // LSTM/GRU become unrolled standard ops in the node's place: infer them from there.
-        if matches!(g.node(nid).op_type.as_str(), "LSTM" | "GRU")
-            && crate::lower_rnn::lower_rnn(g, nid, opset, &mut names)
-        {
-            next -= 1;
-            continue;
+        if lowering && lowerable(&g.node(nid).op_type) {
+            remaining -= 1;
+            let op = g.node(nid).op_type.clone();
+            // SplitToSequence becomes a Split in place, inferred next; DepthToSpace and
+            // SpaceToDepth become Reshape → Transpose → Reshape, LSTM/GRU unrolled standard
+            // ops, in the node's place: inference goes on from there.
+            let in_place = match op.as_str() {
+                "SplitToSequence" => crate::lower::lower_split_to_sequence(g, nid, &mut names),
+                "DepthToSpace" | "SpaceToDepth" => {
+                    crate::lower::lower_depth_space(g, nid, &mut names)
+                }
+                _ => crate::lower_rnn::lower_rnn(g, nid, opset, &mut names),
+            };
+            if in_place {
+                lowered += 1;
+                if op != "SplitToSequence" {
+                    next -= 1;
+                    continue;
+                }
+            }
         }
         let node = g.node(nid);
         let rule = if node.is_standard_domain() {
@@ -185,7 +266,7 @@ pub fn infer_shapes(g: &mut Graph, opset: i64) -> Result<InferStats, IrError> {
             v.constant = info.constant;
         }
     }
-    Ok(stats)
+    Ok(lowered)
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ mod printer;
 mod tensor;
 mod types;
 
-pub use graph::{AttrValue, Attribute, FreshNames, Graph, Model, Node, NodeId, Value, ValueId};
+pub use graph::{
+    AttrValue, Attribute, FreshNames, Graph, Model, Node, NodeId, Origin, Value, ValueId,
+};
 pub use order::{sort_nodes, topo_order, verify};
 pub use printer::{print_graph, print_model};
 pub use tensor::{f16_to_f32, f32_to_f16, ExternalRef, Tensor, TensorData};
