@@ -73,6 +73,18 @@ pub fn is_random(n: &Node) -> bool {
     }
 }
 
+/// Whether node `n` of a rewritten graph `g` is recomputation work: a copy
+/// (`Origin::RecomputeOf`), or the shape-hiding alias through which a backward node reads a
+/// copy (`hide-backward-shapes` adds it because the copy exists). What a plan's added time
+/// and the report's recomputed nodes count.
+pub fn is_recompute_work(g: &Graph, n: &Node) -> bool {
+    n.recompute_of().is_some()
+        || (n.origin == Origin::Defence("hide-backward-shapes")
+            && n.input(0)
+                .and_then(|x| g.value(x).producer)
+                .is_some_and(|p| g.node(p).recompute_of().is_some()))
+}
+
 /// Every forward value a plan may drop: recomputable and not a graph output (a hostile
 /// plan's content, for tests and benchmarks of the rewrite's scaling).
 pub fn droppable_forward_values(g: &Graph, info: &TrainingInfo) -> Vec<ValueId> {
