@@ -235,8 +235,8 @@ impl<'f> Manager<'f> {
         Ok(self)
     }
 
-    /// Stops after the pass `name` (its IR is dumped too, when a dump callback is set):
-    /// later `run`s do nothing.
+    /// Stops after the pass `name` (the IR there is dumped too, when a dump callback is set,
+    /// even if the pass was skipped): later `run`s do nothing.
     pub fn stop_after(mut self, name: &str) -> Result<Self, PassError> {
         self.stop_after = Some(by_name(name)?.name());
         Ok(self)
@@ -288,17 +288,19 @@ impl<'f> Manager<'f> {
             }
             let name = pass.name();
             let stop = self.stop_after == Some(name);
-            if pass.enabled(unit) {
+            let ran = pass.enabled(unit);
+            if ran {
                 pass.run(unit)?;
                 self.ran.push(name);
                 if self.verify {
                     crate::ir::verify(&unit.model.graph)
                         .map_err(|source| PassError::Broken { pass: name, source })?;
                 }
-                if self.dump_after.contains(&name) || stop {
-                    if let Some(f) = self.on_dump.as_mut() {
-                        f(name, &crate::ir::print_model(&unit.model));
-                    }
+            }
+            // A skipped pass has no dump of its own; stopping at it dumps the IR there.
+            if (ran && self.dump_after.contains(&name)) || stop {
+                if let Some(f) = self.on_dump.as_mut() {
+                    f(name, &crate::ir::print_model(&unit.model));
                 }
             }
             if stop {

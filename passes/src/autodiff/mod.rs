@@ -197,9 +197,19 @@ pub fn build_training_graph(
     model: &Model,
     opts: &TrainOptions,
 ) -> Result<(Model, TrainingInfo), AutodiffError> {
+    build_training_graph_with(model, opts, &mut Manager::new())
+}
+
+/// [`build_training_graph`] through `manager` (which may dump after a pass, or stop: the
+/// graph is then the one after the stop-after pass).
+pub fn build_training_graph_with(
+    model: &Model,
+    opts: &TrainOptions,
+    manager: &mut Manager<'_>,
+) -> Result<(Model, TrainingInfo), AutodiffError> {
     let mut unit = Unit::new(model.clone());
     unit.train = Some(opts.clone());
-    Manager::new()
+    manager
         .run(&mut unit, "autodiff", "order-backward")
         .map_err(|e| match e {
             PassError::Autodiff(e) => e,
