@@ -247,7 +247,9 @@ impl Pass for Recompute {
             .take()
             .unwrap_or_else(|| crate::pin::Names::of_graph(g));
         let forward_end = info.forward_end.min(g.nodes.len());
-        let backward: Vec<Node> = g.nodes.drain(forward_end..).collect();
+        // (Nodes are moved once more each, into their place: the planner rewrites every
+        // plan it simulates.)
+        let backward: Vec<Node> = g.nodes.split_off(forward_end);
         let mut rw = Rewriter {
             names,
             g,
@@ -256,7 +258,6 @@ impl Pass for Recompute {
             pending: Vec::new(),
         };
         let report = &mut unit.stats.rewrite;
-        let mut out: Vec<Node> = Vec::with_capacity(backward.len() + backward.len() / 2);
         for mut node in backward {
             let needs_copy = node.inputs.iter().flatten().any(|i| rw.dropped(*i));
             if needs_copy {
@@ -269,13 +270,12 @@ impl Pass for Recompute {
                 if !rw.pending.is_empty() {
                     report.groups += 1;
                     report.copied_nodes += rw.pending.len();
-                    out.append(&mut rw.pending);
+                    for c in rw.pending.drain(..) {
+                        rw.g.add_node(c);
+                    }
                 }
             }
-            out.push(node);
-        }
-        for n in out {
-            rw.g.add_node(n);
+            rw.g.add_node(node);
         }
         unit.names = Some(rw.names);
         Ok(())
@@ -417,6 +417,13 @@ impl Pass for PinLate {
 /// as a rewrite that pinned each group as it copied it would have numbered them (value ids
 /// order the file's `value_info`).
 fn pin_groups(g: &mut Graph, forward_end: usize, pinner: &mut crate::pin::Pinner) -> usize {
+    let forward_end = forward_end.min(g.nodes.len());
+    if !g.nodes[forward_end..]
+        .iter()
+        .any(|n| n.recompute_of().is_some())
+    {
+        return 0;
+    }
     let mut is_copy = vec![false; g.values.len()];
     let mut first_copy_value = g.values.len();
     for n in &g.nodes[forward_end.min(g.nodes.len())..] {
@@ -428,10 +435,8 @@ fn pin_groups(g: &mut Graph, forward_end: usize, pinner: &mut crate::pin::Pinner
         }
     }
     let copy = |v: ValueId| is_copy.get(v.index()).copied().unwrap_or(false);
-    let forward_end = forward_end.min(g.nodes.len());
-    let backward: Vec<Node> = g.nodes.drain(forward_end..).collect();
+    let backward: Vec<Node> = g.nodes.split_off(forward_end);
     let made_from = g.values.len();
-    let mut out: Vec<Node> = Vec::with_capacity(backward.len() + backward.len() / 4);
     // Per group: its copies' values and its pins' values (ids), in order.
     let mut order: Vec<ValueId> = Vec::new();
     let mut pinned_groups = 0;
@@ -500,46 +505,44 @@ fn pin_groups(g: &mut Graph, forward_end: usize, pinner: &mut crate::pin::Pinner
                 order.extend(c.outputs.iter().flatten().copied());
             }
             order.extend((pins_from..g.values.len()).map(|v| ValueId(v as u32)));
-            out.append(&mut pins);
-            out.append(&mut group);
+            for n in pins.into_iter().chain(group.drain(..)) {
+                g.add_node(n);
+            }
         }
         if let Some(o) = node.outputs.iter().flatten().next() {
             last_backward_value = Some(*o);
         }
-        out.push(node);
+        g.add_node(node);
     }
     // (A group is always followed by the node it was copied for.)
-    out.append(&mut group);
-    renumber_tail(g, &mut out, first_copy_value.min(made_from), &order);
-    for n in out {
+    for n in group {
         g.add_node(n);
     }
+    renumber_tail(g, forward_end, first_copy_value.min(made_from), &order);
     pinned_groups
 }
 
-/// Renumbers the values from `from` on into `order` (then any not in it, in id order),
-/// in `g` and in `nodes` (not yet added to `g`) and `g`'s initializer list.
-fn renumber_tail(g: &mut Graph, nodes: &mut [Node], from: usize, order: &[ValueId]) {
+/// Renumbers the values from `from` on into `order` (then any not in it, in id order), in
+/// `g`'s nodes from `first_node` on and its initializer list (no other node or list refers
+/// to them).
+fn renumber_tail(g: &mut Graph, first_node: usize, from: usize, order: &[ValueId]) {
     let n = g.values.len();
     let mut new_id: Vec<u32> = vec![u32::MAX; n - from];
-    let mut next = from as u32;
+    // Per new position: the old index (from `from`).
+    let mut old_of: Vec<usize> = Vec::with_capacity(n - from);
     for v in order.iter().map(|v| v.index()) {
         if v >= from && new_id[v - from] == u32::MAX {
-            new_id[v - from] = next;
-            next += 1;
+            new_id[v - from] = (from + old_of.len()) as u32;
+            old_of.push(v - from);
         }
     }
-    for slot in new_id.iter_mut() {
-        if *slot == u32::MAX {
-            *slot = next;
-            next += 1;
+    for (k, id) in new_id.iter_mut().enumerate() {
+        if *id == u32::MAX {
+            *id = (from + old_of.len()) as u32;
+            old_of.push(k);
         }
     }
-    if new_id
-        .iter()
-        .enumerate()
-        .all(|(k, &id)| id as usize == from + k)
-    {
+    if old_of.iter().enumerate().all(|(k, &old)| k == old) {
         return;
     }
     let map = |v: &mut ValueId| {
@@ -547,14 +550,10 @@ fn renumber_tail(g: &mut Graph, nodes: &mut [Node], from: usize, order: &[ValueI
             *v = ValueId(new_id[v.index() - from]);
         }
     };
-    let tail: Vec<crate::ir::Value> = g.values.drain(from..).collect();
-    let mut slots: Vec<Option<crate::ir::Value>> = (0..tail.len()).map(|_| None).collect();
-    for (k, v) in tail.into_iter().enumerate() {
-        slots[new_id[k] as usize - from] = Some(v);
-    }
+    let mut tail: Vec<crate::ir::Value> = g.values.split_off(from);
     g.values
-        .extend(slots.into_iter().map(|v| v.expect("a permutation")));
-    for node in nodes.iter_mut() {
+        .extend(old_of.iter().map(|&old| std::mem::take(&mut tail[old])));
+    for node in &mut g.nodes[first_node..] {
         node.inputs.iter_mut().flatten().for_each(map);
         node.outputs.iter_mut().flatten().for_each(map);
     }

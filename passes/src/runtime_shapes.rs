@@ -140,7 +140,7 @@ impl Pass for HideBackwardShapes {
         let (forward_end, loss, opset) = (info.forward_end, info.loss, info.opset);
         let mut pinner = Pinner::with_names(unit.take_names()).made_by(self.name());
         let g = &mut unit.model.graph;
-        let backward: Vec<Node> = g.nodes.drain(forward_end.min(g.nodes.len())..).collect();
+        let backward: Vec<Node> = g.nodes.split_off(forward_end.min(g.nodes.len()));
         unit.stats.rewrite.hidden_inputs +=
             hide_backward_nodes(g, backward, loss, opset, &mut pinner);
         unit.names = Some(pinner.into_names());
