@@ -35,15 +35,7 @@ use std::path::Path;
 
 /// Loads a model, binds symbolic input dims and infers every value's type and shape.
 pub fn load_model(path: &Path, dims: &BTreeMap<String, i64>) -> Result<Model> {
-    let mut model = onnx::load(path)?;
-    let at = |source| Error::Model {
-        path: path.to_path_buf(),
-        source,
-    };
-    onnx_ac_passes::infer::bind_dims(&mut model.graph, dims).map_err(at)?;
-    let opset = model.opset().unwrap_or(onnx::MIN_OPSET);
-    onnx_ac_passes::infer::infer_shapes(&mut model.graph, opset).map_err(at)?;
-    Ok(model)
+    load_model_with(path, dims, &mut onnx_ac_passes::pass::Manager::new())
 }
 
 /// [`load_model`] with the passes `lower` and `infer-shapes` run through `manager` (for

@@ -15,8 +15,6 @@ use std::collections::{HashMap, HashSet};
 pub struct Pinner<'a> {
     names: Names<'a>,
     late_zeros: HashMap<ValueId, Option<ValueId>>,
-    /// A graph whose values (by id) are read instead of the graph's being built.
-    truth: Option<&'a Graph>,
     /// The provenance of the nodes it emits.
     origin: Origin,
 }
@@ -145,7 +143,6 @@ impl<'a> Pinner<'a> {
         Pinner {
             names,
             late_zeros: HashMap::new(),
-            truth: None,
             origin: Origin::Defence("pin"),
         }
     }
@@ -161,19 +158,9 @@ impl<'a> Pinner<'a> {
         self
     }
 
-    /// Reads the values of `src` (ids below its value count) from `src`: the graph being
-    /// built holds copies of them whose shapes and constants may be missing meanwhile.
-    pub fn reading_values_of(mut self, src: &'a Graph) -> Pinner<'a> {
-        self.truth = Some(src);
-        self
-    }
-
     /// The value `v` as the pinner reads it.
     fn value<'s>(&'s self, g: &'s Graph, v: ValueId) -> &'s Value {
-        match self.truth {
-            Some(t) if v.index() < t.values.len() => t.value(v),
-            _ => g.value(v),
-        }
+        g.value(v)
     }
 
     /// A name unused by values and nodes (both must be unique: profiles key on node names).

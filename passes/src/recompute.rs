@@ -652,6 +652,68 @@ mod tests {
         crate::ir::verify(&rg).unwrap();
     }
 
+    /// `pin-late` is a pass of its own, yet numbers values as the one-loop rewrite did: each
+    /// group's copies, then that group's pins, group after group (value ids order the
+    /// written `value_info`). And the passes run one by one give what `apply_recompute` gives.
+    #[test]
+    fn pins_are_numbered_after_their_group_and_passes_compose() {
+        let m = synth::transformer_with_nodes(1_000);
+        let (tm, info) = build_training_graph(&m, &synth::cross_entropy()).unwrap();
+        let g = &tm.graph;
+        let drop = droppable_forward_values(g, &info);
+        let opts = RewriteOptions {
+            pin_late: true,
+            hide_shapes: false,
+        };
+        let (rg, report) = apply_recompute(g, &info, &drop, opts).unwrap();
+        assert!(report.groups > 1 && report.pinned_groups > 1, "{report:?}");
+        let n0 = g.values.len() as u32;
+        // Per run of new nodes (pins, then copies) before a backward node: the new values
+        // it made, copies' first.
+        let mut runs: Vec<(Vec<u32>, Vec<u32>)> = vec![Default::default()];
+        for n in &rg.nodes[info.forward_end..] {
+            let made = n.outputs.iter().flatten().map(|v| v.0).filter(|&v| v >= n0);
+            match n.origin {
+                Origin::RecomputeOf(_) => runs.last_mut().unwrap().0.extend(made),
+                Origin::Defence("pin-late") => {
+                    let pins = &mut runs.last_mut().unwrap().1;
+                    pins.extend(made);
+                    pins.extend(
+                        n.inputs
+                            .iter()
+                            .flatten()
+                            .map(|v| v.0)
+                            .filter(|&v| v >= n0 && rg.values[v as usize].initializer.is_some()),
+                    );
+                }
+                _ => runs.push(Default::default()),
+            }
+        }
+        let mut next = n0;
+        let mut seen = std::collections::BTreeSet::new();
+        for (copies, mut pins) in runs.into_iter().filter(|r| !r.0.is_empty()) {
+            // Pins shared with an earlier group (its late value's zero) were made then.
+            pins.retain(|v| seen.insert(*v));
+            pins.sort_unstable();
+            for v in copies.into_iter().chain(pins) {
+                assert_eq!(v, next, "value {} out of order", rg.values[v as usize].name);
+                next += 1;
+            }
+        }
+        assert_eq!(next as usize, rg.values.len());
+        // The same passes through the manager, one at a time, verified after each.
+        let mut unit = Unit::training(tm.clone(), info.clone());
+        unit.recompute = drop;
+        unit.rewrite = opts;
+        let mut mgr = Manager::new().verify_each(true);
+        for pass in ["recompute", "pin-late", "hide-backward-shapes"] {
+            mgr.run(&mut unit, pass, pass).unwrap();
+        }
+        assert_eq!(mgr.ran(), ["recompute", "pin-late"]);
+        assert_eq!(unit.model.graph, rg);
+        assert_eq!(unit.stats.rewrite, report);
+    }
+
     /// A dropped view drops the value it is a view of (they share one buffer).
     #[test]
     fn views_are_dropped_with_their_base() {
