@@ -354,6 +354,25 @@ pub struct MainArgs {
     /// peak, the decisions folded per layer, simulated vs measured peaks (docs/report.md).
     #[arg(long, value_name = "HTML")]
     pub report: Option<PathBuf>,
+    /// Print the IR text of the graph after pass NAME to standard error, or into --dump-dir
+    /// (repeatable; the passes in pipeline order: lower, infer-shapes, autodiff,
+    /// order-backward, runtime-weights, recompute, pin-late, hide-backward-shapes;
+    /// docs/cli.md, *Passes*).
+    #[arg(long, value_name = "NAME", value_parser = pass_names(), help_heading = "Passes")]
+    pub dump_after: Vec<String>,
+    /// Stop after pass NAME: dump the IR after it (as --dump-after) and exit 0 without
+    /// writing any output.
+    #[arg(long, value_name = "NAME", value_parser = pass_names(), help_heading = "Passes")]
+    pub stop_after: Option<String>,
+    /// Write each dump to DIR/NN-NAME.ir (NN: the pass's place in the pipeline, from 01)
+    /// instead of standard error.
+    #[arg(long, value_name = "DIR", help_heading = "Passes")]
+    pub dump_dir: Option<PathBuf>,
+}
+
+/// The names `--dump-after` and `--stop-after` accept: every pass of the pipeline.
+fn pass_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(onnx_ac_passes::pass::pass_names())
 }
 
 #[derive(Args, Debug, Clone)]

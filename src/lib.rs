@@ -35,15 +35,32 @@ use std::path::Path;
 
 /// Loads a model, binds symbolic input dims and infers every value's type and shape.
 pub fn load_model(path: &Path, dims: &BTreeMap<String, i64>) -> Result<Model> {
+    load_model_with(path, dims, &mut onnx_ac_passes::pass::Manager::new())
+}
+
+/// [`load_model`] with the passes `lower` and `infer-shapes` run through `manager` (for
+/// `--dump-after` and `--stop-after`: after a stop the model is the one the stop-after pass
+/// left).
+pub fn load_model_with(
+    path: &Path,
+    dims: &BTreeMap<String, i64>,
+    manager: &mut onnx_ac_passes::pass::Manager<'_>,
+) -> Result<Model> {
     let mut model = onnx::load(path)?;
     let at = |source| Error::Model {
         path: path.to_path_buf(),
         source,
     };
     onnx_ac_passes::infer::bind_dims(&mut model.graph, dims).map_err(at)?;
-    let opset = model.opset().unwrap_or(onnx::MIN_OPSET);
-    onnx_ac_passes::infer::infer_shapes(&mut model.graph, opset).map_err(at)?;
-    Ok(model)
+    let mut unit = onnx_ac_passes::pass::Unit::new(model);
+    unit.opset = unit.model.opset().unwrap_or(onnx::MIN_OPSET);
+    manager
+        .run(&mut unit, "lower", "infer-shapes")
+        .map_err(|e| match e.into_ir() {
+            Ok(e) => at(e),
+            Err(e) => Error::Internal(e.to_string()),
+        })?;
+    Ok(unit.model)
 }
 
 /// [`load_model`], then the training graph with `opts`: one call for the tests and examples

@@ -8,7 +8,7 @@ use crate::report::{self, Summary};
 use crate::size::{human_bytes, human_bytes_up, Budget};
 use onnx_ac_passes::autodiff::TrainingInfo;
 use onnx_ac_passes::ir::{Graph, Model, ValueId};
-use onnx_ac_passes::recompute::{apply_recompute, RewriteOptions};
+use onnx_ac_passes::recompute::{apply_recompute, is_recompute_work, RewriteOptions};
 use std::path::PathBuf;
 
 /// Plans aim 1/PLAN_MARGIN_DIVISOR (1%) under the budget (see `plan_and_rewrite`): on the
@@ -441,7 +441,7 @@ pub fn plan_and_rewrite(
     let added_matmul_flops = crate::cost::matmul_flops(
         &rg,
         rg.node_ids()
-            .filter(|n| n.index() >= info.forward_end && rg.node(*n).name.contains("/recompute")),
+            .filter(|n| is_recompute_work(&rg, rg.node(*n))),
     );
     let reduction = base.peak_bytes as i64 - after.peak_bytes as i64;
     let summary = Summary {
@@ -506,6 +506,33 @@ pub fn plan_and_rewrite(
         summary,
         decisions,
     })
+}
+
+/// The rewrite of `plan` on the training graph `model` again, pass by pass through `manager`
+/// (`runtime-weights` when the plan reads weights at run time, then `recompute`, `pin-late`
+/// and `hide-backward-shapes` as `opts` asks), for `--dump-after` and `--stop-after`: the
+/// rewrite [`plan_and_rewrite`] made (when it stopped, the graph after the stop-after pass).
+pub fn rewrite_passes(
+    model: &Model,
+    info: &TrainingInfo,
+    plan: &RecomputePlan,
+    opts: RewriteOptions,
+    manager: &mut onnx_ac_passes::pass::Manager<'_>,
+) -> Result<Model> {
+    let internal = |e: onnx_ac_passes::pass::PassError| Error::Internal(e.to_string());
+    let mut unit = onnx_ac_passes::pass::Unit::training(model.clone(), info.clone());
+    unit.runtime_weights = plan.runtime_weights;
+    unit.rewrite = opts;
+    manager
+        .run(&mut unit, "runtime-weights", "runtime-weights")
+        .map_err(internal)?;
+    // The plan names values of the graph it was made for: with its weights read at run
+    // time, that graph.
+    unit.recompute = plan.resolve(&unit.model.graph).map_err(plan_err)?;
+    manager
+        .run(&mut unit, "recompute", "hide-backward-shapes")
+        .map_err(internal)?;
+    Ok(unit.model)
 }
 
 /// A plan written by `--save-plan`, checked against the training graph `g`.

@@ -83,21 +83,102 @@ pub struct InferStats {
 
 /// Infers dtype and shape of every node output in order. Inferred facts replace the
 /// file's; a node with no rule is accepted only if the file already typed all its outputs.
+/// The passes `lower` then `infer-shapes`.
 pub fn infer_shapes(g: &mut Graph, opset: i64) -> Result<InferStats, IrError> {
-    let mut stats = InferStats::default();
+    let mut unit = crate::pass::Unit::new(crate::ir::Model {
+        graph: std::mem::take(g),
+        ..Default::default()
+    });
+    unit.opset = opset;
+    let ran = crate::pass::Manager::new().run(&mut unit, "lower", "infer-shapes");
+    *g = std::mem::take(&mut unit.model.graph);
+    ran.map_err(|e| match e.into_ir() {
+        Ok(e) => e,
+        Err(other) => IrError::Invariant(other.to_string()),
+    })?;
+    Ok(unit.stats.infer)
+}
+
+/// The `lower` pass: rewrites the constructs the shape rules do not model
+/// (`SplitToSequence`, `DepthToSpace`/`SpaceToDepth`, LSTM/GRU) into plain ops.
+pub struct Lower;
+
+impl crate::pass::Pass for Lower {
+    fn name(&self) -> &'static str {
+        "lower"
+    }
+    fn summary(&self) -> &'static str {
+        "SplitToSequence, DepthToSpace/SpaceToDepth and LSTM/GRU become plain ops"
+    }
+    fn run(&self, unit: &mut crate::pass::Unit<'_>) -> Result<(), crate::pass::PassError> {
+        let mut stats = InferStats::default();
+        unit.stats.lowered += walk(&mut unit.model.graph, unit.opset, true, &mut stats)?;
+        Ok(())
+    }
+}
+
+/// The `infer-shapes` pass: [`infer_shapes`] without the lowerings.
+pub struct InferShapes;
+
+impl crate::pass::Pass for InferShapes {
+    fn name(&self) -> &'static str {
+        "infer-shapes"
+    }
+    fn summary(&self) -> &'static str {
+        "infers every value's dtype and shape, folding small constants"
+    }
+    fn run(&self, unit: &mut crate::pass::Unit<'_>) -> Result<(), crate::pass::PassError> {
+        let mut stats = InferStats::default();
+        walk(&mut unit.model.graph, unit.opset, false, &mut stats)?;
+        unit.stats.infer = stats;
+        Ok(())
+    }
+}
+
+/// Whether `lower` rewrites nodes of this op (when their attributes and shapes allow).
+fn lowerable(op: &str) -> bool {
+    ops::lookup(op).is_some_and(|d| d.lowering.is_some())
+}
+
+/// Infers node by node. With `lowering`, lowers the nodes [`lowerable`] as it reaches
+/// them and stops after the last one: a lowering needs the shapes of its inputs (a scalar
+/// chunk size, C/H/W, the sequence length), so the prefix before it is inferred here and
+/// again by `infer-shapes` (inference is idempotent: the rules read inputs only, and a
+/// second run merges the same facts into the first run's). Returns how many nodes were
+/// lowered.
+fn walk(
+    g: &mut Graph,
+    opset: i64,
+    lowering: bool,
+    stats: &mut InferStats,
+) -> Result<usize, IrError> {
+    let mut remaining = if lowering {
+        g.nodes.iter().filter(|n| lowerable(&n.op_type)).count()
+    } else {
+        0
+    };
+    let mut lowered = 0;
     let mut next = 0;
     // One set of names for every lowering: each value name is read once.
     let mut names = crate::ir::FreshNames::default();
     while next < g.nodes.len() {
+        if lowering && remaining == 0 {
+            break;
+        }
         let nid = NodeId(next as u32);
         next += 1;
         // Lowerings (`OpDef::lowering`: SplitToSequence → Split, DepthToSpace/SpaceToDepth →
         // Reshape → Transpose → Reshape, LSTM/GRU unrolled) replace the node in its place:
-        // infer from there.
-        let lowering = ops::lookup(&g.node(nid).op_type).and_then(|d| d.lowering);
-        if lowering.is_some_and(|lower| lower(g, nid, opset, &mut names)) {
-            next -= 1;
-            continue;
+        // inference goes on from there.
+        if lowering {
+            if let Some(lower) = ops::lookup(&g.node(nid).op_type).and_then(|d| d.lowering) {
+                remaining -= 1;
+                if lower(g, nid, opset, &mut names) {
+                    lowered += 1;
+                    next -= 1;
+                    continue;
+                }
+            }
         }
         let node = g.node(nid);
         let rule = if node.is_standard_domain() {
@@ -174,7 +255,7 @@ pub fn infer_shapes(g: &mut Graph, opset: i64) -> Result<InferStats, IrError> {
             v.constant = info.constant;
         }
     }
-    Ok(stats)
+    Ok(lowered)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod ir;
 pub mod lower;
 pub mod lower_rnn;
 pub mod ops;
+pub mod pass;
 pub mod pin;
 pub mod recompute;
 pub mod runtime_shapes;

@@ -8,7 +8,7 @@
 //! forward values must not run during the forward).
 
 use crate::fxhash::FastHash;
-use crate::ir::{known_shape, Attribute, DType, Graph, Node, Tensor, Value, ValueId};
+use crate::ir::{known_shape, Attribute, DType, Graph, Node, Origin, Tensor, Value, ValueId};
 use std::collections::{HashMap, HashSet};
 
 /// Whether ONNX Runtime merges a Reshape into a following node of op `reader_op`
@@ -22,20 +22,28 @@ pub fn merges_a_reshape(reader_op: &str) -> bool {
 pub struct Pinner<'a> {
     names: Names<'a>,
     late_zeros: HashMap<ValueId, Option<ValueId>>,
-    /// A graph whose values (by id) are read instead of the graph's being built.
-    truth: Option<&'a Graph>,
+    /// The provenance of the nodes it emits.
+    origin: Origin,
+}
+
+/// The fresh-name service of the rewrite passes: a name unused by every value and node of a
+/// graph (both must be unique: profiles key on node names) and by every name it made since.
+/// One service is handed from pass to pass (`pass::Unit`), so each pays for the graph's
+/// names once.
+pub struct Names<'a> {
+    set: NameStore<'a>,
     /// Per base name, the first suffix not tried yet: names are only ever added, so a base
     /// asked for again (every pin's `…/Reshape`) resumes there instead of probing `_1`,
     /// `_2`, … from the start, which made the rewrite quadratic in the number of pins.
     next_suffix: HashMap<String, usize>,
 }
 
-/// The names fresh names must avoid: every value and node name of the graph the pinner
+/// The names fresh names must avoid: every value and node name of the graph the service
 /// was made for, and every name it made since.
-enum Names<'a> {
-    /// Owned copies (the graph is changed while the pinner runs).
+enum NameStore<'a> {
+    /// Owned copies (the graph is changed while the service is used).
     Owned(HashSet<String>),
-    /// The names of a graph that outlives the pinner, borrowed, and the names made since.
+    /// The names of a graph that outlives the service, borrowed, and the names made since.
     Borrowed {
         graph: HashSet<&'a str, FastHash>,
         made: HashSet<String, FastHash>,
@@ -56,17 +64,64 @@ impl<'a> NameSet<'a> {
     }
 }
 
+impl Names<'static> {
+    /// The names of `g`, which the caller may change: every name is copied.
+    pub fn of_graph(g: &Graph) -> Names<'static> {
+        let mut taken: HashSet<String> = g.values.iter().map(|v| v.name.clone()).collect();
+        taken.extend(g.nodes.iter().map(|n| n.name.clone()));
+        Names {
+            set: NameStore::Owned(taken),
+            next_suffix: HashMap::new(),
+        }
+    }
+}
+
+impl<'a> Names<'a> {
+    /// `names` (every value and node name of the graph fresh names go into), borrowed.
+    pub fn avoiding(names: NameSet<'a>) -> Names<'a> {
+        Names {
+            set: NameStore::Borrowed {
+                graph: names.0,
+                made: HashSet::default(),
+            },
+            next_suffix: HashMap::new(),
+        }
+    }
+
+    /// A name unused by values and nodes: `base`, else `base_1`, `base_2`, ... (as
+    /// `Graph::fresh_name`).
+    pub fn fresh(&mut self, base: &str) -> String {
+        let taken = |names: &NameStore, name: &str| match names {
+            NameStore::Owned(taken) => taken.contains(name),
+            NameStore::Borrowed { graph, made } => graph.contains(name) || made.contains(name),
+        };
+        let mut k = self.next_suffix.get(base).copied().unwrap_or(0);
+        let mut name = if k == 0 {
+            base.to_string()
+        } else {
+            format!("{base}_{k}")
+        };
+        while taken(&self.set, &name) {
+            k += 1;
+            name = format!("{base}_{k}");
+        }
+        self.next_suffix.insert(base.to_string(), k + 1);
+        match &mut self.set {
+            NameStore::Owned(taken) => {
+                taken.insert(name.clone());
+            }
+            NameStore::Borrowed { made, .. } => {
+                made.insert(name.clone());
+            }
+        }
+        name
+    }
+}
+
 impl Pinner<'static> {
     /// A pinner for `g`, which the caller may change: it copies every name of `g`.
     pub fn new(g: &Graph) -> Pinner<'static> {
-        let mut taken: HashSet<String> = g.values.iter().map(|v| v.name.clone()).collect();
-        taken.extend(g.nodes.iter().map(|n| n.name.clone()));
-        Pinner {
-            names: Names::Owned(taken),
-            late_zeros: HashMap::new(),
-            truth: None,
-            next_suffix: HashMap::new(),
-        }
+        Pinner::with_names(Names::of_graph(g))
     }
 }
 
@@ -87,70 +142,37 @@ impl<'a> Pinner<'a> {
     /// A pinner avoiding `names` (every value and node name of the graph it will add to)
     /// and the names it makes.
     pub fn avoiding(names: NameSet<'a>) -> Pinner<'a> {
+        Pinner::with_names(Names::avoiding(names))
+    }
+
+    /// A pinner making its names with `names`.
+    pub fn with_names(names: Names<'a>) -> Pinner<'a> {
         Pinner {
-            names: Names::Borrowed {
-                graph: names.0,
-                made: HashSet::default(),
-            },
+            names,
             late_zeros: HashMap::new(),
-            truth: None,
-            next_suffix: HashMap::new(),
+            origin: Origin::Defence("pin"),
         }
     }
 
-    /// Reads the values of `src` (ids below its value count) from `src`: the graph being
-    /// built holds copies of them whose shapes and constants may be missing meanwhile.
-    pub fn reading_values_of(mut self, src: &'a Graph) -> Pinner<'a> {
-        self.truth = Some(src);
+    /// Its name service, for the next pass.
+    pub fn into_names(self) -> Names<'a> {
+        self.names
+    }
+
+    /// Marks the nodes it emits as made by the pass named `pass`.
+    pub fn made_by(mut self, pass: &'static str) -> Pinner<'a> {
+        self.origin = Origin::Defence(pass);
         self
     }
 
     /// The value `v` as the pinner reads it.
     fn value<'s>(&'s self, g: &'s Graph, v: ValueId) -> &'s Value {
-        match self.truth {
-            Some(t) if v.index() < t.values.len() => t.value(v),
-            _ => g.value(v),
-        }
-    }
-
-    /// The same names to avoid, with no late value shared yet and values read from the graph
-    /// (for a later pass over the graph this pinner's names went into).
-    pub fn renew(self) -> Pinner<'a> {
-        Pinner {
-            names: self.names,
-            late_zeros: HashMap::new(),
-            truth: None,
-            next_suffix: self.next_suffix,
-        }
+        g.value(v)
     }
 
     /// A name unused by values and nodes (both must be unique: profiles key on node names).
     pub fn fresh(&mut self, base: &str) -> String {
-        // As `Graph::fresh_name`: `base`, else `base_1`, `base_2`, ...
-        let taken = |names: &Names, name: &str| match names {
-            Names::Owned(taken) => taken.contains(name),
-            Names::Borrowed { graph, made } => graph.contains(name) || made.contains(name),
-        };
-        let mut k = self.next_suffix.get(base).copied().unwrap_or(0);
-        let mut name = if k == 0 {
-            base.to_string()
-        } else {
-            format!("{base}_{k}")
-        };
-        while taken(&self.names, &name) {
-            k += 1;
-            name = format!("{base}_{k}");
-        }
-        self.next_suffix.insert(base.to_string(), k + 1);
-        match &mut self.names {
-            Names::Owned(taken) => {
-                taken.insert(name.clone());
-            }
-            Names::Borrowed { made, .. } => {
-                made.insert(name.clone());
-            }
-        }
-        name
+        self.names.fresh(base)
     }
 
     /// `0 * int64(late.flat[0])`, an int64 `[1]` that is always zero but cannot be known
@@ -352,6 +374,7 @@ impl<'a> Pinner<'a> {
         let mut n = Node::new(op, ins.iter().map(|&i| Some(i)).collect(), vec![Some(outv)]);
         n.name = self.fresh(&format!("{base}/{op}"));
         n.attrs = attrs;
+        n.origin = self.origin;
         out.push(n);
     }
 }

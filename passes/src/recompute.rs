@@ -12,8 +12,9 @@
 //! cannot run before `late` exists nor be merged with the original.
 
 use crate::autodiff::TrainingInfo;
-use crate::ir::{Graph, Node, NodeId, ValueId};
-use std::collections::{BTreeMap, HashMap};
+use crate::ir::{Graph, Node, NodeId, Origin, ValueId};
+use crate::pass::{Manager, Pass, PassError, Unit};
+use std::collections::BTreeMap;
 use thiserror::Error;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +66,18 @@ pub struct RewriteReport {
 /// mode, its third input present): never recomputed.
 pub fn is_random(n: &Node) -> bool {
     crate::ops::lookup(&n.op_type).is_some_and(|d| d.is_random(n))
+}
+
+/// Whether node `n` of a rewritten graph `g` is recomputation work: a copy
+/// (`Origin::RecomputeOf`), or the shape-hiding alias through which a backward node reads a
+/// copy (`hide-backward-shapes` adds it because the copy exists). What a plan's added time
+/// and the report's recomputed nodes count.
+pub fn is_recompute_work(g: &Graph, n: &Node) -> bool {
+    n.recompute_of().is_some()
+        || (n.origin == Origin::Defence("hide-backward-shapes")
+            && n.input(0)
+                .and_then(|x| g.value(x).producer)
+                .is_some_and(|p| g.node(p).recompute_of().is_some()))
 }
 
 /// Every forward value a plan may drop: recomputable and not a graph output (a hostile
@@ -149,59 +162,168 @@ pub fn with_view_bases(g: &Graph, info: &TrainingInfo, values: &[ValueId]) -> Ve
     out
 }
 
-struct Rewriter<'a> {
-    src: &'a Graph,
-    g: Graph,
-    /// Per value of `src`: dropped for recomputation.
-    drop: Vec<bool>,
-    /// Copy of each forward node already made (by original node id).
-    copies: HashMap<NodeId, Vec<Option<ValueId>>>,
-    pinner: crate::pin::Pinner<'a>,
-    pending: Vec<Node>,
-    /// Copies made for the current group whose inputs include a kept value.
-    roots: Vec<usize>,
+/// Rewrites `g` so that the values in `recompute` (and the values they are views of,
+/// [`with_view_bases`]) are dropped after their last forward use and recomputed for the
+/// backward. Value ids of `g` stay valid in the result (new values
+/// are appended); node ids after `info.forward_end` change. The passes `recompute`,
+/// `pin-late` and `hide-backward-shapes` (as `opts` asks) on a copy of `g`.
+pub fn apply_recompute(
+    g: &Graph,
+    info: &TrainingInfo,
+    recompute: &[ValueId],
+    opts: RewriteOptions,
+) -> Result<(Graph, RewriteReport), RecomputeError> {
+    // The planner rewrites once per plan it simulates: the names are borrowed from `g`, not
+    // copied, and the copy of `g` is made once with room for what the passes add.
+    let mut names = crate::pin::NameSet::with_capacity(g.values.len() + g.nodes.len());
+    for v in &g.values {
+        names.insert(&v.name);
+    }
+    for n in &g.nodes {
+        names.insert(&n.name);
+    }
+    let model = crate::ir::Model {
+        graph: copy_with_room(g),
+        ..Default::default()
+    };
+    let mut unit = Unit::training(model, info.clone());
+    unit.recompute = recompute.to_vec();
+    unit.rewrite = opts;
+    unit.names = Some(crate::pin::Names::avoiding(names));
+    Manager::new()
+        .run(&mut unit, "recompute", "hide-backward-shapes")
+        .map_err(|e| match e {
+            PassError::Recompute(e) => e,
+            other => match other.into_ir() {
+                Ok(e) => RecomputeError::Ir(e),
+                Err(other) => RecomputeError::Ir(crate::IrError::Invariant(other.to_string())),
+            },
+        })?;
+    let rg = unit.model.graph;
+    if !valid_in_file_order(&rg) {
+        crate::ir::verify(&rg)?;
+    }
+    Ok((rg, unit.stats.rewrite))
 }
 
-impl Rewriter<'_> {
-    fn fresh(&mut self, base: &str) -> String {
-        self.pinner.fresh(base)
-    }
+/// The `recompute` pass: copies the producers of the dropped values (`Unit::recompute` and
+/// the values they are views of) right before their first backward reader, and rewires every
+/// backward reader to the copies. Copies are marked `Origin::RecomputeOf`.
+pub struct Recompute;
 
+impl Pass for Recompute {
+    fn name(&self) -> &'static str {
+        "recompute"
+    }
+    fn summary(&self) -> &'static str {
+        "copies each dropped value's producer before its first backward reader"
+    }
+    fn run(&self, unit: &mut Unit<'_>) -> Result<(), PassError> {
+        let info = unit.info.as_ref().ok_or(PassError::Missing {
+            pass: "recompute",
+            what: "a training graph (pass autodiff)",
+        })?;
+        let g = &mut unit.model.graph;
+        for &v in &unit.recompute {
+            if let Some(reason) = not_recomputable(g, info, v) {
+                return Err(RecomputeError::NotRecomputable {
+                    value: g.value(v).name.clone(),
+                    reason,
+                }
+                .into());
+            }
+        }
+        let mut drop = vec![false; g.values.len()];
+        for v in with_view_bases(g, info, &unit.recompute) {
+            drop[v.index()] = true;
+        }
+        let names = unit
+            .names
+            .take()
+            .unwrap_or_else(|| crate::pin::Names::of_graph(g));
+        let forward_end = info.forward_end.min(g.nodes.len());
+        // (Nodes are moved once more each, into their place: the planner rewrites every
+        // plan it simulates.)
+        let backward: Vec<Node> = g.nodes.split_off(forward_end);
+        let mut rw = Rewriter {
+            names,
+            g,
+            drop,
+            copies: vec![None; forward_end],
+            pending: Vec::new(),
+        };
+        let report = &mut unit.stats.rewrite;
+        for mut node in backward {
+            let needs_copy = node.inputs.iter().flatten().any(|i| rw.dropped(*i));
+            if needs_copy {
+                rw.pending.clear();
+                for k in 0..node.inputs.len() {
+                    if let Some(i) = node.inputs[k].filter(|&i| rw.dropped(i)) {
+                        node.inputs[k] = Some(rw.copy_of(i));
+                    }
+                }
+                if !rw.pending.is_empty() {
+                    report.groups += 1;
+                    report.copied_nodes += rw.pending.len();
+                    for c in rw.pending.drain(..) {
+                        rw.g.add_node(c);
+                    }
+                }
+            }
+            rw.g.add_node(node);
+        }
+        unit.names = Some(rw.names);
+        Ok(())
+    }
+}
+
+struct Rewriter<'g, 'a> {
+    g: &'g mut Graph,
+    names: crate::pin::Names<'a>,
+    /// Per value of the graph before the rewrite: dropped for recomputation.
+    drop: Vec<bool>,
+    /// Per forward node: the outputs of its copy, once made.
+    copies: Vec<Option<Vec<Option<ValueId>>>>,
+    pending: Vec<Node>,
+}
+
+impl Rewriter<'_, '_> {
     fn dropped(&self, v: ValueId) -> bool {
         self.drop.get(v.index()).copied().unwrap_or(false)
+    }
+
+    fn is_copied(&self, n: NodeId) -> bool {
+        self.copies[n.index()].is_some()
     }
 
     /// The copy of `v` (a dropped value), made with its dropped sources on first request.
     /// Depth-first without recursion (a chain of dropped values can be as long as the
     /// graph): a node is copied once every dropped input of it is, in input order.
     fn copy_of(&mut self, v: ValueId) -> ValueId {
-        let src = self.src;
-        let producer = |x: ValueId| {
-            src.value(x)
-                .producer
-                .expect("dropped values have producers")
-        };
-        let p = producer(v);
+        let producer =
+            |g: &Graph, x: ValueId| g.value(x).producer.expect("dropped values have producers");
+        let p = producer(self.g, v);
         let mut stack: Vec<(NodeId, usize)> = vec![(p, 0)];
-        while let Some(top) = stack.last_mut() {
-            let (n, next) = (top.0, &mut top.1);
-            if self.copies.contains_key(&n) {
+        while let Some(&(n, next)) = stack.last() {
+            if self.is_copied(n) {
                 stack.pop();
                 continue;
             }
-            let inputs = &src.node(n).inputs;
+            let inputs = &self.g.node(n).inputs;
             let mut pending_input = None;
-            while *next < inputs.len() {
-                let i = inputs[*next];
-                *next += 1;
+            let mut k = next;
+            while k < inputs.len() {
+                let i = inputs[k];
+                k += 1;
                 if let Some(i) = i.filter(|&i| self.dropped(i)) {
-                    let q = producer(i);
-                    if !self.copies.contains_key(&q) {
+                    let q = producer(self.g, i);
+                    if !self.is_copied(q) {
                         pending_input = Some(q);
                         break;
                     }
                 }
             }
+            stack.last_mut().expect("not empty").1 = k;
             match pending_input {
                 Some(q) => stack.push((q, 0)),
                 None => {
@@ -216,226 +338,217 @@ impl Rewriter<'_> {
     /// The copy of `v`, whose producer was copied.
     fn copied(&self, v: ValueId) -> ValueId {
         let p = self
-            .src
+            .g
             .value(v)
             .producer
             .expect("dropped values have producers");
         let k = self
-            .src
+            .g
             .node(p)
             .outputs
             .iter()
             .position(|o| *o == Some(v))
             .expect("v is an output of its producer");
-        self.copies[&p][k].expect("copied output")
+        self.copies[p.index()].as_ref().expect("copied")[k].expect("copied output")
     }
 
-    /// Copies node `p` of the forward, whose dropped inputs were copied.
+    /// Copies forward node `p`, whose dropped inputs were copied.
     fn make_copy(&mut self, p: NodeId) {
-        let node = self.src.node(p).clone();
-        let inputs: Vec<Option<ValueId>> = node
-            .inputs
-            .iter()
-            .map(|i| i.map(|i| if self.dropped(i) { self.copied(i) } else { i }))
-            .collect();
-        let outputs: Vec<Option<ValueId>> = node
-            .outputs
-            .iter()
-            .map(|o| {
-                o.map(|o| {
-                    let orig = self.src.value(o);
-                    let name = self.fresh(&format!("{}/recompute", orig.name));
-                    self.g.add_value(crate::ir::Value {
-                        name,
-                        dtype: orig.dtype,
-                        shape: orig.shape.clone(),
-                        constant: orig.constant.clone(),
-                        ..Default::default()
-                    })
-                })
-            })
-            .collect();
-        let has_kept_input = node
-            .inputs
-            .iter()
-            .flatten()
-            .any(|i| !self.dropped(*i) && self.src.value(*i).constant.is_none());
-        let mut copy = node;
-        copy.name = self.fresh_node_name(&format!("{}/recompute", copy.name));
-        copy.inputs = inputs;
-        copy.outputs = outputs.clone();
-        if has_kept_input {
-            self.roots.push(self.pending.len());
+        let mut copy = self.g.node(p).clone();
+        for i in copy.inputs.iter_mut().flatten() {
+            if self.dropped(*i) {
+                *i = self.copied(*i);
+            }
         }
+        for o in copy.outputs.iter_mut().flatten() {
+            let orig = self.g.value(*o);
+            let name = self.names.fresh(&format!("{}/recompute", orig.name));
+            let value = crate::ir::Value {
+                name,
+                dtype: orig.dtype,
+                shape: orig.shape.clone(),
+                constant: orig.constant.clone(),
+                ..Default::default()
+            };
+            *o = self.g.add_value(value);
+        }
+        // Node names share the value namespace: both must be unique for profiling.
+        copy.name = self.names.fresh(&format!("{}/recompute", copy.name));
+        copy.origin = Origin::RecomputeOf(p);
+        self.copies[p.index()] = Some(copy.outputs.clone());
         self.pending.push(copy);
-        self.copies.insert(p, outputs);
-    }
-
-    fn fresh_node_name(&mut self, base: &str) -> String {
-        // Node names share the value namespace here: both must be unique for profiling.
-        self.fresh(base)
     }
 }
 
-/// Rewrites `g` so that the values in `recompute` (and the values they are views of,
-/// [`with_view_bases`]) are dropped after their last forward use and recomputed for the
-/// backward. Value ids of `g` stay valid in the result (new values
-/// are appended); node ids after `info.forward_end` change.
-pub fn apply_recompute(
-    g: &Graph,
-    info: &TrainingInfo,
-    recompute: &[ValueId],
-    opts: RewriteOptions,
-) -> Result<(Graph, RewriteReport), RecomputeError> {
-    for &v in recompute {
-        if let Some(reason) = not_recomputable(g, info, v) {
-            return Err(RecomputeError::NotRecomputable {
-                value: g.value(v).name.clone(),
-                reason,
-            });
+/// The `pin-late` pass: each group of copies `recompute` placed before a backward node reads
+/// one kept input per copy through `Reshape(x, shape(x) + 0 * int64(late[0]))`, `late` a
+/// backward value made just before (the module's header says why).
+pub struct PinLate;
+
+impl Pass for PinLate {
+    fn name(&self) -> &'static str {
+        "pin-late"
+    }
+    fn summary(&self) -> &'static str {
+        "each group of copies reads a kept input through a pin on a late backward value (against CSE and early scheduling)"
+    }
+    fn enabled(&self, unit: &Unit<'_>) -> bool {
+        unit.rewrite.pin_late
+    }
+    fn run(&self, unit: &mut Unit<'_>) -> Result<(), PassError> {
+        let forward_end = unit.info_for(self.name())?.forward_end;
+        let names = unit.take_names();
+        let g = &mut unit.model.graph;
+        let mut pinner = crate::pin::Pinner::with_names(names).made_by("pin-late");
+        let pinned = pin_groups(g, forward_end, &mut pinner);
+        unit.stats.rewrite.pinned_groups += pinned;
+        unit.names = Some(pinner.into_names());
+        Ok(())
+    }
+}
+
+/// Pins the groups of copies of `g`'s backward (runs of `RecomputeOf` nodes); returns how
+/// many groups got a pin. The pins' values are numbered right after their group's copies,
+/// as a rewrite that pinned each group as it copied it would have numbered them (value ids
+/// order the file's `value_info`).
+fn pin_groups(g: &mut Graph, forward_end: usize, pinner: &mut crate::pin::Pinner) -> usize {
+    let forward_end = forward_end.min(g.nodes.len());
+    if !g.nodes[forward_end..]
+        .iter()
+        .any(|n| n.recompute_of().is_some())
+    {
+        return 0;
+    }
+    let mut is_copy = vec![false; g.values.len()];
+    let mut first_copy_value = g.values.len();
+    for n in &g.nodes[forward_end.min(g.nodes.len())..] {
+        if n.recompute_of().is_some() {
+            for o in n.outputs.iter().flatten() {
+                is_copy[o.index()] = true;
+                first_copy_value = first_copy_value.min(o.index());
+            }
         }
     }
-    let mut drop = vec![false; g.values.len()];
-    for v in with_view_bases(g, info, recompute) {
-        drop[v.index()] = true;
-    }
-    let mut names = crate::pin::NameSet::with_capacity(g.values.len() + g.nodes.len());
-    // With shapes to hide, what `g` knows of the values its nodes compute is left out of the
-    // copy (`hide_backward_nodes` starts by forgetting it, and restores it from `g`); until
-    // then the pinner reads values from `g`.
-    let (copy, mut backward) = split_copy(g, info.forward_end, &mut names, opts.hide_shapes);
-    let mut rw = Rewriter {
-        src: g,
-        g: copy,
-        drop,
-        copies: HashMap::new(),
-        pinner: crate::pin::Pinner::avoiding(names).reading_values_of(g),
-        pending: Vec::new(),
-        roots: Vec::new(),
-    };
-    let mut report = RewriteReport::default();
-    // The new backward: each node of `backward` (rewired in place), preceded by the nodes of
-    // `inserted` it needs (`before[i]` of them for node `i`).
-    let mut inserted: Vec<Node> = Vec::new();
-    let mut before: Vec<usize> = Vec::with_capacity(backward.len());
-    // The most recent backward value, for pinning copies late.
+    let copy = |v: ValueId| is_copy.get(v.index()).copied().unwrap_or(false);
+    let backward: Vec<Node> = g.nodes.split_off(forward_end);
+    let made_from = g.values.len();
+    // Per group: its copies' values and its pins' values (ids), in order.
+    let mut order: Vec<ValueId> = Vec::new();
+    let mut pinned_groups = 0;
+    // The most recent backward value (of a node the rewrite did not make), for pinning
+    // copies late.
     let mut last_backward_value: Option<ValueId> = None;
-    for node in backward.iter_mut() {
-        let inserted_before = inserted.len();
-        let needs_copy = node.inputs.iter().flatten().any(|i| rw.dropped(*i));
-        if needs_copy {
-            rw.pending.clear();
-            rw.roots.clear();
-            let inputs: Vec<Option<ValueId>> = node
+    let mut group: Vec<Node> = Vec::new();
+    for node in backward {
+        if node.recompute_of().is_some() {
+            group.push(node);
+            continue;
+        }
+        if !group.is_empty() {
+            // `node` is the backward node the group was copied for. Prefer a backward
+            // value it reads (not a copy); else the latest one made.
+            let late = node
                 .inputs
                 .iter()
-                .map(|i| i.map(|i| if rw.dropped(i) { rw.copy_of(i) } else { i }))
-                .collect();
-            let mut group = std::mem::take(&mut rw.pending);
-            if !group.is_empty() {
-                report.groups += 1;
-                report.copied_nodes += group.len();
-                // Prefer a backward value this node reads; else the latest one made.
-                let late = node
-                    .inputs
-                    .iter()
-                    .flatten()
-                    .copied()
-                    .find(|i| {
-                        g.value(*i)
+                .flatten()
+                .copied()
+                .find(|&i| {
+                    !copy(i)
+                        && g.value(i)
                             .producer
-                            .is_some_and(|p| p.index() >= info.forward_end)
-                    })
-                    .or(last_backward_value);
-                let mut pins = Vec::new();
-                if let (true, Some(late)) = (opts.pin_late, late) {
-                    let roots = std::mem::take(&mut rw.roots);
-                    let mut pinned_any = false;
-                    let mut pinned_cache: BTreeMap<(ValueId, bool), ValueId> = BTreeMap::new();
-                    let mut dep: Option<Option<ValueId>> = None;
-                    for r in roots {
-                        let copy = &group[r];
-                        let kept = copy.inputs.iter().enumerate().find_map(|(k, i)| {
-                            let i = (*i)?;
-                            // Copies (this group's or an earlier one's) are new values:
-                            // only original values need the dependency.
-                            let original = i.index() < g.values.len();
-                            (original && g.value(i).constant.is_none()).then_some((k, i))
-                        });
-                        let Some((k, x)) = kept else { continue };
-                        let dep = *dep
-                            .get_or_insert_with(|| rw.pinner.late_zero(&mut rw.g, late, &mut pins));
-                        let Some(dep) = dep else { break };
-                        let reader = group[r].op_type.clone();
-                        let key = (x, crate::pin::merges_a_reshape(&reader));
-                        let pinned = match pinned_cache.get(&key) {
-                            Some(&p) => Some(p),
-                            None => rw.pinner.pin_for(&mut rw.g, x, dep, &reader, &mut pins),
-                        };
-                        if let Some(p) = pinned {
-                            pinned_cache.insert(key, p);
-                            group[r].inputs[k] = Some(p);
-                            pinned_any = true;
-                        }
-                    }
-                    if pinned_any {
-                        report.pinned_groups += 1;
+                            .is_some_and(|p| p.index() >= forward_end)
+                })
+                .or(last_backward_value);
+            let pins_from = g.values.len();
+            let mut pins = Vec::new();
+            if let Some(late) = late {
+                let mut pinned_any = false;
+                let mut pinned_cache: BTreeMap<(ValueId, bool), ValueId> = BTreeMap::new();
+                let mut dep: Option<Option<ValueId>> = None;
+                for c in group.iter_mut() {
+                    // Copies (this group's or an earlier one's) are new values: only
+                    // original values need the dependency.
+                    let kept = c.inputs.iter().enumerate().find_map(|(k, i)| {
+                        let i = (*i)?;
+                        (!copy(i) && g.value(i).constant.is_none()).then_some((k, i))
+                    });
+                    let Some((k, x)) = kept else { continue };
+                    let dep = *dep.get_or_insert_with(|| pinner.late_zero(g, late, &mut pins));
+                    let Some(dep) = dep else { break };
+                    let key = (x, crate::pin::merges_a_reshape(&c.op_type));
+                    let pinned = match pinned_cache.get(&key) {
+                        Some(&p) => Some(p),
+                        None => pinner.pin_for(g, x, dep, &c.op_type, &mut pins),
+                    };
+                    if let Some(p) = pinned {
+                        pinned_cache.insert(key, p);
+                        c.inputs[k] = Some(p);
+                        pinned_any = true;
                     }
                 }
-                inserted.extend(pins);
-                inserted.append(&mut group);
+                if pinned_any {
+                    pinned_groups += 1;
+                }
             }
-            node.inputs = inputs;
+            for c in &group {
+                order.extend(c.outputs.iter().flatten().copied());
+            }
+            order.extend((pins_from..g.values.len()).map(|v| ValueId(v as u32)));
+            for n in pins.into_iter().chain(group.drain(..)) {
+                g.add_node(n);
+            }
         }
         if let Some(o) = node.outputs.iter().flatten().next() {
             last_backward_value = Some(*o);
         }
-        before.push(inserted.len() - inserted_before);
+        g.add_node(node);
     }
-    let out_nodes = interleave(backward, inserted, before);
-    if opts.hide_shapes {
-        // The pinner's names are now exactly the rewritten graph's.
-        report.hidden_inputs = crate::runtime_shapes::hide_backward_nodes(
-            &mut rw.g,
-            out_nodes,
-            info.loss,
-            info.opset,
-            rw.pinner.renew(),
-            Some(g),
-        );
-    } else {
-        for n in out_nodes {
-            rw.g.add_node(n);
-        }
+    // (A group is always followed by the node it was copied for.)
+    for n in group {
+        g.add_node(n);
     }
-    if !valid_in_file_order(&rw.g) {
-        crate::ir::verify(&rw.g)?;
-    }
-    Ok((rw.g, report))
+    renumber_tail(g, forward_end, first_copy_value.min(made_from), &order);
+    pinned_groups
 }
 
-/// `nodes`, each preceded by the next `before[i]` nodes of `inserted` (nodes are moved once).
-fn interleave(
-    nodes: Vec<Node>,
-    inserted: Vec<Node>,
-    before: Vec<usize>,
-) -> impl Iterator<Item = Node> {
-    let (mut nodes, mut inserted, mut before) =
-        (nodes.into_iter(), inserted.into_iter(), before.into_iter());
-    let mut left: Option<usize> = None;
-    std::iter::from_fn(move || loop {
-        match left {
-            None => left = Some(before.next()?),
-            Some(0) => {
-                left = None;
-                return nodes.next();
-            }
-            Some(n) => {
-                left = Some(n - 1);
-                return inserted.next();
-            }
+/// Renumbers the values from `from` on into `order` (then any not in it, in id order), in
+/// `g`'s nodes from `first_node` on and its initializer list (no other node or list refers
+/// to them).
+fn renumber_tail(g: &mut Graph, first_node: usize, from: usize, order: &[ValueId]) {
+    let n = g.values.len();
+    let mut new_id: Vec<u32> = vec![u32::MAX; n - from];
+    // Per new position: the old index (from `from`).
+    let mut old_of: Vec<usize> = Vec::with_capacity(n - from);
+    for v in order.iter().map(|v| v.index()) {
+        if v >= from && new_id[v - from] == u32::MAX {
+            new_id[v - from] = (from + old_of.len()) as u32;
+            old_of.push(v - from);
         }
-    })
+    }
+    for (k, id) in new_id.iter_mut().enumerate() {
+        if *id == u32::MAX {
+            *id = (from + old_of.len()) as u32;
+            old_of.push(k);
+        }
+    }
+    if old_of.iter().enumerate().all(|(k, &old)| k == old) {
+        return;
+    }
+    let map = |v: &mut ValueId| {
+        if v.index() >= from {
+            *v = ValueId(new_id[v.index() - from]);
+        }
+    };
+    let mut tail: Vec<crate::ir::Value> = g.values.split_off(from);
+    g.values
+        .extend(old_of.iter().map(|&old| std::mem::take(&mut tail[old])));
+    for node in &mut g.nodes[first_node..] {
+        node.inputs.iter_mut().flatten().for_each(map);
+        node.outputs.iter_mut().flatten().for_each(map);
+    }
+    g.initializers.iter_mut().for_each(map);
+    g.inputs.iter_mut().for_each(map);
+    g.outputs.iter_mut().for_each(map);
 }
 
 /// Whether `crate::ir::verify` accepts `g` (ids in range, each output recording its node as
@@ -484,75 +597,24 @@ fn valid_in_file_order(g: &Graph) -> bool {
         .all(|o| o.index() < nv && (producer[o.index()] != NONE || is_source[o.index()]))
 }
 
-/// A copy of `g` without its nodes from `forward_end` on (with room for what the rewrite
-/// adds), and copies of those nodes. Every value and node name of `g` goes into `names` (as
-/// it is read for the copy). `computed_unknown`: values computed by a node (initializers
-/// aside) are copied without shape and constant.
-fn split_copy<'a>(
-    g: &'a Graph,
-    forward_end: usize,
-    names: &mut crate::pin::NameSet<'a>,
-    computed_unknown: bool,
-) -> (Graph, Vec<Node>) {
-    let Graph {
-        name,
-        doc_string,
+/// A copy of `g` with room for what the rewrite adds (about half again).
+fn copy_with_room(g: &Graph) -> Graph {
+    let mut nodes = Vec::with_capacity(g.nodes.len() + g.nodes.len() / 2 + 64);
+    nodes.extend(g.nodes.iter().cloned());
+    let mut values = Vec::with_capacity(g.values.len() + g.values.len() / 2 + 64);
+    values.extend(g.values.iter().cloned());
+    Graph {
+        name: g.name.clone(),
+        doc_string: g.doc_string.clone(),
         nodes,
         values,
-        inputs,
-        outputs,
-        initializers,
-        opaque_sparse_initializers,
-        opaque_quantization_annotations,
-        metadata,
-    } = g;
-    let (forward, backward) = nodes.split_at(forward_end.min(nodes.len()));
-    let mut new_nodes = Vec::with_capacity(nodes.len() + nodes.len() / 2 + 64);
-    for n in forward {
-        new_nodes.push(n.clone());
-        names.insert(&n.name);
+        inputs: g.inputs.clone(),
+        outputs: g.outputs.clone(),
+        initializers: g.initializers.clone(),
+        opaque_sparse_initializers: g.opaque_sparse_initializers.clone(),
+        opaque_quantization_annotations: g.opaque_quantization_annotations.clone(),
+        metadata: g.metadata.clone(),
     }
-    let backward = backward
-        .iter()
-        .map(|n| {
-            names.insert(&n.name);
-            n.clone()
-        })
-        .collect();
-    let mut new_values = Vec::with_capacity(values.len() + values.len() / 2 + 64);
-    for v in values {
-        if computed_unknown && v.producer.is_some() && v.initializer.is_none() {
-            new_values.push(crate::ir::Value {
-                name: v.name.clone(),
-                dtype: v.dtype,
-                shape: None,
-                opaque_type: v.opaque_type.clone(),
-                producer: v.producer,
-                initializer: None,
-                constant: None,
-                doc_string: v.doc_string.clone(),
-                metadata: v.metadata.clone(),
-                has_value_info: v.has_value_info,
-                hide_shape: v.hide_shape,
-            });
-        } else {
-            new_values.push(v.clone());
-        }
-        names.insert(&v.name);
-    }
-    let copy = Graph {
-        name: name.clone(),
-        doc_string: doc_string.clone(),
-        nodes: new_nodes,
-        values: new_values,
-        inputs: inputs.clone(),
-        outputs: outputs.clone(),
-        initializers: initializers.clone(),
-        opaque_sparse_initializers: opaque_sparse_initializers.clone(),
-        opaque_quantization_annotations: opaque_quantization_annotations.clone(),
-        metadata: metadata.clone(),
-    };
-    (copy, backward)
 }
 
 #[cfg(test)]
@@ -577,6 +639,68 @@ mod tests {
         let (rg, report) = apply_recompute(g, &info, &all, RewriteOptions::default()).unwrap();
         assert!(report.copied_nodes >= 19_000, "{report:?}");
         crate::ir::verify(&rg).unwrap();
+    }
+
+    /// `pin-late` is a pass of its own, yet numbers values as the one-loop rewrite did: each
+    /// group's copies, then that group's pins, group after group (value ids order the
+    /// written `value_info`). And the passes run one by one give what `apply_recompute` gives.
+    #[test]
+    fn pins_are_numbered_after_their_group_and_passes_compose() {
+        let m = synth::transformer_with_nodes(1_000);
+        let (tm, info) = build_training_graph(&m, &synth::cross_entropy()).unwrap();
+        let g = &tm.graph;
+        let drop = droppable_forward_values(g, &info);
+        let opts = RewriteOptions {
+            pin_late: true,
+            hide_shapes: false,
+        };
+        let (rg, report) = apply_recompute(g, &info, &drop, opts).unwrap();
+        assert!(report.groups > 1 && report.pinned_groups > 1, "{report:?}");
+        let n0 = g.values.len() as u32;
+        // Per run of new nodes (pins, then copies) before a backward node: the new values
+        // it made, copies' first.
+        let mut runs: Vec<(Vec<u32>, Vec<u32>)> = vec![Default::default()];
+        for n in &rg.nodes[info.forward_end..] {
+            let made = n.outputs.iter().flatten().map(|v| v.0).filter(|&v| v >= n0);
+            match n.origin {
+                Origin::RecomputeOf(_) => runs.last_mut().unwrap().0.extend(made),
+                Origin::Defence("pin-late") => {
+                    let pins = &mut runs.last_mut().unwrap().1;
+                    pins.extend(made);
+                    pins.extend(
+                        n.inputs
+                            .iter()
+                            .flatten()
+                            .map(|v| v.0)
+                            .filter(|&v| v >= n0 && rg.values[v as usize].initializer.is_some()),
+                    );
+                }
+                _ => runs.push(Default::default()),
+            }
+        }
+        let mut next = n0;
+        let mut seen = std::collections::BTreeSet::new();
+        for (copies, mut pins) in runs.into_iter().filter(|r| !r.0.is_empty()) {
+            // Pins shared with an earlier group (its late value's zero) were made then.
+            pins.retain(|v| seen.insert(*v));
+            pins.sort_unstable();
+            for v in copies.into_iter().chain(pins) {
+                assert_eq!(v, next, "value {} out of order", rg.values[v as usize].name);
+                next += 1;
+            }
+        }
+        assert_eq!(next as usize, rg.values.len());
+        // The same passes through the manager, one at a time, verified after each.
+        let mut unit = Unit::training(tm.clone(), info.clone());
+        unit.recompute = drop;
+        unit.rewrite = opts;
+        let mut mgr = Manager::new().verify_each(true);
+        for pass in ["recompute", "pin-late", "hide-backward-shapes"] {
+            mgr.run(&mut unit, pass, pass).unwrap();
+        }
+        assert_eq!(mgr.ran(), ["recompute", "pin-late"]);
+        assert_eq!(unit.model.graph, rg);
+        assert_eq!(unit.stats.rewrite, report);
     }
 
     /// A dropped view drops the value it is a view of (they share one buffer).

@@ -19,6 +19,7 @@
 
 use crate::ir::{Graph, Node, NodeId, Shape, Tensor, ValueId};
 use crate::ops::{self, OpCtx};
+use crate::pass::{Pass, PassError, Unit};
 use crate::pin::Pinner;
 use std::collections::HashMap;
 
@@ -30,35 +31,19 @@ pub fn is_alias(op: &str) -> bool {
 }
 
 /// True shapes and constants of the values whose inferred ones `g` holds meanwhile (saved
-/// when first overwritten, or held by `src`; a value never overwritten keeps its true ones
-/// in `g`).
+/// when first overwritten; a value never overwritten keeps its true ones in `g`).
 #[derive(Default)]
-struct Truths<'s> {
-    /// The graph `g` copies, holding the truth of the values `in_src` marks.
-    src: Option<&'s Graph>,
-    in_src: Vec<bool>,
+struct Truths {
     /// Per value: its true shape, once saved.
     shapes: Vec<Option<Option<Shape>>>,
     /// The saved values that had a constant, and it.
     constants: Vec<(ValueId, Tensor)>,
 }
 
-impl Truths<'_> {
-    fn held_by_src(&self, v: ValueId) -> Option<&crate::ir::Value> {
-        let src = self.src?;
-        self.in_src
-            .get(v.index())
-            .copied()
-            .unwrap_or(false)
-            .then(|| src.value(v))
-    }
-
+impl Truths {
     /// Saves `v`'s true shape and constant (once), leaving neither in `g`.
     fn save(&mut self, g: &mut Graph, v: ValueId) {
         let i = v.index();
-        if self.in_src.get(i).copied().unwrap_or(false) {
-            return; // held by `src`; `g` holds neither already
-        }
         if self.shapes.len() <= i {
             self.shapes.resize(g.values.len().max(i + 1), None);
         }
@@ -73,9 +58,6 @@ impl Truths<'_> {
 
     /// `v`'s true shape.
     fn shape<'g>(&'g self, g: &'g Graph, v: ValueId) -> Option<&'g Shape> {
-        if let Some(t) = self.held_by_src(v) {
-            return t.shape.as_ref();
-        }
         match self.shapes.get(v.index()) {
             Some(Some(s)) => s.as_ref(),
             _ => g.value(v).shape.as_ref(),
@@ -135,41 +117,57 @@ fn fully_known(s: &Option<Shape>) -> bool {
         .is_some_and(|s| s.iter().all(|d| d.known().is_some()))
 }
 
+/// The `hide-backward-shapes` pass: [`hide_backward_shapes`] of the training graph.
+pub struct HideBackwardShapes;
+
+impl Pass for HideBackwardShapes {
+    fn name(&self) -> &'static str {
+        "hide-backward-shapes"
+    }
+    fn summary(&self) -> &'static str {
+        "the backward reads forward values through aliases of dims ONNX Runtime cannot infer (against buffer pairing)"
+    }
+    fn enabled(&self, unit: &Unit<'_>) -> bool {
+        unit.rewrite.hide_shapes
+    }
+    fn run(&self, unit: &mut Unit<'_>) -> Result<(), PassError> {
+        let info = unit.info.as_ref().ok_or(PassError::Missing {
+            pass: "hide-backward-shapes",
+            what: "a training graph (pass autodiff)",
+        })?;
+        let (forward_end, loss, opset) = (info.forward_end, info.loss, info.opset);
+        let mut pinner = Pinner::with_names(unit.take_names()).made_by(self.name());
+        let g = &mut unit.model.graph;
+        let backward: Vec<Node> = g.nodes.split_off(forward_end.min(g.nodes.len()));
+        unit.stats.rewrite.hidden_inputs +=
+            hide_backward_nodes(g, backward, loss, opset, &mut pinner);
+        unit.names = Some(pinner.into_names());
+        Ok(())
+    }
+}
+
 /// Makes every backward value (nodes `forward_end..`) whose buffer ONNX Runtime could pair
 /// with another have dims ONNX Runtime cannot infer, and marks those values
 /// `hide_shape`. Value ids are kept; node ids after `forward_end` change. Returns the
 /// number of inputs read through a hiding alias.
 pub fn hide_backward_shapes(g: &mut Graph, forward_end: usize, loss: ValueId, opset: i64) -> usize {
-    let pinner = Pinner::new(g);
+    let mut pinner = Pinner::new(g).made_by("hide-backward-shapes");
     let backward: Vec<Node> = g.nodes.drain(forward_end..).collect();
-    hide_backward_nodes(g, backward, loss, opset, pinner, None)
+    hide_backward_nodes(g, backward, loss, opset, &mut pinner)
 }
 
 /// [`hide_backward_shapes`] of the graph made of `g` (its forward: every node of `g`) and
-/// `backward` (its backward, appended to `g`). Values of `g` produced by a node of
-/// `backward` may still record no producer. `pinner` avoids every name of that graph.
-/// `src`: a graph whose values `g` copies (by id), holding the true shape and constant of
-/// those computed by a node (initializers aside), which `g` does not hold.
-pub(crate) fn hide_backward_nodes(
+/// `backward` (its backward, appended to `g`). `pinner` avoids every name of that graph.
+fn hide_backward_nodes(
     g: &mut Graph,
     backward: impl IntoIterator<Item = Node>,
     loss: ValueId,
     opset: i64,
-    mut pinner: Pinner<'_>,
-    src: Option<&Graph>,
+    pinner: &mut Pinner<'_>,
 ) -> usize {
     let forward_end = g.nodes.len();
     // The truth, restored at the end; meanwhile `g` holds what inference alone can know.
-    let mut truths = Truths {
-        src,
-        in_src: src.map_or_else(Vec::new, |s| {
-            s.values
-                .iter()
-                .map(|v| v.producer.is_some() && v.initializer.is_none())
-                .collect()
-        }),
-        ..Truths::default()
-    };
+    let mut truths = Truths::default();
     truths
         .shapes
         .reserve(g.values.len() + g.values.len() / 2 + 64);
@@ -264,15 +262,7 @@ pub(crate) fn hide_backward_nodes(
         v.hide_shape = v.initializer.is_none()
             && v.producer.is_some_and(|p| p.index() >= forward_end)
             && !fully_known(&v.shape);
-        if let Some(t) = truths.held_by_src(ValueId(i as u32)) {
-            // What inference found is kept where it is the truth.
-            if v.shape != t.shape {
-                v.shape = t.shape.clone();
-            }
-            if v.constant != t.constant {
-                v.constant = t.constant.clone();
-            }
-        } else if let Some(shape) = truths.shapes.get_mut(i).and_then(Option::take) {
+        if let Some(shape) = truths.shapes.get_mut(i).and_then(Option::take) {
             v.shape = shape;
             v.constant = None;
         }

@@ -15,6 +15,7 @@
 
 use crate::autodiff::TrainingInfo;
 use crate::ir::{DType, Graph, Node, ValueId};
+use crate::pass::{Manager, Pass, PassError, Unit};
 use std::collections::HashMap;
 
 /// What [`read_weights_at_run_time`] changed.
@@ -29,11 +30,55 @@ pub struct RuntimeWeights {
 /// The training graph `g` with its forward reading every constant float weight of rank ≥ 2
 /// at run time, and `info` for it (the pins run first: `forward_end` moves by their
 /// number). `None` when there is nothing to change: no weight is constant (parameters that
-/// are graph inputs are not), or the graph has no data input to pin on.
+/// are graph inputs are not), or the graph has no data input to pin on. The pass
+/// `runtime-weights` on a copy of `g`.
 pub fn read_weights_at_run_time(
     g: &Graph,
     info: &TrainingInfo,
 ) -> Option<(Graph, TrainingInfo, RuntimeWeights)> {
+    let model = crate::ir::Model {
+        graph: g.clone(),
+        ..Default::default()
+    };
+    let mut unit = Unit::training(model, info.clone());
+    unit.runtime_weights = true;
+    // The pass itself cannot fail; a broken IR (debug builds) is a bug.
+    if let Err(e) = Manager::new().run(&mut unit, "runtime-weights", "runtime-weights") {
+        panic!("{e}");
+    }
+    let report = unit.stats.runtime_weights?;
+    Some((unit.model.graph, unit.info?, report))
+}
+
+/// The `runtime-weights` pass (run only when a plan asks for it).
+pub struct RuntimeWeightsPass;
+
+impl Pass for RuntimeWeightsPass {
+    fn name(&self) -> &'static str {
+        "runtime-weights"
+    }
+    fn summary(&self) -> &'static str {
+        "the forward reads constant weights through a pin, so ONNX Runtime neither folds nor prepacks them"
+    }
+    fn enabled(&self, unit: &Unit<'_>) -> bool {
+        unit.runtime_weights
+    }
+    fn run(&self, unit: &mut Unit<'_>) -> Result<(), PassError> {
+        let info = unit.info.as_mut().ok_or(PassError::Missing {
+            pass: "runtime-weights",
+            what: "a training graph (pass autodiff)",
+        })?;
+        unit.stats.runtime_weights = pin_weights(&mut unit.model.graph, info);
+        if unit.stats.runtime_weights.is_some() {
+            unit.names = None;
+        }
+        Ok(())
+    }
+}
+
+/// Pins the forward's constant weights in place; `None` (and `g` untouched) when there is
+/// nothing to change.
+fn pin_weights(g: &mut Graph, info: &mut TrainingInfo) -> Option<RuntimeWeights> {
     let forward = &g.nodes[..info.forward_end.min(g.nodes.len())];
     let is_input = |v: ValueId| g.inputs.contains(&v);
     let constant_weight = |v: ValueId| {
@@ -62,27 +107,32 @@ pub fn read_weights_at_run_time(
                 .is_some_and(|n| n > 0)
             && val.dtype.is_some_and(|d| d != DType::String)
     })?;
+    // Only weights of static dims can be pinned; none of them, nothing changes (checked
+    // first: the pins' values go into `g`).
+    weights.retain(|&w| {
+        g.value(w)
+            .shape
+            .as_ref()
+            .and_then(|s| crate::ir::static_dims(s))
+            .is_some()
+    });
     if weights.is_empty() {
         return None;
     }
-    let mut out = g.clone();
-    let mut pinner = crate::pin::Pinner::new(g);
+    let mut pinner = crate::pin::Pinner::new(g).made_by("runtime-weights");
     let mut pins: Vec<Node> = Vec::new();
-    let dep = pinner.late_zero(&mut out, source, &mut pins)?;
+    let dep = pinner.late_zero(g, source, &mut pins)?;
     let mut pinned: HashMap<ValueId, ValueId> = HashMap::new();
     let mut report = RuntimeWeights::default();
     for &w in &weights {
-        if let Some(p) = pinner.pin(&mut out, w, dep, &mut pins) {
+        if let Some(p) = pinner.pin(g, w, dep, &mut pins) {
             pinned.insert(w, p);
             report.weights += 1;
             report.bytes += g.value_bytes(w).unwrap_or(0);
         }
     }
-    if pinned.is_empty() {
-        return None;
-    }
-    let forward_end = info.forward_end.min(out.nodes.len());
-    for n in &mut out.nodes[..forward_end] {
+    let forward_end = info.forward_end.min(g.nodes.len());
+    for n in &mut g.nodes[..forward_end] {
         for i in n.inputs.iter_mut().flatten() {
             if let Some(&p) = pinned.get(i) {
                 *i = p;
@@ -90,16 +140,15 @@ pub fn read_weights_at_run_time(
         }
     }
     let inserted = pins.len();
-    let rest = std::mem::take(&mut out.nodes);
-    for v in &mut out.values {
+    let rest = std::mem::take(&mut g.nodes);
+    for v in &mut g.values {
         v.producer = None;
     }
     for n in pins.into_iter().chain(rest) {
-        out.add_node(n);
+        g.add_node(n);
     }
-    let mut info = info.clone();
     info.forward_end += inserted;
-    Some((out, info, report))
+    Some(report)
 }
 
 #[cfg(test)]

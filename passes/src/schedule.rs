@@ -6,7 +6,33 @@
 //! just before it in file order, so it runs where the builder placed it.
 
 use crate::ir::{Graph, Node, ValueId};
+use crate::pass::{Pass, PassError, Unit};
 use crate::pin::Pinner;
+
+/// The `order-backward` pass: [`sinks_last`], then [`pin_backward_roots`].
+pub struct OrderBackward;
+
+impl Pass for OrderBackward {
+    fn name(&self) -> &'static str {
+        "order-backward"
+    }
+    fn summary(&self) -> &'static str {
+        "orders the backward for ONNX Runtime's walk: sinks last, roots pinned late"
+    }
+    fn run(&self, unit: &mut Unit<'_>) -> Result<(), PassError> {
+        let info = unit.info_for(self.name())?;
+        let (forward_end, loss) = (info.forward_end, info.loss);
+        let seed = unit.seed.ok_or(PassError::Missing {
+            pass: self.name(),
+            what: "the loss gradient's seed (pass autodiff)",
+        })?;
+        let g = &mut unit.model.graph;
+        sinks_last(g, forward_end);
+        pin_backward_roots(g, forward_end, loss, seed);
+        unit.names = None;
+        Ok(())
+    }
+}
 
 /// Moves the backward's sinks (nodes whose outputs no node reads: weight gradients, mostly)
 /// to the end of the file, the one the builder placed first last.
@@ -33,7 +59,7 @@ pub fn sinks_last(g: &mut Graph, forward_end: usize) -> usize {
         .map(|n| n.outputs.iter().flatten().all(|o| !read[o.index()]))
         .collect();
     let early = early_contributions(g, &backward, &is_sink);
-    let mut pinner = Pinner::new(g);
+    let mut pinner = Pinner::new(g).made_by("order-backward");
     let mut rest = Vec::with_capacity(backward.len());
     let mut sinks = Vec::new();
     for (k, mut n) in backward.into_iter().enumerate() {
@@ -130,7 +156,7 @@ pub fn pin_backward_roots(
     loss: ValueId,
     seed: ValueId,
 ) -> usize {
-    let mut pinner = Pinner::new(g);
+    let mut pinner = Pinner::new(g).made_by("order-backward");
     let backward: Vec<Node> = g.nodes.drain(forward_end..).collect();
     let mut made_by_backward = vec![false; g.values.len()];
     for n in &backward {

@@ -239,8 +239,13 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
     let budget = a
         .budget
         .ok_or_else(|| Error::Usage("missing --budget".into()))?;
+    let dumps = Dumps::new(a)?;
+    let mut passes = dumps.manager(a)?;
     let stage = onnx_ac::console::Stage::start(&format!("loading {}", model_path.display()));
-    let m = onnx_ac::load_model(model_path, &dims_map(&a.dims))?;
+    let m = onnx_ac::load_model_with(model_path, &dims_map(&a.dims), &mut passes)?;
+    if dumps.flush(&passes)? {
+        return Ok(());
+    }
     let mut outputs = model_outputs(out);
     outputs.extend(a.decisions.iter().map(|p| ("--decisions", p.clone())));
     outputs.extend(a.plan.save_plan.iter().map(|p| ("--save-plan", p.clone())));
@@ -253,8 +258,17 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
     check_init_state(&a.init_state, &a.loss)?;
     drop(stage);
     let stage = onnx_ac::console::Stage::start("building the training graph");
-    let (tm, info) = training_graph(&m, &a.loss, model_path)?;
+    let opts = train_options(&m, &a.loss)?;
+    let (tm, info) = autodiff::build_training_graph_with(&m, &opts, &mut passes).map_err(|e| {
+        Error::Training {
+            path: model_path.to_path_buf(),
+            source: e,
+        }
+    })?;
     drop(stage);
+    if dumps.flush(&passes)? {
+        return Ok(());
+    }
     let build = |dims: &BTreeMap<String, i64>| {
         let m = onnx_ac::load_model(model_path, dims)?;
         training_graph(&m, &a.loss, model_path)
@@ -294,6 +308,12 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
         |g: &onnx_ac_passes::ir::Graph, n: onnx_ac_passes::ir::NodeId| costs.node_time(g, n);
     let mut planned = plan_and_rewrite(&tm, &info, &opts, &cost_fn, &costs.description)?;
     drop(stage);
+    if passes.observes("runtime-weights", "hide-backward-shapes") {
+        onnx_ac::pipeline::rewrite_passes(&tm, &info, &planned.plan, opts.rewrite, &mut passes)?;
+        if dumps.flush(&passes)? {
+            return Ok(());
+        }
+    }
     if a.verify {
         let stage = onnx_ac::console::Stage::start(&format!(
             "verifying in ONNX Runtime ({} timed runs of each graph)",
@@ -753,4 +773,97 @@ pub fn profile(a: &crate::cli::ProfileArgs) -> Result<()> {
         onnx_ac::console::eprint_line(&format!("warning: {w}"));
     }
     Ok(())
+}
+
+/// `--dump-after`, `--stop-after` and `--dump-dir`: the IR text after the named passes,
+/// collected by the pass manager's callback and written between stages.
+struct Dumps {
+    taken: std::rc::Rc<std::cell::RefCell<Vec<(&'static str, String)>>>,
+    dir: Option<PathBuf>,
+    active: bool,
+    stop: Option<String>,
+}
+
+impl Dumps {
+    fn new(a: &MainArgs) -> Result<Dumps> {
+        if let Some(dir) = &a.dump_dir {
+            if a.dump_after.is_empty() && a.stop_after.is_none() {
+                return Err(Error::Usage(
+                    "--dump-dir needs --dump-after NAME or --stop-after NAME".into(),
+                ));
+            }
+            std::fs::create_dir_all(dir).map_err(|e| Error::Output {
+                path: dir.clone(),
+                reason: format!("cannot create the dump folder: {e}"),
+            })?;
+        }
+        Ok(Dumps {
+            taken: Default::default(),
+            dir: a.dump_dir.clone(),
+            active: !a.dump_after.is_empty() || a.stop_after.is_some(),
+            stop: a.stop_after.clone(),
+        })
+    }
+
+    /// The pass manager the main command runs its passes through.
+    fn manager(&self, a: &MainArgs) -> Result<onnx_ac_passes::pass::Manager<'static>> {
+        use onnx_ac_passes::pass::Manager;
+        let usage = |e: onnx_ac_passes::pass::PassError| Error::Usage(e.to_string());
+        if !self.active {
+            return Ok(Manager::new());
+        }
+        let taken = self.taken.clone();
+        let mut m = Manager::new()
+            .dump_after(&a.dump_after, move |name, text| {
+                taken.borrow_mut().push((name, text.to_string()))
+            })
+            .map_err(usage)?;
+        if let Some(name) = &a.stop_after {
+            m = m.stop_after(name).map_err(usage)?;
+        }
+        Ok(m)
+    }
+
+    /// Writes the dumps taken so far; whether the command is to stop (the stop-after pass
+    /// ran).
+    fn flush(&self, passes: &onnx_ac_passes::pass::Manager<'_>) -> Result<bool> {
+        let names = onnx_ac_passes::pass::pass_names();
+        for (name, text) in self.taken.borrow_mut().drain(..) {
+            match &self.dir {
+                Some(dir) => {
+                    let k = names.iter().position(|n| *n == name).unwrap_or(0) + 1;
+                    let path = dir.join(format!("{k:02}-{name}.ir"));
+                    std::fs::write(&path, text).map_err(|e| Error::Output {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })?;
+                    onnx_ac::console::eprint_line(&format!(
+                        "wrote {} (the IR after pass {name})",
+                        path.display()
+                    ));
+                }
+                None => {
+                    // Names come from the file: no terminal control character reaches
+                    // stderr (line breaks are the format's own).
+                    let text: String = text
+                        .chars()
+                        .flat_map(|c| match c {
+                            '\n' => vec!['\n'],
+                            c if c.is_control() => c.escape_default().collect(),
+                            c => vec![c],
+                        })
+                        .collect();
+                    onnx_ac::console::eprint_line(&format!("; IR after pass {name}"));
+                    onnx_ac::console::eprint_line(text.trim_end_matches('\n'));
+                }
+            }
+        }
+        if passes.stopped() {
+            onnx_ac::console::eprint_line(&format!(
+                "stopped after pass {} (--stop-after): no output written",
+                self.stop.as_deref().unwrap_or("")
+            ));
+        }
+        Ok(passes.stopped())
+    }
 }

@@ -63,7 +63,15 @@ impl MeasuredCost {
 
 impl CostModel for MeasuredCost {
     fn node_time(&self, g: &Graph, n: NodeId) -> f64 {
-        match self.time_of_name(&g.node(n).name) {
+        let node = g.node(n);
+        // A recompute copy takes its original's time: by provenance in a graph the rewrite
+        // made, else (a graph loaded from a file) by name.
+        let measured = self.profile.time_of_name(&node.name).or_else(|| {
+            node.recompute_of()
+                .and_then(|orig| self.profile.time_of_name(&g.node(orig).name))
+                .or_else(|| self.time_of_name(&node.name))
+        });
+        match measured {
             Some(t) => t,
             None => self.fallback.node_time(g, n) * self.scale(g),
         }

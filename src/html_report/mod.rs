@@ -16,6 +16,7 @@ use crate::pipeline::{Planned, PLAN_MARGIN_DIVISOR, RUNTIME_WEIGHTS_MARGIN_DIVIS
 use crate::report::Summary;
 use onnx_ac_passes::autodiff::TrainingInfo;
 use onnx_ac_passes::ir::Graph;
+use onnx_ac_passes::recompute::is_recompute_work;
 use std::fmt::Write;
 use std::path::Path;
 use trace::{total, Category, LiveTensor, Trace, CATEGORIES};
@@ -609,7 +610,7 @@ fn section_details(
         .graph
         .nodes
         .iter()
-        .filter(|n| n.name.contains("/recompute"))
+        .filter(|n| is_recompute_work(&planned.rewritten.graph, n))
         .count();
     let margin = if s.budget_bytes >= s.simulated_initial_peak_bytes {
         "none: the budget covers the plain peak, nothing needs recomputing".to_string()

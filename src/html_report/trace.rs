@@ -5,7 +5,7 @@
 use crate::plan::simulate::{self, HeldBuffers, HeldChange, SimOptions, Simulation};
 use onnx_ac_passes::autodiff::TrainingInfo;
 use onnx_ac_passes::ir::{Graph, NodeId, ValueId};
-use onnx_ac_passes::recompute::is_view;
+use onnx_ac_passes::recompute::{is_recompute_work, is_view};
 use std::collections::BTreeMap;
 
 /// What a byte of the step is, for the stacked charts. The first three are held for the whole
@@ -143,7 +143,6 @@ pub struct Trace {
 /// Classifies values of one graph.
 struct Classes<'g> {
     g: &'g Graph,
-    info: &'g TrainingInfo,
     kept: Vec<bool>,
     output: Vec<bool>,
 }
@@ -158,12 +157,7 @@ impl<'g> Classes<'g> {
         for &v in info.step_results() {
             output[v.index()] = true;
         }
-        Classes {
-            g,
-            info,
-            kept,
-            output,
-        }
+        Classes { g, kept, output }
     }
 
     fn of(&self, v: Option<ValueId>) -> Category {
@@ -177,12 +171,7 @@ impl<'g> Classes<'g> {
             return Category::Kept;
         }
         match self.g.value(v).producer {
-            Some(p)
-                if p.index() >= self.info.forward_end
-                    && self.g.node(p).name.contains("/recompute") =>
-            {
-                Category::Recomputed
-            }
+            Some(p) if is_recompute_work(self.g, self.g.node(p)) => Category::Recomputed,
             _ => Category::Other,
         }
     }

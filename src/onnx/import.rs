@@ -162,6 +162,7 @@ impl Importer<'_> {
                 overload: np.overload().to_string(),
                 metadata: kv(&np.metadata_props),
                 opaque_device_configurations: self.opaque(&np.device_configurations)?,
+                origin: onnx_ac_passes::ir::Origin::Model,
             };
             // Producers are recorded by hand: a malformed file may produce a value twice,
             // which topo_order reports with both node names.

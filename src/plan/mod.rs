@@ -12,7 +12,7 @@ pub mod simulate;
 
 use onnx_ac_passes::autodiff::TrainingInfo;
 use onnx_ac_passes::ir::{Graph, NodeId, ValueId};
-use onnx_ac_passes::recompute::{apply_recompute, RewriteOptions};
+use onnx_ac_passes::recompute::{apply_recompute, is_recompute_work, RewriteOptions};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -100,7 +100,7 @@ pub fn evaluate(
     let (rg, report) = apply_recompute(g, info, values, RewriteOptions::default())?;
     let (_, sim) = simulate::simulate_ort_default(&rg, Some(info));
     let added: f64 = (info.forward_end..rg.nodes.len())
-        .filter(|&i| rg.nodes[i].name.contains("/recompute"))
+        .filter(|&i| is_recompute_work(&rg, &rg.nodes[i]))
         .map(|i| cost(&rg, NodeId(i as u32)))
         .sum::<f64>()
         + 0.0; // An empty sum is -0.0.

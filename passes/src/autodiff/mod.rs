@@ -13,7 +13,8 @@ pub use optimizer::{Optimizer, Rule as OptimizerRule};
 pub use saved::saved_activations;
 
 use crate::error::{IrError, NodeRef};
-use crate::ir::{Graph, Model, Node, NodeId, ValueId};
+use crate::ir::{Graph, Model, Node, NodeId, Origin, ValueId};
+use crate::pass::{Manager, Pass, PassError, Unit};
 use std::collections::HashMap;
 use thiserror::Error;
 
@@ -203,13 +204,72 @@ fn reaches_loss(
 }
 
 /// Builds the training graph of `model`: its forward, the loss, and one gradient per
-/// trainable parameter, named `<param>.grad`. Shapes must be inferred and static.
+/// trainable parameter, named `<param>.grad`. Shapes must be inferred and static. The
+/// passes `autodiff` then `order-backward`.
 pub fn build_training_graph(
     model: &Model,
     opts: &TrainOptions,
 ) -> Result<(Model, TrainingInfo), AutodiffError> {
-    let mut m = model.clone();
-    let opset = m.opset().unwrap_or(13);
+    build_training_graph_with(model, opts, &mut Manager::new())
+}
+
+/// [`build_training_graph`] through `manager` (which may dump after a pass, or stop: the
+/// graph is then the one after the stop-after pass).
+pub fn build_training_graph_with(
+    model: &Model,
+    opts: &TrainOptions,
+    manager: &mut Manager<'_>,
+) -> Result<(Model, TrainingInfo), AutodiffError> {
+    let mut unit = Unit::new(model.clone());
+    unit.train = Some(opts.clone());
+    manager
+        .run(&mut unit, "autodiff", "order-backward")
+        .map_err(|e| match e {
+            PassError::Autodiff(e) => e,
+            other => match other.into_ir() {
+                Ok(e) => AutodiffError::Ir(e),
+                Err(other) => AutodiffError::Ir(IrError::Invariant(other.to_string())),
+            },
+        })?;
+    // Values folded to constants during the build keep their producing nodes; the
+    // constants are only hints for later analyses.
+    crate::ir::verify(&unit.model.graph)?;
+    let info = unit.info.expect("autodiff made the training info");
+    Ok((unit.model, info))
+}
+
+/// The `autodiff` pass: appends the loss and the backward ([`build_training_graph`]
+/// without the backward's ordering).
+pub struct Autodiff;
+
+impl Pass for Autodiff {
+    fn name(&self) -> &'static str {
+        "autodiff"
+    }
+    fn summary(&self) -> &'static str {
+        "appends the loss and the backward: one gradient per trainable parameter"
+    }
+    fn run(&self, unit: &mut Unit<'_>) -> Result<(), PassError> {
+        let opts = unit.train.clone().ok_or(PassError::Missing {
+            pass: "autodiff",
+            what: "training options",
+        })?;
+        let (info, seed) = append_backward(&mut unit.model, unit.opset, &opts)?;
+        unit.info = Some(info);
+        unit.seed = Some(seed);
+        // The builder named its values its own way.
+        unit.names = None;
+        Ok(())
+    }
+}
+
+/// Appends the loss and the backward to `m` (in builder order, every node marked with its
+/// [`Origin`]); returns the training info and the loss gradient's seed.
+fn append_backward(
+    m: &mut Model,
+    opset: i64,
+    opts: &TrainOptions,
+) -> Result<(TrainingInfo, ValueId), AutodiffError> {
     if let Some(e) = crate::infer::unbound_input_dim(&m.graph) {
         return Err(e.into());
     }
@@ -372,11 +432,13 @@ pub fn build_training_graph(
     if let Some(s) = step {
         g.inputs.extend(s.inputs);
     }
-    crate::schedule::sinks_last(g, forward_end);
-    crate::schedule::pin_backward_roots(g, forward_end, loss, seed);
-    // Values folded to constants during the build keep their producing nodes; the
-    // constants are only hints for later analyses.
-    crate::ir::verify(g)?;
+    for (k, n) in g.nodes.iter_mut().enumerate().skip(before_loss) {
+        n.origin = if k < forward_end {
+            Origin::Loss
+        } else {
+            Origin::Backward
+        };
+    }
     m.metadata.push((
         "onnx_ac.training_graph".into(),
         format!(
@@ -394,7 +456,6 @@ pub fn build_training_graph(
         },
     ));
     Ok((
-        m,
         TrainingInfo {
             loss,
             params: trainable,
@@ -405,6 +466,7 @@ pub fn build_training_graph(
             optimizer: opts.optimizer,
             step_outputs,
         },
+        seed,
     ))
 }
 

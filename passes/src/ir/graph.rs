@@ -73,6 +73,25 @@ impl Attribute {
     }
 }
 
+/// Where a node comes from. Kept in memory only (never written to ONNX, so it changes no
+/// output byte): later stages tell the rewrite's copies and defences from the model's own
+/// nodes by it, not by their names. A graph loaded from a file has only `Model` nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// The model file, or a lowering of one of its nodes.
+    #[default]
+    Model,
+    /// The loss the training graph appends.
+    Loss,
+    /// The backward the training graph builds (gradient rules, sums, the optimizer step).
+    Backward,
+    /// A copy, made by the `recompute` pass, of the forward node with this id (forward node
+    /// ids do not change in the rewrite, so it names the original in the rewritten graph).
+    RecomputeOf(NodeId),
+    /// Added by the named pass to steer ONNX Runtime (pins, shape-hiding aliases).
+    Defence(&'static str),
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
     pub name: String,
@@ -87,6 +106,8 @@ pub struct Node {
     pub metadata: Vec<(String, String)>,
     /// Serialized `NodeDeviceConfigurationProto`s, carried as is.
     pub opaque_device_configurations: Vec<Vec<u8>>,
+    /// Provenance (not serialized).
+    pub origin: Origin,
 }
 
 impl Node {
@@ -103,6 +124,15 @@ impl Node {
             overload: String::new(),
             metadata: Vec::new(),
             opaque_device_configurations: Vec::new(),
+            origin: Origin::Model,
+        }
+    }
+
+    /// The forward node this node is a recompute copy of, if it is one.
+    pub fn recompute_of(&self) -> Option<NodeId> {
+        match self.origin {
+            Origin::RecomputeOf(n) => Some(n),
+            _ => None,
         }
     }
 }

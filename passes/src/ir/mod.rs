@@ -7,7 +7,9 @@ mod printer;
 mod tensor;
 mod types;
 
-pub use graph::{AttrValue, Attribute, FreshNames, Graph, Model, Node, NodeId, Value, ValueId};
+pub use graph::{
+    AttrValue, Attribute, FreshNames, Graph, Model, Node, NodeId, Origin, Value, ValueId,
+};
 pub use order::{sort_nodes, topo_order, verify};
 pub use parser::{parse_graph, parse_model, ParseError, FLOAT_LIST_ATTRS};
 pub use printer::{
