@@ -5,19 +5,11 @@
 //! by path, with a diff. `BLESS=1` rewrites the expectations instead; `FILETEST=substring`
 //! runs only the cases whose path holds it.
 
-use onnx_ac_passes::autodiff::{build_training_graph, Loss, TrainOptions, TrainingInfo};
-use onnx_ac_passes::ir::{
-    parse_model, print_model_with_data, verify, FreshNames, Model, NodeId, ValueId,
-};
-use onnx_ac_passes::recompute::{apply_recompute, RewriteOptions};
+use onnx_ac_passes::autodiff::{Loss, TrainOptions};
+use onnx_ac_passes::ir::{parse_model, print_model_with_data, ValueId};
+use onnx_ac_passes::pass::{pass_names, Manager, Unit};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// What the passes of a case hand on: the model, and once `autodiff` ran, what it built.
-struct State {
-    model: Model,
-    info: Option<TrainingInfo>,
-}
 
 /// A pass's `key=value` options; each pass takes the keys it knows, the rest is an error.
 struct Opts(BTreeMap<String, String>);
@@ -34,99 +26,32 @@ impl Opts {
     }
 }
 
-/// The pass names of the runner, in pipeline order.
-const PASSES: &[&str] = &[
-    "lower",
-    "infer-shapes",
-    "autodiff",
-    "runtime-weights",
-    "recompute",
-    "pin-late",
-    "hide-backward-shapes",
-];
-
-/// Runs pass `name` on `st`. The one place that maps names to today's functions: it becomes
-/// a call of `passes::pass::by_name` once the pass manager lands (issue #14 item 3).
-fn run_pass(name: &str, mut opts: Opts, st: &mut State) -> Result<(), String> {
-    let opset = st.model.opset().unwrap_or(13);
+/// Runs pass `name` of the pass manager on `unit`, checking the IR after it, with the
+/// case's options: `autodiff` takes the loss options ([`train_options`]), `recompute`
+/// `drop=NAME,NAME` (the forward values to recompute), and naming `runtime-weights` turns it
+/// on (the pipeline runs it only when a plan asks).
+fn run_pass(name: &str, mut opts: Opts, unit: &mut Unit) -> Result<(), String> {
     match name {
-        // Today inside shape inference, which lowers each node as it reaches it; here alone,
-        // so a lowering reads the shapes the text gives.
-        "lower" => {
-            let g = &mut st.model.graph;
-            let mut names = FreshNames::default();
-            let mut next = 0;
-            while next < g.nodes.len() {
-                let nid = NodeId(next as u32);
-                next += 1;
-                match g.node(nid).op_type.as_str() {
-                    "SplitToSequence" => {
-                        onnx_ac_passes::lower::lower_split_to_sequence(g, nid, &mut names);
-                    }
-                    "DepthToSpace" | "SpaceToDepth" => {
-                        onnx_ac_passes::lower::lower_depth_space(g, nid, &mut names);
-                    }
-                    "LSTM" | "GRU" => {
-                        onnx_ac_passes::lower_rnn::lower_rnn(g, nid, opset, &mut names);
-                    }
-                    _ => {}
-                }
-            }
-        }
-        "infer-shapes" => {
-            onnx_ac_passes::infer::infer_shapes(&mut st.model.graph, opset)
-                .map_err(|e| e.to_string())?;
-        }
-        "autodiff" => {
-            let (m, info) = build_training_graph(&st.model, &train_options(&mut opts)?)
-                .map_err(|e| e.to_string())?;
-            st.model = m;
-            st.info = Some(info);
-        }
-        "runtime-weights" => {
-            let info = training(st, name)?;
-            if let Some((g, info, _)) =
-                onnx_ac_passes::runtime_weights::read_weights_at_run_time(&st.model.graph, info)
-            {
-                st.model.graph = g;
-                st.info = Some(info);
-            }
-        }
-        // `pin-late` and `hide-backward-shapes` are the rewrite with one of its defences on
-        // (RewriteOptions) until they become passes of their own (issue #14 item 3).
-        "recompute" | "pin-late" | "hide-backward-shapes" => {
-            let drop: Vec<ValueId> = match opts.take("drop") {
+        "autodiff" => unit.train = Some(train_options(&mut opts)?),
+        "recompute" => {
+            unit.recompute = match opts.take("drop") {
                 None => Vec::new(),
                 Some(list) => {
-                    let ids = st.model.graph.value_by_name();
+                    let ids = unit.model.graph.value_by_name();
                     list.split(',')
                         .map(|n| ids.get(n).copied().ok_or(format!("drop: no value '{n}'")))
-                        .collect::<Result<_, _>>()?
+                        .collect::<Result<Vec<ValueId>, _>>()?
                 }
-            };
-            let rewrite = RewriteOptions {
-                pin_late: name == "pin-late",
-                hide_shapes: name == "hide-backward-shapes",
-            };
-            let info = training(st, name)?;
-            let (g, _) = apply_recompute(&st.model.graph, info, &drop, rewrite)
-                .map_err(|e| e.to_string())?;
-            st.model.graph = g;
+            }
         }
-        _ => {
-            return Err(format!(
-                "no pass named '{name}' (passes: {})",
-                PASSES.join(", ")
-            ))
-        }
+        "runtime-weights" => unit.runtime_weights = true,
+        _ => {}
     }
-    opts.done(name)
-}
-
-fn training<'s>(st: &'s State, pass: &str) -> Result<&'s TrainingInfo, String> {
-    st.info.as_ref().ok_or(format!(
-        "pass '{pass}' needs a training graph: run autodiff first"
-    ))
+    opts.done(name)?;
+    Manager::new()
+        .verify_each(true)
+        .run(unit, name, name)
+        .map_err(|e| e.to_string())
 }
 
 /// `loss=cross-entropy` (`logits=`, `labels=`; default `logits` and `labels`), `loss=mse`
@@ -211,17 +136,13 @@ fn read_case(text: &str) -> Result<Case, String> {
 /// `; backward` line where the backward starts; or the first error.
 fn run_case(case: Case) -> Result<String, String> {
     let model = parse_model(&case.head).map_err(|e| format!("input: {e}"))?;
-    let mut st = State { model, info: None };
+    let mut unit = Unit::new(model);
     for (name, opts, line) in case.runs {
-        if let Err(e) = run_pass(&name, opts, &mut st) {
+        if let Err(e) = run_pass(&name, opts, &mut unit) {
             return Ok(format!("; error in {name} (line {line}): {e}\n"));
         }
-        // What the pass manager will do after every pass in tests.
-        if let Err(e) = verify(&st.model.graph) {
-            return Ok(format!("; error: the IR after {name} is invalid: {e}\n"));
-        }
     }
-    let text = print_model_with_data(&st.model);
+    let text = print_model_with_data(&unit.model);
     // The text reads back as the same graph: an expectation is a valid input of a case.
     let again = parse_model(&text)
         .map(|m| print_model_with_data(&m))
@@ -232,10 +153,10 @@ fn run_case(case: Case) -> Result<String, String> {
             diff(&text, &again)
         ));
     }
-    let Some(info) = &st.info else {
+    let Some(info) = &unit.info else {
         return Ok(text);
     };
-    let g = &st.model.graph;
+    let g = &unit.model.graph;
     let first_node = 1 + g.inputs.len() + g.initializers.len();
     let mut out = String::new();
     for (k, line) in text.lines().enumerate() {
@@ -324,7 +245,7 @@ fn filetests() {
     let filter = std::env::var("FILETEST").unwrap_or_default();
     let files = case_files();
     // Every pass has cases (and every case directory is named after a pass).
-    for pass in PASSES.iter().filter(|_| filter.is_empty()) {
+    for pass in pass_names().into_iter().filter(|_| filter.is_empty()) {
         assert!(
             files.iter().any(|f| f.parent().unwrap().ends_with(pass)),
             "no case for pass '{pass}' in passes/tests/{pass}/"
@@ -348,7 +269,7 @@ fn filetests() {
             .file_name()
             .unwrap()
             .to_string_lossy();
-        if !PASSES.contains(&&*dir) {
+        if !pass_names().contains(&&*dir) {
             failures.push(format!("{shown}: the directory names no pass"));
             continue;
         }
