@@ -234,7 +234,7 @@ impl Setup {
                 .collect::<String>();
         let orig = dir.join(format!("{tag}.orig.onnx"));
         onnx_ac::onnx::save(&tm, &orig, &Default::default()).unwrap();
-        let inputs = onnx_ac::costs::inputs_for(g).unwrap();
+        let inputs = onnx_ac::cost::inputs_for(g).unwrap();
         let runs = ((TIMED_S / profiled_step.max(1e-6)).ceil() as usize).clamp(MIN_RUNS, MAX_RUNS);
         Setup {
             label: f.label.to_string(),
@@ -319,7 +319,7 @@ impl Setup {
         onnx_ac::onnx::save(&rm, &path, &Default::default()).unwrap();
         let t0 = Instant::now();
         // Correctness and peaks; its one timed run per model is not used.
-        let r = onnx_ac::verify::verify(&self.orig, &path, &self.inputs, &self.run, 1).unwrap();
+        let r = onnx_ac::compare::verify(&self.orig, &path, &self.inputs, &self.run, 1).unwrap();
         assert!(
             r.passed,
             "{} {} ({} values): {}",
@@ -723,7 +723,7 @@ fn synth_plan(target: usize, planner: &str) {
     let g = &tm.graph;
     let (sim, saved) = plain(g, &info);
     let budget = budget_for(sim.peak_bytes, saved, SYNTH_KEEP);
-    let (out, secs) = run_planner(planner, g, &info, &onnx_ac::costs::fixed_time, budget);
+    let (out, secs) = run_planner(planner, g, &info, &onnx_ac::cost::fixed_time, budget);
     let o = out.unwrap();
     println!(
         "RESULT {secs} {} {} {budget} {}",

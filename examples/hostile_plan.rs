@@ -55,7 +55,7 @@ fn main() {
         bound_dims: vec![],
     };
     let t = Instant::now();
-    let p = plan_and_rewrite(&tm, &info, &opts, &onnx_ac::costs::fixed_time, "fixed").unwrap();
+    let p = plan_and_rewrite(&tm, &info, &opts, &onnx_ac::cost::fixed_time, "fixed").unwrap();
     println!(
         "plan_and_rewrite: {:.2} s, rewritten graph {} nodes, {} recomputed",
         t.elapsed().as_secs_f64(),

@@ -4,9 +4,9 @@
 //! load → training graph → profile → plan → rewrite → verify → save
 
 pub mod batches;
+pub mod compare;
 pub mod console;
 pub mod cost;
-pub mod costs;
 pub mod error;
 pub mod estimate;
 pub mod html_report;
@@ -24,7 +24,6 @@ pub mod state;
 pub mod sweep;
 pub mod tradeoff;
 pub mod train;
-pub mod verify;
 
 pub use error::{Error, Result};
 

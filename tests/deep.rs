@@ -6,7 +6,7 @@
 mod common;
 
 use common::training;
-use onnx_ac::costs::fixed_time;
+use onnx_ac::cost::fixed_time;
 use onnx_ac::pipeline::{plan_and_rewrite, PlanOptions, PlanSource, Planned};
 use onnx_ac::plan::simulate::ort_default_order;
 use onnx_ac::runtime::RunOptions;
@@ -51,8 +51,8 @@ fn thirty_percent_of_activations_fits_measured() {
     let b = dir.path().join("ac.onnx");
     onnx_ac::onnx::save(&tm, &a, &Default::default()).unwrap();
     onnx_ac::onnx::save(&p.rewritten, &b, &Default::default()).unwrap();
-    let inputs = onnx_ac::costs::inputs_for(&tm.graph).unwrap();
-    let r = onnx_ac::verify::verify(&a, &b, &inputs, &RunOptions::default(), 1).unwrap();
+    let inputs = onnx_ac::cost::inputs_for(&tm.graph).unwrap();
+    let r = onnx_ac::compare::verify(&a, &b, &inputs, &RunOptions::default(), 1).unwrap();
     assert!(r.passed, "{}", r.one_line());
     let measured = r.rewritten_peak_bytes.unwrap() + s.unallocated_bytes;
     let plain = r.original_peak_bytes.unwrap() + s.unallocated_bytes;

@@ -13,7 +13,7 @@
 
 mod common;
 
-use onnx_ac::costs::fixed_time;
+use onnx_ac::cost::fixed_time;
 use onnx_ac::html_report::{svg, trace};
 use onnx_ac::pipeline::{plan_and_rewrite, PlanOptions, PlanSource};
 use onnx_ac::size::Budget;

@@ -76,14 +76,7 @@ fn a_rewritten_graph_round_trips() {
         rewrite: onnx_ac_passes::recompute::RewriteOptions::defended(true),
         bound_dims: Vec::new(),
     };
-    let p = plan_and_rewrite(
-        &tm,
-        &info,
-        &opts,
-        &onnx_ac::costs::fixed_time,
-        "fixed table",
-    )
-    .unwrap();
+    let p = plan_and_rewrite(&tm, &info, &opts, &onnx_ac::cost::fixed_time, "fixed table").unwrap();
     assert!(!p.plan.recompute.is_empty());
     let text = print_model_with_data(&p.rewritten);
     assert!(text.contains(" hidden") && text.contains("/recompute"));

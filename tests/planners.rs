@@ -7,7 +7,7 @@
 mod common;
 
 use common::training;
-use onnx_ac::costs::fixed_time;
+use onnx_ac::cost::fixed_time;
 use onnx_ac::plan::{evaluate, planner_by_name, simulate, PlanInput};
 use onnx_ac_passes::autodiff::{build_training_graph, TrainingInfo};
 use onnx_ac_passes::ir::Model;

@@ -273,14 +273,14 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
         let m = onnx_ac::load_model(model_path, dims)?;
         training_graph(&m, &a.loss, model_path)
     };
-    let shape = onnx_ac::costs::ProfileShape {
+    let shape = onnx_ac::cost::ProfileShape {
         dims: dims_map(&a.dims),
         budget,
         limit: a.plan.profile_limit,
         verify: a.verify,
         build: &build,
     };
-    let costs = onnx_ac::costs::select(
+    let costs = onnx_ac::cost::select(
         &tm,
         &info,
         &a.plan.cost_choice(),
@@ -319,7 +319,7 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
             "verifying in ONNX Runtime ({} timed runs of each graph)",
             a.runtime.runs
         ));
-        let report = onnx_ac::costs::verify_models(
+        let report = onnx_ac::compare::verify_models(
             model_path,
             &tm,
             &planned.rewritten,
@@ -456,16 +456,16 @@ pub fn verify(a: &VerifyArgs) -> Result<()> {
             names(&rewritten)
         )));
     }
-    let inputs = onnx_ac::costs::inputs_for(&original.graph)?;
+    let inputs = onnx_ac::cost::inputs_for(&original.graph)?;
     let stage = onnx_ac::console::Stage::start(&format!(
         "running both graphs in ONNX Runtime ({} timed runs of each)",
         a.runtime.runs
     ));
-    let report = onnx_ac::verify::verify(
+    let report = onnx_ac::compare::verify(
         &a.original,
         &a.rewritten,
         &inputs,
-        &onnx_ac::costs::run_options(&a.runtime.choice()),
+        &onnx_ac::cost::run_options(&a.runtime.choice()),
         a.runtime.runs,
     )?;
     drop(stage);
@@ -515,7 +515,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     };
     let opts = onnx_ac::runtime::RunOptions {
         measure_peak: true,
-        ..onnx_ac::costs::run_options(&a.runtime.choice())
+        ..onnx_ac::cost::run_options(&a.runtime.choice())
     };
     onnx_ac::runtime::init(a.runtime.ort_lib.as_deref())?;
     let bar = onnx_ac::console::Stage::start(&format!("training {} steps", a.steps));
@@ -616,7 +616,7 @@ pub fn tradeoff(a: &crate::cli::TradeoffArgs) -> Result<()> {
     let stage = onnx_ac::console::Stage::start("building the training graph");
     let (tm, info) = training_graph(&m, &a.loss, model_path)?;
     drop(stage);
-    let choice = onnx_ac::costs::CostChoice {
+    let choice = onnx_ac::cost::CostChoice {
         cost: a.cost.clone(),
         profile: a.profile.clone(),
         device: a.device.clone(),
@@ -625,7 +625,7 @@ pub fn tradeoff(a: &crate::cli::TradeoffArgs) -> Result<()> {
         let m = onnx_ac::load_model(model_path, dims)?;
         training_graph(&m, &a.loss, model_path)
     };
-    let shape = onnx_ac::costs::ProfileShape {
+    let shape = onnx_ac::cost::ProfileShape {
         dims: dims_map(&a.model.dims),
         // The measured cost model profiles the step as it is when it fits this much.
         budget: onnx_ac::size::Budget::Percent(100.0),
@@ -634,7 +634,7 @@ pub fn tradeoff(a: &crate::cli::TradeoffArgs) -> Result<()> {
         build: &build,
     };
     let costs =
-        onnx_ac::costs::select(&tm, &info, &choice, &a.runtime.choice(), model_path, &shape)?;
+        onnx_ac::cost::select(&tm, &info, &choice, &a.runtime.choice(), model_path, &shape)?;
     if let Some(note) = &costs.note {
         onnx_ac::console::eprint_line(note);
     }
@@ -699,7 +699,7 @@ pub fn sweep(a: &crate::cli::SweepArgs) -> Result<()> {
     check_outputs(&outputs, &model_inputs(&m, model_path))?;
     drop(stage);
     let measured = a.cost.as_deref() == Some("measured");
-    let choice = onnx_ac::costs::CostChoice {
+    let choice = onnx_ac::cost::CostChoice {
         cost: a.cost.clone(),
         profile: None,
         device: a.device.clone(),
@@ -710,14 +710,14 @@ pub fn sweep(a: &crate::cli::SweepArgs) -> Result<()> {
         training_graph(&m, &a.loss, model_path)
     };
     let costs = |tm: &Model, info: &autodiff::TrainingInfo, dims: &BTreeMap<String, i64>| {
-        let shape = onnx_ac::costs::ProfileShape {
+        let shape = onnx_ac::cost::ProfileShape {
             dims: dims.clone(),
             budget: a.budget,
             limit: None,
             verify: false,
             build: &build,
         };
-        let c = onnx_ac::costs::select(tm, info, &choice, &runtime, model_path, &shape)?;
+        let c = onnx_ac::cost::select(tm, info, &choice, &runtime, model_path, &shape)?;
         let name = c.description.clone();
         let f: onnx_ac::sweep::NodeTimeFn = Box::new(move |g, n| c.model.node_time(g, n));
         Ok((f, name))

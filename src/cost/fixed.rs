@@ -13,7 +13,7 @@ pub struct FixedCost {
 
 impl Default for FixedCost {
     /// 1 µs per node; MatMul, Gemm, Conv and ConvTranspose 10 µs (the table of
-    /// `crate::costs::fixed_time`, so plan snapshots do not move).
+    /// `crate::cost::fixed_time`, so plan snapshots do not move).
     fn default() -> Self {
         let table = ["MatMul", "Gemm", "Conv", "ConvTranspose"]
             .iter()

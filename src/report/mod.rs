@@ -272,7 +272,7 @@ pub struct Summary {
     /// prepacks none of them), when the plan needed that to meet the budget.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runtime_weights_bytes: Option<u64>,
-    pub verify: Option<crate::verify::VerifyReport>,
+    pub verify: Option<crate::compare::VerifyReport>,
     /// What the numbers above do not say by themselves ([`Summary::peak_warnings`]).
     pub warnings: Vec<String>,
     /// The files written, the model first.
@@ -287,7 +287,7 @@ impl Summary {
     /// Replaces the simulated peaks and the cost model's step times by what `--verify`
     /// measured in ONNX Runtime (peaks include the weights ONNX Runtime uses in place, as
     /// the budget does), and keeps the report.
-    pub fn record_verification(&mut self, report: crate::verify::VerifyReport) {
+    pub fn record_verification(&mut self, report: crate::compare::VerifyReport) {
         self.peak_source = "measured".into();
         if let (Some(x), Some(y)) = (report.original_peak_bytes, report.rewritten_peak_bytes) {
             let (x, y) = (x + self.unallocated_bytes, y + self.unallocated_bytes);
@@ -567,8 +567,8 @@ mod tests {
     fn verified(
         peaks: Option<(u64, u64)>,
         step: crate::runtime::timing::StepComparison,
-    ) -> crate::verify::VerifyReport {
-        crate::verify::VerifyReport {
+    ) -> crate::compare::VerifyReport {
+        crate::compare::VerifyReport {
             outputs_compared: 3,
             bit_identical: true,
             max_abs_diff: 0.0,

@@ -1,12 +1,11 @@
-//! The main command's link to the runtime: choosing the cost model (analytic by default,
-//! calibrated with a profile measured now or read from a file on request) and verifying a
-//! rewrite.
+//! Choosing the cost model from the user's options: analytic by default, calibrated with a
+//! profile measured now (at a shape that fits the machine) or read from a file on request.
 
 use crate::cost::{select_cost_model, CostModel, Device, FixedCost};
 use crate::error::{Error, Result};
 use crate::plan;
 use crate::profile::{profile_training_graph, Profile, ProfileError, ProfileOptions};
-use crate::runtime::{Ep, HostTensor, RunOptions, RuntimeError};
+use crate::runtime::{Ep, HostTensor, RunOptions};
 use crate::size::{human_bytes, human_bytes_up, Budget};
 use onnx_ac_passes::autodiff::TrainingInfo;
 use onnx_ac_passes::ir::{Graph, Model, NodeId};
@@ -450,94 +449,6 @@ pub fn run_options(rt: &RuntimeChoice) -> RunOptions {
 /// Inputs for a training graph: random, with indices and labels in range (seed 0).
 pub fn inputs_for(g: &Graph) -> Result<Vec<HostTensor>> {
     crate::profile::random_inputs(g, 0).map_err(ProfileError::into_cli_error)
-}
-
-/// Saves both graphs to a temporary folder and runs `verify` on them. ONNX Runtime refusing
-/// to load or run `original` (the training graph before any recomputation) is an error of the
-/// model at `model_path` (exit 2, as when profiling the same graph), not an internal one.
-pub fn verify_models(
-    model_path: &std::path::Path,
-    original: &Model,
-    rewritten: &Model,
-    rt: &RuntimeChoice,
-) -> Result<crate::verify::VerifyReport> {
-    let dir = tempfile::tempdir().map_err(|e| Error::Internal(e.to_string()))?;
-    let _guard = crate::output::TempGuard::new(dir.path());
-    let (a, b) = (
-        dir.path().join("original.onnx"),
-        dir.path().join("rewritten.onnx"),
-    );
-    crate::onnx::save(original, &a, &crate::onnx::SaveOptions::default())?;
-    crate::onnx::save(rewritten, &b, &crate::onnx::SaveOptions::default())?;
-    let inputs = inputs_for(&original.graph)?;
-    let mut report = crate::verify::verify(&a, &b, &inputs, &run_options(rt), rt.runs)
-        .map_err(|e| original_refused(e, &a, model_path))?;
-    // AdamW's update is about ±lr wherever a gradient is rounding noise (its sign decides),
-    // so recomputation's different float rounding moves such weights by up to 2·lr although
-    // every gradient agrees. Its step is checked on the gradients instead: copies of both
-    // graphs that return the loss and the gradients (the peaks and times above stay the
-    // emitted graphs').
-    if is_adamw_step(original) {
-        let (ga, gb) = (
-            dir.path().join("original.grads.onnx"),
-            dir.path().join("rewritten.grads.onnx"),
-        );
-        crate::onnx::save(&with_gradient_outputs(original), &ga, &Default::default())?;
-        crate::onnx::save(&with_gradient_outputs(rewritten), &gb, &Default::default())?;
-        report.take_comparison(crate::verify::verify(
-            &ga,
-            &gb,
-            &inputs,
-            &run_options(rt),
-            1,
-        )?);
-    }
-    Ok(report)
-}
-
-/// ONNX Runtime's failure to load or run the plain training graph saved at `saved`, as an
-/// error of the model it was built from; any other failure unchanged.
-fn original_refused(
-    e: RuntimeError,
-    saved: &std::path::Path,
-    model_path: &std::path::Path,
-) -> Error {
-    let (stage, reason) = match &e {
-        RuntimeError::ModelLoad { path, reason } if path == saved => ("load", reason),
-        RuntimeError::Run { path, reason } if path == saved => ("run", reason),
-        _ => return Error::Runtime(e),
-    };
-    Error::RuntimeRefusesModel {
-        path: model_path.to_path_buf(),
-        stage,
-        reason: reason.replace(&*saved.to_string_lossy(), "the training graph"),
-    }
-}
-
-/// A training step with an AdamW update (`--optimizer adamw`), from its metadata.
-fn is_adamw_step(m: &Model) -> bool {
-    m.metadata
-        .iter()
-        .any(|(k, v)| k == "onnx_ac.training_graph" && v.contains("optimizer=adamw"))
-}
-
-/// `m` returning its loss and its gradients (`P.grad`) instead of the updates.
-fn with_gradient_outputs(m: &Model) -> Model {
-    let mut out = m.clone();
-    let g = &mut out.graph;
-    let loss = g
-        .outputs
-        .iter()
-        .copied()
-        .filter(|&o| g.value(o).name == "loss");
-    let grads = g
-        .values
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| v.name.ends_with(".grad") && v.producer.is_some())
-        .map(|(i, _)| onnx_ac_passes::ir::ValueId(i as u32));
-    g.outputs = loss.chain(grads).collect();
-    out
 }
 
 #[cfg(test)]

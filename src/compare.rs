@@ -12,8 +12,11 @@
 //! largest magnitude over all outputs (the scaled form keeps analytically-zero gradients
 //! from failing on rounding noise).
 
+use crate::cost::{inputs_for, run_options, RuntimeChoice};
+use crate::error::Error;
 use crate::runtime::timing::StepComparison;
 use crate::runtime::{HostTensor, ModelSession, RunOptions, RuntimeError};
+use onnx_ac_passes::ir::Model;
 use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
@@ -256,6 +259,94 @@ pub fn verify(
         }
     }
     Ok(report)
+}
+
+/// Saves both graphs to a temporary folder and runs `verify` on them. ONNX Runtime refusing
+/// to load or run `original` (the training graph before any recomputation) is an error of the
+/// model at `model_path` (exit 2, as when profiling the same graph), not an internal one.
+pub fn verify_models(
+    model_path: &std::path::Path,
+    original: &Model,
+    rewritten: &Model,
+    rt: &RuntimeChoice,
+) -> crate::error::Result<VerifyReport> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Internal(e.to_string()))?;
+    let _guard = crate::output::TempGuard::new(dir.path());
+    let (a, b) = (
+        dir.path().join("original.onnx"),
+        dir.path().join("rewritten.onnx"),
+    );
+    crate::onnx::save(original, &a, &crate::onnx::SaveOptions::default())?;
+    crate::onnx::save(rewritten, &b, &crate::onnx::SaveOptions::default())?;
+    let inputs = inputs_for(&original.graph)?;
+    let mut report = crate::compare::verify(&a, &b, &inputs, &run_options(rt), rt.runs)
+        .map_err(|e| original_refused(e, &a, model_path))?;
+    // AdamW's update is about ±lr wherever a gradient is rounding noise (its sign decides),
+    // so recomputation's different float rounding moves such weights by up to 2·lr although
+    // every gradient agrees. Its step is checked on the gradients instead: copies of both
+    // graphs that return the loss and the gradients (the peaks and times above stay the
+    // emitted graphs').
+    if is_adamw_step(original) {
+        let (ga, gb) = (
+            dir.path().join("original.grads.onnx"),
+            dir.path().join("rewritten.grads.onnx"),
+        );
+        crate::onnx::save(&with_gradient_outputs(original), &ga, &Default::default())?;
+        crate::onnx::save(&with_gradient_outputs(rewritten), &gb, &Default::default())?;
+        report.take_comparison(crate::compare::verify(
+            &ga,
+            &gb,
+            &inputs,
+            &run_options(rt),
+            1,
+        )?);
+    }
+    Ok(report)
+}
+
+/// ONNX Runtime's failure to load or run the plain training graph saved at `saved`, as an
+/// error of the model it was built from; any other failure unchanged.
+fn original_refused(
+    e: RuntimeError,
+    saved: &std::path::Path,
+    model_path: &std::path::Path,
+) -> Error {
+    let (stage, reason) = match &e {
+        RuntimeError::ModelLoad { path, reason } if path == saved => ("load", reason),
+        RuntimeError::Run { path, reason } if path == saved => ("run", reason),
+        _ => return Error::Runtime(e),
+    };
+    Error::RuntimeRefusesModel {
+        path: model_path.to_path_buf(),
+        stage,
+        reason: reason.replace(&*saved.to_string_lossy(), "the training graph"),
+    }
+}
+
+/// A training step with an AdamW update (`--optimizer adamw`), from its metadata.
+fn is_adamw_step(m: &Model) -> bool {
+    m.metadata
+        .iter()
+        .any(|(k, v)| k == "onnx_ac.training_graph" && v.contains("optimizer=adamw"))
+}
+
+/// `m` returning its loss and its gradients (`P.grad`) instead of the updates.
+fn with_gradient_outputs(m: &Model) -> Model {
+    let mut out = m.clone();
+    let g = &mut out.graph;
+    let loss = g
+        .outputs
+        .iter()
+        .copied()
+        .filter(|&o| g.value(o).name == "loss");
+    let grads = g
+        .values
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.name.ends_with(".grad") && v.producer.is_some())
+        .map(|(i, _)| onnx_ac_passes::ir::ValueId(i as u32));
+    g.outputs = loss.chain(grads).collect();
+    out
 }
 
 #[cfg(test)]
