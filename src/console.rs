@@ -2,20 +2,24 @@
 //! stdout is a closed pipe (`onnx-ac inspect M --json | true`) or a full device
 //! (`> /dev/full`), and `eprintln!` likewise for stderr.
 
-use crate::error::Error;
 use std::io::{self, IsTerminal, Write};
 use std::time::Duration;
+
+/// Standard output failed (other than a closed pipe, which is not an error).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write to standard output: {0}")]
+pub struct StdoutError(pub io::Error);
 
 /// Writes `text` to standard output and flushes it. A closed pipe (EPIPE: the reader went
 /// away, as in `onnx-ac inspect M --json | head -1`) is not an error: the rest of the output is
 /// dropped and the command ends as it would have, with its own exit code. Any other failure
 /// (`/dev/full`, a full disk) is an error naming standard output (exit 2).
-pub fn print(text: &str) -> Result<(), Error> {
+pub fn print(text: &str) -> Result<(), StdoutError> {
     let mut out = io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Error::Stdout(e)),
+        Err(e) => Err(StdoutError(e)),
     }
 }
 

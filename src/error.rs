@@ -40,8 +40,8 @@ pub enum Error {
     #[error("internal error: {}", OneLine(.0))]
     Internal(String),
     /// Standard output failed (other than a closed pipe, which is not an error).
-    #[error("cannot write to standard output: {0}")]
-    Stdout(std::io::Error),
+    #[error(transparent)]
+    Stdout(#[from] crate::console::StdoutError),
     #[error("verification failed: {}", OneLine(.0))]
     VerifyFailed(String),
     #[error("{}", OneLine(.0))]

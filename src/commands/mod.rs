@@ -572,7 +572,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     for p in written {
         lines.push_str(&format!("wrote {}\n", p.display()));
     }
-    onnx_ac::console::print(&lines)
+    Ok(onnx_ac::console::print(&lines)?)
 }
 
 /// `--init-state` needs parameters as inputs: refused before any work otherwise.
@@ -678,9 +678,9 @@ fn write_then_print<T: serde::Serialize>(
     if json {
         let text =
             serde_json::to_string_pretty(value).map_err(|e| Error::Internal(e.to_string()))?;
-        onnx_ac::console::print(&(text + "\n"))
+        Ok(onnx_ac::console::print(&(text + "\n"))?)
     } else {
-        onnx_ac::console::print(&text())
+        Ok(onnx_ac::console::print(&text())?)
     }
 }
 
