@@ -234,7 +234,7 @@ impl Setup {
                 .collect::<String>();
         let orig = dir.join(format!("{tag}.orig.onnx"));
         onnx_ac::onnx::save(&tm, &orig, &Default::default()).unwrap();
-        let inputs = onnx_ac::cost::inputs_for(g).unwrap();
+        let inputs = onnx_ac::profile::inputs_for(g).unwrap();
         let runs = ((TIMED_S / profiled_step.max(1e-6)).ceil() as usize).clamp(MIN_RUNS, MAX_RUNS);
         Setup {
             label: f.label.to_string(),

@@ -426,8 +426,8 @@ pub struct PlanArgs {
 
 impl PlanArgs {
     /// The cost model these flags ask for.
-    pub fn cost_choice(&self) -> onnx_ac::cost::CostChoice {
-        onnx_ac::cost::CostChoice {
+    pub fn cost_choice(&self) -> onnx_ac::pipeline::CostChoice {
+        onnx_ac::pipeline::CostChoice {
             cost: self.cost.clone(),
             profile: self.profile.clone(),
             device: self.device.clone(),
@@ -437,8 +437,8 @@ impl PlanArgs {
 
 impl RuntimeArgs {
     /// How these flags run ONNX Runtime.
-    pub fn choice(&self) -> onnx_ac::cost::RuntimeChoice {
-        onnx_ac::cost::RuntimeChoice {
+    pub fn choice(&self) -> onnx_ac::runtime::RuntimeChoice {
+        onnx_ac::runtime::RuntimeChoice {
             ort_lib: self.ort_lib.clone(),
             ep: if self.ep == "cuda" {
                 onnx_ac::runtime::Ep::Cuda

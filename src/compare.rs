@@ -12,9 +12,10 @@
 //! largest magnitude over all outputs (the scaled form keeps analytically-zero gradients
 //! from failing on rounding noise).
 
-use crate::cost::{inputs_for, run_options, RuntimeChoice};
 use crate::error::Error;
+use crate::profile::inputs_for;
 use crate::runtime::timing::StepComparison;
+use crate::runtime::RuntimeChoice;
 use crate::runtime::{HostTensor, ModelSession, RunOptions, RuntimeError};
 use onnx_ac_passes::ir::Model;
 use serde::Serialize;
@@ -279,7 +280,7 @@ pub fn verify_models(
     crate::onnx::save(original, &a, &crate::onnx::SaveOptions::default())?;
     crate::onnx::save(rewritten, &b, &crate::onnx::SaveOptions::default())?;
     let inputs = inputs_for(&original.graph)?;
-    let mut report = crate::compare::verify(&a, &b, &inputs, &run_options(rt), rt.runs)
+    let mut report = crate::compare::verify(&a, &b, &inputs, &rt.run_options(), rt.runs)
         .map_err(|e| original_refused(e, &a, model_path))?;
     // AdamW's update is about ±lr wherever a gradient is rounding noise (its sign decides),
     // so recomputation's different float rounding moves such weights by up to 2·lr although
@@ -297,7 +298,7 @@ pub fn verify_models(
             &ga,
             &gb,
             &inputs,
-            &run_options(rt),
+            &rt.run_options(),
             1,
         )?);
     }

@@ -117,3 +117,20 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<crate::profile::ProfileError> for Error {
+    /// The tool's error for a profiling one (exit code 2 for bad input, options or
+    /// environment).
+    fn from(e: crate::profile::ProfileError) -> Error {
+        use crate::profile::ProfileError;
+        match e {
+            ProfileError::Save(o) => Error::Onnx(o),
+            ProfileError::Output(o) => Error::OutputFile(o),
+            ProfileError::Io { path, source } => Error::Output {
+                path,
+                reason: source.to_string(),
+            },
+            other => Error::Usage(other.to_string()),
+        }
+    }
+}

@@ -59,7 +59,7 @@ impl Data {
                     seed.wrapping_add(k as u64)
                 },
             )
-            .map_err(crate::profile::ProfileError::into_cli_error),
+            .map_err(crate::Error::from),
             Data::File(b) => Ok(b.batch(k)),
         }
     }

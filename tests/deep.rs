@@ -51,7 +51,7 @@ fn thirty_percent_of_activations_fits_measured() {
     let b = dir.path().join("ac.onnx");
     onnx_ac::onnx::save(&tm, &a, &Default::default()).unwrap();
     onnx_ac::onnx::save(&p.rewritten, &b, &Default::default()).unwrap();
-    let inputs = onnx_ac::cost::inputs_for(&tm.graph).unwrap();
+    let inputs = onnx_ac::profile::inputs_for(&tm.graph).unwrap();
     let r = onnx_ac::compare::verify(&a, &b, &inputs, &RunOptions::default(), 1).unwrap();
     assert!(r.passed, "{}", r.one_line());
     let measured = r.rewritten_peak_bytes.unwrap() + s.unallocated_bytes;

@@ -114,7 +114,7 @@ fn rewrites_keep_every_gradient() {
     let dir = tempfile::tempdir().unwrap();
     for stem in FIXTURES {
         let (tm, info) = training(stem, &[]);
-        let inputs = onnx_ac::cost::inputs_for(&tm.graph).unwrap();
+        let inputs = onnx_ac::profile::inputs_for(&tm.graph).unwrap();
         for (planner, pct) in [
             ("mutwo", 50.0),
             ("mutwo", 90.0),
@@ -144,7 +144,7 @@ fn rewrites_keep_every_gradient() {
 fn defences_matter() {
     let dir = tempfile::tempdir().unwrap();
     let (tm, info) = training("bert_dynamic.ts17", &[("batch", 8), ("seq", 64)]);
-    let inputs = onnx_ac::cost::inputs_for(&tm.graph).unwrap();
+    let inputs = onnx_ac::profile::inputs_for(&tm.graph).unwrap();
     let peak = |pin: bool| {
         let p = plan(&tm, &info, "ac", 85.0, pin);
         let (a, b) = save_pair(&tm, &p, dir.path(), if pin { "pinned" } else { "plain" });
@@ -177,7 +177,7 @@ fn measured_peak_within_budget() {
     let dir = tempfile::tempdir().unwrap();
     for stem in ["gpt2_dynamic.ts17", "bert_dynamic.ts17"] {
         let (tm, info) = training(stem, &[("batch", 8), ("seq", 64)]);
-        let inputs = onnx_ac::cost::inputs_for(&tm.graph).unwrap();
+        let inputs = onnx_ac::profile::inputs_for(&tm.graph).unwrap();
         let mut reached = 0;
         for keep in [30.0, 50.0, 70.0, 80.0, 90.0] {
             let opts = PlanOptions {
@@ -223,7 +223,7 @@ fn embedding_gradient_is_deterministic() {
     let (tm, _) = training("gpt2_dynamic.ts17", &[("batch", 32), ("seq", 64)]);
     let a = dir.path().join("a.onnx");
     onnx_ac::onnx::save(&tm, &a, &Default::default()).unwrap();
-    let inputs = onnx_ac::cost::inputs_for(&tm.graph).unwrap();
+    let inputs = onnx_ac::profile::inputs_for(&tm.graph).unwrap();
     for _ in 0..3 {
         let r = onnx_ac::compare::verify(&a, &a, &inputs, &RunOptions::default(), 1).unwrap();
         assert!(

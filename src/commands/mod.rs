@@ -273,14 +273,14 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
         let m = onnx_ac::load_model(model_path, dims)?;
         training_graph(&m, &a.loss, model_path)
     };
-    let shape = onnx_ac::cost::ProfileShape {
+    let shape = onnx_ac::pipeline::ProfileShape {
         dims: dims_map(&a.dims),
         budget,
         limit: a.plan.profile_limit,
         verify: a.verify,
         build: &build,
     };
-    let costs = onnx_ac::cost::select(
+    let costs = onnx_ac::pipeline::select(
         &tm,
         &info,
         &a.plan.cost_choice(),
@@ -456,7 +456,7 @@ pub fn verify(a: &VerifyArgs) -> Result<()> {
             names(&rewritten)
         )));
     }
-    let inputs = onnx_ac::cost::inputs_for(&original.graph)?;
+    let inputs = onnx_ac::profile::inputs_for(&original.graph)?;
     let stage = onnx_ac::console::Stage::start(&format!(
         "running both graphs in ONNX Runtime ({} timed runs of each)",
         a.runtime.runs
@@ -465,7 +465,7 @@ pub fn verify(a: &VerifyArgs) -> Result<()> {
         &a.original,
         &a.rewritten,
         &inputs,
-        &onnx_ac::cost::run_options(&a.runtime.choice()),
+        &a.runtime.choice().run_options(),
         a.runtime.runs,
     )?;
     drop(stage);
@@ -515,7 +515,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     };
     let opts = onnx_ac::runtime::RunOptions {
         measure_peak: true,
-        ..onnx_ac::cost::run_options(&a.runtime.choice())
+        ..a.runtime.choice().run_options()
     };
     onnx_ac::runtime::init(a.runtime.ort_lib.as_deref())?;
     let bar = onnx_ac::console::Stage::start(&format!("training {} steps", a.steps));
@@ -616,7 +616,7 @@ pub fn tradeoff(a: &crate::cli::TradeoffArgs) -> Result<()> {
     let stage = onnx_ac::console::Stage::start("building the training graph");
     let (tm, info) = training_graph(&m, &a.loss, model_path)?;
     drop(stage);
-    let choice = onnx_ac::cost::CostChoice {
+    let choice = onnx_ac::pipeline::CostChoice {
         cost: a.cost.clone(),
         profile: a.profile.clone(),
         device: a.device.clone(),
@@ -625,7 +625,7 @@ pub fn tradeoff(a: &crate::cli::TradeoffArgs) -> Result<()> {
         let m = onnx_ac::load_model(model_path, dims)?;
         training_graph(&m, &a.loss, model_path)
     };
-    let shape = onnx_ac::cost::ProfileShape {
+    let shape = onnx_ac::pipeline::ProfileShape {
         dims: dims_map(&a.model.dims),
         // The measured cost model profiles the step as it is when it fits this much.
         budget: onnx_ac::size::Budget::Percent(100.0),
@@ -634,7 +634,7 @@ pub fn tradeoff(a: &crate::cli::TradeoffArgs) -> Result<()> {
         build: &build,
     };
     let costs =
-        onnx_ac::cost::select(&tm, &info, &choice, &a.runtime.choice(), model_path, &shape)?;
+        onnx_ac::pipeline::select(&tm, &info, &choice, &a.runtime.choice(), model_path, &shape)?;
     if let Some(note) = &costs.note {
         onnx_ac::console::eprint_line(note);
     }
@@ -699,7 +699,7 @@ pub fn sweep(a: &crate::cli::SweepArgs) -> Result<()> {
     check_outputs(&outputs, &model_inputs(&m, model_path))?;
     drop(stage);
     let measured = a.cost.as_deref() == Some("measured");
-    let choice = onnx_ac::cost::CostChoice {
+    let choice = onnx_ac::pipeline::CostChoice {
         cost: a.cost.clone(),
         profile: None,
         device: a.device.clone(),
@@ -710,14 +710,14 @@ pub fn sweep(a: &crate::cli::SweepArgs) -> Result<()> {
         training_graph(&m, &a.loss, model_path)
     };
     let costs = |tm: &Model, info: &autodiff::TrainingInfo, dims: &BTreeMap<String, i64>| {
-        let shape = onnx_ac::cost::ProfileShape {
+        let shape = onnx_ac::pipeline::ProfileShape {
             dims: dims.clone(),
             budget: a.budget,
             limit: None,
             verify: false,
             build: &build,
         };
-        let c = onnx_ac::cost::select(tm, info, &choice, &runtime, model_path, &shape)?;
+        let c = onnx_ac::pipeline::select(tm, info, &choice, &runtime, model_path, &shape)?;
         let name = c.description.clone();
         let f: onnx_ac::sweep::NodeTimeFn = Box::new(move |g, n| c.model.node_time(g, n));
         Ok((f, name))
@@ -753,9 +753,8 @@ pub fn profile(a: &crate::cli::ProfileArgs) -> Result<()> {
     drop(stage);
     let started = std::time::Instant::now();
     let p = onnx_ac::profile::profile_training_graph(&tm, &a.model.model, &a.options())
-        .map_err(onnx_ac::profile::ProfileError::into_cli_error)?;
-    p.save(&a.out)
-        .map_err(onnx_ac::profile::ProfileError::into_cli_error)?;
+        .map_err(onnx_ac::Error::from)?;
+    p.save(&a.out).map_err(onnx_ac::Error::from)?;
     onnx_ac::console::eprint_line(&format!(
         "wrote {}: {} nodes, {} runs on {} in {:.1} s; step {:.2} ms (kernels {:.2} ms); peak {} (parameters {})",
         a.out.display(),

@@ -54,3 +54,9 @@ impl CostModel for FixedCost {
         "fixed"
     }
 }
+
+/// The fixed table: deterministic, for tests and snapshots.
+pub fn fixed_time(g: &onnx_ac_passes::ir::Graph, n: onnx_ac_passes::ir::NodeId) -> f64 {
+    use super::CostModel;
+    FixedCost::default().node_time(g, n)
+}

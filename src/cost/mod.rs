@@ -14,7 +14,6 @@
 
 mod analytic;
 mod calibrate;
-pub mod choice;
 mod fixed;
 mod measured;
 
@@ -22,10 +21,7 @@ pub use analytic::{
     is_matmul_class, matmul_flops, node_bytes, node_flops, AnalyticCost, Device, DeviceSpec,
 };
 pub use calibrate::{CalibratedCost, Calibration, OpRate, STEPS_PER_OCTAVE};
-pub use choice::{
-    fixed_time, inputs_for, run_options, select, CostChoice, Costs, ProfileShape, RuntimeChoice,
-};
-pub use fixed::FixedCost;
+pub use fixed::{fixed_time, FixedCost};
 pub use measured::MeasuredCost;
 
 use crate::profile::Profile;

@@ -11,6 +11,13 @@ mod inputs;
 
 pub use inputs::{input_kind, random_inputs, InputKind, SplitMix64};
 
+/// Inputs for a training graph: random, with indices and labels in range (seed 0).
+pub fn inputs_for(
+    g: &onnx_ac_passes::ir::Graph,
+) -> Result<Vec<crate::runtime::HostTensor>, ProfileError> {
+    random_inputs(g, 0)
+}
+
 use crate::onnx::OnnxError;
 use crate::runtime::{self, Ep, GraphOpt, HostTensor, ModelSession, RunOptions, RuntimeError};
 use onnx_ac_passes::ir::{Graph, Model};
@@ -69,21 +76,6 @@ impl ProfileError {
         match self {
             ProfileError::Save(OnnxError::Serialize { .. }) => 1,
             _ => 2,
-        }
-    }
-}
-
-impl ProfileError {
-    /// The tool's error for this one (exit code 2 for bad input, options or environment).
-    pub fn into_cli_error(self) -> crate::Error {
-        match self {
-            ProfileError::Save(o) => crate::Error::Onnx(o),
-            ProfileError::Output(o) => crate::Error::OutputFile(o),
-            ProfileError::Io { path, source } => crate::Error::Output {
-                path,
-                reason: source.to_string(),
-            },
-            other => crate::Error::Usage(other.to_string()),
         }
     }
 }

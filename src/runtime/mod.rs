@@ -107,3 +107,23 @@ pub fn run_model(
     let mut session = ModelSession::prepare(model_path, opts)?;
     session.run_selected(inputs, output_names)
 }
+
+/// How ONNX Runtime is run for profiles and `--verify` (`--ort-lib`, `--ep`, `--runs`).
+#[derive(Clone, Debug, Default)]
+pub struct RuntimeChoice {
+    pub ort_lib: Option<std::path::PathBuf>,
+    pub ep: Ep,
+    /// Timed runs per measurement.
+    pub runs: usize,
+}
+
+impl RuntimeChoice {
+    /// The options of a session run so.
+    pub fn run_options(&self) -> RunOptions {
+        RunOptions {
+            ep: self.ep,
+            ort_lib: self.ort_lib.clone(),
+            ..RunOptions::default()
+        }
+    }
+}

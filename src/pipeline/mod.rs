@@ -1,6 +1,10 @@
 //! The main command as one library call: training graph → plan → rewrite → (verify) →
 //! save, with the reports. The CLI only parses flags, picks the cost model and prints.
 
+mod cost_choice;
+
+pub use cost_choice::{select, CostChoice, Costs, ProfileShape};
+
 use crate::error::{Error, Result};
 use crate::plan::simulate::Simulation;
 use crate::plan::{self, evaluate, NodeCost, PlanInput, RecomputePlan};

@@ -5,7 +5,7 @@ use crate::cost::{select_cost_model, CostModel, Device, FixedCost};
 use crate::error::{Error, Result};
 use crate::plan;
 use crate::profile::{profile_training_graph, Profile, ProfileError, ProfileOptions};
-use crate::runtime::{Ep, HostTensor, RunOptions};
+use crate::runtime::RuntimeChoice;
 use crate::size::{human_bytes, human_bytes_up, Budget};
 use onnx_ac_passes::autodiff::TrainingInfo;
 use onnx_ac_passes::ir::{Graph, Model, NodeId};
@@ -45,11 +45,6 @@ impl Costs {
     pub fn node_time(&self, g: &Graph, n: NodeId) -> f64 {
         self.model.node_time(g, n)
     }
-}
-
-/// The fixed table: deterministic, for tests and snapshots.
-pub fn fixed_time(g: &Graph, n: NodeId) -> f64 {
-    FixedCost::default().node_time(g, n)
 }
 
 /// What default profiling may run: the training graph at smaller values of the model's
@@ -107,15 +102,6 @@ pub struct CostChoice {
     pub device: String,
 }
 
-/// How ONNX Runtime is run for profiles and `--verify` (`--ort-lib`, `--ep`, `--runs`).
-#[derive(Clone, Debug, Default)]
-pub struct RuntimeChoice {
-    pub ort_lib: Option<std::path::PathBuf>,
-    pub ep: Ep,
-    /// Timed runs per measurement.
-    pub runs: usize,
-}
-
 pub fn select(
     tm: &Model,
     info: &TrainingInfo,
@@ -134,7 +120,7 @@ pub fn select(
         crate::runtime::locate(rt.ort_lib.as_deref())?;
     }
     if let Some(path) = &plan.profile {
-        let profile = Profile::load(path).map_err(ProfileError::into_cli_error)?;
+        let profile = Profile::load(path).map_err(crate::Error::from)?;
         profile
             .check_graph(&tm.graph)
             .map_err(|reason| Error::Output {
@@ -197,7 +183,7 @@ fn profile_what_fits(
     let profiled = reduced.as_ref().map_or(tm, |(_, m)| &**m);
     let opts = ProfileOptions {
         runs: rt.runs,
-        ep: run_options(rt).ep,
+        ep: rt.run_options().ep,
         ort_lib: rt.ort_lib.clone(),
         progress: true,
         ..ProfileOptions::default()
@@ -219,7 +205,7 @@ fn profile_what_fits(
                 "ONNX Runtime ran out of memory profiling the step{at} ({what}){hint}"
             ));
         }
-        Err(e) => return Err(e.into_cli_error()),
+        Err(e) => return Err(e.into()),
     };
     let Some((dims, small)) = reduced else {
         return Ok(measured(profile, &tm.graph, device));
@@ -436,19 +422,6 @@ fn out_of_memory(e: &crate::runtime::RuntimeError) -> Option<String> {
         .map(|n| format!(" in node '{n}'"))
         .unwrap_or_default();
     Some(format!("failed to allocate{size}{node}"))
-}
-
-pub fn run_options(rt: &RuntimeChoice) -> RunOptions {
-    RunOptions {
-        ep: rt.ep,
-        ort_lib: rt.ort_lib.clone(),
-        ..RunOptions::default()
-    }
-}
-
-/// Inputs for a training graph: random, with indices and labels in range (seed 0).
-pub fn inputs_for(g: &Graph) -> Result<Vec<HostTensor>> {
-    crate::profile::random_inputs(g, 0).map_err(ProfileError::into_cli_error)
 }
 
 #[cfg(test)]
