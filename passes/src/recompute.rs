@@ -242,36 +242,32 @@ impl Pass for Recompute {
             .take()
             .unwrap_or_else(|| crate::pin::Names::of_graph(g));
         let forward_end = info.forward_end.min(g.nodes.len());
-        // (Nodes are moved once more each, into their place: the planner rewrites every
-        // plan it simulates.)
-        let backward: Vec<Node> = g.nodes.split_off(forward_end);
+        // Copies and rewired inputs are queued, then applied in one pass over the nodes
+        // (the planner rewrites every plan it simulates).
+        let node_count = g.nodes.len();
         let mut rw = Rewriter {
             names,
+            patch: crate::ir::Patch::new(g),
             g,
             drop,
             copies: vec![None; forward_end],
             pending: Vec::new(),
         };
         let report = &mut unit.stats.rewrite;
-        for mut node in backward {
-            let needs_copy = node.inputs.iter().flatten().any(|i| rw.dropped(*i));
-            if needs_copy {
-                rw.pending.clear();
-                for k in 0..node.inputs.len() {
-                    if let Some(i) = node.inputs[k].filter(|&i| rw.dropped(i)) {
-                        node.inputs[k] = Some(rw.copy_of(i));
-                    }
-                }
-                if !rw.pending.is_empty() {
-                    report.groups += 1;
-                    report.copied_nodes += rw.pending.len();
-                    for c in rw.pending.drain(..) {
-                        rw.g.add_node(c);
-                    }
+        for id in (forward_end..node_count).map(|k| NodeId(k as u32)) {
+            for k in 0..rw.g.node(id).inputs.len() {
+                if let Some(i) = rw.g.node(id).inputs[k].filter(|&i| rw.dropped(i)) {
+                    let c = rw.copy_of(i);
+                    rw.patch.set_input(id, k, Some(c));
                 }
             }
-            rw.g.add_node(node);
+            if !rw.pending.is_empty() {
+                report.groups += 1;
+                report.copied_nodes += rw.pending.len();
+                rw.patch.insert_all_before(id, rw.pending.drain(..));
+            }
         }
+        rw.patch.apply(rw.g);
         unit.names = Some(rw.names);
         Ok(())
     }
@@ -280,6 +276,8 @@ impl Pass for Recompute {
 struct Rewriter<'g, 'a> {
     g: &'g mut Graph,
     names: crate::pin::Names<'a>,
+    /// The copies (nodes and values) and rewired inputs, queued.
+    patch: crate::ir::Patch,
     /// Per value of the graph before the rewrite: dropped for recomputation.
     drop: Vec<bool>,
     /// Per forward node: the outputs of its copy, once made.
@@ -370,7 +368,7 @@ impl Rewriter<'_, '_> {
                 constant: orig.constant.clone(),
                 ..Default::default()
             };
-            *o = self.g.add_value(value);
+            *o = self.patch.add_value(value);
         }
         // Node names share the value namespace: both must be unique for profiling.
         copy.name = self.names.fresh(&format!("{}/recompute", copy.name));
