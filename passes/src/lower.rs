@@ -8,7 +8,7 @@
 //! `DepthToSpace` (modes DCR and CRD) and `SpaceToDepth` on an input whose C, H and W are
 //! known become Reshape → Transpose → Reshape with the permutations of the ONNX spec.
 
-use crate::ir::{Attribute, FreshNames, Graph, Node, NodeId, Tensor, ValueId};
+use crate::ir::{Attribute, FreshNames, Graph, Node, NodeId, Patch, Tensor, ValueId};
 
 fn const_of(g: &Graph, v: ValueId) -> Option<Tensor> {
     let val = g.value(v);
@@ -107,24 +107,21 @@ pub fn lower_split_to_sequence(g: &mut Graph, nid: NodeId, taken: &mut FreshName
         sizes_name,
         Tensor::from_i64(vec![sizes.len() as i64], &sizes),
     );
-    {
-        let node = g.node_mut(nid);
-        node.op_type = "Split".into();
-        node.attrs = vec![Attribute::int("axis", axis)];
-        node.outputs = pieces.iter().map(|&p| Some(p)).collect();
-        node.inputs = vec![Some(x), Some(sizes_id)];
-    }
-    for &p in &pieces {
-        g.value_mut(p).producer = Some(nid);
-    }
-    g.value_mut(seq).producer = None;
+    // The Split takes the node's place (`seq` then has no producer), each reader of the
+    // sequence an Identity of its piece.
+    let mut split = g.node(nid).clone();
+    split.op_type = "Split".into();
+    split.attrs = vec![Attribute::int("axis", axis)];
+    split.outputs = pieces.iter().map(|&p| Some(p)).collect();
+    split.inputs = vec![Some(x), Some(sizes_id)];
+    let mut patch = Patch::new(g);
+    patch.replace(nid, vec![split]);
     for (r, k) in uses {
-        let out = g.node(r).outputs.clone();
-        let name = g.node(r).name.clone();
-        let mut id = Node::new("Identity", vec![Some(pieces[k])], out);
-        id.name = name;
-        *g.node_mut(r) = id;
+        let mut id = Node::new("Identity", vec![Some(pieces[k])], g.node(r).outputs.clone());
+        id.name = g.node(r).name.clone();
+        patch.replace(r, vec![id]);
     }
+    patch.apply(g);
     true
 }
 
@@ -215,6 +212,8 @@ pub fn lower_depth_space(g: &mut Graph, nid: NodeId, taken: &mut FreshNames) -> 
         t,
     );
     push("Reshape", vec![t, s2], vec![], y);
-    crate::lower_rnn::splice(g, nid, nodes);
+    let mut patch = Patch::new(g);
+    patch.replace(nid, nodes);
+    patch.apply(g);
     true
 }

@@ -13,7 +13,7 @@
 //! [gates·hidden, input]ᵀ), split per step; each step adds `H_{t-1}·Rᵀ` and applies the
 //! gates. An absent initial state is zero: the terms it would feed are left out.
 
-use crate::ir::{Attribute, FreshNames, Graph, Node, NodeId, Tensor, ValueId};
+use crate::ir::{Attribute, FreshNames, Graph, Node, NodeId, Patch, Tensor, ValueId};
 use std::collections::HashMap;
 
 /// The longest sequence unrolled (steps per direction).
@@ -560,20 +560,8 @@ pub fn lower_rnn(g: &mut Graph, nid: NodeId, opset: i64, taken: &mut FreshNames)
         }
     }
     let nodes = std::mem::take(&mut bd.nodes);
-    splice(g, nid, nodes);
+    let mut patch = Patch::new(g);
+    patch.replace(nid, nodes);
+    patch.apply(g);
     true
-}
-
-/// Replaces node `nid` by `new` (in order), renumbering the producers of later nodes.
-pub(crate) fn splice(g: &mut Graph, nid: NodeId, new: Vec<Node>) {
-    for o in g.node(nid).outputs.clone().into_iter().flatten() {
-        g.value_mut(o).producer = None;
-    }
-    let i = nid.index();
-    g.nodes.splice(i..=i, new);
-    for k in i..g.nodes.len() {
-        for o in g.nodes[k].outputs.clone().into_iter().flatten() {
-            g.value_mut(o).producer = Some(NodeId(k as u32));
-        }
-    }
 }

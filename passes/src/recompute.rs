@@ -242,36 +242,32 @@ impl Pass for Recompute {
             .take()
             .unwrap_or_else(|| crate::pin::Names::of_graph(g));
         let forward_end = info.forward_end.min(g.nodes.len());
-        // (Nodes are moved once more each, into their place: the planner rewrites every
-        // plan it simulates.)
-        let backward: Vec<Node> = g.nodes.split_off(forward_end);
+        // Copies and rewired inputs are queued, then applied in one pass over the nodes
+        // (the planner rewrites every plan it simulates).
+        let node_count = g.nodes.len();
         let mut rw = Rewriter {
             names,
+            patch: crate::ir::Patch::new(g),
             g,
             drop,
             copies: vec![None; forward_end],
             pending: Vec::new(),
         };
         let report = &mut unit.stats.rewrite;
-        for mut node in backward {
-            let needs_copy = node.inputs.iter().flatten().any(|i| rw.dropped(*i));
-            if needs_copy {
-                rw.pending.clear();
-                for k in 0..node.inputs.len() {
-                    if let Some(i) = node.inputs[k].filter(|&i| rw.dropped(i)) {
-                        node.inputs[k] = Some(rw.copy_of(i));
-                    }
-                }
-                if !rw.pending.is_empty() {
-                    report.groups += 1;
-                    report.copied_nodes += rw.pending.len();
-                    for c in rw.pending.drain(..) {
-                        rw.g.add_node(c);
-                    }
+        for id in (forward_end..node_count).map(|k| NodeId(k as u32)) {
+            for k in 0..rw.g.node(id).inputs.len() {
+                if let Some(i) = rw.g.node(id).inputs[k].filter(|&i| rw.dropped(i)) {
+                    let c = rw.copy_of(i);
+                    rw.patch.set_input(id, k, Some(c));
                 }
             }
-            rw.g.add_node(node);
+            if !rw.pending.is_empty() {
+                report.groups += 1;
+                report.copied_nodes += rw.pending.len();
+                rw.patch.insert_all_before(id, rw.pending.drain(..));
+            }
         }
+        rw.patch.apply(rw.g);
         unit.names = Some(rw.names);
         Ok(())
     }
@@ -280,6 +276,8 @@ impl Pass for Recompute {
 struct Rewriter<'g, 'a> {
     g: &'g mut Graph,
     names: crate::pin::Names<'a>,
+    /// The copies (nodes and values) and rewired inputs, queued.
+    patch: crate::ir::Patch,
     /// Per value of the graph before the rewrite: dropped for recomputation.
     drop: Vec<bool>,
     /// Per forward node: the outputs of its copy, once made.
@@ -370,7 +368,7 @@ impl Rewriter<'_, '_> {
                 constant: orig.constant.clone(),
                 ..Default::default()
             };
-            *o = self.g.add_value(value);
+            *o = self.patch.add_value(value);
         }
         // Node names share the value namespace: both must be unique for profiling.
         copy.name = self.names.fresh(&format!("{}/recompute", copy.name));
@@ -430,20 +428,28 @@ fn pin_groups(g: &mut Graph, forward_end: usize, pinner: &mut crate::pin::Pinner
         }
     }
     let copy = |v: ValueId| is_copy.get(v.index()).copied().unwrap_or(false);
-    let backward: Vec<Node> = g.nodes.split_off(forward_end);
+    let node_count = g.nodes.len();
     let made_from = g.values.len();
+    // Pins go before their group; the pinner adds their values to `g` (the patch adds
+    // none, so their ids do not clash).
+    let mut patch = crate::ir::Patch::new(g);
     // Per group: its copies' values and its pins' values (ids), in order.
     let mut order: Vec<ValueId> = Vec::new();
     let mut pinned_groups = 0;
     // The most recent backward value (of a node the rewrite did not make), for pinning
     // copies late.
     let mut last_backward_value: Option<ValueId> = None;
-    let mut group: Vec<Node> = Vec::new();
-    for node in backward {
-        if node.recompute_of().is_some() {
-            group.push(node);
+    // The current group: its nodes' ids.
+    let mut group = forward_end..forward_end;
+    for id in forward_end..node_count {
+        if g.nodes[id].recompute_of().is_some() {
+            if group.is_empty() {
+                group = id..id;
+            }
+            group.end = id + 1;
             continue;
         }
+        let node = &g.nodes[id];
         if !group.is_empty() {
             // `node` is the backward node the group was copied for. Prefer a backward
             // value it reads (not a copy); else the latest one made.
@@ -465,24 +471,30 @@ fn pin_groups(g: &mut Graph, forward_end: usize, pinner: &mut crate::pin::Pinner
                 let mut pinned_any = false;
                 let mut pinned_cache: BTreeMap<(ValueId, bool), ValueId> = BTreeMap::new();
                 let mut dep: Option<Option<ValueId>> = None;
-                for c in group.iter_mut() {
+                for c in group.clone() {
                     // Copies (this group's or an earlier one's) are new values: only
                     // original values need the dependency.
-                    let kept = c.inputs.iter().enumerate().find_map(|(k, i)| {
+                    let kept = g.nodes[c].inputs.iter().enumerate().find_map(|(k, i)| {
                         let i = (*i)?;
                         (!copy(i) && g.value(i).constant.is_none()).then_some((k, i))
                     });
                     let Some((k, x)) = kept else { continue };
                     let dep = *dep.get_or_insert_with(|| pinner.late_zero(g, late, &mut pins));
                     let Some(dep) = dep else { break };
-                    let key = (x, crate::pin::merges_a_reshape(&c.op_type));
-                    let pinned = match pinned_cache.get(&key) {
+                    let merges = crate::pin::merges_a_reshape(&g.nodes[c].op_type);
+                    let pinned = match pinned_cache.get(&(x, merges)) {
                         Some(&p) => Some(p),
-                        None => pinner.pin_for(g, x, dep, &c.op_type, &mut pins),
+                        None => {
+                            // (Taken for the call, which reads the graph mutably.)
+                            let op = std::mem::take(&mut g.nodes[c].op_type);
+                            let p = pinner.pin_for(g, x, dep, &op, &mut pins);
+                            g.nodes[c].op_type = op;
+                            p
+                        }
                     };
                     if let Some(p) = pinned {
-                        pinned_cache.insert(key, p);
-                        c.inputs[k] = Some(p);
+                        pinned_cache.insert((x, merges), p);
+                        patch.set_input(NodeId(c as u32), k, Some(p));
                         pinned_any = true;
                     }
                 }
@@ -490,23 +502,18 @@ fn pin_groups(g: &mut Graph, forward_end: usize, pinner: &mut crate::pin::Pinner
                     pinned_groups += 1;
                 }
             }
-            for c in &group {
-                order.extend(c.outputs.iter().flatten().copied());
+            for c in group.clone() {
+                order.extend(g.nodes[c].outputs.iter().flatten().copied());
             }
             order.extend((pins_from..g.values.len()).map(|v| ValueId(v as u32)));
-            for n in pins.into_iter().chain(group.drain(..)) {
-                g.add_node(n);
-            }
+            patch.insert_all_before(NodeId(group.start as u32), pins);
+            group = id..id;
         }
-        if let Some(o) = node.outputs.iter().flatten().next() {
+        if let Some(o) = g.nodes[id].outputs.iter().flatten().next() {
             last_backward_value = Some(*o);
         }
-        g.add_node(node);
     }
-    // (A group is always followed by the node it was copied for.)
-    for n in group {
-        g.add_node(n);
-    }
+    patch.apply(g);
     renumber_tail(g, forward_end, first_copy_value.min(made_from), &order);
     pinned_groups
 }

@@ -14,7 +14,7 @@
 //! when a budget cannot be met without it.
 
 use crate::autodiff::TrainingInfo;
-use crate::ir::{DType, Graph, Node, ValueId};
+use crate::ir::{DType, Graph, Node, NodeId, ValueId};
 use crate::pass::{Manager, Pass, PassError, Unit};
 use std::collections::HashMap;
 
@@ -131,22 +131,20 @@ fn pin_weights(g: &mut Graph, info: &mut TrainingInfo) -> Option<RuntimeWeights>
             report.bytes += g.value_bytes(w).unwrap_or(0);
         }
     }
+    // The pins go first, every forward reader of a weight reads its pin. (The pinner added
+    // the pins' values to `g`; the patch adds none.)
     let forward_end = info.forward_end.min(g.nodes.len());
-    for n in &mut g.nodes[..forward_end] {
-        for i in n.inputs.iter_mut().flatten() {
-            if let Some(&p) = pinned.get(i) {
-                *i = p;
+    let mut patch = crate::ir::Patch::new(g);
+    for (k, n) in g.nodes[..forward_end].iter().enumerate() {
+        for (j, i) in n.inputs.iter().enumerate() {
+            if let Some(&p) = i.and_then(|i| pinned.get(&i)) {
+                patch.set_input(NodeId(k as u32), j, Some(p));
             }
         }
     }
     let inserted = pins.len();
-    let rest = std::mem::take(&mut g.nodes);
-    for v in &mut g.values {
-        v.producer = None;
-    }
-    for n in pins.into_iter().chain(rest) {
-        g.add_node(n);
-    }
+    patch.insert_all_before(NodeId(0), pins);
+    patch.apply(g);
     info.forward_end += inserted;
     Some(report)
 }

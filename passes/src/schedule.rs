@@ -5,7 +5,7 @@
 //! reads one of its forward inputs through a pin (`pin.rs`) on the backward value made
 //! just before it in file order, so it runs where the builder placed it.
 
-use crate::ir::{Graph, Node, ValueId};
+use crate::ir::{Graph, Node, NodeId, ValueId};
 use crate::pass::{Pass, PassError, Unit};
 use crate::pin::Pinner;
 
@@ -53,22 +53,32 @@ pub fn sinks_last(g: &mut Graph, forward_end: usize) -> usize {
             read[i.index()] = true;
         }
     }
-    let backward: Vec<Node> = g.nodes.drain(forward_end..).collect();
+    let backward = &g.nodes[forward_end..];
     let is_sink: Vec<bool> = backward
         .iter()
         .map(|n| n.outputs.iter().flatten().all(|o| !read[o.index()]))
         .collect();
-    let early = early_contributions(g, &backward, &is_sink);
+    let early = early_contributions(g, backward, &is_sink);
     let mut pinner = Pinner::new(g).made_by("order-backward");
-    let mut rest = Vec::with_capacity(backward.len());
+    // Pins go before their reader; the sinks leave their place for the end, reversed. The
+    // pinner adds the pins' values to `g` (the patch adds none).
+    let mut patch = crate::ir::Patch::new(g);
+    let node_count = g.nodes.len();
     let mut sinks = Vec::new();
-    for (k, mut n) in backward.into_iter().enumerate() {
+    for k in 0..node_count - forward_end {
+        let id = NodeId((forward_end + k) as u32);
         if is_sink[k] {
-            sinks.push(n);
+            sinks.push(id);
             continue;
         }
+        if early[k].is_empty() {
+            continue;
+        }
+        // The node's inputs as its pins rewire them: each contribution pins the first
+        // input still read from a computed value (a pin's value has no producer yet).
+        let mut inputs = g.node(id).inputs.clone();
         for &c in &early[k] {
-            let x = n.inputs.iter().enumerate().find_map(|(j, i)| {
+            let x = inputs.iter().enumerate().find_map(|(j, i)| {
                 let i = (*i)?;
                 let v = g.value(i);
                 (v.producer.is_some() && v.constant.is_none()).then_some((j, i))
@@ -76,19 +86,24 @@ pub fn sinks_last(g: &mut Graph, forward_end: usize) -> usize {
             let Some((j, x)) = x else { continue };
             let mut pins = Vec::new();
             if let Some(dep) = pinner.late_zero(g, c, &mut pins) {
-                if let Some(p) = pinner.pin_for(g, x, dep, &n.op_type, &mut pins) {
-                    n.inputs[j] = Some(p);
+                let op = std::mem::take(&mut g.node_mut(id).op_type);
+                let p = pinner.pin_for(g, x, dep, &op, &mut pins);
+                g.node_mut(id).op_type = op;
+                if let Some(p) = p {
+                    inputs[j] = Some(p);
+                    patch.set_input(id, j, Some(p));
                 }
             }
-            rest.append(&mut pins);
+            patch.insert_all_before(id, pins);
         }
-        rest.push(n);
     }
-    sinks.reverse();
     let moved = sinks.len();
-    for n in rest.into_iter().chain(sinks) {
-        g.add_node(n);
+    let end = NodeId(node_count as u32);
+    for &s in sinks.iter().rev() {
+        patch.insert_before(end, g.node(s).clone());
+        patch.replace(s, Vec::new());
     }
+    patch.apply(g);
     moved
 }
 
@@ -157,9 +172,9 @@ pub fn pin_backward_roots(
     seed: ValueId,
 ) -> usize {
     let mut pinner = Pinner::new(g).made_by("order-backward");
-    let backward: Vec<Node> = g.nodes.drain(forward_end..).collect();
+    let backward = &g.nodes[forward_end..];
     let mut made_by_backward = vec![false; g.values.len()];
-    for n in &backward {
+    for n in backward {
         for o in n.outputs.iter().flatten() {
             made_by_backward[o.index()] = true;
         }
@@ -217,9 +232,11 @@ pub fn pin_backward_roots(
                 .min()
         })
         .collect();
-    let mut out: Vec<Node> = Vec::with_capacity(backward.len());
+    // Each root's pin goes right before it; the pinner adds the pins' values to `g` (the
+    // patch adds none).
+    let mut patch = crate::ir::Patch::new(g);
     let mut pinned = 0;
-    for (k, mut node) in backward.into_iter().enumerate() {
+    for k in 0..is_root.len() {
         if is_root[k] {
             // A backward input of the root's first reader, made before the root (so it cannot
             // depend on it).
@@ -251,14 +268,12 @@ pub fn pin_backward_roots(
                 })
             });
             if let Some(late) = read_anyway.or(Some(loss)) {
-                pinned += pin_one(g, &mut pinner, &mut node, late, &mut out);
+                let id = NodeId((forward_end + k) as u32);
+                pinned += pin_one(g, &mut pinner, id, late, &mut patch);
             }
         }
-        out.push(node);
     }
-    for n in out {
-        g.add_node(n);
-    }
+    patch.apply(g);
     pinned
 }
 
@@ -282,26 +297,30 @@ fn pick_input(g: &Graph, node: &Node) -> Option<(usize, ValueId)> {
     })
 }
 
-/// Pins `node` (a root) on `late`, emitting the pin's nodes into `out`; 1 if pinned.
+/// Queues the pin of root `id` on `late` into `patch`; 1 if pinned.
 fn pin_one(
     g: &mut Graph,
     pinner: &mut Pinner,
-    node: &mut Node,
+    id: NodeId,
     late: ValueId,
-    out: &mut Vec<Node>,
+    patch: &mut crate::ir::Patch,
 ) -> usize {
-    let Some((k, x)) = pick_input(g, node) else {
+    let Some((k, x)) = pick_input(g, g.node(id)) else {
         return 0;
     };
     let mut pins = Vec::new();
     let mut done = 0;
     if let Some(dep) = pinner.late_zero(g, late, &mut pins) {
-        if let Some(p) = pinner.pin_for(g, x, dep, &node.op_type, &mut pins) {
-            node.inputs[k] = Some(p);
+        // (Taken for the call, which reads the graph mutably.)
+        let op = std::mem::take(&mut g.node_mut(id).op_type);
+        let p = pinner.pin_for(g, x, dep, &op, &mut pins);
+        g.node_mut(id).op_type = op;
+        if let Some(p) = p {
+            patch.set_input(id, k, Some(p));
             done = 1;
         }
     }
-    out.append(&mut pins);
+    patch.insert_all_before(id, pins);
     done
 }
 

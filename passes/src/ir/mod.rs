@@ -3,6 +3,7 @@
 mod graph;
 mod order;
 mod parser;
+mod patch;
 mod printer;
 mod tensor;
 mod types;
@@ -12,6 +13,7 @@ pub use graph::{
 };
 pub use order::{sort_nodes, topo_order, verify};
 pub use parser::{parse_graph, parse_model, ParseError, FLOAT_LIST_ATTRS};
+pub use patch::Patch;
 pub use printer::{
     print_graph, print_graph_with_data, print_model, print_model_with_data, tensor_data_text,
     MAX_PRINTED_ELEMENTS,
