@@ -102,8 +102,8 @@ pub fn not_recomputable(g: &Graph, info: &TrainingInfo, v: ValueId) -> Option<St
     let n = g.node(p);
     if is_random(n) {
         return Some(format!(
-            "its producer '{}' ({}) is random",
-            n.name, n.op_type
+            "its producer {} is random",
+            crate::error::NodeRef::of(g, p)
         ));
     }
     if !n.is_standard_domain()
@@ -112,8 +112,8 @@ pub fn not_recomputable(g: &Graph, info: &TrainingInfo, v: ValueId) -> Option<St
             .any(|a| matches!(a.value, crate::ir::AttrValue::Opaque(_)))
     {
         return Some(format!(
-            "its producer '{}' ({}) is opaque to onnx-ac",
-            n.name, n.op_type
+            "its producer {} is opaque to onnx-ac",
+            crate::error::NodeRef::of(g, p)
         ));
     }
     None
