@@ -320,10 +320,15 @@ pub struct MainArgs {
     /// recomputation (60%); or the share of activation memory to keep (30%act: the peak
     /// without recomputation with only 30% of the forward buffers its backward keeps, plus the
     /// gradients that peak has not allocated yet; docs/cli.md).
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "stop_after")]
     pub budget: Option<Budget>,
     /// Where to write the rewritten training graph.
-    #[arg(short = 'o', long = "output-file", value_name = "OUT", required = true)]
+    #[arg(
+        short = 'o',
+        long = "output-file",
+        value_name = "OUT",
+        required_unless_present = "stop_after"
+    )]
     pub out: Option<PathBuf>,
     /// Bind a symbolic input dimension: --dim batch=8 (repeatable).
     #[arg(long = "dim", value_name = "NAME=VALUE", value_parser = onnx_ac::parse_dim)]
@@ -361,7 +366,7 @@ pub struct MainArgs {
     #[arg(long, value_name = "NAME", value_parser = pass_names(), help_heading = "Passes")]
     pub dump_after: Vec<String>,
     /// Stop after pass NAME: dump the IR after it (as --dump-after) and exit 0 without
-    /// writing any output.
+    /// writing any output (-o and --budget are then needed only from runtime-weights on).
     #[arg(long, value_name = "NAME", value_parser = pass_names(), help_heading = "Passes")]
     pub stop_after: Option<String>,
     /// Write each dump to DIR/NN-NAME.ir (NN: the pass's place in the pipeline, from 01)

@@ -150,3 +150,26 @@ fn dumps_go_to_stderr_by_default() {
     assert!(!err.contains("; IR after pass infer-shapes"), "{err}");
     assert!(!out.exists());
 }
+
+/// Stopping before planning needs only the model: no budget, no output file. A later stop
+/// needs the budget (the plan decides what the rewrite passes do), and says so (exit 2).
+#[test]
+fn an_early_stop_needs_no_budget_nor_output() {
+    let model = fixture("mlp.ts17");
+    let r = run_cli(&[model.to_str().unwrap(), "--stop-after", "autodiff"]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(0), "{err}");
+    assert!(err.starts_with("; IR after pass autodiff\n"), "{err}");
+    assert!(err.contains("output fc1.weight.grad"), "{err}");
+    assert!(err.contains("stopped after pass autodiff"), "{err}");
+    let r = run_cli(&[model.to_str().unwrap(), "--stop-after", "recompute"]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--stop-after recompute needs --budget"),
+        "{err}"
+    );
+    // Without --stop-after both stay required (clap's usage error).
+    let r = run_cli(&[model.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(2));
+}

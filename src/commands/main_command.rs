@@ -7,13 +7,25 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
         .model
         .as_ref()
         .ok_or_else(|| Error::Usage("missing MODEL".into()))?;
-    let out = a
-        .out
-        .as_ref()
-        .ok_or_else(|| Error::Usage("missing -o OUT".into()))?;
-    let budget = a
-        .budget
-        .ok_or_else(|| Error::Usage("missing --budget".into()))?;
+    // `--stop-after` writes nothing, and a pass before planning needs no budget either.
+    let planning = a
+        .stop_after
+        .as_deref()
+        .is_none_or(|p| !stops_before_planning(p));
+    let needed = |given: bool, flag: &str| {
+        if given || !planning {
+            return Ok(());
+        }
+        Err(Error::Usage(match &a.stop_after {
+            Some(p) => format!(
+                "--stop-after {p} needs {flag}: the passes from runtime-weights on rewrite the \
+                 graph by the plan"
+            ),
+            None => format!("missing {flag}"),
+        }))
+    };
+    // (Without --stop-after, clap requires -o and --budget; with it, nothing is written.)
+    needed(a.budget.is_some(), "--budget")?;
     let dumps = Dumps::new(a)?;
     let mut passes = dumps.manager(a)?;
     let stage = onnx_ac::console::Stage::start(&format!("loading {}", model_path.display()));
@@ -21,15 +33,17 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
     if dumps.flush(&passes)? {
         return Ok(());
     }
-    let mut outputs = model_outputs(out);
-    outputs.extend(a.decisions.iter().map(|p| ("--decisions", p.clone())));
-    outputs.extend(a.plan.save_plan.iter().map(|p| ("--save-plan", p.clone())));
-    outputs.extend(a.init_state.iter().map(|p| ("--init-state", p.clone())));
-    outputs.extend(a.report.iter().map(|p| ("--report", p.clone())));
-    let mut inputs = model_inputs(&m, model_path);
-    inputs.extend(a.plan.plan_file.iter().map(|p| ("--plan", p.clone())));
-    inputs.extend(a.plan.profile.iter().map(|p| ("--profile", p.clone())));
-    check_outputs(&outputs, &inputs)?;
+    if let Some(out) = &a.out {
+        let mut outputs = model_outputs(out);
+        outputs.extend(a.decisions.iter().map(|p| ("--decisions", p.clone())));
+        outputs.extend(a.plan.save_plan.iter().map(|p| ("--save-plan", p.clone())));
+        outputs.extend(a.init_state.iter().map(|p| ("--init-state", p.clone())));
+        outputs.extend(a.report.iter().map(|p| ("--report", p.clone())));
+        let mut inputs = model_inputs(&m, model_path);
+        inputs.extend(a.plan.plan_file.iter().map(|p| ("--plan", p.clone())));
+        inputs.extend(a.plan.profile.iter().map(|p| ("--profile", p.clone())));
+        check_outputs(&outputs, &inputs)?;
+    }
     check_init_state(&a.init_state, &a.loss)?;
     drop(stage);
     let stage = onnx_ac::console::Stage::start("building the training graph");
@@ -44,6 +58,12 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
     if dumps.flush(&passes)? {
         return Ok(());
     }
+    // Checked above unless the run stopped before here.
+    let Some(budget) = a.budget else {
+        return Err(Error::Internal(
+            "--stop-after before planning did not stop".into(),
+        ));
+    };
     let build = |dims: &BTreeMap<String, i64>| {
         let m = onnx_ac::load_model(model_path, dims)?;
         training_graph(&m, &a.loss, model_path)
@@ -141,6 +161,10 @@ pub fn main_command(a: &MainArgs) -> Result<()> {
             )?)
         }
         None => None,
+    };
+    // Required by clap unless --stop-after, which stopped above.
+    let Some(out) = &a.out else {
+        return Err(Error::Internal("--stop-after did not stop".into()));
     };
     let stage = onnx_ac::console::Stage::start(&format!("writing {}", out.display()));
     // Every output is staged and all are renamed into place together: a failure on any
@@ -289,4 +313,12 @@ impl Dumps {
         }
         Ok(passes.stopped())
     }
+}
+
+/// Whether `--stop-after pass` stops before the plan is needed: the passes up to
+/// `order-backward` build the training graph, the later ones rewrite it by the plan.
+fn stops_before_planning(pass: &str) -> bool {
+    let names = onnx_ac_passes::pass::pass_names();
+    let at = |p: &str| names.iter().position(|n| *n == p);
+    matches!((at(pass), at("order-backward")), (Some(k), Some(last)) if k <= last)
 }
