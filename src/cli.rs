@@ -320,7 +320,11 @@ pub struct MainArgs {
     /// recomputation (60%); or the share of activation memory to keep (30%act: the peak
     /// without recomputation with only 30% of the forward buffers its backward keeps, plus the
     /// gradients that peak has not allocated yet; docs/cli.md).
-    #[arg(long, required_unless_present = "stop_after")]
+    #[arg(
+        long,
+        required_unless_present = "stop_after",
+        allow_hyphen_values = true
+    )]
     pub budget: Option<Budget>,
     /// Where to write the rewritten training graph.
     #[arg(
