@@ -1,9 +1,8 @@
 //! GemmActivationFusion (level 2, onnxruntime/core/optimizer/gemm_activation_fusion.cc).
 
 use super::super::ids::IdVec;
-use super::super::order::order_by_preds;
 use super::super::view::{Absorbed, Adj, OpKind, View};
-use super::{commit, is_float, new_node, sole_reader, std_op};
+use super::{commit, is_float, new_node, sole_reader, std_op, topological_order};
 
 /// GemmActivationFusion (level 2): a Gemm read only by an activation becomes a FusedGemm.
 pub(super) fn gemm_activation_fusion(view: &mut View, adj: &mut Adj) -> bool {
@@ -27,9 +26,7 @@ pub(super) fn gemm_activation_fusion(view: &mut View, adj: &mut Adj) -> bool {
     if !candidate {
         return false;
     }
-    let vorder = order
-        .take()
-        .unwrap_or_else(|| order_by_preds(&view.nodes, preds));
+    let vorder = topological_order(order, view, preds);
     let mut removed = IdVec::from_elem(false, view.nodes.len());
     let mut added = Vec::new();
     for &k in &vorder {

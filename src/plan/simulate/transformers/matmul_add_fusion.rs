@@ -2,9 +2,8 @@
 
 use super::super::ids::{IdVec, VNodeId, VValId};
 use super::super::kernels::pack_b;
-use super::super::order::order_by_preds;
 use super::super::view::{Absorbed, Adj, OpKind, Slots, View};
-use super::{commit, is_float, new_node, sole_reader, std_op};
+use super::{commit, is_float, new_node, sole_reader, std_op, topological_order};
 use onnx_ac_passes::ir::Dim;
 
 /// MatMulAddFusion (level 1): a MatMul read only by an Add of a bias becomes a Gemm (inputs
@@ -25,9 +24,7 @@ pub(super) fn matmul_add_fusion(view: &mut View, adj: &mut Adj) -> bool {
     if !candidate {
         return false;
     }
-    let vorder = order
-        .take()
-        .unwrap_or_else(|| order_by_preds(&view.nodes, preds));
+    let vorder = topological_order(order, view, preds);
     let mut removed = IdVec::from_elem(false, view.nodes.len());
     let mut added = Vec::new();
     for &k in &vorder {

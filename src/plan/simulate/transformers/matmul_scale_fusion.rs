@@ -1,9 +1,8 @@
 //! MatMulScaleFusion (level 2, onnxruntime/core/optimizer/matmul_scale_fusion.cc).
 
 use super::super::ids::{IdVec, VNodeId, VValId};
-use super::super::order::order_by_preds;
 use super::super::view::{Absorbed, Adj, OpKind, View};
-use super::{commit, is_float, is_matmul, new_node, sole_reader, std_op};
+use super::{commit, is_float, is_matmul, new_node, sole_reader, std_op, topological_order};
 
 /// A constant scalar (one element, rank at most `max_rank`).
 fn scalar_constant(view: &View, v: Option<VValId>, max_rank: usize) -> bool {
@@ -57,9 +56,7 @@ pub(super) fn matmul_scale_fusion(view: &mut View, adj: &mut Adj) -> bool {
     if !candidate {
         return false;
     }
-    let vorder = order
-        .take()
-        .unwrap_or_else(|| order_by_preds(&view.nodes, preds));
+    let vorder = topological_order(order, view, preds);
     let mut removed = IdVec::from_elem(false, view.nodes.len());
     let mut reads_left: IdVec<VNodeId, usize> = view
         .nodes

@@ -2,9 +2,8 @@
 
 use super::super::ids::{IdVec, VNodeId, VValId};
 use super::super::kernels::pack_b;
-use super::super::order::order_by_preds;
 use super::super::view::{Absorbed, Adj, OpKind, View};
-use super::{commit, is_matmul, new_node};
+use super::{commit, is_matmul, new_node, topological_order};
 use onnx_ac_passes::ir::Graph;
 use std::collections::HashMap;
 
@@ -31,9 +30,7 @@ pub(super) fn matmul_transpose_fusion(g: &Graph, view: &mut View, adj: &mut Adj)
     if !candidate {
         return false;
     }
-    let vorder = order
-        .take()
-        .unwrap_or_else(|| order_by_preds(&view.nodes, preds));
+    let vorder = topological_order(order, view, preds);
     let mut reads_left: HashMap<VValId, usize> = HashMap::new();
     let mut absorbed = Vec::new();
     let mut removed = IdVec::from_elem(false, view.nodes.len());

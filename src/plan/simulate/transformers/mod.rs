@@ -87,6 +87,18 @@ pub(super) fn optimize<'g>(g: &'g Graph, view: &mut View<'g>, opts: &SimOptions)
     view.order = adj.and_then(|a| a.order);
 }
 
+/// The nodes in an order where each follows its inputs' producers: the one a previous
+/// transformer left (taken: the caller edits the view), else computed.
+fn topological_order(
+    order: &mut Option<Vec<VNodeId>>,
+    view: &View,
+    preds: &Csr<VNodeId, VNodeId>,
+) -> Vec<VNodeId> {
+    order
+        .take()
+        .unwrap_or_else(|| super::order::order_by_preds(&view.nodes, preds))
+}
+
 /// The only reader of `n`'s first output, when it has one reader and is no graph output.
 fn sole_reader(view: &View, readers: &Csr<VValId, VNodeId>, n: &VNode) -> Option<VNodeId> {
     let out = n.outputs.first().copied().flatten()?;

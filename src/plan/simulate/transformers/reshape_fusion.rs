@@ -2,9 +2,8 @@
 //! onnxruntime/core/optimizer/reshape_fusion.cc).
 
 use super::super::ids::{Id, IdVec, VValId};
-use super::super::order::order_by_preds;
 use super::super::view::{Absorbed, Adj, OpKind, Slots, VNode, View};
-use super::sole_reader;
+use super::{sole_reader, topological_order};
 
 fn is_reshape_like(n: &VNode) -> bool {
     n.std() && matches!(n.op, "Reshape" | "Squeeze" | "Unsqueeze")
@@ -31,9 +30,7 @@ pub(super) fn fuse_contiguous_reshapes(view: &mut View, adj: &mut Adj) -> bool {
     if !candidate {
         return false;
     }
-    let vorder = order
-        .take()
-        .unwrap_or_else(|| order_by_preds(&view.nodes, preds));
+    let vorder = topological_order(order, view, preds);
     let mut removed = IdVec::from_elem(false, view.nodes.len());
     let mut orphan_seeds: Vec<VValId> = Vec::new();
     let mut new_nodes = Vec::new();

@@ -3,9 +3,8 @@
 //! this case of the optimizer is modelled.
 
 use super::super::ids::IdVec;
-use super::super::order::order_by_preds;
 use super::super::view::{Absorbed, Adj, OpKind, Slots, View};
-use super::{commit, new_node, sole_reader};
+use super::{commit, new_node, sole_reader, topological_order};
 use onnx_ac_passes::ir::{Dim, Graph};
 
 /// The transpose optimizer (level 1) moves a Transpose read only by a constant Slice below
@@ -31,9 +30,7 @@ pub(super) fn push_transpose_through_slice(g: &Graph, view: &mut View, adj: &mut
     if !candidate {
         return false;
     }
-    let vorder = order
-        .take()
-        .unwrap_or_else(|| order_by_preds(&view.nodes, preds));
+    let vorder = topological_order(order, view, preds);
     let mut removed = IdVec::from_elem(false, view.nodes.len());
     let mut added = Vec::new();
     for &t in &vorder {
