@@ -61,7 +61,7 @@ impl Case {
         let t = Instant::now();
         let (_, base) = evaluate(&tm.graph, &info, &[], &cost).expect("evaluate");
         let eval_once = t.elapsed();
-        let third = candidates(&tm.graph, &info)
+        let third = candidates(&tm.graph)
             .into_iter()
             .skip(1)
             .step_by(3)

@@ -34,13 +34,13 @@ fn main() {
     let (tm, info) =
         onnx_ac::load_training_graph(&model, &BTreeMap::new(), &synth::cross_entropy()).unwrap();
     let g = &tm.graph;
-    let all = onnx_ac_passes::recompute::droppable_forward_values(g, &info);
+    let all = onnx_ac_passes::recompute::droppable_forward_values(g);
     let plan = RecomputePlan::new("hostile", 1, g, all);
     std::fs::write(&plan_path, serde_json::to_string(&plan).unwrap()).unwrap();
     println!(
         "model {} ({} forward nodes, {} training nodes), plan {} ({} values): {:.2} s",
         model.display(),
-        info.forward_end,
+        g.backward_start(),
         g.nodes.len(),
         plan_path.display(),
         plan.recompute.len(),

@@ -28,16 +28,11 @@ fn main() {
         onnx_ac::load_training_graph(std::path::Path::new(&a[0]), &dims, &opts).unwrap();
     let mut g = tm.graph.clone();
     // RW=1: the forward reads its weights at run time (passes' runtime_weights.rs).
-    let (g0, info) = if std::env::var("RW").is_ok() {
-        let (g2, i2, _) =
-            onnx_ac_passes::runtime_weights::read_weights_at_run_time(&g, &info).unwrap();
-        (g2, i2)
-    } else {
-        (g, info)
-    };
-    g = g0;
+    if std::env::var("RW").is_ok() {
+        (g, _) = onnx_ac_passes::runtime_weights::read_weights_at_run_time(&g, &info).unwrap();
+    }
     if a.len() > 3 {
-        let cands = onnx_ac::plan::candidates::candidates(&g, &info);
+        let cands = onnx_ac::plan::candidates::candidates(&g);
         let vals: Vec<_> = if a[3] == "all" {
             cands
         } else {
@@ -57,7 +52,7 @@ fn main() {
         sim.activation_peak_bytes,
         sim.peak_step,
         g.node(order[sim.peak_step]).name,
-        info.forward_end
+        g.backward_start()
     );
     println!("{:?}", sim.breakdown);
     // READERS=value: where the readers of that value run.

@@ -57,13 +57,11 @@ fn main() {
                 dims.insert(k.to_string(), v.parse().unwrap());
             }
         }
-        let (mut tm, mut info) =
-            onnx_ac::load_training_graph(&path, &dims, &cross_entropy()).unwrap();
+        let (mut tm, info) = onnx_ac::load_training_graph(&path, &dims, &cross_entropy()).unwrap();
         if std::env::var_os("RW").is_some() {
-            let (g2, i2, _) =
+            (tm.graph, _) =
                 onnx_ac_passes::runtime_weights::read_weights_at_run_time(&tm.graph, &info)
                     .unwrap();
-            (tm.graph, info) = (g2, i2);
         }
         if let Some(f) = &plan_file {
             let plan: onnx_ac::plan::RecomputePlan =
@@ -77,7 +75,7 @@ fn main() {
         }
         if recompute {
             // Recompute every candidate, every other one, and every third one.
-            let all = onnx_ac::plan::candidates::candidates(&tm.graph, &info);
+            let all = onnx_ac::plan::candidates::candidates(&tm.graph);
             for (label, step) in [("all", 1), ("half", 2), ("third", 3)] {
                 let vals: Vec<_> = all.iter().copied().step_by(step).collect();
                 let (rg, _) =

@@ -165,7 +165,7 @@ pub fn inspect(m: &Model, opts: &TrainOptions) -> InspectReport {
     }
     let activations = match &training {
         Ok((tm, info)) => {
-            let saved = autodiff::saved_activations(&tm.graph, info);
+            let saved = autodiff::saved_activations(&tm.graph);
             use crate::cost::CostModel;
             let cost = crate::cost::AnalyticCost::new(crate::cost::Device::Cpu);
             let node_time =

@@ -247,7 +247,7 @@ fn a_plan_dropping_every_activation_of_a_long_model() {
     let (tm, info) =
         onnx_ac_passes::autodiff::build_training_graph(&m, &synth::cross_entropy()).unwrap();
     let g = &tm.graph;
-    let all = onnx_ac_passes::recompute::droppable_forward_values(g, &info);
+    let all = onnx_ac_passes::recompute::droppable_forward_values(g);
     // Every forward value but the loss's last (the logits, the loss and its own terms are
     // forward nodes too).
     assert!(all.len() >= 20_000, "{}", all.len());
@@ -268,9 +268,10 @@ fn a_plan_dropping_every_activation_of_a_long_model() {
     onnx_ac_passes::ir::verify(rg).unwrap();
     // Every model node but the logits' producer is copied once into the backward (and
     // the loss's nodes the backward reads).
-    let copies = rg.nodes[info.forward_end..]
+    let copies = rg
+        .backward_nodes()
         .iter()
-        .filter(|n| n.name.contains("/recompute"))
+        .filter(|n| n.recompute_of().is_some())
         .count();
     assert!(
         (19_999..=plan_len).contains(&copies),
@@ -300,10 +301,7 @@ fn a_plan_dropping_every_activation_of_a_long_model() {
                 .count()
         })
         .sum();
-    let edges: usize = g.nodes[..info.forward_end]
-        .iter()
-        .map(|n| n.inputs.len())
-        .sum();
+    let edges: usize = g.forward_nodes().iter().map(|n| n.inputs.len()).sum();
     assert!(
         sources <= edges,
         "{sources} sources for {edges} forward edges"

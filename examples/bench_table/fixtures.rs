@@ -28,7 +28,7 @@ pub(super) fn fixture_section(
          Timed rounds per plan: {}.\n",
         s.label,
         g.nodes.len(),
-        s.info.forward_end,
+        g.backward_start(),
         s.n_saved,
         mib(s.sim.peak_bytes),
         mib(s.saved),

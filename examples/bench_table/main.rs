@@ -122,7 +122,7 @@ fn cell(s: &str) -> String {
 fn plain(g: &Graph, info: &TrainingInfo) -> (Simulation, u64) {
     let order = ort_default_order(g);
     let sim = simulate(g, &order, Some(info));
-    let saved = saved_activations(g, info)
+    let saved = saved_activations(g)
         .iter()
         .filter_map(|&v| g.value_bytes(v))
         .sum();
@@ -234,7 +234,7 @@ impl Setup {
             onnx_ac::cost::AnalyticCost::new(onnx_ac::cost::Device::Cpu),
         ));
         let (sim, saved) = plain(g, &info);
-        let n_saved = saved_activations(g, &info).len();
+        let n_saved = saved_activations(g).len();
         let step_est_s = g.node_ids().map(|n| cost.node_time(g, n)).sum();
         let tag = f.file.replace('.', "_")
             + &f.dims

@@ -8,7 +8,9 @@
 //! forward values must not run during the forward).
 
 use crate::fxhash::FastHash;
-use crate::ir::{known_shape, Attribute, DType, Graph, Node, Origin, Tensor, Value, ValueId};
+use crate::ir::{
+    known_shape, Attribute, DType, Graph, Node, Origin, Region, Tensor, Value, ValueId,
+};
 use std::collections::{HashMap, HashSet};
 
 /// Whether ONNX Runtime merges a Reshape into a following node of op `reader_op`
@@ -150,7 +152,10 @@ impl<'a> Pinner<'a> {
         Pinner {
             names,
             late_zeros: HashMap::new(),
-            origin: Origin::Defence("pin"),
+            origin: Origin::Defence {
+                pass: "pin",
+                region: Region::Backward,
+            },
         }
     }
 
@@ -159,9 +164,9 @@ impl<'a> Pinner<'a> {
         self.names
     }
 
-    /// Marks the nodes it emits as made by the pass named `pass`.
-    pub fn made_by(mut self, pass: &'static str) -> Pinner<'a> {
-        self.origin = Origin::Defence(pass);
+    /// Marks the nodes it emits as made by the pass named `pass`, to run in `region`.
+    pub fn made_by(mut self, pass: &'static str, region: Region) -> Pinner<'a> {
+        self.origin = Origin::Defence { pass, region };
         self
     }
 

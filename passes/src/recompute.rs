@@ -12,7 +12,7 @@
 //! cannot run before `late` exists nor be merged with the original.
 
 use crate::autodiff::TrainingInfo;
-use crate::ir::{Graph, Node, NodeId, Origin, ValueId};
+use crate::ir::{Graph, Node, NodeId, Origin, Region, ValueId};
 use crate::pass::{Manager, Pass, PassError, Unit};
 use std::collections::BTreeMap;
 use thiserror::Error;
@@ -74,7 +74,7 @@ pub fn is_random(n: &Node) -> bool {
 /// and the report's recomputed nodes count.
 pub fn is_recompute_work(g: &Graph, n: &Node) -> bool {
     n.recompute_of().is_some()
-        || (n.origin == Origin::Defence("hide-backward-shapes")
+        || (n.origin.is_defence_of("hide-backward-shapes")
             && n.input(0)
                 .and_then(|x| g.value(x).producer)
                 .is_some_and(|p| g.node(p).recompute_of().is_some()))
@@ -82,21 +82,21 @@ pub fn is_recompute_work(g: &Graph, n: &Node) -> bool {
 
 /// Every forward value a plan may drop: recomputable and not a graph output (a hostile
 /// plan's content, for tests and benchmarks of the rewrite's scaling).
-pub fn droppable_forward_values(g: &Graph, info: &TrainingInfo) -> Vec<ValueId> {
-    g.nodes[..info.forward_end]
+pub fn droppable_forward_values(g: &Graph) -> Vec<ValueId> {
+    g.forward_nodes()
         .iter()
         .flat_map(|n| n.outputs.iter().flatten().copied())
-        .filter(|&v| not_recomputable(g, info, v).is_none() && !g.outputs.contains(&v))
+        .filter(|&v| not_recomputable(g, v).is_none() && !g.outputs.contains(&v))
         .collect()
 }
 
 /// Why a forward value cannot be recomputed, if it cannot.
-pub fn not_recomputable(g: &Graph, info: &TrainingInfo, v: ValueId) -> Option<String> {
+pub fn not_recomputable(g: &Graph, v: ValueId) -> Option<String> {
     let val = g.value(v);
     let Some(p) = val.producer else {
         return Some("it is a graph input or initializer".into());
     };
-    if p.index() >= info.forward_end {
+    if g.in_backward(p) {
         return Some("it is computed by the backward".into());
     }
     let n = g.node(p);
@@ -127,26 +127,26 @@ pub fn is_view(n: &Node) -> bool {
 
 /// The value whose buffer the forward value `v` is a view of, when `v` is a view of another
 /// forward activation: dropping `v` frees memory only if that value is dropped too.
-pub fn view_base(g: &Graph, info: &TrainingInfo, v: ValueId) -> Option<ValueId> {
-    viewed(g, info, v).filter(|&b| not_recomputable(g, info, b).is_none())
+pub fn view_base(g: &Graph, v: ValueId) -> Option<ValueId> {
+    viewed(g, v).filter(|&b| not_recomputable(g, b).is_none())
 }
 
 /// The forward activation whose buffer the forward value `v` shares, when `v` is a view of
 /// one (whether or not that activation can be recomputed).
-pub fn viewed(g: &Graph, info: &TrainingInfo, v: ValueId) -> Option<ValueId> {
+pub fn viewed(g: &Graph, v: ValueId) -> Option<ValueId> {
     let p = g.value(v).producer?;
-    if p.index() >= info.forward_end || !is_view(g.node(p)) {
+    if g.in_backward(p) || !is_view(g.node(p)) {
         return None;
     }
     let base = g.node(p).input(0)?;
     let bv = g.value(base);
-    let computed = bv.producer.is_some_and(|q| q.index() < info.forward_end);
+    let computed = bv.producer.is_some_and(|q| !g.in_backward(q));
     (bv.constant.is_none() && computed).then_some(base)
 }
 
 /// `values` with, for each view among them, the values it is a view of (a buffer is freed only
 /// when every value sharing it is dropped): the drop set a plan stands for.
-pub fn with_view_bases(g: &Graph, info: &TrainingInfo, values: &[ValueId]) -> Vec<ValueId> {
+pub fn with_view_bases(g: &Graph, values: &[ValueId]) -> Vec<ValueId> {
     let mut seen = vec![false; g.values.len()];
     let mut out = Vec::with_capacity(values.len());
     for &v in values {
@@ -156,7 +156,7 @@ pub fn with_view_bases(g: &Graph, info: &TrainingInfo, values: &[ValueId]) -> Ve
                 break;
             }
             out.push(x);
-            cur = view_base(g, info, x);
+            cur = view_base(g, x);
         }
     }
     out
@@ -165,7 +165,7 @@ pub fn with_view_bases(g: &Graph, info: &TrainingInfo, values: &[ValueId]) -> Ve
 /// Rewrites `g` so that the values in `recompute` (and the values they are views of,
 /// [`with_view_bases`]) are dropped after their last forward use and recomputed for the
 /// backward. Value ids of `g` stay valid in the result (new values
-/// are appended); node ids after `info.forward_end` change. The passes `recompute`,
+/// are appended); node ids from the backward's start on change. The passes `recompute`,
 /// `pin-late` and `hide-backward-shapes` (as `opts` asks) on a copy of `g`.
 pub fn apply_recompute(
     g: &Graph,
@@ -219,13 +219,10 @@ impl Pass for Recompute {
         "copies each dropped value's producer before its first backward reader"
     }
     fn run(&self, unit: &mut Unit<'_>) -> Result<(), PassError> {
-        let info = unit.info.as_ref().ok_or(PassError::Missing {
-            pass: "recompute",
-            what: "a training graph (pass autodiff)",
-        })?;
+        unit.info_for(self.name())?;
         let g = &mut unit.model.graph;
         for &v in &unit.recompute {
-            if let Some(reason) = not_recomputable(g, info, v) {
+            if let Some(reason) = not_recomputable(g, v) {
                 return Err(RecomputeError::NotRecomputable {
                     value: g.value(v).name.clone(),
                     reason,
@@ -234,14 +231,14 @@ impl Pass for Recompute {
             }
         }
         let mut drop = vec![false; g.values.len()];
-        for v in with_view_bases(g, info, &unit.recompute) {
+        for v in with_view_bases(g, &unit.recompute) {
             drop[v.index()] = true;
         }
         let names = unit
             .names
             .take()
             .unwrap_or_else(|| crate::pin::Names::of_graph(g));
-        let forward_end = info.forward_end.min(g.nodes.len());
+        let backward_start = g.backward_start();
         // Copies and rewired inputs are queued, then applied in one pass over the nodes
         // (the planner rewrites every plan it simulates).
         let node_count = g.nodes.len();
@@ -250,11 +247,11 @@ impl Pass for Recompute {
             patch: crate::ir::Patch::new(g),
             g,
             drop,
-            copies: vec![None; forward_end],
+            copies: vec![None; backward_start],
             pending: Vec::new(),
         };
         let report = &mut unit.stats.rewrite;
-        for id in (forward_end..node_count).map(|k| NodeId(k as u32)) {
+        for id in (backward_start..node_count).map(|k| NodeId(k as u32)) {
             for k in 0..rw.g.node(id).inputs.len() {
                 if let Some(i) = rw.g.node(id).inputs[k].filter(|&i| rw.dropped(i)) {
                     let c = rw.copy_of(i);
@@ -394,11 +391,12 @@ impl Pass for PinLate {
         unit.rewrite.pin_late
     }
     fn run(&self, unit: &mut Unit<'_>) -> Result<(), PassError> {
-        let forward_end = unit.info_for(self.name())?.forward_end;
+        unit.info_for(self.name())?;
         let names = unit.take_names();
         let g = &mut unit.model.graph;
-        let mut pinner = crate::pin::Pinner::with_names(names).made_by("pin-late");
-        let pinned = pin_groups(g, forward_end, &mut pinner);
+        let mut pinner =
+            crate::pin::Pinner::with_names(names).made_by("pin-late", Region::Backward);
+        let pinned = pin_groups(g, &mut pinner);
         unit.stats.rewrite.pinned_groups += pinned;
         unit.names = Some(pinner.into_names());
         Ok(())
@@ -409,9 +407,9 @@ impl Pass for PinLate {
 /// many groups got a pin. The pins' values are numbered right after their group's copies,
 /// as a rewrite that pinned each group as it copied it would have numbered them (value ids
 /// order the file's `value_info`).
-fn pin_groups(g: &mut Graph, forward_end: usize, pinner: &mut crate::pin::Pinner) -> usize {
-    let forward_end = forward_end.min(g.nodes.len());
-    if !g.nodes[forward_end..]
+fn pin_groups(g: &mut Graph, pinner: &mut crate::pin::Pinner) -> usize {
+    let backward_start = g.backward_start();
+    if !g.nodes[backward_start..]
         .iter()
         .any(|n| n.recompute_of().is_some())
     {
@@ -419,7 +417,7 @@ fn pin_groups(g: &mut Graph, forward_end: usize, pinner: &mut crate::pin::Pinner
     }
     let mut is_copy = vec![false; g.values.len()];
     let mut first_copy_value = g.values.len();
-    for n in &g.nodes[forward_end.min(g.nodes.len())..] {
+    for n in &g.nodes[backward_start..] {
         if n.recompute_of().is_some() {
             for o in n.outputs.iter().flatten() {
                 is_copy[o.index()] = true;
@@ -440,8 +438,8 @@ fn pin_groups(g: &mut Graph, forward_end: usize, pinner: &mut crate::pin::Pinner
     // copies late.
     let mut last_backward_value: Option<ValueId> = None;
     // The current group: its nodes' ids.
-    let mut group = forward_end..forward_end;
-    for id in forward_end..node_count {
+    let mut group = backward_start..backward_start;
+    for id in backward_start..node_count {
         if g.nodes[id].recompute_of().is_some() {
             if group.is_empty() {
                 group = id..id;
@@ -458,12 +456,7 @@ fn pin_groups(g: &mut Graph, forward_end: usize, pinner: &mut crate::pin::Pinner
                 .iter()
                 .flatten()
                 .copied()
-                .find(|&i| {
-                    !copy(i)
-                        && g.value(i)
-                            .producer
-                            .is_some_and(|p| p.index() >= forward_end)
-                })
+                .find(|&i| !copy(i) && g.value(i).producer.is_some_and(|p| g.in_backward(p)))
                 .or(last_backward_value);
             let pins_from = g.values.len();
             let mut pins = Vec::new();
@@ -514,7 +507,7 @@ fn pin_groups(g: &mut Graph, forward_end: usize, pinner: &mut crate::pin::Pinner
         }
     }
     patch.apply(g);
-    renumber_tail(g, forward_end, first_copy_value.min(made_from), &order);
+    renumber_tail(g, backward_start, first_copy_value.min(made_from), &order);
     pinned_groups
 }
 
@@ -637,10 +630,11 @@ mod tests {
         let m = synth::wide_model(20_000);
         let (tm, info) = build_training_graph(&m, &synth::cross_entropy()).unwrap();
         let g = &tm.graph;
-        let all: Vec<ValueId> = g.nodes[..info.forward_end]
+        let all: Vec<ValueId> = g
+            .forward_nodes()
             .iter()
             .flat_map(|n| n.outputs.iter().flatten().copied())
-            .filter(|&v| not_recomputable(g, &info, v).is_none() && !g.outputs.contains(&v))
+            .filter(|&v| not_recomputable(g, v).is_none() && !g.outputs.contains(&v))
             .collect();
         assert!(all.len() > 19_000, "{}", all.len());
         let (rg, report) = apply_recompute(g, &info, &all, RewriteOptions::default()).unwrap();
@@ -656,7 +650,7 @@ mod tests {
         let m = synth::transformer_with_nodes(1_000);
         let (tm, info) = build_training_graph(&m, &synth::cross_entropy()).unwrap();
         let g = &tm.graph;
-        let drop = droppable_forward_values(g, &info);
+        let drop = droppable_forward_values(g);
         let opts = RewriteOptions {
             pin_late: true,
             hide_shapes: false,
@@ -667,11 +661,11 @@ mod tests {
         // Per run of new nodes (pins, then copies) before a backward node: the new values
         // it made, copies' first.
         let mut runs: Vec<(Vec<u32>, Vec<u32>)> = vec![Default::default()];
-        for n in &rg.nodes[info.forward_end..] {
+        for n in rg.backward_nodes() {
             let made = n.outputs.iter().flatten().map(|v| v.0).filter(|&v| v >= n0);
             match n.origin {
                 Origin::RecomputeOf(_) => runs.last_mut().unwrap().0.extend(made),
-                Origin::Defence("pin-late") => {
+                o if o.is_defence_of("pin-late") => {
                     let pins = &mut runs.last_mut().unwrap().1;
                     pins.extend(made);
                     pins.extend(
@@ -714,19 +708,19 @@ mod tests {
     #[test]
     fn views_are_dropped_with_their_base() {
         let m = synth::transformer_with_nodes(1_000);
-        let (tm, info) = build_training_graph(&m, &synth::cross_entropy()).unwrap();
+        let (tm, _) = build_training_graph(&m, &synth::cross_entropy()).unwrap();
         let g = &tm.graph;
         let view = g
             .value_ids()
             .find(|&v| {
                 g.value(v)
                     .producer
-                    .is_some_and(|p| p.index() < info.forward_end && is_view(g.node(p)))
-                    && view_base(g, &info, v).is_some()
+                    .is_some_and(|p| !g.in_backward(p) && is_view(g.node(p)))
+                    && view_base(g, v).is_some()
             })
             .expect("a view of an activation");
-        let base = view_base(g, &info, view).unwrap();
-        let closed = with_view_bases(g, &info, &[view]);
+        let base = view_base(g, view).unwrap();
+        let closed = with_view_bases(g, &[view]);
         assert_eq!(closed[0], view);
         assert!(closed.contains(&base));
     }

@@ -17,7 +17,7 @@
 //! decided by running the shape rules without the file's shapes, the way ONNX Runtime's
 //! inference sees the graph.
 
-use crate::ir::{Graph, Node, NodeId, Shape, Tensor, ValueId};
+use crate::ir::{Graph, Node, NodeId, Region, Shape, Tensor, ValueId};
 use crate::ops::{self, OpCtx};
 use crate::pass::{Pass, PassError, Unit};
 use crate::pin::Pinner;
@@ -135,10 +135,11 @@ impl Pass for HideBackwardShapes {
             pass: "hide-backward-shapes",
             what: "a training graph (pass autodiff)",
         })?;
-        let (forward_end, loss, opset) = (info.forward_end, info.loss, info.opset);
-        let mut pinner = Pinner::with_names(unit.take_names()).made_by(self.name());
+        let (loss, opset) = (info.loss, info.opset);
+        let mut pinner =
+            Pinner::with_names(unit.take_names()).made_by(self.name(), Region::Backward);
         let g = &mut unit.model.graph;
-        let backward: Vec<Node> = g.nodes.split_off(forward_end.min(g.nodes.len()));
+        let backward: Vec<Node> = g.nodes.split_off(g.backward_start());
         unit.stats.rewrite.hidden_inputs +=
             hide_backward_nodes(g, backward, loss, opset, &mut pinner);
         unit.names = Some(pinner.into_names());
@@ -146,13 +147,12 @@ impl Pass for HideBackwardShapes {
     }
 }
 
-/// Makes every backward value (nodes `forward_end..`) whose buffer ONNX Runtime could pair
-/// with another have dims ONNX Runtime cannot infer, and marks those values
-/// `hide_shape`. Value ids are kept; node ids after `forward_end` change. Returns the
-/// number of inputs read through a hiding alias.
-pub fn hide_backward_shapes(g: &mut Graph, forward_end: usize, loss: ValueId, opset: i64) -> usize {
-    let mut pinner = Pinner::new(g).made_by("hide-backward-shapes");
-    let backward: Vec<Node> = g.nodes.drain(forward_end..).collect();
+/// Makes every backward value whose buffer ONNX Runtime could pair with another have dims
+/// ONNX Runtime cannot infer, and marks those values `hide_shape`. Value ids are kept;
+/// backward node ids change. Returns the number of inputs read through a hiding alias.
+pub fn hide_backward_shapes(g: &mut Graph, loss: ValueId, opset: i64) -> usize {
+    let mut pinner = Pinner::new(g).made_by("hide-backward-shapes", Region::Backward);
+    let backward: Vec<Node> = g.nodes.split_off(g.backward_start());
     hide_backward_nodes(g, backward, loss, opset, &mut pinner)
 }
 
@@ -258,9 +258,10 @@ fn hide_backward_nodes(
         push(g, &mut truths, node);
     }
 
+    let in_backward: Vec<bool> = g.node_ids().map(|n| g.in_backward(n)).collect();
     for (i, v) in g.values.iter_mut().enumerate() {
         v.hide_shape = v.initializer.is_none()
-            && v.producer.is_some_and(|p| p.index() >= forward_end)
+            && v.producer.is_some_and(|p| in_backward[p.index()])
             && !fully_known(&v.shape);
         if let Some(shape) = truths.shapes.get_mut(i).and_then(Option::take) {
             v.shape = shape;

@@ -14,7 +14,7 @@
 //! when a budget cannot be met without it.
 
 use crate::autodiff::TrainingInfo;
-use crate::ir::{DType, Graph, Node, NodeId, ValueId};
+use crate::ir::{DType, Graph, Node, NodeId, Region, ValueId};
 use crate::pass::{Manager, Pass, PassError, Unit};
 use std::collections::HashMap;
 
@@ -28,14 +28,10 @@ pub struct RuntimeWeights {
 }
 
 /// The training graph `g` with its forward reading every constant float weight of rank ≥ 2
-/// at run time, and `info` for it (the pins run first: `forward_end` moves by their
-/// number). `None` when there is nothing to change: no weight is constant (parameters that
+/// at run time (the pins run first; `info` holds for the result too). `None` when there is nothing to change: no weight is constant (parameters that
 /// are graph inputs are not), or the graph has no data input to pin on. The pass
 /// `runtime-weights` on a copy of `g`.
-pub fn read_weights_at_run_time(
-    g: &Graph,
-    info: &TrainingInfo,
-) -> Option<(Graph, TrainingInfo, RuntimeWeights)> {
+pub fn read_weights_at_run_time(g: &Graph, info: &TrainingInfo) -> Option<(Graph, RuntimeWeights)> {
     let model = crate::ir::Model {
         graph: g.clone(),
         ..Default::default()
@@ -47,7 +43,7 @@ pub fn read_weights_at_run_time(
         panic!("{e}");
     }
     let report = unit.stats.runtime_weights?;
-    Some((unit.model.graph, unit.info?, report))
+    Some((unit.model.graph, report))
 }
 
 /// The `runtime-weights` pass (run only when a plan asks for it).
@@ -64,11 +60,8 @@ impl Pass for RuntimeWeightsPass {
         unit.runtime_weights
     }
     fn run(&self, unit: &mut Unit<'_>) -> Result<(), PassError> {
-        let info = unit.info.as_mut().ok_or(PassError::Missing {
-            pass: "runtime-weights",
-            what: "a training graph (pass autodiff)",
-        })?;
-        unit.stats.runtime_weights = pin_weights(&mut unit.model.graph, info);
+        unit.info_for(self.name())?;
+        unit.stats.runtime_weights = pin_weights(&mut unit.model.graph);
         if unit.stats.runtime_weights.is_some() {
             unit.names = None;
         }
@@ -78,8 +71,8 @@ impl Pass for RuntimeWeightsPass {
 
 /// Pins the forward's constant weights in place; `None` (and `g` untouched) when there is
 /// nothing to change.
-fn pin_weights(g: &mut Graph, info: &mut TrainingInfo) -> Option<RuntimeWeights> {
-    let forward = &g.nodes[..info.forward_end.min(g.nodes.len())];
+fn pin_weights(g: &mut Graph) -> Option<RuntimeWeights> {
+    let forward = g.forward_nodes();
     let is_input = |v: ValueId| g.inputs.contains(&v);
     let constant_weight = |v: ValueId| {
         let val = g.value(v);
@@ -119,7 +112,7 @@ fn pin_weights(g: &mut Graph, info: &mut TrainingInfo) -> Option<RuntimeWeights>
     if weights.is_empty() {
         return None;
     }
-    let mut pinner = crate::pin::Pinner::new(g).made_by("runtime-weights");
+    let mut pinner = crate::pin::Pinner::new(g).made_by("runtime-weights", Region::Forward);
     let mut pins: Vec<Node> = Vec::new();
     let dep = pinner.late_zero(g, source, &mut pins)?;
     let mut pinned: HashMap<ValueId, ValueId> = HashMap::new();
@@ -133,19 +126,16 @@ fn pin_weights(g: &mut Graph, info: &mut TrainingInfo) -> Option<RuntimeWeights>
     }
     // The pins go first, every forward reader of a weight reads its pin. (The pinner added
     // the pins' values to `g`; the patch adds none.)
-    let forward_end = info.forward_end.min(g.nodes.len());
     let mut patch = crate::ir::Patch::new(g);
-    for (k, n) in g.nodes[..forward_end].iter().enumerate() {
+    for (k, n) in g.forward_nodes().iter().enumerate() {
         for (j, i) in n.inputs.iter().enumerate() {
             if let Some(&p) = i.and_then(|i| pinned.get(&i)) {
                 patch.set_input(NodeId(k as u32), j, Some(p));
             }
         }
     }
-    let inserted = pins.len();
     patch.insert_all_before(NodeId(0), pins);
     patch.apply(g);
-    info.forward_end += inserted;
     Some(report)
 }
 
@@ -163,15 +153,20 @@ mod tests {
     #[test]
     fn forward_reads_each_weight_through_one_pin() {
         let (m, info) = tiny_transformer();
-        let (g, info2, report) = read_weights_at_run_time(&m.graph, &info).unwrap();
+        let (g, report) = read_weights_at_run_time(&m.graph, &info).unwrap();
         crate::ir::verify(&g).unwrap();
         // Per layer: the fused QKV, projection and two MLP matrices; embeddings and the head.
         assert!(report.weights >= 4, "{report:?}");
-        assert!(info2.forward_end > info.forward_end);
-        // Only the pins (the first nodes) read constant float matrices; the backward is as
-        // it was.
-        let pins = info2.forward_end - info.forward_end;
-        for n in &g.nodes[pins..info2.forward_end] {
+        let (before, after) = (m.graph.backward_start(), g.backward_start());
+        assert!(after > before);
+        // Only the pins (the first nodes, in the forward) read constant float matrices; the
+        // backward is as it was.
+        let pins = after - before;
+        assert!(g.nodes[..pins]
+            .iter()
+            .all(|n| n.origin.is_defence_of("runtime-weights")
+                && n.origin.region() == Region::Forward));
+        for n in &g.nodes[pins..after] {
             for v in n.inputs.iter().flatten() {
                 let val = g.value(*v);
                 let matrix = val.shape.as_ref().is_some_and(|s| s.len() >= 2);
@@ -183,9 +178,6 @@ mod tests {
                 );
             }
         }
-        assert_eq!(
-            &g.nodes[info2.forward_end..],
-            &m.graph.nodes[info.forward_end..]
-        );
+        assert_eq!(g.backward_nodes(), m.graph.backward_nodes());
     }
 }

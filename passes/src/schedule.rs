@@ -5,7 +5,7 @@
 //! reads one of its forward inputs through a pin (`pin.rs`) on the backward value made
 //! just before it in file order, so it runs where the builder placed it.
 
-use crate::ir::{Graph, Node, NodeId, ValueId};
+use crate::ir::{Graph, Node, NodeId, Region, ValueId};
 use crate::pass::{Pass, PassError, Unit};
 use crate::pin::Pinner;
 
@@ -21,14 +21,14 @@ impl Pass for OrderBackward {
     }
     fn run(&self, unit: &mut Unit<'_>) -> Result<(), PassError> {
         let info = unit.info_for(self.name())?;
-        let (forward_end, loss) = (info.forward_end, info.loss);
+        let loss = info.loss;
         let seed = unit.seed.ok_or(PassError::Missing {
             pass: self.name(),
             what: "the loss gradient's seed (pass autodiff)",
         })?;
         let g = &mut unit.model.graph;
-        sinks_last(g, forward_end);
-        pin_backward_roots(g, forward_end, loss, seed);
+        sinks_last(g);
+        pin_backward_roots(g, loss, seed);
         unit.names = None;
         Ok(())
     }
@@ -44,29 +44,30 @@ impl Pass for OrderBackward {
 /// its activation gradient and its saved (or recomputed) input across the whole backward.
 /// Reversed at the end, the sinks are walked in backward order, so each weight gradient runs
 /// as soon as its inputs exist and frees them. Sinks read nothing another node writes after
-/// them, so the file stays topologically sorted. Value ids are kept; node ids after
-/// `forward_end` change. Returns how many sinks moved.
-pub fn sinks_last(g: &mut Graph, forward_end: usize) -> usize {
+/// them, so the file stays topologically sorted. Value ids are kept; backward node ids
+/// change. Returns how many sinks moved.
+pub fn sinks_last(g: &mut Graph) -> usize {
+    let backward_start = g.backward_start();
     let mut read = vec![false; g.values.len()];
     for n in &g.nodes {
         for i in n.inputs.iter().flatten() {
             read[i.index()] = true;
         }
     }
-    let backward = &g.nodes[forward_end..];
+    let backward = &g.nodes[backward_start..];
     let is_sink: Vec<bool> = backward
         .iter()
         .map(|n| n.outputs.iter().flatten().all(|o| !read[o.index()]))
         .collect();
     let early = early_contributions(g, backward, &is_sink);
-    let mut pinner = Pinner::new(g).made_by("order-backward");
+    let mut pinner = Pinner::new(g).made_by("order-backward", Region::Backward);
     // Pins go before their reader; the sinks leave their place for the end, reversed. The
     // pinner adds the pins' values to `g` (the patch adds none).
     let mut patch = crate::ir::Patch::new(g);
     let node_count = g.nodes.len();
     let mut sinks = Vec::new();
-    for k in 0..node_count - forward_end {
-        let id = NodeId((forward_end + k) as u32);
+    for k in 0..node_count - backward_start {
+        let id = NodeId((backward_start + k) as u32);
         if is_sink[k] {
             sinks.push(id);
             continue;
@@ -158,21 +159,18 @@ fn early_contributions(g: &Graph, backward: &[Node], is_sink: &[bool]) -> Vec<Ve
 const MAX_FACTOR_DEPTH: usize = 16;
 
 /// Pins backward roots (backward nodes none of whose inputs the backward computes); `seed`
-/// is the gradient the backward starts from. Returns how many were pinned. Value ids are kept; node ids after `forward_end` change.
+/// is the gradient the backward starts from. Returns how many were pinned. Value ids are
+/// kept; backward node ids change.
 ///
 /// A pin must not extend a lifetime nor make a value run early: the late value it reads is
 /// one the root's first reader reads anyway (a backward input of it made before the root).
 /// Only when there is none does the pin read the loss (alive the whole run anyway): the root
 /// then cannot run before the forward ends, and ONNX Runtime's walk reaches it through its
 /// reader.
-pub fn pin_backward_roots(
-    g: &mut Graph,
-    forward_end: usize,
-    loss: ValueId,
-    seed: ValueId,
-) -> usize {
-    let mut pinner = Pinner::new(g).made_by("order-backward");
-    let backward = &g.nodes[forward_end..];
+pub fn pin_backward_roots(g: &mut Graph, loss: ValueId, seed: ValueId) -> usize {
+    let backward_start = g.backward_start();
+    let mut pinner = Pinner::new(g).made_by("order-backward", Region::Backward);
+    let backward = &g.nodes[backward_start..];
     let mut made_by_backward = vec![false; g.values.len()];
     for n in backward {
         for o in n.outputs.iter().flatten() {
@@ -268,7 +266,7 @@ pub fn pin_backward_roots(
                 })
             });
             if let Some(late) = read_anyway.or(Some(loss)) {
-                let id = NodeId((forward_end + k) as u32);
+                let id = NodeId((backward_start + k) as u32);
                 pinned += pin_one(g, &mut pinner, id, late, &mut patch);
             }
         }

@@ -153,14 +153,14 @@ fn run_case(case: Case) -> Result<String, String> {
             diff(&text, &again)
         ));
     }
-    let Some(info) = &unit.info else {
+    if unit.info.is_none() {
         return Ok(text);
-    };
+    }
     let g = &unit.model.graph;
     let first_node = 1 + g.inputs.len() + g.initializers.len();
     let mut out = String::new();
     for (k, line) in text.lines().enumerate() {
-        if k == first_node + info.forward_end {
+        if k == first_node + g.backward_start() {
             out.push_str("; backward\n");
         }
         out.push_str(line);

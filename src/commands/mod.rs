@@ -231,8 +231,8 @@ pub fn train_graph(a: &TrainGraphArgs) -> Result<()> {
     onnx_ac::console::eprint_line(&format!(
         "wrote {}: {outputs}, {} forward and {} backward nodes",
         a.out.display(),
-        info.forward_end,
-        tm.graph.nodes.len() - info.forward_end
+        tm.graph.backward_start(),
+        tm.graph.backward_nodes().len()
     ));
     Ok(())
 }

@@ -64,16 +64,8 @@ pub const CURVE_POINTS: usize = 6;
 pub fn render(input: &ReportInput) -> String {
     let planned = input.planned;
     let s = &planned.summary;
-    // The training graph the plan was made on: with weights read at run time, that graph's
-    // values and training info (the rewrite keeps them).
-    let runtime = planned
-        .plan
-        .runtime_weights
-        .then(|| onnx_ac_passes::runtime_weights::read_weights_at_run_time(input.plain, input.info))
-        .flatten();
-    let planned_info = runtime.as_ref().map_or(input.info, |r| &r.1);
     let before = trace::trace(input.plain, input.info);
-    let after = trace::trace(&planned.rewritten.graph, planned_info);
+    let after = trace::trace(&planned.rewritten.graph, input.info);
     let scale = s.byte_scale();
     let fmt = |b: u64| scale.format(b);
     let optimizer = input.info.optimizer.is_some();
@@ -603,7 +595,6 @@ fn section_details(
     let planned = input.planned;
     let s = &planned.summary;
     let host = crate::plan::host::current();
-    let plain_nodes = input.plain.nodes.len();
     let new_nodes = planned.rewritten.graph.nodes.len();
     let recompute_nodes = planned
         .rewritten
@@ -638,8 +629,8 @@ fn section_details(
             "graph",
             format!(
                 "{} forward and loss nodes, {} backward nodes before; {} nodes after, {} of them recomputation",
-                input.info.forward_end,
-                plain_nodes - input.info.forward_end.min(plain_nodes),
+                input.plain.backward_start(),
+                input.plain.backward_nodes().len(),
                 new_nodes,
                 recompute_nodes
             ),

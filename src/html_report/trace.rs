@@ -150,7 +150,7 @@ struct Classes<'g> {
 impl<'g> Classes<'g> {
     fn new(g: &'g Graph, info: &'g TrainingInfo) -> Self {
         let mut kept = vec![false; g.values.len()];
-        for v in crate::report::kept_buffers(g, info) {
+        for v in crate::report::kept_buffers(g) {
             kept[v.index()] = true;
         }
         let mut output = vec![false; g.values.len()];
@@ -205,7 +205,7 @@ pub fn trace(g: &Graph, info: &TrainingInfo) -> Trace {
     let positions: Vec<usize> = held.steps.iter().map(|s| s.0).collect();
     let node_of = |s: usize| positions.get(s).and_then(|&p| order.get(p)).copied();
     let backward_start =
-        (0..positions.len()).find(|&s| node_of(s).is_some_and(|n| n.index() >= info.forward_end));
+        (0..positions.len()).find(|&s| node_of(s).is_some_and(|n| g.in_backward(n)));
     let peak_node = node_of(replay.peak_step)
         .map(|n| (g.node(n).name.clone(), g.node(n).op_type.clone()))
         .unwrap_or_default();

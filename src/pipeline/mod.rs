@@ -249,7 +249,7 @@ fn unreachable_error(
 /// state) are outputs, alive at the end of every plan's step: they are not activation memory,
 /// and a plan that moves the peak to the end of the backward must be allowed them.
 pub fn activation_budget(g: &Graph, info: &TrainingInfo, base: &Simulation, p: f64) -> u64 {
-    let activations: u64 = report::kept_buffers(g, info)
+    let activations: u64 = report::kept_buffers(g)
         .iter()
         .filter_map(|&v| g.value_bytes(v))
         .sum();
@@ -334,7 +334,7 @@ pub fn plan_and_rewrite(
             .as_ref()
     };
     let (g, info, mut plan) = match plan.runtime_weights.then(runtime).flatten() {
-        Some((g2, info2, _)) => (g2, info2, plan),
+        Some((g2, _)) => (g2, info, plan),
         None => (
             g,
             info,
@@ -382,10 +382,10 @@ pub fn plan_and_rewrite(
         _ => None,
     };
     let (g, info) = match fallback {
-        Some(((g2, info2, _), name)) => {
+        Some(((g2, _), name)) => {
             let runtime_target = budget - budget / RUNTIME_WEIGHTS_MARGIN_DIVISOR;
             let mut best: Option<(RecomputePlan, Vec<ValueId>, Graph, Simulation)> = None;
-            let mut found = search(g2, info2, name)?;
+            let mut found = search(g2, info, name)?;
             found.runtime_weights = true;
             let carried = RecomputePlan {
                 runtime_weights: true,
@@ -393,7 +393,7 @@ pub fn plan_and_rewrite(
             };
             for candidate in [found, carried] {
                 let values2 = candidate.resolve(g2).map_err(plan_err)?;
-                let (rg2, after2) = rewrite(g2, info2, &values2, opts.rewrite).map_err(plan_err)?;
+                let (rg2, after2) = rewrite(g2, info, &values2, opts.rewrite).map_err(plan_err)?;
                 if after2.peak_bytes <= runtime_target {
                     best = Some((candidate, values2, rg2, after2));
                     break;
@@ -402,7 +402,7 @@ pub fn plan_and_rewrite(
             match best {
                 Some((plan2, values2, rg2, after2)) => {
                     (plan, values, rg, after) = (plan2, values2, rg2, after2);
-                    (g2, info2)
+                    (g2, info)
                 }
                 _ => (g, info),
             }
@@ -428,8 +428,8 @@ pub fn plan_and_rewrite(
     }
     let (_, eval) = evaluate(g, info, &values, cost).map_err(plan_err)?;
     let order = plan::simulate::ort_default_order(g);
-    let kept = report::Kept::new(g, &rg, info);
-    let decisions = report::decisions(g, info, &order, &kept, &values, cost);
+    let kept = report::Kept::new(g, &rg);
+    let decisions = report::decisions(g, &order, &kept, &values, cost);
     let step_before: f64 = g.node_ids().map(|n| cost(g, n)).sum();
     let recomputed = decisions
         .iter()
@@ -485,7 +485,7 @@ pub fn plan_and_rewrite(
             .runtime_weights
             .then(runtime)
             .flatten()
-            .map(|r| r.2.bytes),
+            .map(|r| r.1.bytes),
         verify: None,
         warnings: Vec::new(),
         written: Vec::new(),

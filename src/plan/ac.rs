@@ -106,7 +106,7 @@ impl<'a, 'b> Pool<'a, 'b> {
         let (g, info) = (self.input.graph, self.input.info);
         let (rg, _) = apply_recompute(g, info, chosen, RewriteOptions::default())?;
         let (order, sim) = simulate_ort_default(&rg, Some(info));
-        let time: f64 = (info.forward_end..rg.nodes.len())
+        let time: f64 = (rg.backward_start()..rg.nodes.len())
             .filter(|&i| is_recompute_work(&rg, &rg.nodes[i]))
             .map(|i| (self.input.cost)(&rg, NodeId(i as u32)))
             .sum::<f64>()
@@ -129,11 +129,11 @@ impl<'a, 'b> Pool<'a, 'b> {
             let readers = &consumers[v.index()];
             let last_fw = readers
                 .iter()
-                .filter(|r| r.index() < info.forward_end)
+                .filter(|&&r| !rg.in_backward(r))
                 .map(|r| pos[r.index()])
                 .max();
             let made = rg.value(v).producer.map(|p| pos[p.index()]);
-            let first_bw = first_backward_read(&rg, &consumers, &pos, info.forward_end, v);
+            let first_bw = first_backward_read(&rg, &consumers, &pos, v);
             let (Some(made), Some(first_bw)) = (made, first_bw) else {
                 continue;
             };
@@ -465,7 +465,6 @@ fn first_backward_read(
     rg: &Graph,
     consumers: &[Vec<NodeId>],
     pos: &[usize],
-    forward_end: usize,
     v: ValueId,
 ) -> Option<usize> {
     let mut first: Option<usize> = None;
@@ -476,7 +475,7 @@ fn first_backward_read(
             continue;
         }
         for &r in &consumers[x.index()] {
-            if r.index() < forward_end {
+            if !rg.in_backward(r) {
                 continue;
             }
             let n = rg.node(r);
@@ -499,10 +498,10 @@ impl Planner for Ac {
         let (g, info, budget) = (input.graph, input.info, input.budget_bytes);
         let mut pool = Pool {
             input,
-            cands: candidates(g, info),
+            cands: candidates(g),
             saved: {
                 let mut saved = vec![false; g.values.len()];
-                for v in saved_activations(g, info) {
+                for v in saved_activations(g) {
                     saved[v.index()] = true;
                 }
                 saved

@@ -1,16 +1,16 @@
 //! Recompute candidates: forward activations the backward reads, with their producers'
 //! costs and the sources a recompute needs.
 
-use onnx_ac_passes::autodiff::{saved_activations, TrainingInfo};
+use onnx_ac_passes::autodiff::saved_activations;
 use onnx_ac_passes::ir::{Graph, ValueId};
 use onnx_ac_passes::recompute::{is_view, not_recomputable};
 use std::collections::HashSet;
 
 /// Saved activations that may be recomputed (not random, not opaque, not folded).
-pub fn candidates(g: &Graph, info: &TrainingInfo) -> Vec<ValueId> {
-    saved_activations(g, info)
+pub fn candidates(g: &Graph) -> Vec<ValueId> {
+    saved_activations(g)
         .into_iter()
-        .filter(|&v| not_recomputable(g, info, v).is_none())
+        .filter(|&v| not_recomputable(g, v).is_none())
         .filter(|&v| g.value_bytes(v).unwrap_or(0) > 0)
         .collect()
 }
@@ -254,9 +254,9 @@ mod tests {
     #[test]
     fn cached_ratios_give_the_naive_ranking() {
         let m = synth::transformer_with_nodes(1_000);
-        let (tm, info) = build_training_graph(&m, &synth::cross_entropy()).unwrap();
+        let (tm, _) = build_training_graph(&m, &synth::cross_entropy()).unwrap();
         let g = &tm.graph;
-        let cands = candidates(g, &info);
+        let cands = candidates(g);
         assert!(cands.len() > 20, "{} candidates", cands.len());
         assert_eq!(mutwo_order(g, &cands, &cost), naive_order(g, &cands));
     }

@@ -99,7 +99,7 @@ pub fn evaluate(
 ) -> Result<(Graph, Evaluation), PlanError> {
     let (rg, report) = apply_recompute(g, info, values, RewriteOptions::default())?;
     let (_, sim) = simulate::simulate_ort_default(&rg, Some(info));
-    let added: f64 = (info.forward_end..rg.nodes.len())
+    let added: f64 = (rg.backward_start()..rg.nodes.len())
         .filter(|&i| is_recompute_work(&rg, &rg.nodes[i]))
         .map(|i| cost(&rg, NodeId(i as u32)))
         .sum::<f64>()

@@ -17,7 +17,7 @@ impl Planner for MuTwo {
         let g = input.graph;
         // The ratios depend only on what is dropped before, so the whole ranking can be
         // made first; the plan is its shortest prefix that fits.
-        let order = mutwo_order(g, &candidates(g, input.info), input.cost);
+        let order = mutwo_order(g, &candidates(g), input.cost);
         let mut taken = 0;
         let (_, mut eval) = evaluate(g, input.info, &[], input.cost)?;
         // When no prefix fits, the lowest peak any prefix reached (the shortest on ties):

@@ -104,7 +104,7 @@ impl Planner for Optimal {
             pos[n.index()] = k;
         }
         let consumers = g.consumers();
-        let cands = candidates(g, info);
+        let cands = candidates(g);
         let index: HashMap<ValueId, usize> =
             cands.iter().enumerate().map(|(i, &v)| (v, i)).collect();
         let bytes = |v: ValueId| g.value_bytes(v).unwrap_or(0) as f64 / 1024.0;
@@ -114,12 +114,12 @@ impl Planner for Optimal {
             let made = g.value(v).producer.map(|p| pos[p.index()]).unwrap_or(0);
             let fb = rs
                 .iter()
-                .filter(|r| r.index() >= info.forward_end)
+                .filter(|&&r| g.in_backward(r))
                 .map(|r| pos[r.index()])
                 .min();
             let lf = rs
                 .iter()
-                .filter(|r| r.index() < info.forward_end)
+                .filter(|&&r| !g.in_backward(r))
                 .map(|r| pos[r.index()])
                 .max()
                 .unwrap_or(made)

@@ -65,7 +65,7 @@ fn attention_core(g: &Graph, info: &TrainingInfo) -> Vec<ValueId> {
         )
     };
     let mut core: HashSet<ValueId> = HashSet::new();
-    for (k, n) in g.nodes[..info.forward_end].iter().enumerate() {
+    for (k, n) in g.forward_nodes().iter().enumerate() {
         if n.op_type != "Softmax" {
             continue;
         }
@@ -97,13 +97,13 @@ fn attention_core(g: &Graph, info: &TrainingInfo) -> Vec<ValueId> {
             let readers = &consumers[x.index()];
             if readers
                 .iter()
-                .any(|r| g.node(*r).op_type == "MatMul" && r.index() < info.forward_end)
+                .any(|&r| g.node(r).op_type == "MatMul" && !g.in_backward(r))
             {
                 ok = true;
                 break;
             }
             let next = readers.iter().find(|r| {
-                r.index() < info.forward_end
+                !g.in_backward(**r)
                     && matches!(
                         g.node(**r).op_type.as_str(),
                         "Dropout" | "Cast" | "Identity"
@@ -130,7 +130,7 @@ fn attention_core(g: &Graph, info: &TrainingInfo) -> Vec<ValueId> {
     let mut core: Vec<ValueId> = core
         .into_iter()
         .filter(|&v| {
-            not_recomputable(g, info, v).is_none()
+            not_recomputable(g, v).is_none()
                 && g.value(v).constant.is_none()
                 && g.value_bytes(v).unwrap_or(0) > 0
         })

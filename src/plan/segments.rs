@@ -61,7 +61,7 @@ pub fn param_dependent(g: &Graph, info: &TrainingInfo) -> Vec<bool> {
     for &p in &info.params {
         dep[p.index()] = true;
     }
-    for n in &g.nodes[..info.forward_end] {
+    for n in g.forward_nodes() {
         if n.inputs.iter().flatten().any(|i| dep[i.index()]) {
             for o in n.outputs.iter().flatten() {
                 dep[o.index()] = true;
@@ -79,7 +79,7 @@ pub fn weight_like(g: &Graph, info: &TrainingInfo) -> Vec<bool> {
     for &p in &info.params {
         wl[p.index()] = true;
     }
-    for n in &g.nodes[..info.forward_end] {
+    for n in g.forward_nodes() {
         let mut any = false;
         let all = n.inputs.iter().flatten().all(|&i| {
             let v = g.value(i);
@@ -104,7 +104,7 @@ pub fn boundaries(g: &Graph, info: &TrainingInfo) -> Vec<ValueId> {
     for (d, w) in dep.iter_mut().zip(weight_like(g, info)) {
         *d &= !w;
     }
-    let fe = info.forward_end;
+    let fe = g.backward_start();
     // For each forward activation: produced at p, last forward read at l; it is alive
     // after each step p..l-1.
     let mut last_read = vec![None::<usize>; g.values.len()];
@@ -162,7 +162,7 @@ pub fn boundaries(g: &Graph, info: &TrainingInfo) -> Vec<ValueId> {
 
 impl Segments {
     pub fn new(g: &Graph, info: &TrainingInfo) -> Segments {
-        let fe = info.forward_end;
+        let fe = g.backward_start();
         let dep = param_dependent(g, info);
         let wl = weight_like(g, info);
         let bounds = boundaries(g, info);
@@ -202,7 +202,7 @@ impl Segments {
                     && !g.outputs.contains(&o)
                     && g.value(o).constant.is_none()
                     && g.value_bytes(o).unwrap_or(0) > 0
-                    && not_recomputable(g, info, o).is_none();
+                    && not_recomputable(g, o).is_none();
                 if droppable {
                     segs.last_mut().expect("one segment").push((o, c));
                 }

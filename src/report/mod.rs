@@ -4,7 +4,7 @@
 use crate::plan::candidates::RecomputeShares;
 use crate::plan::NodeCost;
 use crate::size::ByteScale;
-use onnx_ac_passes::autodiff::{saved_activations, TrainingInfo};
+use onnx_ac_passes::autodiff::saved_activations;
 use onnx_ac_passes::ir::{Graph, NodeId, ValueId};
 use onnx_ac_passes::recompute::{is_view, viewed, with_view_bases};
 use serde::Serialize;
@@ -27,9 +27,9 @@ pub struct Decision {
 
 /// The buffer `v` shares: the forward activation it is a view of (through any chain of
 /// views), else `v` itself.
-fn buffer_of(g: &Graph, info: &TrainingInfo, v: ValueId) -> ValueId {
+fn buffer_of(g: &Graph, v: ValueId) -> ValueId {
     let mut cur = v;
-    while let Some(b) = viewed(g, info, cur) {
+    while let Some(b) = viewed(g, cur) {
         cur = b;
     }
     cur
@@ -38,10 +38,10 @@ fn buffer_of(g: &Graph, info: &TrainingInfo, v: ValueId) -> ValueId {
 /// The forward buffers the backward of `g` keeps: the forward values it reads, views
 /// resolved to the values whose buffers they share, once each, in id order. For a rewritten
 /// graph this is what the plan really keeps (recompute sources included).
-pub fn kept_buffers(g: &Graph, info: &TrainingInfo) -> Vec<ValueId> {
-    let mut kept: Vec<ValueId> = saved_activations(g, info)
+pub fn kept_buffers(g: &Graph) -> Vec<ValueId> {
+    let mut kept: Vec<ValueId> = saved_activations(g)
         .into_iter()
-        .map(|v| buffer_of(g, info, v))
+        .map(|v| buffer_of(g, v))
         .collect();
     kept.sort_unstable();
     kept.dedup();
@@ -59,9 +59,9 @@ pub struct Kept {
 
 impl Kept {
     /// `g` the training graph, `rg` its rewrite (the values of `g` keep their ids in it).
-    pub fn new(g: &Graph, rg: &Graph, info: &TrainingInfo) -> Kept {
-        let before = kept_buffers(g, info);
-        let after: Vec<ValueId> = kept_buffers(rg, info)
+    pub fn new(g: &Graph, rg: &Graph) -> Kept {
+        let before = kept_buffers(g);
+        let after: Vec<ValueId> = kept_buffers(rg)
             .into_iter()
             .filter(|v| v.index() < g.values.len())
             .collect();
@@ -83,7 +83,6 @@ impl Kept {
 /// before it.
 pub fn decisions(
     g: &Graph,
-    info: &TrainingInfo,
     order: &[NodeId],
     kept: &Kept,
     dropped: &[ValueId],
@@ -94,7 +93,7 @@ pub fn decisions(
         rank[n.index()] = k;
     }
     let mut dropped_set = vec![false; g.values.len()];
-    for v in with_view_bases(g, info, dropped) {
+    for v in with_view_bases(g, dropped) {
         dropped_set[v.index()] = true;
     }
     let before: HashSet<ValueId> = kept.before.iter().copied().collect();
@@ -105,11 +104,8 @@ pub fn decisions(
     // A buffer's readers: its own and its views' (the backward may read only a view).
     let mut readers_of = vec![Vec::new(); g.values.len()];
     for v in g.value_ids() {
-        if g.value(v)
-            .producer
-            .is_some_and(|p| p.index() < info.forward_end)
-        {
-            let b = buffer_of(g, info, v);
+        if g.value(v).producer.is_some_and(|p| !g.in_backward(p)) {
+            let b = buffer_of(g, v);
             readers_of[b.index()].extend(consumers[v.index()].iter().copied());
         }
     }
@@ -122,13 +118,13 @@ pub fn decisions(
         let readers = &readers_of[v.index()];
         let first_bw = readers
             .iter()
-            .filter(|r| r.index() >= info.forward_end)
+            .filter(|&&r| g.in_backward(r))
             .map(|r| rank[r.index()])
             .min()
             .unwrap_or(usize::MAX);
         let last_fw = readers
             .iter()
-            .filter(|r| r.index() < info.forward_end && !is_view(g.node(**r)))
+            .filter(|&&r| !g.in_backward(r) && !is_view(g.node(r)))
             .map(|r| rank[r.index()])
             .max()
             .unwrap_or(rank[p.index()]);

@@ -464,9 +464,9 @@ fn check(case: &Case, dir: &Path, out: &mut Outcome) -> Result<(), String> {
         batch_norm_train: case.bn_train,
         ..Default::default()
     };
-    let (train, info) =
+    let (train, _) =
         build_training_graph(&model, &opts).map_err(|e| format!("training graph: {e}"))?;
-    out.saved = saved_activations(&train.graph, &info)
+    out.saved = saved_activations(&train.graph)
         .into_iter()
         .map(|v| {
             let g = &train.graph;

@@ -34,16 +34,14 @@ pub struct TrainOptions {
     pub optimizer: Option<Optimizer>,
 }
 
-/// What the builder made: which outputs are the loss and the gradients, and where the
-/// backward starts in the node list.
+/// What the builder made: which outputs are the loss and the gradients. (Where the backward
+/// starts is the nodes' provenance: `Graph::backward_start`.)
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainingInfo {
     pub loss: ValueId,
     /// Trainable parameters, in initializer order, and their gradients.
     pub params: Vec<ValueId>,
     pub grads: Vec<ValueId>,
-    /// Nodes `0..forward_end` are the forward and the loss; the rest is the backward.
-    pub forward_end: usize,
     /// New graph inputs the loss added (labels or target).
     pub loss_inputs: Vec<ValueId>,
     /// The model's ai.onnx opset (for shape rules run by later passes).
@@ -460,7 +458,6 @@ fn append_backward(
             loss,
             params: trainable,
             grads,
-            forward_end,
             loss_inputs,
             opset,
             optimizer: opts.optimizer,

@@ -1,17 +1,16 @@
 //! Which forward values the backward reads: the activations a training step keeps alive
 //! without recomputation.
 
-use super::TrainingInfo;
 use crate::ir::{Graph, ValueId};
 
 /// Forward values (node outputs and non-parameter graph inputs) read by a backward node, in
 /// value-id order. Parameters and constants are excluded: they live for the whole step.
-pub fn saved_activations(g: &Graph, info: &TrainingInfo) -> Vec<ValueId> {
+pub fn saved_activations(g: &Graph) -> Vec<ValueId> {
     let mut saved = vec![false; g.values.len()];
-    for n in &g.nodes[info.forward_end..] {
+    for n in g.backward_nodes() {
         for &v in n.inputs.iter().flatten() {
             let val = g.value(v);
-            let forward_node = val.producer.is_some_and(|p| p.index() < info.forward_end);
+            let forward_node = val.producer.is_some_and(|p| !g.in_backward(p));
             if forward_node && val.constant.is_none() {
                 saved[v.index()] = true;
             }

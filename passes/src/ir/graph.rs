@@ -75,7 +75,8 @@ impl Attribute {
 
 /// Where a node comes from. Kept in memory only (never written to ONNX, so it changes no
 /// output byte): later stages tell the rewrite's copies and defences from the model's own
-/// nodes by it, not by their names. A graph loaded from a file has only `Model` nodes.
+/// nodes, and the backward from the forward, by it, not by names or index ranges. A graph
+/// loaded from a file has only `Model` nodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Origin {
     /// The model file, or a lowering of one of its nodes.
@@ -87,9 +88,37 @@ pub enum Origin {
     Backward,
     /// A copy, made by the `recompute` pass, of the forward node with this id (forward node
     /// ids do not change in the rewrite, so it names the original in the rewritten graph).
+    /// Copies run in the backward.
     RecomputeOf(NodeId),
-    /// Added by the named pass to steer ONNX Runtime (pins, shape-hiding aliases).
-    Defence(&'static str),
+    /// Added by the named pass to steer ONNX Runtime (pins, shape-hiding aliases), in the
+    /// region of the nodes it steers.
+    Defence { pass: &'static str, region: Region },
+}
+
+/// The part of the training step a node runs in. The node list holds them in this order
+/// (forward, loss, backward; `ir::verify` checks it), so the backward is a suffix of the
+/// list: [`Graph::backward_start`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Region {
+    Forward,
+    Loss,
+    Backward,
+}
+
+impl Origin {
+    pub fn region(self) -> Region {
+        match self {
+            Origin::Model => Region::Forward,
+            Origin::Loss => Region::Loss,
+            Origin::Backward | Origin::RecomputeOf(_) => Region::Backward,
+            Origin::Defence { region, .. } => region,
+        }
+    }
+
+    /// Whether the node was added by the pass named `pass` as a defence.
+    pub fn is_defence_of(self, pass: &str) -> bool {
+        matches!(self, Origin::Defence { pass: p, .. } if p == pass)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -264,6 +293,29 @@ impl Graph {
     pub fn node_mut(&mut self, id: NodeId) -> &mut Node {
         &mut self.nodes[id.index()]
     }
+    /// Whether node `id` runs in the backward (by its provenance).
+    pub fn in_backward(&self, id: NodeId) -> bool {
+        self.node(id).origin.region() == Region::Backward
+    }
+
+    /// Index of the first backward node (the node count when there is none, as in a graph
+    /// that is not a training graph): the nodes before it are the forward and the loss.
+    /// O(log n): regions never go back in the node list (`ir::verify`).
+    pub fn backward_start(&self) -> usize {
+        self.nodes
+            .partition_point(|n| n.origin.region() != Region::Backward)
+    }
+
+    /// The forward and the loss: the nodes before [`Graph::backward_start`].
+    pub fn forward_nodes(&self) -> &[Node] {
+        &self.nodes[..self.backward_start()]
+    }
+
+    /// The backward: the nodes from [`Graph::backward_start`] on.
+    pub fn backward_nodes(&self) -> &[Node] {
+        &self.nodes[self.backward_start()..]
+    }
+
     pub fn node_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
         (0..self.nodes.len() as u32).map(NodeId)
     }

@@ -9,7 +9,7 @@ mod tensor;
 mod types;
 
 pub use graph::{
-    AttrValue, Attribute, FreshNames, Graph, Model, Node, NodeId, Origin, Value, ValueId,
+    AttrValue, Attribute, FreshNames, Graph, Model, Node, NodeId, Origin, Region, Value, ValueId,
 };
 pub use order::{sort_nodes, topo_order, verify};
 pub use parser::{parse_graph, parse_model, ParseError, FLOAT_LIST_ATTRS};

@@ -153,5 +153,84 @@ pub fn verify(g: &Graph) -> Result<(), IrError> {
             "nodes are not in topological order".into(),
         ));
     }
+    // The backward is found as a suffix of the node list (`Graph::backward_start`).
+    if let Some(w) = g
+        .nodes
+        .windows(2)
+        .find(|w| w[0].origin.region() > w[1].origin.region())
+    {
+        return Err(IrError::Invariant(format!(
+            "node '{}' ({:?}) comes after node '{}' ({:?}): the forward, the loss and the \
+             backward must follow one another",
+            w[1].name,
+            w[1].origin.region(),
+            w[0].name,
+            w[0].origin.region()
+        )));
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Node, Origin, Region};
+
+    /// `x -> Relu -> Neg -> Abs -> y`, nodes marked with `origins`.
+    fn chain(origins: [Origin; 3]) -> Graph {
+        let mut g = Graph::default();
+        let mut x = g.new_value("x");
+        g.inputs.push(x);
+        for (k, (op, origin)) in ["Relu", "Neg", "Abs"].into_iter().zip(origins).enumerate() {
+            let y = g.new_value(format!("v{k}"));
+            let mut n = Node::new(op, vec![Some(x)], vec![Some(y)]);
+            n.name = format!("n{k}");
+            n.origin = origin;
+            g.add_node(n);
+            x = y;
+        }
+        g.outputs.push(x);
+        g
+    }
+
+    /// The backward is found by provenance: copies and defences placed there count, a
+    /// defence placed in the forward does not.
+    #[test]
+    fn the_backward_is_the_nodes_whose_origin_runs_there() {
+        let forward_pin = Origin::Defence {
+            pass: "runtime-weights",
+            region: Region::Forward,
+        };
+        let g = chain([
+            forward_pin,
+            Origin::Loss,
+            Origin::RecomputeOf(crate::ir::NodeId(0)),
+        ]);
+        verify(&g).unwrap();
+        assert_eq!(g.backward_start(), 2);
+        assert_eq!(g.forward_nodes().len(), 2);
+        assert_eq!(g.backward_nodes()[0].name, "n2");
+        assert!(!g.in_backward(crate::ir::NodeId(0)) && g.in_backward(crate::ir::NodeId(2)));
+        // A graph from a file: no backward.
+        let plain = chain([Origin::Model; 3]);
+        assert_eq!(plain.backward_start(), 3);
+        assert!(plain.backward_nodes().is_empty());
+    }
+
+    /// A forward node after a backward one breaks the suffix `backward_start` relies on.
+    #[test]
+    fn verify_rejects_a_region_going_back() {
+        let late_pin = Origin::Defence {
+            pass: "pin-late",
+            region: Region::Backward,
+        };
+        let err = verify(&chain([Origin::Model, late_pin, Origin::Model])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("node 'n2' (Forward) comes after node 'n1' (Backward)"),
+            "{err}"
+        );
+        let err = verify(&chain([Origin::Backward, Origin::Loss, Origin::Backward])).unwrap_err();
+        assert!(err.to_string().contains("'n1' (Loss)"), "{err}");
+    }
 }

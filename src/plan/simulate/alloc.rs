@@ -168,7 +168,7 @@ pub(super) fn run_view(
     let mut is_saved = vec![false; g.values.len()];
     let mut is_grad = vec![false; g.values.len()];
     if let Some(info) = info {
-        for v in onnx_ac_passes::autodiff::saved_activations(g, info) {
+        for v in onnx_ac_passes::autodiff::saved_activations(g) {
             is_saved[v.index()] = true;
         }
         for &v in info.step_results() {
