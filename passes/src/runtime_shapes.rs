@@ -18,7 +18,7 @@
 //! inference sees the graph.
 
 use crate::ir::{Graph, Node, NodeId, Region, Shape, Tensor, ValueId};
-use crate::ops::{self, OpCtx};
+use crate::ops::{self, OpCtx, OutInfo};
 use crate::pass::{Pass, PassError, Unit};
 use crate::pin::Pinner;
 use std::collections::HashMap;
@@ -80,11 +80,10 @@ impl Rules {
     }
 }
 
-/// Runs `node`'s shape rule on what `g` currently knows; outputs whose rule fails or is
-/// missing become unranked. Returns nothing: `g`'s values are updated (their true shapes
-/// saved in `truths` first).
-fn infer_node(g: &mut Graph, nid: NodeId, opset: i64, truths: &mut Truths, rules: &mut Rules) {
-    let node = g.node(nid);
+/// What `node`'s shape rule infers from what `g` currently knows, per output (`node` need
+/// not be in `g` yet: the pass infers nodes it has only queued); `None` past the rule's
+/// outputs, or for all of them when it fails or is missing.
+fn inferred(g: &Graph, node: &Node, opset: i64, rules: &mut Rules) -> Vec<Option<OutInfo>> {
     let outs = if node.is_standard_domain() {
         rules.get(&node.op_type).and_then(|r| {
             r(&OpCtx {
@@ -98,17 +97,54 @@ fn infer_node(g: &mut Graph, nid: NodeId, opset: i64, truths: &mut Truths, rules
         None
     };
     let mut outs = outs.unwrap_or_default().into_iter();
-    for k in 0..g.node(nid).outputs.len() {
-        let info = outs.next();
-        let Some(o) = g.node(nid).outputs[k] else {
-            continue;
-        };
+    node.outputs.iter().map(|_| outs.next()).collect()
+}
+
+/// Makes `g` hold what inference knows of `outputs` (unranked where it knows nothing), their
+/// true shapes saved in `truths` first.
+fn record(
+    g: &mut Graph,
+    outputs: &[Option<ValueId>],
+    infos: Vec<Option<OutInfo>>,
+    truths: &mut Truths,
+) {
+    for (&o, info) in outputs.iter().zip(infos) {
+        let Some(o) = o else { continue };
         truths.save(g, o);
         let v = g.value_mut(o);
         (v.shape, v.constant) = match info {
             Some(i) => (i.shape, i.constant),
             None => (None, None),
         };
+    }
+}
+
+/// Infers `node` (queued, not in `g`) into `g`'s values.
+fn infer_node(g: &mut Graph, node: &Node, opset: i64, truths: &mut Truths, rules: &mut Rules) {
+    let infos = inferred(g, node, opset, rules);
+    record(g, &node.outputs, infos, truths);
+}
+
+/// Infers node `id` of `g` into `g`'s values.
+fn infer_in_place(g: &mut Graph, id: NodeId, opset: i64, truths: &mut Truths, rules: &mut Rules) {
+    let infos = inferred(g, g.node(id), opset, rules);
+    let outputs = g.node(id).outputs.clone();
+    record(g, &outputs, infos, truths);
+}
+
+/// Queues `made` before node `before`, inferring each node as it comes.
+fn queue(
+    g: &mut Graph,
+    patch: &mut crate::ir::Patch,
+    before: NodeId,
+    made: Vec<Node>,
+    opset: i64,
+    truths: &mut Truths,
+    rules: &mut Rules,
+) {
+    for n in made {
+        infer_node(g, &n, opset, truths, rules);
+        patch.insert_before(before, n);
     }
 }
 
@@ -131,41 +167,30 @@ impl Pass for HideBackwardShapes {
         unit.rewrite.hide_shapes
     }
     fn run(&self, unit: &mut Unit<'_>) -> Result<(), PassError> {
-        let info = unit.info.as_ref().ok_or(PassError::Missing {
-            pass: "hide-backward-shapes",
-            what: "a training graph (pass autodiff)",
-        })?;
+        let info = unit.info_for(self.name())?;
         let (loss, opset) = (info.loss, info.opset);
         let mut pinner =
             Pinner::with_names(unit.take_names()).made_by(self.name(), Region::Backward);
-        let g = &mut unit.model.graph;
-        let backward: Vec<Node> = g.nodes.split_off(g.backward_start());
         unit.stats.rewrite.hidden_inputs +=
-            hide_backward_nodes(g, backward, loss, opset, &mut pinner);
+            hide_backward_shapes(&mut unit.model.graph, loss, opset, &mut pinner);
         unit.names = Some(pinner.into_names());
         Ok(())
     }
 }
 
 /// Makes every backward value whose buffer ONNX Runtime could pair with another have dims
-/// ONNX Runtime cannot infer, and marks those values `hide_shape`. Value ids are kept;
-/// backward node ids change. Returns the number of inputs read through a hiding alias.
-pub fn hide_backward_shapes(g: &mut Graph, loss: ValueId, opset: i64) -> usize {
-    let mut pinner = Pinner::new(g).made_by("hide-backward-shapes", Region::Backward);
-    let backward: Vec<Node> = g.nodes.split_off(g.backward_start());
-    hide_backward_nodes(g, backward, loss, opset, &mut pinner)
-}
-
-/// [`hide_backward_shapes`] of the graph made of `g` (its forward: every node of `g`) and
-/// `backward` (its backward, appended to `g`). `pinner` avoids every name of that graph.
-fn hide_backward_nodes(
+/// ONNX Runtime cannot infer, and marks those values `hide_shape`: the backward reads its
+/// inputs through aliases (made by `pinner`, which avoids every name of `g`), queued in one
+/// patch. Value ids are kept; backward node ids change. Returns the number of inputs read
+/// through an alias.
+fn hide_backward_shapes(
     g: &mut Graph,
-    backward: impl IntoIterator<Item = Node>,
     loss: ValueId,
     opset: i64,
     pinner: &mut Pinner<'_>,
 ) -> usize {
-    let forward_end = g.nodes.len();
+    let backward_start = g.backward_start();
+    let node_count = g.nodes.len();
     // The truth, restored at the end; meanwhile `g` holds what inference alone can know.
     let mut truths = Truths::default();
     truths
@@ -178,85 +203,96 @@ fn hide_backward_nodes(
         }
     }
     let mut rules = Rules::default();
-    for i in 0..forward_end {
-        infer_node(g, NodeId(i as u32), opset, &mut truths, &mut rules);
+    for id in g.node_ids().take(backward_start).collect::<Vec<_>>() {
+        infer_in_place(g, id, opset, &mut truths, &mut rules);
     }
 
+    let mut patch = crate::ir::Patch::new(g);
     let mut zero: Option<Option<ValueId>> = None;
     let mut hidden_shape: HashMap<Vec<i64>, ValueId> = HashMap::new();
     // Per value: the alias it is read through.
     let mut hidden_of: Vec<Option<ValueId>> = vec![None; g.values.len()];
     let mut hides = 0;
 
-    // Adds `n` and infers its outputs.
-    let mut push = |g: &mut Graph, truths: &mut Truths, n: Node| {
-        let id = g.add_node(n);
-        infer_node(g, id, opset, truths, &mut rules);
-    };
-
-    for mut node in backward {
+    // The backward in order: each node's aliases are queued (and inferred) before it, then
+    // it is inferred as it will read.
+    for id in (backward_start..node_count).map(|k| NodeId(k as u32)) {
+        let node = g.node(id);
         // A node whose outputs are all tiny (the pins' own scalar arithmetic) cannot hold
         // a buffer worth pairing.
         let tiny = node.outputs.iter().flatten().all(|o| {
             let numel = truths.shape(g, *o).and_then(|s| crate::ir::static_numel(s));
             numel.is_some_and(|n| n <= 16)
         });
+        // Its inputs as it will read them, once one changes.
+        let mut reads: Option<Vec<Option<ValueId>>> = None;
         if !is_alias(&node.op_type) && !tiny {
-            for k in 0..node.inputs.len() {
-                let Some(x) = node.inputs[k] else { continue };
+            for k in 0..g.node(id).inputs.len() {
+                let Some(x) = g.node(id).inputs[k] else {
+                    continue;
+                };
                 // (An input hidden before passed every check below, and what they read has
                 // not changed since.)
-                if let Some(h) = hidden_of.get(x.index()).copied().flatten() {
-                    node.inputs[k] = Some(h);
-                    continue;
-                }
-                let v = g.value(x);
-                if v.initializer.is_some() || v.constant.is_some() || !fully_known(&v.shape) {
-                    continue;
-                }
-                let Some(dims) = truths.shape(g, x).and_then(|s| crate::ir::static_dims(s)) else {
-                    continue;
-                };
-                if dims.is_empty() {
-                    continue; // Scalars are never paired.
-                }
-                let zero = match zero {
-                    Some(z) => z,
+                let h = match hidden_of.get(x.index()).copied().flatten() {
+                    Some(h) => h,
                     None => {
-                        let mut made = Vec::new();
-                        let z = pinner.late_zero(g, loss, &mut made);
-                        for n in made {
-                            push(g, &mut truths, n);
+                        let v = g.value(x);
+                        if v.initializer.is_some() || v.constant.is_some() || !fully_known(&v.shape)
+                        {
+                            continue;
                         }
-                        zero = Some(z);
-                        z
+                        let Some(dims) = truths.shape(g, x).and_then(|s| crate::ir::static_dims(s))
+                        else {
+                            continue;
+                        };
+                        if dims.is_empty() {
+                            continue; // Scalars are never paired.
+                        }
+                        let zero = match zero {
+                            Some(z) => z,
+                            None => {
+                                let mut made = Vec::new();
+                                let z = pinner.late_zero(g, loss, &mut made);
+                                queue(g, &mut patch, id, made, opset, &mut truths, &mut rules);
+                                zero = Some(z);
+                                z
+                            }
+                        };
+                        let Some(zero) = zero else { break };
+                        let mut made = Vec::new();
+                        let shape = match hidden_shape.get(&dims) {
+                            Some(&s) => s,
+                            None => {
+                                let s = pinner.dims_plus(g, &dims, zero, &mut made);
+                                hidden_shape.insert(dims, s);
+                                s
+                            }
+                        };
+                        let base = format!("{}/hidden", g.value(x).name);
+                        let h = pinner.reshape_to(g, x, shape, "hidden", &base, &mut made);
+                        queue(g, &mut patch, id, made, opset, &mut truths, &mut rules);
+                        if hidden_of.len() <= x.index() {
+                            hidden_of.resize(x.index() + 1, None);
+                        }
+                        hidden_of[x.index()] = Some(h);
+                        hides += 1;
+                        h
                     }
                 };
-                let Some(zero) = zero else { break };
-                let mut made = Vec::new();
-                let shape = match hidden_shape.get(&dims) {
-                    Some(&s) => s,
-                    None => {
-                        let s = pinner.dims_plus(g, &dims, zero, &mut made);
-                        hidden_shape.insert(dims, s);
-                        s
-                    }
-                };
-                let base = format!("{}/hidden", g.value(x).name);
-                let h = pinner.reshape_to(g, x, shape, "hidden", &base, &mut made);
-                for n in made {
-                    push(g, &mut truths, n);
-                }
-                if hidden_of.len() <= x.index() {
-                    hidden_of.resize(x.index() + 1, None);
-                }
-                hidden_of[x.index()] = Some(h);
-                node.inputs[k] = Some(h);
-                hides += 1;
+                reads.get_or_insert_with(|| g.node(id).inputs.clone())[k] = Some(h);
+                patch.set_input(id, k, Some(h));
             }
         }
-        push(g, &mut truths, node);
+        match reads {
+            None => infer_in_place(g, id, opset, &mut truths, &mut rules),
+            Some(inputs) => {
+                let mut reading = g.node(id).clone();
+                reading.inputs = inputs;
+                infer_node(g, &reading, opset, &mut truths, &mut rules);
+            }
+        }
     }
+    patch.apply(g);
 
     let in_backward: Vec<bool> = g.node_ids().map(|n| g.in_backward(n)).collect();
     for (i, v) in g.values.iter_mut().enumerate() {
