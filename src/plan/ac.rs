@@ -27,7 +27,7 @@ use super::simulate::simulate_ort_default;
 use super::{PlanError, PlanInput, Planner, RecomputePlan};
 use onnx_ac_passes::autodiff::saved_activations;
 use onnx_ac_passes::ir::{Graph, NodeId, ValueId};
-use onnx_ac_passes::recompute::{apply_recompute, is_recompute_work, RewriteOptions};
+use onnx_ac_passes::recompute::{apply_recompute, RewriteOptions};
 use onnx_ac_passes::runtime_shapes::is_alias;
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -106,11 +106,7 @@ impl<'a, 'b> Pool<'a, 'b> {
         let (g, info) = (self.input.graph, self.input.info);
         let (rg, _) = apply_recompute(g, info, chosen, RewriteOptions::default())?;
         let (order, sim) = simulate_ort_default(&rg, Some(info));
-        let time: f64 = (rg.backward_start()..rg.nodes.len())
-            .filter(|&i| is_recompute_work(&rg, &rg.nodes[i]))
-            .map(|i| (self.input.cost)(&rg, NodeId(i as u32)))
-            .sum::<f64>()
-            + 0.0; // An empty sum is -0.0.
+        let time = super::recompute_time(&rg, self.input.cost);
         let score = Score {
             peak: sim.peak_bytes,
             time,

@@ -99,11 +99,7 @@ pub fn evaluate(
 ) -> Result<(Graph, Evaluation), PlanError> {
     let (rg, report) = apply_recompute(g, info, values, RewriteOptions::default())?;
     let (_, sim) = simulate::simulate_ort_default(&rg, Some(info));
-    let added: f64 = (rg.backward_start()..rg.nodes.len())
-        .filter(|&i| is_recompute_work(&rg, &rg.nodes[i]))
-        .map(|i| cost(&rg, NodeId(i as u32)))
-        .sum::<f64>()
-        + 0.0; // An empty sum is -0.0.
+    let added = recompute_time(&rg, cost);
     Ok((
         rg,
         Evaluation {
@@ -113,6 +109,16 @@ pub fn evaluate(
             copied_nodes: report.copied_nodes,
         },
     ))
+}
+
+/// Seconds the recomputation work of the rewritten graph `rg` adds to a step
+/// (`recompute::is_recompute_work`: the copies, and the aliases hiding their shapes).
+pub fn recompute_time(rg: &Graph, cost: NodeCost) -> f64 {
+    (rg.backward_start()..rg.nodes.len())
+        .filter(|&i| is_recompute_work(rg, &rg.nodes[i]))
+        .map(|i| cost(rg, NodeId(i as u32)))
+        .sum::<f64>()
+        + 0.0 // An empty sum is -0.0.
 }
 
 /// What every planner receives.
