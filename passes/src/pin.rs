@@ -7,9 +7,10 @@
 //! their originals) and by the training-graph scheduler (backward nodes that read only
 //! forward values must not run during the forward).
 
-use crate::fxhash::FastHash;
-use crate::ir::{known_shape, Attribute, DType, Graph, Node, Origin, Tensor, Value, ValueId};
-use std::collections::{HashMap, HashSet};
+use crate::ir::{
+    known_shape, Attribute, DType, Graph, Names, Node, Origin, Tensor, Value, ValueId,
+};
+use std::collections::HashMap;
 
 /// Whether ONNX Runtime merges a Reshape into a following node of op `reader_op`
 /// (Reshape, Squeeze, Unsqueeze, Flatten: `MemoryClass::ReshapeView`), dropping the
@@ -26,98 +27,6 @@ pub struct Pinner<'a> {
     origin: Origin,
 }
 
-/// The fresh-name service of the rewrite passes: a name unused by every value and node of a
-/// graph (both must be unique: profiles key on node names) and by every name it made since.
-/// One service is handed from pass to pass (`pass::Unit`), so each pays for the graph's
-/// names once.
-pub struct Names<'a> {
-    set: NameStore<'a>,
-    /// Per base name, the first suffix not tried yet: names are only ever added, so a base
-    /// asked for again (every pin's `…/Reshape`) resumes there instead of probing `_1`,
-    /// `_2`, … from the start, which made the rewrite quadratic in the number of pins.
-    next_suffix: HashMap<String, usize>,
-}
-
-/// The names fresh names must avoid: every value and node name of the graph the service
-/// was made for, and every name it made since.
-enum NameStore<'a> {
-    /// Owned copies (the graph is changed while the service is used).
-    Owned(HashSet<String>),
-    /// The names of a graph that outlives the service, borrowed, and the names made since.
-    Borrowed {
-        graph: HashSet<&'a str, FastHash>,
-        made: HashSet<String, FastHash>,
-    },
-}
-
-/// Names borrowed from a graph, for [`Pinner::avoiding`] (gathered by the caller while it
-/// reads the graph anyway).
-pub struct NameSet<'a>(HashSet<&'a str, FastHash>);
-
-impl<'a> NameSet<'a> {
-    pub fn with_capacity(n: usize) -> NameSet<'a> {
-        NameSet(HashSet::with_capacity_and_hasher(n, FastHash::default()))
-    }
-
-    pub fn insert(&mut self, name: &'a str) {
-        self.0.insert(name);
-    }
-}
-
-impl Names<'static> {
-    /// The names of `g`, which the caller may change: every name is copied.
-    pub fn of_graph(g: &Graph) -> Names<'static> {
-        let mut taken: HashSet<String> = g.values.iter().map(|v| v.name.clone()).collect();
-        taken.extend(g.nodes.iter().map(|n| n.name.clone()));
-        Names {
-            set: NameStore::Owned(taken),
-            next_suffix: HashMap::new(),
-        }
-    }
-}
-
-impl<'a> Names<'a> {
-    /// `names` (every value and node name of the graph fresh names go into), borrowed.
-    pub fn avoiding(names: NameSet<'a>) -> Names<'a> {
-        Names {
-            set: NameStore::Borrowed {
-                graph: names.0,
-                made: HashSet::default(),
-            },
-            next_suffix: HashMap::new(),
-        }
-    }
-
-    /// A name unused by values and nodes: `base`, else `base_1`, `base_2`, ... (as
-    /// `Graph::fresh_name`).
-    pub fn fresh(&mut self, base: &str) -> String {
-        let taken = |names: &NameStore, name: &str| match names {
-            NameStore::Owned(taken) => taken.contains(name),
-            NameStore::Borrowed { graph, made } => graph.contains(name) || made.contains(name),
-        };
-        let mut k = self.next_suffix.get(base).copied().unwrap_or(0);
-        let mut name = if k == 0 {
-            base.to_string()
-        } else {
-            format!("{base}_{k}")
-        };
-        while taken(&self.set, &name) {
-            k += 1;
-            name = format!("{base}_{k}");
-        }
-        self.next_suffix.insert(base.to_string(), k + 1);
-        match &mut self.set {
-            NameStore::Owned(taken) => {
-                taken.insert(name.clone());
-            }
-            NameStore::Borrowed { made, .. } => {
-                made.insert(name.clone());
-            }
-        }
-        name
-    }
-}
-
 impl Pinner<'static> {
     /// A pinner for `g`, which the caller may change: it copies every name of `g`.
     pub fn new(g: &Graph) -> Pinner<'static> {
@@ -126,25 +35,6 @@ impl Pinner<'static> {
 }
 
 impl<'a> Pinner<'a> {
-    /// A pinner avoiding the names of `src` (borrowed, not copied), for a graph whose names
-    /// are those of `src` plus the names this pinner makes (a rewrite of a copy of `src`).
-    pub fn borrowing(src: &'a Graph) -> Pinner<'a> {
-        let mut names = NameSet::with_capacity(src.values.len() + src.nodes.len());
-        for v in &src.values {
-            names.insert(&v.name);
-        }
-        for n in &src.nodes {
-            names.insert(&n.name);
-        }
-        Pinner::avoiding(names)
-    }
-
-    /// A pinner avoiding `names` (every value and node name of the graph it will add to)
-    /// and the names it makes.
-    pub fn avoiding(names: NameSet<'a>) -> Pinner<'a> {
-        Pinner::with_names(Names::avoiding(names))
-    }
-
     /// A pinner making its names with `names`.
     pub fn with_names(names: Names<'a>) -> Pinner<'a> {
         Pinner {

@@ -175,13 +175,6 @@ pub fn apply_recompute(
 ) -> Result<(Graph, RewriteReport), RecomputeError> {
     // The planner rewrites once per plan it simulates: the names are borrowed from `g`, not
     // copied, and the copy of `g` is made once with room for what the passes add.
-    let mut names = crate::pin::NameSet::with_capacity(g.values.len() + g.nodes.len());
-    for v in &g.values {
-        names.insert(&v.name);
-    }
-    for n in &g.nodes {
-        names.insert(&n.name);
-    }
     let model = crate::ir::Model {
         graph: copy_with_room(g),
         ..Default::default()
@@ -189,7 +182,7 @@ pub fn apply_recompute(
     let mut unit = Unit::training(model, info.clone());
     unit.recompute = recompute.to_vec();
     unit.rewrite = opts;
-    unit.names = Some(crate::pin::Names::avoiding(names));
+    unit.names = Some(crate::ir::Names::borrowing(g));
     Manager::new()
         .run(&mut unit, "recompute", "hide-backward-shapes")
         .map_err(|e| match e {
@@ -240,7 +233,7 @@ impl Pass for Recompute {
         let names = unit
             .names
             .take()
-            .unwrap_or_else(|| crate::pin::Names::of_graph(g));
+            .unwrap_or_else(|| crate::ir::Names::of_graph(g));
         let forward_end = info.forward_end.min(g.nodes.len());
         // Copies and rewired inputs are queued, then applied in one pass over the nodes
         // (the planner rewrites every plan it simulates).
@@ -275,7 +268,7 @@ impl Pass for Recompute {
 
 struct Rewriter<'g, 'a> {
     g: &'g mut Graph,
-    names: crate::pin::Names<'a>,
+    names: crate::ir::Names<'a>,
     /// The copies (nodes and values) and rewired inputs, queued.
     patch: crate::ir::Patch,
     /// Per value of the graph before the rewrite: dropped for recomputation.
