@@ -8,7 +8,7 @@
 //! forward values must not run during the forward).
 
 use crate::ir::{
-    known_shape, Attribute, DType, Graph, Names, Node, Origin, Tensor, Value, ValueId,
+    known_shape, Attribute, DType, Graph, Names, Node, Origin, Patch, Tensor, Value, ValueId,
 };
 use std::collections::HashMap;
 
@@ -19,7 +19,10 @@ pub fn merges_a_reshape(reader_op: &str) -> bool {
     crate::ops::lookup(reader_op).is_some_and(|d| d.memory == crate::ops::MemoryClass::ReshapeView)
 }
 
-/// Emits pins into node lists; shares the zero dependency made from each late value.
+/// Emits pins into node lists; shares the zero dependency made from each late value. It
+/// reads the graph and queues the values and initializers it adds into the caller's
+/// [`Patch`] (read back through it: a pin may read a value an earlier pin made); the caller
+/// places the nodes.
 pub struct Pinner<'a> {
     names: Names<'a>,
     late_zeros: HashMap<ValueId, Option<ValueId>>,
@@ -55,11 +58,6 @@ impl<'a> Pinner<'a> {
         self
     }
 
-    /// The value `v` as the pinner reads it.
-    fn value<'s>(&'s self, g: &'s Graph, v: ValueId) -> &'s Value {
-        g.value(v)
-    }
-
     /// A name unused by values and nodes (both must be unique: profiles key on node names).
     pub fn fresh(&mut self, base: &str) -> String {
         self.names.fresh(base)
@@ -69,25 +67,27 @@ impl<'a> Pinner<'a> {
     /// before `late` exists; emitted into `out` once per late value.
     pub fn late_zero(
         &mut self,
-        g: &mut Graph,
+        g: &Graph,
+        patch: &mut Patch,
         late: ValueId,
         out: &mut Vec<Node>,
     ) -> Option<ValueId> {
         if let Some(&d) = self.late_zeros.get(&late) {
             return d;
         }
-        let d = self.make_late_zero(g, late, out);
+        let d = self.make_late_zero(g, patch, late, out);
         self.late_zeros.insert(late, d);
         d
     }
 
     fn make_late_zero(
         &mut self,
-        g: &mut Graph,
+        g: &Graph,
+        patch: &mut Patch,
         late: ValueId,
         out: &mut Vec<Node>,
     ) -> Option<ValueId> {
-        let lv = self.value(g, late);
+        let lv = patch.read(g, late);
         let late_numel = crate::ir::static_numel(lv.shape.as_ref()?)?;
         let ldt = lv.dtype?;
         if late_numel == 0 || ldt == DType::String {
@@ -95,17 +95,29 @@ impl<'a> Pinner<'a> {
         }
         let base = format!("{}/late", lv.name);
         let flat_shape = self.init(
-            g,
+            patch,
             &format!("{base}/flat_shape"),
             Tensor::from_i64(vec![1], &[-1]),
         );
-        let start = self.init(g, &format!("{base}/start"), Tensor::from_i64(vec![1], &[0]));
-        let end = self.init(g, &format!("{base}/end"), Tensor::from_i64(vec![1], &[1]));
-        let zero = self.init(g, &format!("{base}/zero"), Tensor::from_i64(vec![1], &[0]));
-        let flat = self.val(g, &format!("{base}/flat"), ldt, &[late_numel as i64]);
-        let first = self.val(g, &format!("{base}/first"), ldt, &[1]);
-        let as_int = self.val(g, &format!("{base}/int"), DType::Int64, &[1]);
-        let dep = self.val(g, &format!("{base}/zero_dep"), DType::Int64, &[1]);
+        let start = self.init(
+            patch,
+            &format!("{base}/start"),
+            Tensor::from_i64(vec![1], &[0]),
+        );
+        let end = self.init(
+            patch,
+            &format!("{base}/end"),
+            Tensor::from_i64(vec![1], &[1]),
+        );
+        let zero = self.init(
+            patch,
+            &format!("{base}/zero"),
+            Tensor::from_i64(vec![1], &[0]),
+        );
+        let flat = self.val(patch, &format!("{base}/flat"), ldt, &[late_numel as i64]);
+        let first = self.val(patch, &format!("{base}/first"), ldt, &[1]);
+        let as_int = self.val(patch, &format!("{base}/int"), DType::Int64, &[1]);
+        let dep = self.val(patch, &format!("{base}/zero_dep"), DType::Int64, &[1]);
         self.emit(out, &base, "Reshape", &[late, flat_shape], flat, vec![]);
         self.emit(out, &base, "Slice", &[flat, start, end], first, vec![]);
         self.emit(
@@ -123,46 +135,47 @@ impl<'a> Pinner<'a> {
     /// `Reshape(x, shape(x) + dep)`: `x` itself, read only after `dep` exists.
     pub fn pin(
         &mut self,
-        g: &mut Graph,
+        g: &Graph,
+        patch: &mut Patch,
         x: ValueId,
         dep: ValueId,
         out: &mut Vec<Node>,
     ) -> Option<ValueId> {
-        let xv = self.value(g, x);
+        let xv = patch.read(g, x);
         let dims = crate::ir::static_dims(xv.shape.as_ref()?)?;
         let base = format!("{}/pin", xv.name);
-        let new_shape = self.shape_plus(g, &base, &dims, dep, out);
-        Some(self.reshape_to(g, x, new_shape, "pinned", &base, out))
+        let new_shape = self.shape_plus(patch, &base, &dims, dep, out);
+        Some(self.reshape_to(g, patch, x, new_shape, "pinned", &base, out))
     }
 
     /// `dims + dep`: an int64 shape equal to `dims` that is not known before `dep` exists.
     pub fn dims_plus(
         &mut self,
-        g: &mut Graph,
+        patch: &mut Patch,
         dims: &[i64],
         dep: ValueId,
         out: &mut Vec<Node>,
     ) -> ValueId {
         let text: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
         let base = format!("hidden_shape/{}", text.join("x"));
-        self.shape_plus(g, &base, dims, dep, out)
+        self.shape_plus(patch, &base, dims, dep, out)
     }
 
     fn shape_plus(
         &mut self,
-        g: &mut Graph,
+        patch: &mut Patch,
         base: &str,
         dims: &[i64],
         dep: ValueId,
         out: &mut Vec<Node>,
     ) -> ValueId {
         let shape = self.init(
-            g,
+            patch,
             &format!("{base}/shape"),
             Tensor::from_i64(vec![dims.len() as i64], dims),
         );
         let new_shape = self.val(
-            g,
+            patch,
             &format!("{base}/shape_dep"),
             DType::Int64,
             &[dims.len() as i64],
@@ -173,20 +186,22 @@ impl<'a> Pinner<'a> {
 
     /// `Reshape(x, shape)`, a value named `<x>/<label>` with `x`'s dtype and true dims, made
     /// by a node named `<node_base>/Reshape`.
+    #[allow(clippy::too_many_arguments)]
     pub fn reshape_to(
         &mut self,
-        g: &mut Graph,
+        g: &Graph,
+        patch: &mut Patch,
         x: ValueId,
         shape: ValueId,
         label: &str,
         node_base: &str,
         out: &mut Vec<Node>,
     ) -> ValueId {
-        let xv = self.value(g, x);
+        let xv = patch.read(g, x);
         let (dtype, xshape) = (xv.dtype, xv.shape.clone());
         let name = format!("{}/{label}", xv.name);
         let out_v = self.fresh(&name);
-        let outv = g.add_value(Value {
+        let outv = patch.add_value(Value {
             name: out_v,
             dtype,
             shape: xshape,
@@ -203,16 +218,17 @@ impl<'a> Pinner<'a> {
     /// readers get the zero-copy Reshape pin.
     pub fn pin_for(
         &mut self,
-        g: &mut Graph,
+        g: &Graph,
+        patch: &mut Patch,
         x: ValueId,
         dep: ValueId,
         reader_op: &str,
         out: &mut Vec<Node>,
     ) -> Option<ValueId> {
         if !merges_a_reshape(reader_op) {
-            return self.pin(g, x, dep, out);
+            return self.pin(g, patch, x, dep, out);
         }
-        let xv = self.value(g, x);
+        let xv = patch.read(g, x);
         let dt = xv.dtype?;
         if !(dt.is_float() || dt.is_int()) {
             return None;
@@ -220,10 +236,14 @@ impl<'a> Pinner<'a> {
         let dims = crate::ir::static_dims(xv.shape.as_ref()?)?;
         let base = format!("{}/pin", xv.name);
         let xname = xv.name.clone();
-        let one = self.init(g, &format!("{base}/one"), Tensor::from_i64(vec![1], &[1]));
-        let one_dep = self.val(g, &format!("{base}/one_dep"), DType::Int64, &[1]);
-        let factor = self.val(g, &format!("{base}/factor"), dt, &[1]);
-        let pinned = self.val(g, &format!("{xname}/pinned"), dt, &dims);
+        let one = self.init(
+            patch,
+            &format!("{base}/one"),
+            Tensor::from_i64(vec![1], &[1]),
+        );
+        let one_dep = self.val(patch, &format!("{base}/one_dep"), DType::Int64, &[1]);
+        let factor = self.val(patch, &format!("{base}/factor"), dt, &[1]);
+        let pinned = self.val(patch, &format!("{xname}/pinned"), dt, &dims);
         self.emit(out, &base, "Add", &[one, dep], one_dep, vec![]);
         self.emit(
             out,
@@ -237,14 +257,14 @@ impl<'a> Pinner<'a> {
         Some(pinned)
     }
 
-    fn init(&mut self, g: &mut Graph, name: &str, t: Tensor) -> ValueId {
+    fn init(&mut self, patch: &mut Patch, name: &str, t: Tensor) -> ValueId {
         let name = self.fresh(name);
-        g.add_initializer(name, t)
+        patch.add_initializer(name, t)
     }
 
-    fn val(&mut self, g: &mut Graph, name: &str, dtype: DType, dims: &[i64]) -> ValueId {
+    fn val(&mut self, patch: &mut Patch, name: &str, dtype: DType, dims: &[i64]) -> ValueId {
         let name = self.fresh(name);
-        g.add_value(Value {
+        patch.add_value(Value {
             name,
             dtype: Some(dtype),
             shape: Some(known_shape(dims)),

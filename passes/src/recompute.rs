@@ -423,8 +423,7 @@ fn pin_groups(g: &mut Graph, forward_end: usize, pinner: &mut crate::pin::Pinner
     let copy = |v: ValueId| is_copy.get(v.index()).copied().unwrap_or(false);
     let node_count = g.nodes.len();
     let made_from = g.values.len();
-    // Pins go before their group; the pinner adds their values to `g` (the patch adds
-    // none, so their ids do not clash).
+    // Pins (their nodes and the values the pinner queues) go before their group.
     let mut patch = crate::ir::Patch::new(g);
     // Per group: its copies' values and its pins' values (ids), in order.
     let mut order: Vec<ValueId> = Vec::new();
@@ -458,7 +457,7 @@ fn pin_groups(g: &mut Graph, forward_end: usize, pinner: &mut crate::pin::Pinner
                             .is_some_and(|p| p.index() >= forward_end)
                 })
                 .or(last_backward_value);
-            let pins_from = g.values.len();
+            let pins_from = patch.next_value().index();
             let mut pins = Vec::new();
             if let Some(late) = late {
                 let mut pinned_any = false;
@@ -472,17 +471,15 @@ fn pin_groups(g: &mut Graph, forward_end: usize, pinner: &mut crate::pin::Pinner
                         (!copy(i) && g.value(i).constant.is_none()).then_some((k, i))
                     });
                     let Some((k, x)) = kept else { continue };
-                    let dep = *dep.get_or_insert_with(|| pinner.late_zero(g, late, &mut pins));
+                    let dep = *dep
+                        .get_or_insert_with(|| pinner.late_zero(g, &mut patch, late, &mut pins));
                     let Some(dep) = dep else { break };
                     let merges = crate::pin::merges_a_reshape(&g.nodes[c].op_type);
                     let pinned = match pinned_cache.get(&(x, merges)) {
                         Some(&p) => Some(p),
                         None => {
-                            // (Taken for the call, which reads the graph mutably.)
-                            let op = std::mem::take(&mut g.nodes[c].op_type);
-                            let p = pinner.pin_for(g, x, dep, &op, &mut pins);
-                            g.nodes[c].op_type = op;
-                            p
+                            let op = &g.nodes[c].op_type;
+                            pinner.pin_for(g, &mut patch, x, dep, op, &mut pins)
                         }
                     };
                     if let Some(p) = pinned {
@@ -498,7 +495,7 @@ fn pin_groups(g: &mut Graph, forward_end: usize, pinner: &mut crate::pin::Pinner
             for c in group.clone() {
                 order.extend(g.nodes[c].outputs.iter().flatten().copied());
             }
-            order.extend((pins_from..g.values.len()).map(|v| ValueId(v as u32)));
+            order.extend((pins_from..patch.next_value().index()).map(|v| ValueId(v as u32)));
             patch.insert_all_before(NodeId(group.start as u32), pins);
             group = id..id;
         }

@@ -17,7 +17,7 @@
 //! decided by running the shape rules without the file's shapes, the way ONNX Runtime's
 //! inference sees the graph.
 
-use crate::ir::{Graph, Node, NodeId, Shape, Tensor, ValueId};
+use crate::ir::{Graph, Node, NodeId, Patch, Shape, Tensor, ValueId};
 use crate::ops::{self, OpCtx};
 use crate::pass::{Pass, PassError, Unit};
 use crate::pin::Pinner;
@@ -158,6 +158,10 @@ pub fn hide_backward_shapes(g: &mut Graph, forward_end: usize, loss: ValueId, op
 
 /// [`hide_backward_shapes`] of the graph made of `g` (its forward: every node of `g`) and
 /// `backward` (its backward, appended to `g`). `pinner` avoids every name of that graph.
+///
+/// Not one patch: the backward is rebuilt node by node, each node's outputs inferred from
+/// what the nodes before it (aliases included) made, so each alias's values (queued by the
+/// pinner in a patch) are applied to `g` before its nodes are appended and inferred.
 fn hide_backward_nodes(
     g: &mut Graph,
     backward: impl IntoIterator<Item = Node>,
@@ -224,7 +228,9 @@ fn hide_backward_nodes(
                     Some(z) => z,
                     None => {
                         let mut made = Vec::new();
-                        let z = pinner.late_zero(g, loss, &mut made);
+                        let mut patch = Patch::new(g);
+                        let z = pinner.late_zero(g, &mut patch, loss, &mut made);
+                        patch.apply(g);
                         for n in made {
                             push(g, &mut truths, n);
                         }
@@ -234,16 +240,18 @@ fn hide_backward_nodes(
                 };
                 let Some(zero) = zero else { break };
                 let mut made = Vec::new();
+                let mut patch = Patch::new(g);
                 let shape = match hidden_shape.get(&dims) {
                     Some(&s) => s,
                     None => {
-                        let s = pinner.dims_plus(g, &dims, zero, &mut made);
+                        let s = pinner.dims_plus(&mut patch, &dims, zero, &mut made);
                         hidden_shape.insert(dims, s);
                         s
                     }
                 };
                 let base = format!("{}/hidden", g.value(x).name);
-                let h = pinner.reshape_to(g, x, shape, "hidden", &base, &mut made);
+                let h = pinner.reshape_to(g, &mut patch, x, shape, "hidden", &base, &mut made);
+                patch.apply(g);
                 for n in made {
                     push(g, &mut truths, n);
                 }
