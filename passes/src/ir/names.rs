@@ -44,11 +44,13 @@ enum NameStore<'a> {
 }
 
 impl NameStore<'_> {
-    fn bits(&self, name: &str) -> u8 {
+    /// Whether `name` is taken in a namespace of `bits`.
+    fn taken(&self, name: &str, bits: u8) -> bool {
         match self {
-            NameStore::Owned(taken) => taken.get(name).copied().unwrap_or(0),
+            NameStore::Owned(taken) => taken.get(name).is_some_and(|b| b & bits != 0),
             NameStore::Borrowed { graph, made } => {
-                graph.get(name).copied().unwrap_or(0) | made.get(name).copied().unwrap_or(0)
+                graph.get(name).is_some_and(|b| b & bits != 0)
+                    || made.get(name).is_some_and(|b| b & bits != 0)
             }
         }
     }
@@ -126,7 +128,7 @@ impl<'a> Names<'a> {
         } else {
             format!("{base}_{k}")
         };
-        while self.store.bits(&name) & bits != 0 {
+        while self.store.taken(&name, bits) {
             k += 1;
             name = format!("{base}_{k}");
         }
@@ -149,7 +151,7 @@ impl<'a> Names<'a> {
         loop {
             let name = format!("{stem}_{k}");
             k += 1;
-            if self.store.bits(&name) == 0 {
+            if !self.store.taken(&name, BOTH) {
                 self.counter = k;
                 self.store.claim(name.clone(), BOTH);
                 return name;
@@ -160,7 +162,7 @@ impl<'a> Names<'a> {
     /// `name` itself if no value or node has it (a parameter's `…​.grad`), else
     /// [`Names::numbered`] of `stem`.
     pub fn exact_or_numbered(&mut self, name: &str, stem: &str) -> String {
-        if self.store.bits(name) == 0 {
+        if !self.store.taken(name, BOTH) {
             self.store.claim(name.to_string(), BOTH);
             name.to_string()
         } else {
