@@ -159,8 +159,9 @@ fn walk(
     };
     let mut lowered = 0;
     let mut next = 0;
-    // One set of names for every lowering: each value name is read once.
-    let mut names = crate::ir::FreshNames::default();
+    // One name service for every lowering, made by the first that rewrites: each name is
+    // read once, and not at all when nothing is lowered.
+    let mut names = None;
     while next < g.nodes.len() {
         if lowering && remaining == 0 {
             break;

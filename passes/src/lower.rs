@@ -8,7 +8,7 @@
 //! `DepthToSpace` (modes DCR and CRD) and `SpaceToDepth` on an input whose C, H and W are
 //! known become Reshape → Transpose → Reshape with the permutations of the ONNX spec.
 
-use crate::ir::{Attribute, FreshNames, Graph, Node, NodeId, Patch, Tensor, ValueId};
+use crate::ir::{Attribute, Graph, Names, Node, NodeId, Patch, Tensor, ValueId};
 
 fn const_of(g: &Graph, v: ValueId) -> Option<Tensor> {
     let val = g.value(v);
@@ -32,7 +32,11 @@ fn const_of(g: &Graph, v: ValueId) -> Option<Tensor> {
 /// Lowers one `SplitToSequence` node if its pattern allows; called by shape inference when
 /// it reaches the node, so the input's shape is known (a scalar chunk size needs it).
 /// Returns whether the node was rewritten (it is then a `Split`).
-pub fn lower_split_to_sequence(g: &mut Graph, nid: NodeId, taken: &mut FreshNames) -> bool {
+pub fn lower_split_to_sequence(
+    g: &mut Graph,
+    nid: NodeId,
+    names: &mut Option<Names<'static>>,
+) -> bool {
     let n = g.node(nid);
     if n.op_type != "SplitToSequence" || !n.is_standard_domain() {
         return false;
@@ -96,13 +100,11 @@ pub fn lower_split_to_sequence(g: &mut Graph, nid: NodeId, taken: &mut FreshName
         uses.push((r, k as usize));
     }
     let base = g.value(seq).name.clone();
+    let names = names.get_or_insert_with(|| Names::of_graph(g));
     let pieces: Vec<ValueId> = (0..sizes.len())
-        .map(|i| {
-            let name = g.fresh_name(&format!("{base}_{i}"), taken);
-            g.new_value(name)
-        })
+        .map(|i| g.new_value(names.fresh_value(&format!("{base}_{i}"))))
         .collect();
-    let sizes_name = g.fresh_name(&format!("{base}_sizes"), taken);
+    let sizes_name = names.fresh_value(&format!("{base}_sizes"));
     let sizes_id = g.add_initializer(
         sizes_name,
         Tensor::from_i64(vec![sizes.len() as i64], &sizes),
@@ -130,7 +132,7 @@ pub fn lower_split_to_sequence(g: &mut Graph, nid: NodeId, taken: &mut FreshName
 /// input is 4-D with known C, H and W that the block size divides. Called by shape
 /// inference when it reaches the node; on success the node's slot holds the first Reshape
 /// (later node ids shift). Returns whether the node was rewritten.
-pub fn lower_depth_space(g: &mut Graph, nid: NodeId, taken: &mut FreshNames) -> bool {
+pub fn lower_depth_space(g: &mut Graph, nid: NodeId, names: &mut Option<Names<'static>>) -> bool {
     let n = g.node(nid).clone();
     let to_space = match n.op_type.as_str() {
         "DepthToSpace" => true,
@@ -187,20 +189,17 @@ pub fn lower_depth_space(g: &mut Graph, nid: NodeId, taken: &mut FreshNames) -> 
     } else {
         n.name.clone()
     };
-    let mut fresh = |g: &mut Graph, tag: &str| {
-        let name = g.fresh_name(&format!("{base}/{tag}"), taken);
-        g.new_value(name)
-    };
-    let r1 = fresh(g, "Reshape");
-    let t = fresh(g, "Transpose");
-    let n1 = g.fresh_name(&format!("{base}/shape6"), taken);
+    let names = names.get_or_insert_with(|| Names::of_graph(g));
+    let r1 = g.new_value(names.fresh_value(&format!("{base}/Reshape")));
+    let t = g.new_value(names.fresh_value(&format!("{base}/Transpose")));
+    let n1 = names.fresh_value(&format!("{base}/shape6"));
     let s1 = g.add_initializer(n1, Tensor::from_i64(vec![6], &first));
-    let n2 = g.fresh_name(&format!("{base}/shape4"), taken);
+    let n2 = names.fresh_value(&format!("{base}/shape4"));
     let s2 = g.add_initializer(n2, Tensor::from_i64(vec![4], &last));
     let mut nodes = Vec::new();
     let mut push = |op: &str, ins: Vec<ValueId>, attrs: Vec<Attribute>, out: ValueId| {
         let mut m = Node::new(op, ins.into_iter().map(Some).collect(), vec![Some(out)]);
-        m.name = format!("{base}/{op}_{}", nodes.len());
+        m.name = names.fresh_node(&format!("{base}/{op}_{}", nodes.len()));
         m.attrs = attrs;
         nodes.push(m);
     };

@@ -13,7 +13,7 @@
 //! [gates·hidden, input]ᵀ), split per step; each step adds `H_{t-1}·Rᵀ` and applies the
 //! gates. An absent initial state is zero: the terms it would feed are left out.
 
-use crate::ir::{Attribute, FreshNames, Graph, Node, NodeId, Patch, Tensor, ValueId};
+use crate::ir::{Attribute, Graph, Names, Node, NodeId, Patch, Tensor, ValueId};
 use std::collections::HashMap;
 
 /// The longest sequence unrolled (steps per direction).
@@ -39,15 +39,13 @@ struct Builder<'a> {
     g: &'a mut Graph,
     base: String,
     nodes: Vec<Node>,
-    taken: &'a mut FreshNames,
+    names: &'a mut Names<'static>,
     ints: HashMap<Vec<i64>, ValueId>,
 }
 
 impl Builder<'_> {
     fn value(&mut self, tag: &str) -> ValueId {
-        let name = self
-            .g
-            .fresh_name(&format!("{}/{tag}", self.base), self.taken);
+        let name = self.names.fresh_value(&format!("{}/{tag}", self.base));
         self.g.new_value(name)
     }
 
@@ -59,7 +57,9 @@ impl Builder<'_> {
         outs: Vec<ValueId>,
     ) {
         let mut n = Node::new(op, inputs, outs.into_iter().map(Some).collect());
-        n.name = format!("{}/{op}_{}", self.base, self.nodes.len());
+        n.name = self
+            .names
+            .fresh_node(&format!("{}/{op}_{}", self.base, self.nodes.len()));
         n.attrs = attrs;
         self.nodes.push(n);
     }
@@ -85,9 +85,7 @@ impl Builder<'_> {
         if let Some(&v) = self.ints.get(vals) {
             return v;
         }
-        let name = self
-            .g
-            .fresh_name(&format!("{}/const", self.base), self.taken);
+        let name = self.names.fresh_value(&format!("{}/const", self.base));
         let v = self
             .g
             .add_initializer(name, Tensor::from_i64(vec![vals.len() as i64], vals));
@@ -206,7 +204,12 @@ fn supported_form(n: &Node, kind: Kind, dirs: usize) -> bool {
 /// Lowers one `LSTM` or `GRU` node if its form allows (see the module doc). On success the
 /// node's slot in the arena holds the first replacement node, the rest follow it (ids of
 /// later nodes shift), and every output that is read is produced under its own value.
-pub fn lower_rnn(g: &mut Graph, nid: NodeId, opset: i64, taken: &mut FreshNames) -> bool {
+pub fn lower_rnn(
+    g: &mut Graph,
+    nid: NodeId,
+    opset: i64,
+    names: &mut Option<Names<'static>>,
+) -> bool {
     let n = g.node(nid).clone();
     // Split, Squeeze and Unsqueeze take their sizes and axes as inputs from opset 13.
     if !n.is_standard_domain() || opset < 13 {
@@ -302,11 +305,12 @@ pub fn lower_rnn(g: &mut Graph, nid: NodeId, opset: i64, taken: &mut FreshNames)
     } else {
         n.name.clone()
     };
+    let names = names.get_or_insert_with(|| Names::of_graph(g));
     let mut bd = Builder {
         g,
         base,
         nodes: Vec::new(),
-        taken,
+        names,
         ints: HashMap::new(),
     };
     let h = hidden;
@@ -564,4 +568,27 @@ pub fn lower_rnn(g: &mut Graph, nid: NodeId, opset: i64, taken: &mut FreshNames)
     patch.replace(nid, nodes);
     patch.apply(g);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lowered nodes are named `<node>/<op>_<position>` as before the name service,
+    /// though values of the lowering are named `GRU/Split_4` and so on too (values and
+    /// nodes are named each in its own namespace).
+    #[test]
+    fn lowered_node_names_keep_their_scheme() {
+        let text = include_str!("../tests/lower/gru.ir");
+        let input = &text[..text.find("; expect:").expect("a file test")];
+        let mut m = crate::ir::parse_model(input).expect("parses");
+        let mut names = None;
+        assert!(lower_rnn(&mut m.graph, NodeId(0), 17, &mut names));
+        for (k, n) in m.graph.nodes.iter().enumerate() {
+            assert_eq!(n.name, format!("GRU/{}_{k}", n.op_type));
+        }
+        // A value carries one of those names as well (the case that would rename a node
+        // in one shared namespace).
+        assert!(m.graph.values.iter().any(|v| v.name == "GRU/Split_4"));
+    }
 }

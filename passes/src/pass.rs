@@ -15,8 +15,8 @@
 use crate::autodiff::{AutodiffError, TrainOptions, TrainingInfo};
 use crate::error::IrError;
 use crate::infer::InferStats;
+use crate::ir::Names;
 use crate::ir::{Model, ValueId};
-use crate::pin::Names;
 use crate::recompute::{RecomputeError, RewriteOptions, RewriteReport};
 use crate::runtime_weights::RuntimeWeights;
 use thiserror::Error;

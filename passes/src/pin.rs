@@ -7,11 +7,11 @@
 //! their originals) and by the training-graph scheduler (backward nodes that read only
 //! forward values must not run during the forward).
 
-use crate::fxhash::FastHash;
 use crate::ir::{
-    known_shape, Attribute, DType, Graph, Node, Origin, Region, Tensor, Value, ValueId,
+    known_shape, Attribute, DType, Graph, Names, Node, Origin, Patch, Region, Tensor, Value,
+    ValueId,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// Whether ONNX Runtime merges a Reshape into a following node of op `reader_op`
 /// (Reshape, Squeeze, Unsqueeze, Flatten: `MemoryClass::ReshapeView`), dropping the
@@ -20,104 +20,15 @@ pub fn merges_a_reshape(reader_op: &str) -> bool {
     crate::ops::lookup(reader_op).is_some_and(|d| d.memory == crate::ops::MemoryClass::ReshapeView)
 }
 
-/// Emits pins into node lists; shares the zero dependency made from each late value.
+/// Emits pins into node lists; shares the zero dependency made from each late value. It
+/// reads the graph and queues the values and initializers it adds into the caller's
+/// [`Patch`] (read back through it: a pin may read a value an earlier pin made); the caller
+/// places the nodes.
 pub struct Pinner<'a> {
     names: Names<'a>,
     late_zeros: HashMap<ValueId, Option<ValueId>>,
     /// The provenance of the nodes it emits.
     origin: Origin,
-}
-
-/// The fresh-name service of the rewrite passes: a name unused by every value and node of a
-/// graph (both must be unique: profiles key on node names) and by every name it made since.
-/// One service is handed from pass to pass (`pass::Unit`), so each pays for the graph's
-/// names once.
-pub struct Names<'a> {
-    set: NameStore<'a>,
-    /// Per base name, the first suffix not tried yet: names are only ever added, so a base
-    /// asked for again (every pin's `…/Reshape`) resumes there instead of probing `_1`,
-    /// `_2`, … from the start, which made the rewrite quadratic in the number of pins.
-    next_suffix: HashMap<String, usize>,
-}
-
-/// The names fresh names must avoid: every value and node name of the graph the service
-/// was made for, and every name it made since.
-enum NameStore<'a> {
-    /// Owned copies (the graph is changed while the service is used).
-    Owned(HashSet<String>),
-    /// The names of a graph that outlives the service, borrowed, and the names made since.
-    Borrowed {
-        graph: HashSet<&'a str, FastHash>,
-        made: HashSet<String, FastHash>,
-    },
-}
-
-/// Names borrowed from a graph, for [`Pinner::avoiding`] (gathered by the caller while it
-/// reads the graph anyway).
-pub struct NameSet<'a>(HashSet<&'a str, FastHash>);
-
-impl<'a> NameSet<'a> {
-    pub fn with_capacity(n: usize) -> NameSet<'a> {
-        NameSet(HashSet::with_capacity_and_hasher(n, FastHash::default()))
-    }
-
-    pub fn insert(&mut self, name: &'a str) {
-        self.0.insert(name);
-    }
-}
-
-impl Names<'static> {
-    /// The names of `g`, which the caller may change: every name is copied.
-    pub fn of_graph(g: &Graph) -> Names<'static> {
-        let mut taken: HashSet<String> = g.values.iter().map(|v| v.name.clone()).collect();
-        taken.extend(g.nodes.iter().map(|n| n.name.clone()));
-        Names {
-            set: NameStore::Owned(taken),
-            next_suffix: HashMap::new(),
-        }
-    }
-}
-
-impl<'a> Names<'a> {
-    /// `names` (every value and node name of the graph fresh names go into), borrowed.
-    pub fn avoiding(names: NameSet<'a>) -> Names<'a> {
-        Names {
-            set: NameStore::Borrowed {
-                graph: names.0,
-                made: HashSet::default(),
-            },
-            next_suffix: HashMap::new(),
-        }
-    }
-
-    /// A name unused by values and nodes: `base`, else `base_1`, `base_2`, ... (as
-    /// `Graph::fresh_name`).
-    pub fn fresh(&mut self, base: &str) -> String {
-        let taken = |names: &NameStore, name: &str| match names {
-            NameStore::Owned(taken) => taken.contains(name),
-            NameStore::Borrowed { graph, made } => graph.contains(name) || made.contains(name),
-        };
-        let mut k = self.next_suffix.get(base).copied().unwrap_or(0);
-        let mut name = if k == 0 {
-            base.to_string()
-        } else {
-            format!("{base}_{k}")
-        };
-        while taken(&self.set, &name) {
-            k += 1;
-            name = format!("{base}_{k}");
-        }
-        self.next_suffix.insert(base.to_string(), k + 1);
-        match &mut self.set {
-            NameStore::Owned(taken) => {
-                taken.insert(name.clone());
-            }
-            NameStore::Borrowed { made, .. } => {
-                made.insert(name.clone());
-            }
-        }
-        name
-    }
 }
 
 impl Pinner<'static> {
@@ -128,25 +39,6 @@ impl Pinner<'static> {
 }
 
 impl<'a> Pinner<'a> {
-    /// A pinner avoiding the names of `src` (borrowed, not copied), for a graph whose names
-    /// are those of `src` plus the names this pinner makes (a rewrite of a copy of `src`).
-    pub fn borrowing(src: &'a Graph) -> Pinner<'a> {
-        let mut names = NameSet::with_capacity(src.values.len() + src.nodes.len());
-        for v in &src.values {
-            names.insert(&v.name);
-        }
-        for n in &src.nodes {
-            names.insert(&n.name);
-        }
-        Pinner::avoiding(names)
-    }
-
-    /// A pinner avoiding `names` (every value and node name of the graph it will add to)
-    /// and the names it makes.
-    pub fn avoiding(names: NameSet<'a>) -> Pinner<'a> {
-        Pinner::with_names(Names::avoiding(names))
-    }
-
     /// A pinner making its names with `names`.
     pub fn with_names(names: Names<'a>) -> Pinner<'a> {
         Pinner {
@@ -170,11 +62,6 @@ impl<'a> Pinner<'a> {
         self
     }
 
-    /// The value `v` as the pinner reads it.
-    fn value<'s>(&'s self, g: &'s Graph, v: ValueId) -> &'s Value {
-        g.value(v)
-    }
-
     /// A name unused by values and nodes (both must be unique: profiles key on node names).
     pub fn fresh(&mut self, base: &str) -> String {
         self.names.fresh(base)
@@ -184,25 +71,27 @@ impl<'a> Pinner<'a> {
     /// before `late` exists; emitted into `out` once per late value.
     pub fn late_zero(
         &mut self,
-        g: &mut Graph,
+        g: &Graph,
+        patch: &mut Patch,
         late: ValueId,
         out: &mut Vec<Node>,
     ) -> Option<ValueId> {
         if let Some(&d) = self.late_zeros.get(&late) {
             return d;
         }
-        let d = self.make_late_zero(g, late, out);
+        let d = self.make_late_zero(g, patch, late, out);
         self.late_zeros.insert(late, d);
         d
     }
 
     fn make_late_zero(
         &mut self,
-        g: &mut Graph,
+        g: &Graph,
+        patch: &mut Patch,
         late: ValueId,
         out: &mut Vec<Node>,
     ) -> Option<ValueId> {
-        let lv = self.value(g, late);
+        let lv = patch.read(g, late);
         let late_numel = crate::ir::static_numel(lv.shape.as_ref()?)?;
         let ldt = lv.dtype?;
         if late_numel == 0 || ldt == DType::String {
@@ -210,17 +99,29 @@ impl<'a> Pinner<'a> {
         }
         let base = format!("{}/late", lv.name);
         let flat_shape = self.init(
-            g,
+            patch,
             &format!("{base}/flat_shape"),
             Tensor::from_i64(vec![1], &[-1]),
         );
-        let start = self.init(g, &format!("{base}/start"), Tensor::from_i64(vec![1], &[0]));
-        let end = self.init(g, &format!("{base}/end"), Tensor::from_i64(vec![1], &[1]));
-        let zero = self.init(g, &format!("{base}/zero"), Tensor::from_i64(vec![1], &[0]));
-        let flat = self.val(g, &format!("{base}/flat"), ldt, &[late_numel as i64]);
-        let first = self.val(g, &format!("{base}/first"), ldt, &[1]);
-        let as_int = self.val(g, &format!("{base}/int"), DType::Int64, &[1]);
-        let dep = self.val(g, &format!("{base}/zero_dep"), DType::Int64, &[1]);
+        let start = self.init(
+            patch,
+            &format!("{base}/start"),
+            Tensor::from_i64(vec![1], &[0]),
+        );
+        let end = self.init(
+            patch,
+            &format!("{base}/end"),
+            Tensor::from_i64(vec![1], &[1]),
+        );
+        let zero = self.init(
+            patch,
+            &format!("{base}/zero"),
+            Tensor::from_i64(vec![1], &[0]),
+        );
+        let flat = self.val(patch, &format!("{base}/flat"), ldt, &[late_numel as i64]);
+        let first = self.val(patch, &format!("{base}/first"), ldt, &[1]);
+        let as_int = self.val(patch, &format!("{base}/int"), DType::Int64, &[1]);
+        let dep = self.val(patch, &format!("{base}/zero_dep"), DType::Int64, &[1]);
         self.emit(out, &base, "Reshape", &[late, flat_shape], flat, vec![]);
         self.emit(out, &base, "Slice", &[flat, start, end], first, vec![]);
         self.emit(
@@ -238,46 +139,47 @@ impl<'a> Pinner<'a> {
     /// `Reshape(x, shape(x) + dep)`: `x` itself, read only after `dep` exists.
     pub fn pin(
         &mut self,
-        g: &mut Graph,
+        g: &Graph,
+        patch: &mut Patch,
         x: ValueId,
         dep: ValueId,
         out: &mut Vec<Node>,
     ) -> Option<ValueId> {
-        let xv = self.value(g, x);
+        let xv = patch.read(g, x);
         let dims = crate::ir::static_dims(xv.shape.as_ref()?)?;
         let base = format!("{}/pin", xv.name);
-        let new_shape = self.shape_plus(g, &base, &dims, dep, out);
-        Some(self.reshape_to(g, x, new_shape, "pinned", &base, out))
+        let new_shape = self.shape_plus(patch, &base, &dims, dep, out);
+        Some(self.reshape_to(g, patch, x, new_shape, "pinned", &base, out))
     }
 
     /// `dims + dep`: an int64 shape equal to `dims` that is not known before `dep` exists.
     pub fn dims_plus(
         &mut self,
-        g: &mut Graph,
+        patch: &mut Patch,
         dims: &[i64],
         dep: ValueId,
         out: &mut Vec<Node>,
     ) -> ValueId {
         let text: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
         let base = format!("hidden_shape/{}", text.join("x"));
-        self.shape_plus(g, &base, dims, dep, out)
+        self.shape_plus(patch, &base, dims, dep, out)
     }
 
     fn shape_plus(
         &mut self,
-        g: &mut Graph,
+        patch: &mut Patch,
         base: &str,
         dims: &[i64],
         dep: ValueId,
         out: &mut Vec<Node>,
     ) -> ValueId {
         let shape = self.init(
-            g,
+            patch,
             &format!("{base}/shape"),
             Tensor::from_i64(vec![dims.len() as i64], dims),
         );
         let new_shape = self.val(
-            g,
+            patch,
             &format!("{base}/shape_dep"),
             DType::Int64,
             &[dims.len() as i64],
@@ -288,20 +190,22 @@ impl<'a> Pinner<'a> {
 
     /// `Reshape(x, shape)`, a value named `<x>/<label>` with `x`'s dtype and true dims, made
     /// by a node named `<node_base>/Reshape`.
+    #[allow(clippy::too_many_arguments)]
     pub fn reshape_to(
         &mut self,
-        g: &mut Graph,
+        g: &Graph,
+        patch: &mut Patch,
         x: ValueId,
         shape: ValueId,
         label: &str,
         node_base: &str,
         out: &mut Vec<Node>,
     ) -> ValueId {
-        let xv = self.value(g, x);
+        let xv = patch.read(g, x);
         let (dtype, xshape) = (xv.dtype, xv.shape.clone());
         let name = format!("{}/{label}", xv.name);
         let out_v = self.fresh(&name);
-        let outv = g.add_value(Value {
+        let outv = patch.add_value(Value {
             name: out_v,
             dtype,
             shape: xshape,
@@ -318,16 +222,17 @@ impl<'a> Pinner<'a> {
     /// readers get the zero-copy Reshape pin.
     pub fn pin_for(
         &mut self,
-        g: &mut Graph,
+        g: &Graph,
+        patch: &mut Patch,
         x: ValueId,
         dep: ValueId,
         reader_op: &str,
         out: &mut Vec<Node>,
     ) -> Option<ValueId> {
         if !merges_a_reshape(reader_op) {
-            return self.pin(g, x, dep, out);
+            return self.pin(g, patch, x, dep, out);
         }
-        let xv = self.value(g, x);
+        let xv = patch.read(g, x);
         let dt = xv.dtype?;
         if !(dt.is_float() || dt.is_int()) {
             return None;
@@ -335,10 +240,14 @@ impl<'a> Pinner<'a> {
         let dims = crate::ir::static_dims(xv.shape.as_ref()?)?;
         let base = format!("{}/pin", xv.name);
         let xname = xv.name.clone();
-        let one = self.init(g, &format!("{base}/one"), Tensor::from_i64(vec![1], &[1]));
-        let one_dep = self.val(g, &format!("{base}/one_dep"), DType::Int64, &[1]);
-        let factor = self.val(g, &format!("{base}/factor"), dt, &[1]);
-        let pinned = self.val(g, &format!("{xname}/pinned"), dt, &dims);
+        let one = self.init(
+            patch,
+            &format!("{base}/one"),
+            Tensor::from_i64(vec![1], &[1]),
+        );
+        let one_dep = self.val(patch, &format!("{base}/one_dep"), DType::Int64, &[1]);
+        let factor = self.val(patch, &format!("{base}/factor"), dt, &[1]);
+        let pinned = self.val(patch, &format!("{xname}/pinned"), dt, &dims);
         self.emit(out, &base, "Add", &[one, dep], one_dep, vec![]);
         self.emit(
             out,
@@ -352,14 +261,14 @@ impl<'a> Pinner<'a> {
         Some(pinned)
     }
 
-    fn init(&mut self, g: &mut Graph, name: &str, t: Tensor) -> ValueId {
+    fn init(&mut self, patch: &mut Patch, name: &str, t: Tensor) -> ValueId {
         let name = self.fresh(name);
-        g.add_initializer(name, t)
+        patch.add_initializer(name, t)
     }
 
-    fn val(&mut self, g: &mut Graph, name: &str, dtype: DType, dims: &[i64]) -> ValueId {
+    fn val(&mut self, patch: &mut Patch, name: &str, dtype: DType, dims: &[i64]) -> ValueId {
         let name = self.fresh(name);
-        g.add_value(Value {
+        patch.add_value(Value {
             name,
             dtype: Some(dtype),
             shape: Some(known_shape(dims)),

@@ -175,13 +175,6 @@ pub fn apply_recompute(
 ) -> Result<(Graph, RewriteReport), RecomputeError> {
     // The planner rewrites once per plan it simulates: the names are borrowed from `g`, not
     // copied, and the copy of `g` is made once with room for what the passes add.
-    let mut names = crate::pin::NameSet::with_capacity(g.values.len() + g.nodes.len());
-    for v in &g.values {
-        names.insert(&v.name);
-    }
-    for n in &g.nodes {
-        names.insert(&n.name);
-    }
     let model = crate::ir::Model {
         graph: copy_with_room(g),
         ..Default::default()
@@ -189,7 +182,7 @@ pub fn apply_recompute(
     let mut unit = Unit::training(model, info.clone());
     unit.recompute = recompute.to_vec();
     unit.rewrite = opts;
-    unit.names = Some(crate::pin::Names::avoiding(names));
+    unit.names = Some(crate::ir::Names::borrowing(g));
     Manager::new()
         .run(&mut unit, "recompute", "hide-backward-shapes")
         .map_err(|e| match e {
@@ -237,7 +230,7 @@ impl Pass for Recompute {
         let names = unit
             .names
             .take()
-            .unwrap_or_else(|| crate::pin::Names::of_graph(g));
+            .unwrap_or_else(|| crate::ir::Names::of_graph(g));
         let backward_start = g.backward_start();
         // Copies and rewired inputs are queued, then applied in one pass over the nodes
         // (the planner rewrites every plan it simulates).
@@ -272,7 +265,7 @@ impl Pass for Recompute {
 
 struct Rewriter<'g, 'a> {
     g: &'g mut Graph,
-    names: crate::pin::Names<'a>,
+    names: crate::ir::Names<'a>,
     /// The copies (nodes and values) and rewired inputs, queued.
     patch: crate::ir::Patch,
     /// Per value of the graph before the rewrite: dropped for recomputation.
@@ -428,8 +421,7 @@ fn pin_groups(g: &mut Graph, pinner: &mut crate::pin::Pinner) -> usize {
     let copy = |v: ValueId| is_copy.get(v.index()).copied().unwrap_or(false);
     let node_count = g.nodes.len();
     let made_from = g.values.len();
-    // Pins go before their group; the pinner adds their values to `g` (the patch adds
-    // none, so their ids do not clash).
+    // Pins (their nodes and the values the pinner queues) go before their group.
     let mut patch = crate::ir::Patch::new(g);
     // Per group: its copies' values and its pins' values (ids), in order.
     let mut order: Vec<ValueId> = Vec::new();
@@ -458,7 +450,7 @@ fn pin_groups(g: &mut Graph, pinner: &mut crate::pin::Pinner) -> usize {
                 .copied()
                 .find(|&i| !copy(i) && g.value(i).producer.is_some_and(|p| g.in_backward(p)))
                 .or(last_backward_value);
-            let pins_from = g.values.len();
+            let pins_from = patch.next_value().index();
             let mut pins = Vec::new();
             if let Some(late) = late {
                 let mut pinned_any = false;
@@ -472,17 +464,15 @@ fn pin_groups(g: &mut Graph, pinner: &mut crate::pin::Pinner) -> usize {
                         (!copy(i) && g.value(i).constant.is_none()).then_some((k, i))
                     });
                     let Some((k, x)) = kept else { continue };
-                    let dep = *dep.get_or_insert_with(|| pinner.late_zero(g, late, &mut pins));
+                    let dep = *dep
+                        .get_or_insert_with(|| pinner.late_zero(g, &mut patch, late, &mut pins));
                     let Some(dep) = dep else { break };
                     let merges = crate::pin::merges_a_reshape(&g.nodes[c].op_type);
                     let pinned = match pinned_cache.get(&(x, merges)) {
                         Some(&p) => Some(p),
                         None => {
-                            // (Taken for the call, which reads the graph mutably.)
-                            let op = std::mem::take(&mut g.nodes[c].op_type);
-                            let p = pinner.pin_for(g, x, dep, &op, &mut pins);
-                            g.nodes[c].op_type = op;
-                            p
+                            let op = &g.nodes[c].op_type;
+                            pinner.pin_for(g, &mut patch, x, dep, op, &mut pins)
                         }
                     };
                     if let Some(p) = pinned {
@@ -498,7 +488,7 @@ fn pin_groups(g: &mut Graph, pinner: &mut crate::pin::Pinner) -> usize {
             for c in group.clone() {
                 order.extend(g.nodes[c].outputs.iter().flatten().copied());
             }
-            order.extend((pins_from..g.values.len()).map(|v| ValueId(v as u32)));
+            order.extend((pins_from..patch.next_value().index()).map(|v| ValueId(v as u32)));
             patch.insert_all_before(NodeId(group.start as u32), pins);
             group = id..id;
         }

@@ -17,7 +17,7 @@
 //! decided by running the shape rules without the file's shapes, the way ONNX Runtime's
 //! inference sees the graph.
 
-use crate::ir::{Graph, Node, NodeId, Region, Shape, Tensor, ValueId};
+use crate::ir::{Graph, Node, NodeId, Patch, Region, Shape, Tensor, ValueId};
 use crate::ops::{self, OpCtx, OutInfo};
 use crate::pass::{Pass, PassError, Unit};
 use crate::pin::Pinner;
@@ -135,7 +135,7 @@ fn infer_in_place(g: &mut Graph, id: NodeId, opset: i64, truths: &mut Truths, ru
 /// Queues `made` before node `before`, inferring each node as it comes.
 fn queue(
     g: &mut Graph,
-    patch: &mut crate::ir::Patch,
+    patch: &mut Patch,
     before: NodeId,
     made: Vec<Node>,
     opset: i64,
@@ -207,7 +207,9 @@ fn hide_backward_shapes(
         infer_in_place(g, id, opset, &mut truths, &mut rules);
     }
 
-    let mut patch = crate::ir::Patch::new(g);
+    // The aliases' nodes and the rewired inputs (the aliases' values are applied as they
+    // are made: this patch adds none).
+    let mut patch = Patch::new(g);
     let mut zero: Option<Option<ValueId>> = None;
     let mut hidden_shape: HashMap<Vec<i64>, ValueId> = HashMap::new();
     // Per value: the alias it is read through.
@@ -252,7 +254,10 @@ fn hide_backward_shapes(
                             Some(z) => z,
                             None => {
                                 let mut made = Vec::new();
-                                let z = pinner.late_zero(g, loss, &mut made);
+                                // (Values applied at once: the shape rules read them.)
+                                let mut values = Patch::new(g);
+                                let z = pinner.late_zero(g, &mut values, loss, &mut made);
+                                values.apply(g);
                                 queue(g, &mut patch, id, made, opset, &mut truths, &mut rules);
                                 zero = Some(z);
                                 z
@@ -260,16 +265,19 @@ fn hide_backward_shapes(
                         };
                         let Some(zero) = zero else { break };
                         let mut made = Vec::new();
+                        let mut values = Patch::new(g);
                         let shape = match hidden_shape.get(&dims) {
                             Some(&s) => s,
                             None => {
-                                let s = pinner.dims_plus(g, &dims, zero, &mut made);
+                                let s = pinner.dims_plus(&mut values, &dims, zero, &mut made);
                                 hidden_shape.insert(dims, s);
                                 s
                             }
                         };
                         let base = format!("{}/hidden", g.value(x).name);
-                        let h = pinner.reshape_to(g, x, shape, "hidden", &base, &mut made);
+                        let h =
+                            pinner.reshape_to(g, &mut values, x, shape, "hidden", &base, &mut made);
+                        values.apply(g);
                         queue(g, &mut patch, id, made, opset, &mut truths, &mut rules);
                         if hidden_of.len() <= x.index() {
                             hidden_of.resize(x.index() + 1, None);

@@ -14,7 +14,7 @@
 //! when a budget cannot be met without it.
 
 use crate::autodiff::TrainingInfo;
-use crate::ir::{DType, Graph, Node, NodeId, Region, ValueId};
+use crate::ir::{DType, Graph, Node, NodeId, Patch, Region, ValueId};
 use crate::pass::{Manager, Pass, PassError, Unit};
 use std::collections::HashMap;
 
@@ -113,20 +113,20 @@ fn pin_weights(g: &mut Graph) -> Option<RuntimeWeights> {
         return None;
     }
     let mut pinner = crate::pin::Pinner::new(g).made_by("runtime-weights", Region::Forward);
+    // The pins (their nodes and the values the pinner queues) go first, every forward
+    // reader of a weight reads its pin: one patch.
+    let mut patch = Patch::new(g);
     let mut pins: Vec<Node> = Vec::new();
-    let dep = pinner.late_zero(g, source, &mut pins)?;
+    let dep = pinner.late_zero(g, &mut patch, source, &mut pins)?;
     let mut pinned: HashMap<ValueId, ValueId> = HashMap::new();
     let mut report = RuntimeWeights::default();
     for &w in &weights {
-        if let Some(p) = pinner.pin(g, w, dep, &mut pins) {
+        if let Some(p) = pinner.pin(g, &mut patch, w, dep, &mut pins) {
             pinned.insert(w, p);
             report.weights += 1;
             report.bytes += g.value_bytes(w).unwrap_or(0);
         }
     }
-    // The pins go first, every forward reader of a weight reads its pin. (The pinner added
-    // the pins' values to `g`; the patch adds none.)
-    let mut patch = crate::ir::Patch::new(g);
     for (k, n) in g.forward_nodes().iter().enumerate() {
         for (j, i) in n.inputs.iter().enumerate() {
             if let Some(&p) = i.and_then(|i| pinned.get(&i)) {

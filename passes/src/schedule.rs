@@ -5,7 +5,7 @@
 //! reads one of its forward inputs through a pin (`pin.rs`) on the backward value made
 //! just before it in file order, so it runs where the builder placed it.
 
-use crate::ir::{Graph, Node, NodeId, Region, ValueId};
+use crate::ir::{Graph, Node, NodeId, Patch, Region, ValueId};
 use crate::pass::{Pass, PassError, Unit};
 use crate::pin::Pinner;
 
@@ -61,9 +61,9 @@ pub fn sinks_last(g: &mut Graph) -> usize {
         .collect();
     let early = early_contributions(g, backward, &is_sink);
     let mut pinner = Pinner::new(g).made_by("order-backward", Region::Backward);
-    // Pins go before their reader; the sinks leave their place for the end, reversed. The
-    // pinner adds the pins' values to `g` (the patch adds none).
-    let mut patch = crate::ir::Patch::new(g);
+    // Pins (their nodes and the values the pinner queues) go before their reader; the sinks
+    // leave their place for the end, reversed.
+    let mut patch = Patch::new(g);
     let node_count = g.nodes.len();
     let mut sinks = Vec::new();
     for k in 0..node_count - backward_start {
@@ -81,16 +81,14 @@ pub fn sinks_last(g: &mut Graph) -> usize {
         for &c in &early[k] {
             let x = inputs.iter().enumerate().find_map(|(j, i)| {
                 let i = (*i)?;
-                let v = g.value(i);
+                let v = patch.read(g, i);
                 (v.producer.is_some() && v.constant.is_none()).then_some((j, i))
             });
             let Some((j, x)) = x else { continue };
             let mut pins = Vec::new();
-            if let Some(dep) = pinner.late_zero(g, c, &mut pins) {
-                let op = std::mem::take(&mut g.node_mut(id).op_type);
-                let p = pinner.pin_for(g, x, dep, &op, &mut pins);
-                g.node_mut(id).op_type = op;
-                if let Some(p) = p {
+            if let Some(dep) = pinner.late_zero(g, &mut patch, c, &mut pins) {
+                let op = &g.node(id).op_type;
+                if let Some(p) = pinner.pin_for(g, &mut patch, x, dep, op, &mut pins) {
                     inputs[j] = Some(p);
                     patch.set_input(id, j, Some(p));
                 }
@@ -230,9 +228,8 @@ pub fn pin_backward_roots(g: &mut Graph, loss: ValueId, seed: ValueId) -> usize 
                 .min()
         })
         .collect();
-    // Each root's pin goes right before it; the pinner adds the pins' values to `g` (the
-    // patch adds none).
-    let mut patch = crate::ir::Patch::new(g);
+    // Each root's pin (its nodes and the values the pinner queues) goes right before it.
+    let mut patch = Patch::new(g);
     let mut pinned = 0;
     for k in 0..is_root.len() {
         if is_root[k] {
@@ -296,24 +293,15 @@ fn pick_input(g: &Graph, node: &Node) -> Option<(usize, ValueId)> {
 }
 
 /// Queues the pin of root `id` on `late` into `patch`; 1 if pinned.
-fn pin_one(
-    g: &mut Graph,
-    pinner: &mut Pinner,
-    id: NodeId,
-    late: ValueId,
-    patch: &mut crate::ir::Patch,
-) -> usize {
+fn pin_one(g: &Graph, pinner: &mut Pinner, id: NodeId, late: ValueId, patch: &mut Patch) -> usize {
     let Some((k, x)) = pick_input(g, g.node(id)) else {
         return 0;
     };
     let mut pins = Vec::new();
     let mut done = 0;
-    if let Some(dep) = pinner.late_zero(g, late, &mut pins) {
-        // (Taken for the call, which reads the graph mutably.)
-        let op = std::mem::take(&mut g.node_mut(id).op_type);
-        let p = pinner.pin_for(g, x, dep, &op, &mut pins);
-        g.node_mut(id).op_type = op;
-        if let Some(p) = p {
+    if let Some(dep) = pinner.late_zero(g, patch, late, &mut pins) {
+        let op = &g.node(id).op_type;
+        if let Some(p) = pinner.pin_for(g, patch, x, dep, op, &mut pins) {
             patch.set_input(id, k, Some(p));
             done = 1;
         }

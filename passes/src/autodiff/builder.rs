@@ -3,9 +3,9 @@
 //! transpose the last two axes, zeros of a shape).
 
 use crate::ir::{
-    known_shape, static_dims, AttrValue, Attribute, DType, Graph, Node, NodeId, Tensor, ValueId,
+    known_shape, static_dims, AttrValue, Attribute, DType, Graph, Names, Node, NodeId, Tensor,
+    ValueId,
 };
-use std::collections::HashSet;
 
 /// A gradient rule's failure: the message names what is unsupported.
 pub type GradResult<T> = Result<T, String>;
@@ -74,10 +74,10 @@ pub fn axis_of(c: &GradCtx, rank: usize, default: i64) -> usize {
 pub struct Builder<'g> {
     pub graph: &'g mut Graph,
     pub opset: i64,
-    taken: HashSet<String>,
+    /// Names of the graph and of what the builder emitted (one counter numbers them all).
+    names: Names<'static>,
     /// Prefix of the names of emitted nodes and values (`grad/` for the backward).
     pub prefix: String,
-    counter: usize,
     consts: std::collections::HashMap<(DType, Vec<i64>, Vec<u8>), ValueId>,
 }
 
@@ -111,36 +111,25 @@ fn data_dependent_source(g: &Graph, v: ValueId) -> Option<NodeId> {
 
 impl<'g> Builder<'g> {
     pub fn new(graph: &'g mut Graph, opset: i64, prefix: &str) -> Builder<'g> {
-        let taken = graph.values.iter().map(|v| v.name.clone()).collect();
+        let names = Names::of_graph(graph);
         Builder {
             graph,
             opset,
-            taken,
+            names,
             prefix: prefix.to_string(),
-            counter: 0,
             consts: Default::default(),
         }
     }
 
+    /// A fresh name `{prefix}{hint}_{k}` (one counter for every hint).
     pub fn fresh(&mut self, hint: &str) -> String {
-        let mut k = self.counter;
-        loop {
-            let name = format!("{}{hint}_{k}", self.prefix);
-            k += 1;
-            if self.taken.insert(name.clone()) {
-                self.counter = k;
-                return name;
-            }
-        }
+        self.names.numbered(&format!("{}{hint}", self.prefix))
     }
 
     /// Reserves an exact name (e.g. `<param>.grad`); falls back to a fresh one if taken.
     pub fn named(&mut self, name: &str) -> String {
-        if self.taken.insert(name.to_string()) {
-            name.to_string()
-        } else {
-            self.fresh(name)
-        }
+        self.names
+            .exact_or_numbered(name, &format!("{}{name}", self.prefix))
     }
 
     /// Emits `op_type(inputs) {attrs}` with `n_out` outputs; returns the outputs. Types and

@@ -329,7 +329,7 @@ impl Graph {
         id
     }
 
-    /// A fresh value named `name` (made unique against `taken` by the caller's naming scheme).
+    /// A fresh value named `name` (made unique by the caller, e.g. with [`super::Names`]).
     pub fn new_value(&mut self, name: impl Into<String>) -> ValueId {
         self.add_value(Value {
             name: name.into(),
@@ -386,81 +386,5 @@ impl Graph {
         let v = self.value(id);
         let n = super::types::static_numel(v.shape.as_ref()?)?;
         n.checked_mul(v.dtype?.size_bytes()?)
-    }
-
-    /// A name not used by any value, built from `base`: `base`, else `base_1`, `base_2`, ...
-    /// `names` remembers the names seen and the next suffix of each base, so that a pass
-    /// keeping one [`FreshNames`] pays for each value once and never probes a base's used
-    /// suffixes again (a pass naming 10,000 values from one base was quadratic).
-    pub fn fresh_name(&self, base: &str, names: &mut FreshNames) -> String {
-        names.sync(self);
-        let mut k = names.next.get(base).copied().unwrap_or(0);
-        let mut name = if k == 0 {
-            base.to_string()
-        } else {
-            format!("{base}_{k}")
-        };
-        while names.taken.contains(&name) {
-            k += 1;
-            name = format!("{base}_{k}");
-        }
-        names.next.insert(base.to_string(), k + 1);
-        names.taken.insert(name.clone());
-        name
-    }
-}
-
-/// The names [`Graph::fresh_name`] must avoid: every value name of the graph (values are
-/// read as they are appended) and every name it gave out, with the next suffix per base.
-#[derive(Clone, Debug, Default)]
-pub struct FreshNames {
-    taken: std::collections::HashSet<String>,
-    next: HashMap<String, usize>,
-    /// Values of the graph already read into `taken`.
-    synced: usize,
-}
-
-impl FreshNames {
-    fn sync(&mut self, g: &Graph) {
-        if g.values.len() < self.synced {
-            // Values were removed: read them all again.
-            self.synced = 0;
-        }
-        if self.synced < g.values.len() {
-            self.taken
-                .extend(g.values[self.synced..].iter().map(|v| v.name.clone()));
-            self.synced = g.values.len();
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Names from one base are `base`, `base_1`, ... in order, skip names the graph or an
-    /// earlier call holds (also values added between calls), and stay distinct over many
-    /// calls (20,000 from one base: the case that was quadratic).
-    #[test]
-    fn fresh_names_skip_taken_names_and_stay_distinct() {
-        let mut g = Graph::default();
-        g.new_value("x");
-        g.new_value("x_2");
-        let mut names = FreshNames::default();
-        assert_eq!(g.fresh_name("x", &mut names), "x_1");
-        assert_eq!(g.fresh_name("x", &mut names), "x_3");
-        g.new_value("x_4");
-        assert_eq!(g.fresh_name("x", &mut names), "x_5");
-        assert_eq!(g.fresh_name("y", &mut names), "y");
-        // A base that looks like another base's suffixed name.
-        assert_eq!(g.fresh_name("x_6", &mut names), "x_6");
-        assert_eq!(g.fresh_name("x", &mut names), "x_7");
-        let mut all = std::collections::HashSet::new();
-        for _ in 0..20_000 {
-            let n = g.fresh_name("z", &mut names);
-            assert!(all.insert(n.clone()), "{n} given twice");
-            g.new_value(n);
-        }
-        assert!(all.contains("z") && all.contains("z_19999"));
     }
 }

@@ -1,6 +1,7 @@
 //! The intermediate representation: an arena of nodes and values with newtype ids.
 
 mod graph;
+mod names;
 mod order;
 mod parser;
 mod patch;
@@ -8,9 +9,8 @@ mod printer;
 mod tensor;
 mod types;
 
-pub use graph::{
-    AttrValue, Attribute, FreshNames, Graph, Model, Node, NodeId, Origin, Region, Value, ValueId,
-};
+pub use graph::{AttrValue, Attribute, Graph, Model, Node, NodeId, Origin, Region, Value, ValueId};
+pub use names::Names;
 pub use order::{sort_nodes, topo_order, verify};
 pub use parser::{parse_graph, parse_model, ParseError, FLOAT_LIST_ATTRS};
 pub use patch::Patch;

@@ -2,16 +2,18 @@
 //!
 //! A rewrite reads the graph as it was (node ids stay valid while it queues) and records
 //! what to change: nodes to insert before a node, a node's replacement, an input to
-//! rewire, values to add. [`Patch::apply`] then moves each node once into its new place
+//! rewire, values and initializers to add. [`Patch::apply`] then moves each node once into its new place
 //! and renumbers the producers from the first edited node on: O(nodes + edits), however
 //! many edits (splicing each insertion into the node list was O(nodes) per edit).
 //!
 //! Value ids are stable: the graph's values keep theirs and the patch's values are
 //! appended in the order they were added, so value numbering (which orders the written
-//! `value_info`) is what appending them one by one gave. Node ids after the first edited
+//! `value_info`) is what appending them one by one gave; so is the order of the
+//! initializers it adds, appended to the graph's list. Node ids after the first edited
 //! node change.
 
 use super::graph::{Graph, Node, NodeId, Value, ValueId};
+use super::tensor::Tensor;
 
 /// Edits queued against one graph; see the module header.
 #[derive(Debug, Default)]
@@ -19,6 +21,8 @@ pub struct Patch {
     /// Id of the first value this patch adds: the graph's value count when it was made.
     first_value: usize,
     values: Vec<Value>,
+    /// The queued values that are initializers, in the order queued.
+    initializers: Vec<ValueId>,
     /// Nodes to insert before the node of that index (the node count: at the end), in the
     /// order queued.
     inserts: Vec<(usize, Node)>,
@@ -45,9 +49,32 @@ impl Patch {
         id
     }
 
+    /// Queues an initializer value holding `t` (as [`Graph::add_initializer`]).
+    pub fn add_initializer(&mut self, name: impl Into<String>, t: Tensor) -> ValueId {
+        let id = self.add_value(Value {
+            name: name.into(),
+            dtype: Some(t.dtype),
+            shape: Some(super::types::known_shape(&t.dims)),
+            initializer: Some(t),
+            ..Value::default()
+        });
+        self.initializers.push(id);
+        id
+    }
+
     /// A value queued by this patch, for reading back before it is applied.
     pub fn value(&self, id: ValueId) -> Option<&Value> {
         self.values.get(id.index().checked_sub(self.first_value)?)
+    }
+
+    /// Value `id` of `g` with this patch applied: queued here, else `g`'s.
+    pub fn read<'s>(&'s self, g: &'s Graph, id: ValueId) -> &'s Value {
+        self.value(id).unwrap_or_else(|| g.value(id))
+    }
+
+    /// The id the next queued value gets.
+    pub fn next_value(&self) -> ValueId {
+        ValueId((self.first_value + self.values.len()) as u32)
     }
 
     /// Queues `node` to go right before `anchor` (`NodeId(g.nodes.len())`: at the end),
@@ -96,6 +123,7 @@ impl Patch {
                 "values added to the graph beside a patch that adds values"
             );
             g.values.append(&mut self.values);
+            g.initializers.append(&mut self.initializers);
         }
         for (n, slot, v) in self.set_inputs {
             g.nodes[n.index()].inputs[slot] = v;
@@ -298,5 +326,35 @@ mod tests {
         assert_eq!(names(&g), ["n0", "m", "n1"]);
         assert_eq!(g.nodes[2].inputs, [Some(ValueId(0))]);
         assert!(producers_consistent(&g));
+    }
+
+    /// Initializers queued between plain values keep their ids and are appended to the
+    /// graph's list in the order queued, as adding them to the graph one by one did.
+    #[test]
+    fn initializers_keep_value_and_list_order() {
+        let mut g = chain();
+        let w = g.add_initializer("w", Tensor::from_i64(vec![1], &[7]));
+        let mut want = g.clone();
+        let mut p = Patch::new(&g);
+        assert_eq!(p.next_value(), ValueId(4));
+        let i1 = p.add_initializer("i1", Tensor::from_i64(vec![1], &[1]));
+        let v = p.add_value(Value {
+            name: "v".into(),
+            ..Value::default()
+        });
+        let i2 = p.add_initializer("i2", Tensor::from_i64(vec![2], &[2, 3]));
+        assert_eq!(
+            (i1, v, i2, p.next_value()),
+            (ValueId(4), ValueId(5), ValueId(6), ValueId(7))
+        );
+        // Reads see queued values first, the graph's otherwise.
+        assert_eq!(p.read(&g, i2).name, "i2");
+        assert_eq!(p.read(&g, w).name, "w");
+        p.apply(&mut g);
+        want.add_initializer("i1", Tensor::from_i64(vec![1], &[1]));
+        want.new_value("v");
+        want.add_initializer("i2", Tensor::from_i64(vec![2], &[2, 3]));
+        assert_eq!(g, want);
+        assert_eq!(g.initializers, [w, i1, i2]);
     }
 }

@@ -32,7 +32,7 @@ pub use cost::{Bytes, CostRule, Flops};
 pub use ctx::{OpCtx, OutInfo, RuleResult};
 
 use crate::autodiff::GradRule;
-use crate::ir::{FreshNames, Graph, Node, NodeId};
+use crate::ir::{Graph, Names, Node, NodeId};
 use cost::{custom, matmul_class, moves, per_in, per_out};
 use MemoryClass::*;
 use Random::*;
@@ -42,8 +42,10 @@ pub type ShapeRule = fn(&OpCtx) -> RuleResult;
 
 /// Rewrites a node into other ops when its pattern allows (called by shape inference when
 /// it reaches the node, so its inputs are typed); returns whether it did. The replacement
-/// is inferred from the node's position on.
-pub type Lowering = fn(&mut Graph, NodeId, i64, &mut FreshNames) -> bool;
+/// is inferred from the node's position on. The names come from the service in the
+/// `Option`, made from the graph by the first lowering that rewrites (most graphs have
+/// none, and reading every name of a large graph for nothing is not free).
+pub type Lowering = fn(&mut Graph, NodeId, i64, &mut Option<Names<'static>>) -> bool;
 
 /// A set of input positions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -247,14 +249,15 @@ pub struct Family {
 
 /// The lowering entry points, in the registry's signature.
 mod lower {
-    use crate::ir::{FreshNames, Graph, NodeId};
-    pub fn split_to_sequence(g: &mut Graph, n: NodeId, _: i64, t: &mut FreshNames) -> bool {
+    use crate::ir::{Graph, Names, NodeId};
+    type LazyNames = Option<Names<'static>>;
+    pub fn split_to_sequence(g: &mut Graph, n: NodeId, _: i64, t: &mut LazyNames) -> bool {
         crate::lower::lower_split_to_sequence(g, n, t)
     }
-    pub fn depth_space(g: &mut Graph, n: NodeId, _: i64, t: &mut FreshNames) -> bool {
+    pub fn depth_space(g: &mut Graph, n: NodeId, _: i64, t: &mut LazyNames) -> bool {
         crate::lower::lower_depth_space(g, n, t)
     }
-    pub fn rnn(g: &mut Graph, n: NodeId, opset: i64, t: &mut FreshNames) -> bool {
+    pub fn rnn(g: &mut Graph, n: NodeId, opset: i64, t: &mut LazyNames) -> bool {
         crate::lower_rnn::lower_rnn(g, n, opset, t)
     }
 }

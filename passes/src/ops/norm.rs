@@ -131,7 +131,8 @@ pub fn layer_norm_grad(c: &mut GradCtx, dys: &[Option<ValueId>]) -> Grads {
 /// ONNX Runtime reject fewer), so the running-statistic outputs are added when missing; they
 /// are not graph outputs: the training graph returns gradients only.
 pub fn switch_batch_norm_to_training(g: &mut Graph) {
-    let mut taken = crate::ir::FreshNames::default();
+    // Made when first needed: most graphs have every statistic output already.
+    let mut names = None;
     for nid in g.node_ids().collect::<Vec<_>>() {
         let n = g.node(nid);
         if n.op_type != "BatchNormalization" || !n.is_standard_domain() {
@@ -145,7 +146,9 @@ pub fn switch_batch_norm_to_training(g: &mut Graph) {
             }
             let like = g.node(nid).input(stat).map(|v| g.value(v).clone());
             let base = format!("{}.running_{}", g.node(nid).name, ["mean", "var"][k - 1]);
-            let name = g.fresh_name(&base, &mut taken);
+            let name = names
+                .get_or_insert_with(|| crate::ir::Names::of_graph(g))
+                .fresh_value(&base);
             let v = g.new_value(name);
             let val = g.value_mut(v);
             val.dtype = like.as_ref().and_then(|l| l.dtype);
