@@ -128,8 +128,10 @@ fn infer_node(g: &mut Graph, node: &Node, opset: i64, truths: &mut Truths, rules
 /// Infers node `id` of `g` into `g`'s values.
 fn infer_in_place(g: &mut Graph, id: NodeId, opset: i64, truths: &mut Truths, rules: &mut Rules) {
     let infos = inferred(g, g.node(id), opset, rules);
-    let outputs = g.node(id).outputs.clone();
+    // (Taken for the call, which writes the graph's values; put back as they were.)
+    let outputs = std::mem::take(&mut g.node_mut(id).outputs);
     record(g, &outputs, infos, truths);
+    g.node_mut(id).outputs = outputs;
 }
 
 /// Queues `made` before node `before`, inferring each node as it comes.
@@ -294,9 +296,10 @@ fn hide_backward_shapes(
         match reads {
             None => infer_in_place(g, id, opset, &mut truths, &mut rules),
             Some(inputs) => {
-                let mut reading = g.node(id).clone();
-                reading.inputs = inputs;
-                infer_node(g, &reading, opset, &mut truths, &mut rules);
+                // Inferred as it will read; the patch rewires it.
+                let file = std::mem::replace(&mut g.node_mut(id).inputs, inputs);
+                infer_in_place(g, id, opset, &mut truths, &mut rules);
+                g.node_mut(id).inputs = file;
             }
         }
     }

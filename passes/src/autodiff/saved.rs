@@ -7,10 +7,12 @@ use crate::ir::{Graph, ValueId};
 /// value-id order. Parameters and constants are excluded: they live for the whole step.
 pub fn saved_activations(g: &Graph) -> Vec<ValueId> {
     let mut saved = vec![false; g.values.len()];
-    for n in g.backward_nodes() {
+    // (Node ids against the backward's start: the planner calls this per plan it scores.)
+    let backward_start = g.backward_start();
+    for n in &g.nodes[backward_start..] {
         for &v in n.inputs.iter().flatten() {
             let val = g.value(v);
-            let forward_node = val.producer.is_some_and(|p| !g.in_backward(p));
+            let forward_node = val.producer.is_some_and(|p| p.index() < backward_start);
             if forward_node && val.constant.is_none() {
                 saved[v.index()] = true;
             }
