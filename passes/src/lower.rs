@@ -151,7 +151,9 @@ pub fn lower_depth_space(g: &mut Graph, nid: NodeId, names: &mut Option<Names<'s
     let (Some(c), Some(h), Some(w)) = (s[1].known(), s[2].known(), s[3].known()) else {
         return false;
     };
-    let batch = s[0].known().unwrap_or(-1);
+    // A symbolic batch is `0` in the Reshapes: "copy the input's dim 0" (dim 0 stays first
+    // through every permutation below), so the batch keeps its name; `-1` lost it.
+    let batch = s[0].known().unwrap_or(0);
     let Some(b) = n.attr_int("blocksize").filter(|&b| b >= 1) else {
         return false;
     };
