@@ -57,3 +57,88 @@ impl Planner for MuTwo {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use onnx_ac_passes::autodiff::build_training_graph;
+    use onnx_ac_passes::ir::{Graph, NodeId, ValueId};
+    use onnx_ac_passes::synth;
+
+    fn cost(g: &Graph, n: NodeId) -> f64 {
+        if g.node(n).op_type == "MatMul" {
+            1e-5
+        } else {
+            1e-6
+        }
+    }
+
+    /// μ-TWO's loop as written: one prefix at a time, the first that fits, else the
+    /// shortest of the lowest peak.
+    fn one_at_a_time(input: &PlanInput) -> Vec<ValueId> {
+        let g = input.graph;
+        let order = mutwo_order(g, &candidates(g), input.cost);
+        let peak = |k: usize| {
+            evaluate(g, input.info, &order[..k], input.cost)
+                .unwrap()
+                .1
+                .peak_bytes
+        };
+        let mut lowest = (peak(0), 0);
+        for k in 0..=order.len() {
+            let p = peak(k);
+            if p <= input.budget_bytes {
+                return order[..k].to_vec();
+            }
+            if p < lowest.0 {
+                lowest = (p, k);
+            }
+        }
+        order[..lowest.1].to_vec()
+    }
+
+    /// Simulating prefixes a batch at a time (on two threads and on one) finds the plan the
+    /// one-at-a-time loop finds, whether the first fit falls at a batch's start, inside it,
+    /// or nowhere (budget 0: the lowest peak).
+    #[test]
+    fn batched_prefixes_find_the_one_at_a_time_plan() {
+        let m = synth::transformer(2, 16, 2, 8, 4, 12);
+        let (tm, info) = build_training_graph(&m, &synth::cross_entropy()).unwrap();
+        let g = &tm.graph;
+        // Budgets at the peaks of several prefixes: the first fit falls at every position
+        // of a batch.
+        let order = mutwo_order(g, &candidates(g), &cost);
+        let budgets: Vec<u64> = std::iter::once(0)
+            .chain(
+                (1..order.len())
+                    .step_by(3)
+                    .take(6)
+                    .map(|k| evaluate(g, &info, &order[..k], &cost).unwrap().1.peak_bytes),
+            )
+            .collect();
+        let mut lengths = std::collections::BTreeSet::new();
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for &budget in &budgets {
+                let input = PlanInput {
+                    graph: g,
+                    info: &info,
+                    cost: &cost,
+                    budget_bytes: budget,
+                };
+                let plan = pool.install(|| MuTwo.plan(&input)).unwrap();
+                // (A plan lists its values in id order.)
+                let got = plan.resolve(g).unwrap();
+                let mut want = one_at_a_time(&input);
+                want.sort_unstable();
+                assert_eq!(got, want, "{threads} threads, budget {budget}");
+                lengths.insert(got.len());
+            }
+        }
+        // The budgets exercise plans of several lengths, not one.
+        assert!(lengths.len() >= 4, "{lengths:?}");
+    }
+}
