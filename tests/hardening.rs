@@ -51,9 +51,8 @@ fn assert_refused(what: &str, o: &Output) -> String {
 // ---- test models --------------------------------------------------------------------------
 
 use onnx_ac::onnx::proto::{
-    tensor_proto, tensor_shape_proto, type_proto, GraphProto, ModelProto, NodeProto,
-    OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto,
-    ValueInfoProto,
+    tensor_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
+    TensorProto,
 };
 use protobuf::{EnumOrUnknown, Message, MessageField};
 

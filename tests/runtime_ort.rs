@@ -4,10 +4,12 @@
 //!
 //! Test models are built here with the protobuf types of `onnx_ac::onnx::proto`.
 
+mod common;
+use common::value_info;
+
 use onnx_ac::onnx::proto::{
-    tensor_proto, tensor_shape_proto, type_proto, GraphProto, ModelProto, NodeProto,
-    OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto,
-    ValueInfoProto,
+    tensor_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
+    TensorProto,
 };
 use onnx_ac::runtime::{
     available_providers, init, loaded_library, run_model, Ep, GraphOpt, HostTensor, LibrarySource,
@@ -24,24 +26,6 @@ fn require_ort() {
     if let Err(e) = init(None) {
         panic!("this test needs ONNX Runtime 1.31: {e}");
     }
-}
-
-fn value_info(name: &str, dtype: DType, dims: &[i64]) -> ValueInfoProto {
-    let mut shape = TensorShapeProto::new();
-    for &d in dims {
-        let mut dim = tensor_shape_proto::Dimension::new();
-        dim.set_dim_value(d);
-        shape.dim.push(dim);
-    }
-    let mut tensor = type_proto::Tensor::new();
-    tensor.elem_type = Some(dtype.to_onnx());
-    tensor.shape = MessageField::some(shape);
-    let mut ty = TypeProto::new();
-    ty.set_tensor_type(tensor);
-    let mut v = ValueInfoProto::new();
-    v.name = Some(name.to_string());
-    v.type_ = MessageField::some(ty);
-    v
 }
 
 fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str]) -> NodeProto {

@@ -216,13 +216,14 @@ pub fn mutwo_order(g: &Graph, cands: &[ValueId], cost: super::NodeCost) -> Vec<V
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use onnx_ac_passes::autodiff::build_training_graph;
     use onnx_ac_passes::ir::NodeId;
     use onnx_ac_passes::synth;
 
-    fn cost(g: &Graph, n: NodeId) -> f64 {
+    /// A toy cost model for planner tests: MatMuls ten times dearer than the rest.
+    pub(in crate::plan) fn cost(g: &Graph, n: NodeId) -> f64 {
         if g.node(n).op_type == "MatMul" {
             1e-5
         } else {

@@ -61,17 +61,10 @@ impl Planner for MuTwo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::candidates::tests::cost;
     use onnx_ac_passes::autodiff::build_training_graph;
-    use onnx_ac_passes::ir::{Graph, NodeId, ValueId};
+    use onnx_ac_passes::ir::ValueId;
     use onnx_ac_passes::synth;
-
-    fn cost(g: &Graph, n: NodeId) -> f64 {
-        if g.node(n).op_type == "MatMul" {
-            1e-5
-        } else {
-            1e-6
-        }
-    }
 
     /// μ-TWO's loop as written: one prefix at a time, the first that fits, else the
     /// shortest of the lowest peak.

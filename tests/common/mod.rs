@@ -178,3 +178,27 @@ pub fn stdout_of_success(out: &std::process::Output) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A float or other tensor's `ValueInfoProto` with static dims (for graphs the tests build).
+pub fn value_info(
+    name: &str,
+    dtype: onnx_ac_passes::ir::DType,
+    dims: &[i64],
+) -> onnx_ac::onnx::proto::ValueInfoProto {
+    use onnx_ac::onnx::proto::{tensor_shape_proto, type_proto, TensorShapeProto, TypeProto};
+    let mut shape = TensorShapeProto::new();
+    for &d in dims {
+        let mut dim = tensor_shape_proto::Dimension::new();
+        dim.set_dim_value(d);
+        shape.dim.push(dim);
+    }
+    let mut tensor = type_proto::Tensor::new();
+    tensor.elem_type = Some(dtype.to_onnx());
+    tensor.shape = protobuf::MessageField::some(shape);
+    let mut ty = TypeProto::new();
+    ty.set_tensor_type(tensor);
+    let mut v = onnx_ac::onnx::proto::ValueInfoProto::new();
+    v.name = Some(name.to_string());
+    v.type_ = protobuf::MessageField::some(ty);
+    v
+}

@@ -2,24 +2,6 @@
 
 use super::*;
 
-pub(super) fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
-    let mut shape = TensorShapeProto::new();
-    for &d in dims {
-        let mut dim = tensor_shape_proto::Dimension::new();
-        dim.set_dim_value(d);
-        shape.dim.push(dim);
-    }
-    let mut tensor = type_proto::Tensor::new();
-    tensor.elem_type = Some(FLOAT);
-    tensor.shape = MessageField::some(shape);
-    let mut ty = TypeProto::new();
-    ty.set_tensor_type(tensor);
-    let mut v = ValueInfoProto::new();
-    v.name = Some(name.to_string());
-    v.type_ = MessageField::some(ty);
-    v
-}
-
 /// `y = MatMul(x[2,16], w[16,16])` with `w` (1 KiB) in the external file `location` (written
 /// here, unless it is `None`), saved as `dir/name`.
 pub(super) fn external_model(
@@ -49,8 +31,16 @@ pub(super) fn external_model(
     n.output = vec!["y".into()];
     let mut g = GraphProto::new();
     g.name = Some("ext".into());
-    g.input.push(value_info("x", &[2, 16]));
-    g.output.push(value_info("y", &[2, 16]));
+    g.input.push(common::value_info(
+        "x",
+        onnx_ac_passes::ir::DType::Float,
+        &[2, 16],
+    ));
+    g.output.push(common::value_info(
+        "y",
+        onnx_ac_passes::ir::DType::Float,
+        &[2, 16],
+    ));
     g.initializer.push(t);
     g.node.push(n);
     let mut m = ModelProto::new();

@@ -220,7 +220,27 @@ pub(super) struct Adj {
     pub(super) order: Option<Vec<VNodeId>>,
 }
 
+/// [`Adj`]'s tables as a transformer reads them, and the order it may leave for the next.
+pub(super) type AdjParts<'a> = (
+    &'a Csr<VValId, VNodeId>,
+    &'a IdVec<VValId, Option<VNodeId>>,
+    &'a Csr<VNodeId, VNodeId>,
+    &'a IdVec<VNodeId, OpKind>,
+    &'a mut Option<Vec<VNodeId>>,
+);
+
 impl Adj {
+    /// Readers, producers, predecessors and kinds to read; the order to take and put back.
+    pub(super) fn split(&mut self) -> AdjParts<'_> {
+        (
+            &self.readers,
+            &self.producer,
+            &self.preds,
+            &self.kinds,
+            &mut self.order,
+        )
+    }
+
     pub(super) fn of(view: &View) -> Adj {
         let nodes = &view.nodes;
         let producer = producers(nodes, view.vals.len());

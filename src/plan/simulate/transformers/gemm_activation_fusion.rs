@@ -6,14 +6,7 @@ use super::{commit, is_float, new_node, sole_reader, std_op, topological_order};
 
 /// GemmActivationFusion (level 2): a Gemm read only by an activation becomes a FusedGemm.
 pub(super) fn gemm_activation_fusion(view: &mut View, adj: &mut Adj) -> bool {
-    let Adj {
-        readers,
-        preds,
-        kinds,
-        order,
-        ..
-    } = adj;
-    let (readers, preds, kinds) = (&*readers, &*preds, &*kinds);
+    let (readers, _, preds, kinds, order) = adj.split();
     let candidate = view.nodes.iter().zip(kinds).any(|(gemm, &kind)| {
         kind == OpKind::Gemm
             && sole_reader(view, readers, gemm).is_some_and(|a| {
@@ -68,8 +61,5 @@ pub(super) fn gemm_activation_fusion(view: &mut View, adj: &mut Adj) -> bool {
             into: gemm_anchor,
         });
     }
-    let changed = !added.is_empty();
-    commit(view, &removed, added);
-    *order = Some(vorder);
-    changed
+    commit(view, order, vorder, &removed, added)
 }

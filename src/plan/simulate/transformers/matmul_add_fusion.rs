@@ -9,14 +9,7 @@ use onnx_ac_passes::ir::Dim;
 /// MatMulAddFusion (level 1): a MatMul read only by an Add of a bias becomes a Gemm (inputs
 /// of rank above 2 are flattened by two new Reshapes); the MatMul's output disappears.
 pub(super) fn matmul_add_fusion(view: &mut View, adj: &mut Adj) -> bool {
-    let Adj {
-        readers,
-        producer,
-        preds,
-        kinds,
-        order,
-    } = adj;
-    let (readers, producer, preds, kinds) = (&*readers, &*producer, &*preds, &*kinds);
+    let (readers, producer, preds, kinds, order) = adj.split();
     let candidate = view.nodes.iter().zip(kinds).any(|(mm, &kind)| {
         kind == OpKind::MatMul
             && sole_reader(view, readers, mm).is_some_and(|a| std_op(&view.nodes[a], &["Add"]))
@@ -123,10 +116,7 @@ pub(super) fn matmul_add_fusion(view: &mut View, adj: &mut Adj) -> bool {
             into: add_anchor,
         });
     }
-    let changed = !added.is_empty();
-    commit(view, &removed, added);
-    *order = Some(vorder);
-    changed
+    commit(view, order, vorder, &removed, added)
 }
 
 /// MatMulAddFusion leaves attention's output projection alone: Softmax -> MatMul ->

@@ -34,14 +34,7 @@ fn scaled_input(view: &View, k: VNodeId) -> Option<usize> {
 /// MatMulScaleFusion (level 2): a Mul/Div by a constant scalar on a (Fused)MatMul input, or
 /// as its only reader, folds into FusedMatMul's alpha; the scaling node goes when unread.
 pub(super) fn matmul_scale_fusion(view: &mut View, adj: &mut Adj) -> bool {
-    let Adj {
-        readers,
-        producer,
-        preds,
-        kinds,
-        order,
-    } = adj;
-    let (readers, producer, preds, kinds) = (&*readers, &*producer, &*preds, &*kinds);
+    let (readers, producer, preds, kinds, order) = adj.split();
     let candidate = view.nodes.iter().zip(kinds).any(|(mm, &kind)| {
         matches!(kind, OpKind::MatMul | OpKind::FusedMatMul)
             && mm.inputs.len() >= 2
@@ -131,8 +124,5 @@ pub(super) fn matmul_scale_fusion(view: &mut View, adj: &mut Adj) -> bool {
         added.push(fused);
         removed[k] = true;
     }
-    let changed = !added.is_empty();
-    commit(view, &removed, added);
-    *order = Some(vorder);
-    changed
+    commit(view, order, vorder, &removed, added)
 }

@@ -10,14 +10,7 @@ use std::collections::HashMap;
 /// MatmulTransposeFusion (level 2): a Transpose of the last two axes feeding a (Fused)MatMul
 /// folds into a FusedMatMul (transA/transB); the Transpose goes once no reader is left.
 pub(super) fn matmul_transpose_fusion(g: &Graph, view: &mut View, adj: &mut Adj) -> bool {
-    let Adj {
-        readers,
-        producer,
-        preds,
-        kinds,
-        order,
-    } = adj;
-    let (readers, producer, preds, kinds) = (&*readers, &*producer, &*preds, &*kinds);
+    let (readers, producer, preds, kinds, order) = adj.split();
     let candidate = view.nodes.iter().zip(kinds).any(|(mm, &kind)| {
         matches!(kind, OpKind::MatMul | OpKind::FusedMatMul)
             && mm.inputs.len() >= 2
@@ -105,8 +98,5 @@ pub(super) fn matmul_transpose_fusion(g: &Graph, view: &mut View, adj: &mut Adj)
         removed[k] = true;
     }
     view.absorbed.extend(absorbed);
-    let changed = !added.is_empty();
-    commit(view, &removed, added);
-    *order = Some(vorder);
-    changed
+    commit(view, order, vorder, &removed, added)
 }

@@ -33,18 +33,9 @@ pub(super) fn optimize<'g>(g: &'g Graph, view: &mut View<'g>, opts: &SimOptions)
     let all = opts.level == OptLevel::All;
     let mut adj: Option<Adj> = None;
     if all {
-        let a = adj.get_or_insert_with(|| Adj::of(view));
-        if push_transpose_through_slice(g, view, a) {
-            adj = None;
-        }
-        let a = adj.get_or_insert_with(|| Adj::of(view));
-        if matmul_add_fusion(view, a) {
-            adj = None;
-        }
-        let a = adj.get_or_insert_with(|| Adj::of(view));
-        if fuse_contiguous_reshapes(view, a) {
-            adj = None;
-        }
+        run(&mut adj, view, |v, a| push_transpose_through_slice(g, v, a));
+        run(&mut adj, view, matmul_add_fusion);
+        run(&mut adj, view, fuse_contiguous_reshapes);
     }
     // CastLike has no CPU kernel: ONNX Runtime inlines its function body, a Cast node with a
     // new index, after level 1 (so the Cast is not folded).
@@ -59,18 +50,9 @@ pub(super) fn optimize<'g>(g: &'g Graph, view: &mut View<'g>, opts: &SimOptions)
         }
     }
     if all {
-        let a = adj.get_or_insert_with(|| Adj::of(view));
-        if gemm_activation_fusion(view, a) {
-            adj = None;
-        }
-        let a = adj.get_or_insert_with(|| Adj::of(view));
-        if matmul_transpose_fusion(g, view, a) {
-            adj = None;
-        }
-        let a = adj.get_or_insert_with(|| Adj::of(view));
-        if matmul_scale_fusion(view, a) {
-            adj = None;
-        }
+        run(&mut adj, view, gemm_activation_fusion);
+        run(&mut adj, view, |v, a| matmul_transpose_fusion(g, v, a));
+        run(&mut adj, view, matmul_scale_fusion);
         // The transformer converts nothing unless a convolution or pool starts a chain.
         let seeds = view.nodes.iter().any(|n| {
             n.std()
@@ -85,6 +67,18 @@ pub(super) fn optimize<'g>(g: &'g Graph, view: &mut View<'g>, opts: &SimOptions)
         }
     }
     view.order = adj.and_then(|a| a.order);
+}
+
+/// Runs one transformer on `view` with the adjacency (built if stale); a change makes it stale.
+fn run<'g>(
+    adj: &mut Option<Adj>,
+    view: &mut View<'g>,
+    transformer: impl FnOnce(&mut View<'g>, &mut Adj) -> bool,
+) {
+    let a = adj.get_or_insert_with(|| Adj::of(view));
+    if transformer(view, a) {
+        *adj = None;
+    }
 }
 
 /// The nodes in an order where each follows its inputs' producers: the one a previous
@@ -129,8 +123,18 @@ fn new_node<'g>(view: &mut View<'g>, anchor: NodeId, op: &'g str, domain: &'g st
     }
 }
 
-/// Drops the nodes marked `removed` and appends `added`.
-fn commit<'g>(view: &mut View<'g>, removed: &IdVec<VNodeId, bool>, added: Vec<VNode<'g>>) {
+/// Applies a transformer's edits to `view` and keeps its walk order `vorder` in `order` for
+/// the next transformer (read only when nothing changed: a change makes [`optimize`] rebuild
+/// the adjacency). Returns whether the view changed.
+fn commit<'g>(
+    view: &mut View<'g>,
+    order: &mut Option<Vec<VNodeId>>,
+    vorder: Vec<VNodeId>,
+    removed: &IdVec<VNodeId, bool>,
+    added: Vec<VNode<'g>>,
+) -> bool {
+    *order = Some(vorder);
+    let changed = !added.is_empty();
     let removed = removed.as_slice();
     let mut k = 0;
     view.nodes.retain(|_| {
@@ -139,6 +143,7 @@ fn commit<'g>(view: &mut View<'g>, removed: &IdVec<VNodeId, bool>, added: Vec<VN
         keep
     });
     view.nodes.extend(added);
+    changed
 }
 
 fn is_float(view: &View, v: Option<VValId>) -> bool {

@@ -15,14 +15,7 @@ fn is_reshape_like(n: &VNode) -> bool {
 /// left without readers by that (a pin's late dependency) are removed.
 pub(super) fn fuse_contiguous_reshapes(view: &mut View, adj: &mut Adj) -> bool {
     let nv = view.vals.len();
-    let Adj {
-        readers,
-        producer,
-        preds,
-        kinds,
-        order,
-    } = adj;
-    let (readers, producer, preds, kinds) = (&*readers, &*producer, &*preds, &*kinds);
+    let (readers, producer, preds, kinds, order) = adj.split();
     let candidate = view.nodes.iter().zip(kinds).any(|(n, &kind)| {
         kind == OpKind::ReshapeLike
             && sole_reader(view, readers, n).is_some_and(|r| kinds[r] == OpKind::ReshapeLike)

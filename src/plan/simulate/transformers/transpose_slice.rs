@@ -12,14 +12,7 @@ use onnx_ac_passes::ir::{Dim, Graph};
 /// takes the Transpose's input (keeping its own index) and a new Transpose transposes the
 /// result.
 pub(super) fn push_transpose_through_slice(g: &Graph, view: &mut View, adj: &mut Adj) -> bool {
-    let Adj {
-        readers,
-        preds,
-        kinds,
-        order,
-        ..
-    } = adj;
-    let (readers, preds, kinds) = (&*readers, &*preds, &*kinds);
+    let (readers, _, preds, kinds, order) = adj.split();
     let candidate = view.nodes.iter().zip(kinds).any(|(tn, &kind)| {
         kind == OpKind::Transpose
             && sole_reader(view, readers, tn).is_some_and(|sl| {
@@ -98,8 +91,5 @@ pub(super) fn push_transpose_through_slice(g: &Graph, view: &mut View, adj: &mut
             into: anchor,
         });
     }
-    let changed = !added.is_empty();
-    commit(view, &removed, added);
-    *order = Some(vorder);
-    changed
+    commit(view, order, vorder, &removed, added)
 }
